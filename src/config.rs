@@ -1,0 +1,601 @@
+//! The route file: what serde reads from `routes.toml`, and the checks that turn it into a [`Config`].
+//!
+//! The structs named `*Spec` mirror the file one to one (they also generate the JSON Schema that editors use).
+//! [`load_file`] and [`load_str`] parse them, check every value, read body files, and return a [`Config`] whose
+//! values are already typed (methods, status codes, header values). Every problem becomes a
+//! [`LoadError`] that points at the file, line and column.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use toml::Spanned;
+
+use crate::error::{LoadError, LoadErrors};
+
+/// The address served when neither the file nor the command line names one (the seed note's port).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+/// The admin API's prefix; routes may not live under it.
+pub const ADMIN_PREFIX: &str = "/__admin";
+
+/// A route file as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "hotroute route file", description = "Routes served by hotroute; see its README.")]
+pub struct RouteFileSpec {
+    /// Settings for the whole server.
+    #[serde(default)]
+    #[schemars(with = "Option<ServerSpec>")]
+    pub server: Option<Spanned<ServerSpec>>,
+    /// The routes, tried in file order.
+    #[serde(default)]
+    #[schemars(with = "Vec<RouteSpec>")]
+    pub route: Vec<Spanned<RouteSpec>>,
+}
+
+/// The `[server]` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// Address to listen on, `IP:PORT`. Default `127.0.0.1:3000`. `--listen` and `--port` override it.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub listen: Option<Spanned<String>>,
+    /// Headers added to every response (a route's own headers win).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// URL path, matchit syntax: `/users/{id}`, `/files/{*rest}`. Must start with `/`.
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// A method or a list of methods (default `GET`); `ANY` matches every method.
+    #[serde(default)]
+    #[schemars(with = "Option<MethodsSpec>")]
+    pub method: Option<Spanned<MethodsSpec>>,
+    /// Response status code (default 200).
+    #[serde(default)]
+    #[schemars(with = "Option<u16>", range(min = 100, max = 999))]
+    pub status: Option<Spanned<u16>>,
+    /// Response headers.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Text body, sent as `text/plain; charset=utf-8` unless a content-type header is given.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub body: Option<Spanned<String>>,
+    /// Any TOML value, sent as JSON with `application/json`.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub json: Option<Spanned<toml::Value>>,
+    /// A file, relative to the route file's folder, read when the routes load; content-type from its extension.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub file: Option<Spanned<String>>,
+    /// Render `body` as a MiniJinja template on each request (`{{ path.id }}` and more).
+    #[serde(default)]
+    pub template: bool,
+}
+
+/// `method = "GET"` or `method = ["GET", "POST"]`.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum MethodsSpec {
+    /// One method.
+    One(String),
+    /// Several methods.
+    Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for MethodsSpec {
+    // Hand-written so that a wrong type gets a clear message instead of serde's "did not match any variant".
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MethodsSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a method name like \"GET\" or a list of them like [\"GET\", \"POST\"]")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MethodsSpec::One(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(m) = seq.next_element::<String>()? {
+                    out.push(m);
+                }
+                Ok(MethodsSpec::Many(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A route file's text, kept so that later stages can point into it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Where it was read from (as given, for messages).
+    pub path: PathBuf,
+    /// Its full text.
+    pub text: String,
+}
+
+/// Where a route is defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Index into [`Config::sources`].
+    pub source: usize,
+    /// Byte span of the whole `[[route]]` table.
+    pub span: Range<usize>,
+    /// 1-based line of the `[[route]]` header.
+    pub line: usize,
+}
+
+/// Which methods a route answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Methods {
+    /// Every method (`"ANY"`).
+    Any,
+    /// These methods. `GET` implies `HEAD`.
+    List(Vec<Method>),
+}
+
+impl Methods {
+    /// Whether a request with `method` is answered by this route.
+    pub fn allows(&self, method: &Method) -> bool {
+        match self {
+            Methods::Any => true,
+            Methods::List(list) => list.iter().any(|m| m == method || (method == Method::HEAD && m == Method::GET)),
+        }
+    }
+}
+
+impl fmt::Display for Methods {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Methods::Any => f.write_str("ANY"),
+            Methods::List(list) => {
+                let names: Vec<&str> = list.iter().map(Method::as_str).collect();
+                f.write_str(&names.join(","))
+            }
+        }
+    }
+}
+
+/// What a route sends as its body.
+#[derive(Debug, Clone)]
+pub enum BodyConfig {
+    /// Fixed bytes, prepared once.
+    Fixed(Bytes),
+    /// A MiniJinja template source, rendered per request; `span` points at it for error messages.
+    Template {
+        /// The template text.
+        source: String,
+        /// Where it is in the route file.
+        span: Range<usize>,
+    },
+}
+
+/// A checked route, ready for the router.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Where it is defined.
+    pub origin: Origin,
+    /// The URL pattern (matchit syntax).
+    pub path: String,
+    /// Byte span of the `path` value.
+    pub path_span: Range<usize>,
+    /// Methods answered.
+    pub methods: Methods,
+    /// Response status.
+    pub status: StatusCode,
+    /// Response headers, server-wide ones merged in, content-type set.
+    pub headers: HeaderMap,
+    /// Response body.
+    pub body: BodyConfig,
+}
+
+/// Server-wide settings from `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+}
+
+/// A checked route file: settings, routes in file order, and what it was read from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The route file first, then any files it pulls in.
+    pub sources: Vec<Source>,
+    /// `[server]` settings.
+    pub server: ServerConfig,
+    /// The routes, in file order.
+    pub routes: Vec<RouteConfig>,
+    /// Files whose content the routes depend on (body files), for the watcher.
+    pub body_files: Vec<PathBuf>,
+}
+
+impl Config {
+    /// An error pointing at `span` of source `source`.
+    pub fn error_at(
+        &self,
+        source: usize,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: Option<&str>,
+    ) -> LoadError {
+        let s = &self.sources[source];
+        LoadError::at(&s.path, &s.text, span, message, help)
+    }
+}
+
+/// Reads and checks the route file at `path`. Body files are resolved against its folder.
+pub fn load_file(path: &Path) -> Result<Config, LoadErrors> {
+    let text = read_route_file(path)?;
+    load_str(&text, path, &base_dir_of(path))
+}
+
+fn read_route_file(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let help = if e.kind() == std::io::ErrorKind::NotFound {
+            "create it (see the README for an example), or name another file: `hotroute path/to/routes.toml`"
+        } else {
+            "check that it is a readable UTF-8 text file"
+        };
+        LoadError::file(path, format!("cannot read route file `{}`: {e}", path.display()), help)
+    })
+}
+
+/// The folder that relative paths in the route file at `path` are resolved against.
+pub fn base_dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Checks route-file `text` as if read from `name`; body files are resolved against `base_dir`.
+pub fn load_str(text: &str, name: &Path, base_dir: &Path) -> Result<Config, LoadErrors> {
+    let (config, errors) = check_str(text, name, base_dir)?;
+    if !errors.is_empty() {
+        return Err(LoadErrors(errors));
+    }
+    Ok(config)
+}
+
+/// Reads the route file at `path` like [`load_file`], but returns the good routes along with the problems found in
+/// the others, so that later checks can run on them too and the user sees every problem at once.
+pub(crate) fn check_file(path: &Path) -> Result<(Config, Vec<LoadError>), LoadErrors> {
+    let text = read_route_file(path)?;
+    check_str(&text, path, &base_dir_of(path))
+}
+
+/// Like [`load_str`], returning the good routes along with the problems found in the others.
+pub(crate) fn check_str(text: &str, name: &Path, base_dir: &Path) -> Result<(Config, Vec<LoadError>), LoadErrors> {
+    let source = Source { path: name.to_path_buf(), text: text.to_owned() };
+    let spec: RouteFileSpec = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim_end().to_owned();
+        let help = toml_help(&message);
+        LoadError::at(name, text, span, message, Some(help))
+    })?;
+    let mut checker =
+        Checker { source: &source, source_index: 0, base_dir, errors: Vec::new(), body_files: Vec::new() };
+    let server = checker.server(spec.server.as_ref());
+    let routes: Vec<RouteConfig> = spec.route.iter().filter_map(|r| checker.route(r, &server.1)).collect();
+    let Checker { errors, body_files, .. } = checker;
+    Ok((Config { sources: vec![source], server: server.0, routes, body_files }, errors))
+}
+
+fn toml_help(message: &str) -> &'static str {
+    if message.starts_with("unknown field") {
+        "remove or rename this key; `hotroute schema` lists every key a route file may hold"
+    } else if message.contains("missing field") {
+        "add the missing key to this table"
+    } else if message.contains("invalid type") {
+        "change the value to the type the message names"
+    } else {
+        "fix the TOML syntax here; the rest of the file was not read"
+    }
+}
+
+/// Collects every problem in one pass, so that a user sees them all at once.
+struct Checker<'a> {
+    source: &'a Source,
+    source_index: usize,
+    base_dir: &'a Path,
+    errors: Vec<LoadError>,
+    body_files: Vec<PathBuf>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>, help: &str) {
+        self.errors.push(LoadError::at(&self.source.path, &self.source.text, span, message, Some(help)));
+    }
+
+    fn server(&mut self, spec: Option<&Spanned<ServerSpec>>) -> (ServerConfig, HeaderMap) {
+        let default = ServerSpec::default();
+        let spec = spec.map_or(&default, |s| s.get_ref());
+        let listen = match &spec.listen {
+            None => DEFAULT_LISTEN.parse().expect("the default address parses"),
+            Some(l) => l.get_ref().parse().unwrap_or_else(|_| {
+                self.error(
+                    l.span(),
+                    format!("`{}` is not a listen address", l.get_ref()),
+                    "write it as IP:PORT, e.g. \"127.0.0.1:3000\" or \"0.0.0.0:8080\"",
+                );
+                DEFAULT_LISTEN.parse().expect("the default address parses")
+            }),
+        };
+        let headers = self.headers(&spec.headers);
+        (ServerConfig { listen }, headers)
+    }
+
+    fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in spec {
+            let Ok(n) = HeaderName::from_bytes(name.get_ref().as_bytes()) else {
+                self.error(
+                    name.span(),
+                    format!("`{}` is not a valid header name", name.get_ref()),
+                    "header names are letters, digits and `-`, e.g. \"x-request-id\"",
+                );
+                continue;
+            };
+            let Ok(v) = HeaderValue::from_str(value.get_ref()) else {
+                self.error(
+                    value.span(),
+                    format!("the value of header `{n}` is not a valid header value"),
+                    "header values are visible ASCII and spaces, without line breaks",
+                );
+                continue;
+            };
+            map.insert(n, v);
+        }
+        map
+    }
+
+    fn route(&mut self, spanned: &Spanned<RouteSpec>, server_headers: &HeaderMap) -> Option<RouteConfig> {
+        let errors_before = self.errors.len();
+        let spec = spanned.get_ref();
+        let span = spanned.span();
+        let origin = Origin { source: self.source_index, line: route_line(&self.source.text, span.start), span };
+
+        let path = spec.path.get_ref();
+        if !path.starts_with('/') {
+            self.error(
+                spec.path.span(),
+                format!("route path `{path}` does not start with `/`"),
+                "write it from the root, e.g. \"/hello\" or \"/users/{id}\"",
+            );
+        } else if path == ADMIN_PREFIX || path.starts_with(&format!("{ADMIN_PREFIX}/")) {
+            self.error(
+                spec.path.span(),
+                format!("route path `{path}` is under `{ADMIN_PREFIX}/`, which hotroute reserves for its admin API"),
+                "move the route to another path",
+            );
+        }
+
+        let methods = self.methods(spec.method.as_ref());
+        let status = match &spec.status {
+            None => StatusCode::OK,
+            Some(s) => StatusCode::from_u16(*s.get_ref()).unwrap_or_else(|_| {
+                self.error(
+                    s.span(),
+                    format!("`{}` is not an HTTP status code", s.get_ref()),
+                    "use a number from 100 to 999, e.g. 200, 404 or 503",
+                );
+                StatusCode::OK
+            }),
+        };
+
+        let mut headers = server_headers.clone();
+        for (name, value) in self.headers(&spec.headers) {
+            if let Some(name) = name {
+                headers.insert(name, value);
+            }
+        }
+
+        let kinds: Vec<(&str, Range<usize>)> = [
+            spec.body.as_ref().map(|b| ("body", b.span())),
+            spec.json.as_ref().map(|j| ("json", j.span())),
+            spec.file.as_ref().map(|f| ("file", f.span())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if kinds.len() > 1 {
+            let names: Vec<&str> = kinds.iter().map(|k| k.0).collect();
+            self.error(
+                kinds[1].1.clone(),
+                format!("a route has at most one body kind, this one has {}", names.join(" and ")),
+                "keep one of `body`, `json` or `file`",
+            );
+        }
+
+        let (body, content_type) = if let Some(b) = &spec.body {
+            let body = if spec.template {
+                BodyConfig::Template { source: b.get_ref().clone(), span: b.span() }
+            } else {
+                BodyConfig::Fixed(Bytes::from(b.get_ref().clone()))
+            };
+            (body, Some("text/plain; charset=utf-8".to_owned()))
+        } else if let Some(j) = &spec.json {
+            let json = toml_to_json(j.get_ref());
+            if spec.template {
+                let text = serde_json::to_string(&json).unwrap_or_default();
+                (BodyConfig::Template { source: text, span: j.span() }, Some("application/json".to_owned()))
+            } else {
+                let bytes = serde_json::to_vec(&json).unwrap_or_default();
+                (BodyConfig::Fixed(Bytes::from(bytes)), Some("application/json".to_owned()))
+            }
+        } else if let Some(f) = &spec.file {
+            match self.body_file(f) {
+                Some((bytes, mime)) => (BodyConfig::Fixed(bytes), Some(mime)),
+                None => (BodyConfig::Fixed(Bytes::new()), None),
+            }
+        } else {
+            if spec.template {
+                self.error(
+                    span_of_key(&self.source.text, &origin.span, "template"),
+                    "`template = true` but the route has no `body` to render",
+                    "add a `body = \"...\"` with the template, or remove `template`",
+                );
+            }
+            (BodyConfig::Fixed(Bytes::new()), None)
+        };
+        if let Some(ct) = content_type
+            && !headers.contains_key(CONTENT_TYPE)
+            && let Ok(v) = HeaderValue::from_str(&ct)
+        {
+            headers.insert(CONTENT_TYPE, v);
+        }
+
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(RouteConfig {
+            origin,
+            path: path.clone(),
+            path_span: spec.path.span(),
+            methods: methods?,
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn methods(&mut self, spec: Option<&Spanned<MethodsSpec>>) -> Option<Methods> {
+        let Some(spec) = spec else { return Some(Methods::List(vec![Method::GET])) };
+        let names: Vec<&String> = match spec.get_ref() {
+            MethodsSpec::One(m) => vec![m],
+            MethodsSpec::Many(list) => list.iter().collect(),
+        };
+        if names.is_empty() {
+            self.error(spec.span(), "the method list is empty", "name at least one method, e.g. [\"GET\"], or \"ANY\"");
+            return None;
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let upper = name.to_ascii_uppercase();
+            if upper == "ANY" {
+                return Some(Methods::Any);
+            }
+            match Method::from_bytes(upper.as_bytes()) {
+                Ok(m) if !upper.is_empty() => {
+                    if !out.contains(&m) {
+                        out.push(m)
+                    }
+                }
+                _ => {
+                    self.error(
+                        spec.span(),
+                        format!("`{name}` is not an HTTP method"),
+                        "use a method like \"GET\", \"POST\", \"PUT\", \"DELETE\", or \"ANY\"",
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(Methods::List(out))
+    }
+
+    fn body_file(&mut self, f: &Spanned<String>) -> Option<(Bytes, String)> {
+        let rel = f.get_ref();
+        let joined = if self.base_dir == Path::new(".") { PathBuf::from(rel) } else { self.base_dir.join(rel) };
+        let resolved = match (joined.canonicalize(), self.base_dir.canonicalize()) {
+            (Ok(file), Ok(base)) => {
+                if !file.starts_with(&base) {
+                    self.error(f.span(), format!("body file `{rel}` is outside the route file's folder `{}`", base.display()), "move the file into the route file's folder (or a folder below it) and name it relative to that folder");
+                    return None;
+                }
+                file
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                self.error(
+                    f.span(),
+                    format!("cannot read body file `{}`: {e}", joined.display()),
+                    "paths are relative to the route file's folder; check the name",
+                );
+                return None;
+            }
+        };
+        match std::fs::read(&resolved) {
+            Ok(bytes) => {
+                self.body_files.push(joined.clone());
+                let mime = mime_guess::from_path(&resolved).first_or_octet_stream();
+                let mime = if mime.type_() == mime_guess::mime::TEXT && mime.get_param("charset").is_none() {
+                    format!("{mime}; charset=utf-8")
+                } else {
+                    mime.to_string()
+                };
+                Some((Bytes::from(bytes), mime))
+            }
+            Err(e) => {
+                self.error(
+                    f.span(),
+                    format!("cannot read body file `{}`: {e}", joined.display()),
+                    "check that it is a readable file, not a folder",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Line of the `[[route]]` header for a route table that starts at `at` (the span serde gives starts at the header).
+fn route_line(text: &str, at: usize) -> usize {
+    crate::error::line_col(text, at).0
+}
+
+/// Span of `key = ...` inside a table span, or the table itself when the key is not found.
+fn span_of_key(text: &str, table: &Range<usize>, key: &str) -> Range<usize> {
+    let t = &text[table.start.min(text.len())..table.end.min(text.len())];
+    let mut offset = 0;
+    for line in t.split_inclusive('\n') {
+        if line.trim_start().starts_with(key) {
+            let lead = line.len() - line.trim_start().len();
+            let start = table.start + offset + lead;
+            return start..start + line.trim().len();
+        }
+        offset += line.len();
+    }
+    table.clone()
+}
+
+/// TOML values as JSON. Dates become their RFC 3339 text, the form a JSON API would send.
+pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        toml::Value::String(s) => J::String(s.clone()),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => J::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+    }
+}
+
+/// The JSON Schema of the route file, as `hotroute schema` prints it and `routes.schema.json` ships it.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(RouteFileSpec);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+    text.push('\n');
+    text
+}
