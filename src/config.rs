@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
-use crate::error::{LoadError, LoadErrors};
+use crate::error::{LineIndex, LoadError, LoadErrors};
 
 /// The address served when neither the file nor the command line names one (the seed note's port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -294,8 +294,9 @@ pub(crate) fn check_str(text: &str, name: &Path, base_dir: &Path) -> Result<(Con
         let help = toml_help(&message);
         LoadError::at(name, text, span, message, Some(help))
     })?;
+    let lines = LineIndex::new(text);
     let mut checker =
-        Checker { source: &source, source_index: 0, base_dir, errors: Vec::new(), body_files: Vec::new() };
+        Checker { source: &source, source_index: 0, base_dir, lines, errors: Vec::new(), body_files: Vec::new() };
     let server = checker.server(spec.server.as_ref());
     let routes: Vec<RouteConfig> = spec.route.iter().filter_map(|r| checker.route(r, &server.1)).collect();
     let Checker { errors, body_files, .. } = checker;
@@ -319,6 +320,7 @@ struct Checker<'a> {
     source: &'a Source,
     source_index: usize,
     base_dir: &'a Path,
+    lines: LineIndex,
     errors: Vec<LoadError>,
     body_files: Vec<PathBuf>,
 }
@@ -374,7 +376,7 @@ impl Checker<'_> {
         let errors_before = self.errors.len();
         let spec = spanned.get_ref();
         let span = spanned.span();
-        let origin = Origin { source: self.source_index, line: route_line(&self.source.text, span.start), span };
+        let origin = Origin { source: self.source_index, line: self.lines.line(span.start), span };
 
         let path = spec.path.get_ref();
         if !path.starts_with('/') {
@@ -556,11 +558,6 @@ impl Checker<'_> {
             }
         }
     }
-}
-
-/// Line of the `[[route]]` header for a route table that starts at `at` (the span serde gives starts at the header).
-fn route_line(text: &str, at: usize) -> usize {
-    crate::error::line_col(text, at).0
 }
 
 /// Span of `key = ...` inside a table span, or the table itself when the key is not found.
