@@ -1,0 +1,54 @@
+//! Route matching and route-file loading: 2 routes vs 10,000, and the cost of a whole load.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use hotroute::Router;
+use hotroute::router::RequestView;
+use http::{HeaderMap, Method, Uri};
+
+fn ten_thousand_routes() -> String {
+    (0..10_000)
+        .map(|i| format!("[[route]]\npath = \"/api/v1/resource{i}/{{id}}/items\"\nbody = \"resource {i}\"\n\n"))
+        .collect()
+}
+
+fn router_of(text: &str) -> Router {
+    Router::load_str(text, Path::new("bench.toml"), Path::new(".")).expect("bench routes load")
+}
+
+fn respond(c: &mut Criterion) {
+    let small = router_of(include_str!("../routes.toml"));
+    let big = router_of(&ten_thousand_routes());
+    let headers = HeaderMap::new();
+    let body = Bytes::new();
+    let peer = "127.0.0.1:1".parse().unwrap();
+    let mut group = c.benchmark_group("respond");
+    for (name, router, uri) in [
+        ("2 routes, /hello", &small, "/hello"),
+        ("10k routes, deep route", &big, "/api/v1/resource9999/42/items"),
+        ("10k routes, miss (404)", &big, "/api/v1/nope"),
+    ] {
+        let uri: Uri = uri.parse().unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let view = RequestView { method: &Method::GET, uri: &uri, headers: &headers, body: &body, peer };
+                black_box(router.respond(black_box(&view)).response)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn load(c: &mut Criterion) {
+    let text = ten_thousand_routes();
+    let mut group = c.benchmark_group("load");
+    group.sample_size(20);
+    group.bench_function("check and build 10k routes", |b| b.iter(|| router_of(black_box(&text))));
+    group.finish();
+}
+
+criterion_group!(benches, respond, load);
+criterion_main!(benches);
