@@ -20,10 +20,12 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod inputs;
 pub mod live;
 pub mod respond;
 pub mod router;
 pub mod server;
+pub mod watch;
 
 pub use config::{Config, load_file, load_str};
 pub use error::{LoadError, LoadErrors, ServeError};

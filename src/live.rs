@@ -12,6 +12,7 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 
 use crate::error::LoadErrors;
+use crate::inputs::Inputs;
 use crate::router::Router;
 
 /// The router in service, its generation, and where it came from.
@@ -21,6 +22,10 @@ pub struct Live {
     generation: AtomicU64,
     source: Option<PathBuf>,
     last_error: Mutex<Option<String>>,
+    /// What the last load (good or bad) read, so the watcher can tell whether anything changed since.
+    inputs: Mutex<Inputs>,
+    /// Held for a whole reload: two at once (watcher, SIGHUP, admin) could otherwise swap in the older routes last.
+    reloading: Mutex<()>,
 }
 
 impl Live {
@@ -32,13 +37,18 @@ impl Live {
             generation: AtomicU64::new(1),
             source,
             last_error: Mutex::new(None),
+            inputs: Mutex::new(Inputs::default()),
+            reloading: Mutex::new(()),
         }
     }
 
     /// Loads the route file at `path` and starts serving it.
     pub fn from_file(path: &Path) -> Result<Self, LoadErrors> {
-        let router = Router::load_file(path)?;
-        Ok(Live::new(router, Some(path.to_path_buf())))
+        let mut inputs = Inputs::default();
+        let router = Router::load_file_tracked(path, &mut inputs)?;
+        let live = Live::new(router, Some(path.to_path_buf()));
+        *live.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
+        Ok(live)
     }
 
     /// The current router, without taking a reference count: for code that answers without waiting.
@@ -74,14 +84,39 @@ impl Live {
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
+    /// What the last load read: the files and include patterns the routes depend on, with their content hashes.
+    pub fn inputs(&self) -> Inputs {
+        self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Re-reads the route file and swaps in the result. On error the old routes keep serving, and the error is
     /// returned, logged, and remembered for the admin API.
     pub fn reload(&self) -> Result<u64, LoadErrors> {
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        self.reload_locked()
+    }
+
+    /// Reloads like [`Live::reload`] only if a file the routes were loaded from (route file, included files, body
+    /// files, include pattern matches) changed since the last load; `None` when nothing did.
+    pub fn reload_if_changed(&self) -> Option<Result<u64, LoadErrors>> {
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let inputs = self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Routes built in memory record no inputs: then any event is worth a reload.
+        if !inputs.is_empty() && !inputs.changed() {
+            return None;
+        }
+        Some(self.reload_locked())
+    }
+
+    fn reload_locked(&self) -> Result<u64, LoadErrors> {
         let Some(path) = &self.source else {
             return Ok(self.generation());
         };
         let started = Instant::now();
-        match Router::load_file(path) {
+        let mut inputs = Inputs::default();
+        let loaded = Router::load_file_tracked(path, &mut inputs);
+        *self.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
+        match loaded {
             Ok(router) => {
                 let n = router.routes().len();
                 let generation = self.swap(router);
