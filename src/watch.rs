@@ -34,7 +34,7 @@ pub const DEBOUNCE: Duration = Duration::from_millis(5);
 
 /// How long the watcher waits after the last relevant event before it looks at the files. Longer than the
 /// debouncer's tick, so that a burst that goes on is seen as one.
-pub const QUIET: Duration = Duration::from_millis(8);
+pub const QUIET: Duration = Duration::from_millis(10);
 
 /// The longest the watcher waits after the first event of a burst before it looks at the files anyway.
 pub const MAX_DELAY: Duration = Duration::from_millis(100);
