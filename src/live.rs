@@ -79,9 +79,14 @@ impl Live {
 
     /// Puts `router` in service and returns the new generation.
     pub fn swap(&self, router: Router) -> u64 {
-        self.router.store(Arc::new(router));
+        self.replace(router).0
+    }
+
+    /// Like [`Live::swap`], handing back the old router so that the caller chooses when to free it.
+    fn replace(&self, router: Router) -> (u64, Arc<Router>) {
+        let old = self.router.swap(Arc::new(router));
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+        (self.generation.fetch_add(1, Ordering::AcqRel) + 1, old)
     }
 
     /// What the last load read: the files and include patterns the routes depend on, with their content hashes.
@@ -119,9 +124,12 @@ impl Live {
         match loaded {
             Ok(router) => {
                 let n = router.routes().len();
-                let generation = self.swap(router);
+                let (generation, old) = self.replace(router);
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 tracing::info!("reloaded {n} routes in {ms:.1} ms (generation {generation})");
+                // Requests already use the new routes; freeing the old ones (tens of ms for a large file) comes last
+                // and is not part of the reload time. Requests still in flight on them keep them alive until done.
+                drop(old);
                 Ok(generation)
             }
             Err(e) => {

@@ -142,8 +142,8 @@ impl Router {
     pub fn build(config: &Config) -> Result<Router, LoadErrors> {
         let mut errors = Vec::new();
         let mut tree = matchit::Router::new();
-        let mut entries: Vec<PathEntry> = Vec::new();
-        let mut by_path: HashMap<&str, usize> = HashMap::new();
+        let mut entries: Vec<PathEntry> = Vec::with_capacity(config.routes.len());
+        let mut by_path: HashMap<&str, usize> = HashMap::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut templates = template_env();
 

@@ -114,6 +114,7 @@ fn add_file(path: &Path, server_headers: &HeaderMap, out: &mut Merged<'_>, input
         errors: Vec::new(),
         body_files: Vec::new(),
         inputs,
+        line_cursor: (0, 1),
     };
     for route in &spec.route {
         if let Some(rc) = checker.route(route, server_headers) {
