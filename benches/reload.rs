@@ -16,11 +16,12 @@ use hotroute::{Live, Router, Server, watch};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let (saves, loads) = if full { (50, 20) } else { (3, 2) };
+    // Under `cargo test` (a debug build), just enough to see that it all still works.
+    let (saves, routes, loads) = if full { (50, 10_000, 20) } else { (3, 1_000, 1) };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(save_to_served(saves, Style::Rename));
     runtime.block_on(save_to_served(saves, Style::InPlace));
-    load_and_swap(10_000, loads);
+    load_and_swap(routes, loads);
 }
 
 #[derive(Debug, Clone, Copy)]

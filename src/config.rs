@@ -342,7 +342,12 @@ fn check_text(
         &spec.include,
         base_dir,
         &server.1,
-        include::Merged { sources: &mut sources, routes: &mut routes, errors: &mut errors, body_files: &mut body_files },
+        include::Merged {
+            sources: &mut sources,
+            routes: &mut routes,
+            errors: &mut errors,
+            body_files: &mut body_files,
+        },
         inputs,
     );
     Ok((Config { sources, server: server.0, routes, body_files }, errors))

@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: the route file is read and checked by [`config`], built into an immutable
 //! [`router::Router`], put in service by [`live::Live`], and answered by [`server::Server`]. The request path never
-//! touches the disk or parses TOML.
+//! touches the disk or parses TOML; [`watch`] reloads the routes when their files change.
 //!
 //! Serving a route file from Rust:
 //!

@@ -424,10 +424,12 @@ mod tests {
     fn the_rescan_flag_asks_for_a_reload_and_unrelated_events_do_not() {
         let targets = Targets { paths: HashSet::from([PathBuf::from("/w/routes.toml")]), ..Targets::default() };
         let watched = BTreeSet::from([PathBuf::from("/w")]);
-        let event = |path: &str| DebouncedEvent::new(
-            Event::new(EventKind::Create(CreateKind::File)).add_path(PathBuf::from(path)),
-            Instant::now(),
-        );
+        let event = |path: &str| {
+            DebouncedEvent::new(
+                Event::new(EventKind::Create(CreateKind::File)).add_path(PathBuf::from(path)),
+                Instant::now(),
+            )
+        };
         let mut batch = Batch::default();
         assert!(!batch.add(Ok(vec![event("/w/notes.txt")]), &targets, &watched));
         assert!(!batch.wanted());

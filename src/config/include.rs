@@ -35,9 +35,11 @@ pub(super) fn add_included(
     for pattern in patterns {
         let rel = pattern.get_ref();
         let main = &out.sources[0];
-        let error = |message: String, help: &str| LoadError::at(&main.path, &main.text, pattern.span(), message, Some(help));
+        let error =
+            |message: String, help: &str| LoadError::at(&main.path, &main.text, pattern.span(), message, Some(help));
         if rel.trim().is_empty() {
-            out.errors.push(error("an empty include pattern".into(), "write a path or pattern, e.g. \"routes.d/*.toml\""));
+            out.errors
+                .push(error("an empty include pattern".into(), "write a path or pattern, e.g. \"routes.d/*.toml\""));
             continue;
         }
         let full = if Path::new(rel).is_absolute() || base_dir == Path::new(".") {
