@@ -465,7 +465,9 @@ async fn a_save_that_changes_nothing_does_not_reload_and_a_burst_reloads_few_tim
     }
     hot.wait_served("/v", &format!("paced {WRITES}"), start + 1).await;
     let reloads = hot.live.generation() - start;
-    assert!(reloads <= WRITES / 10, "{reloads} reloads for {WRITES} paced writes");
+    // Without the wait for a pause this is about one reload per debouncer tick (over 100 here); the bound leaves room
+    // for a loaded machine, where the writer itself stalls now and then.
+    assert!(reloads <= WRITES / 5, "{reloads} reloads for {WRITES} paced writes");
     hot.stop().await;
 }
 
