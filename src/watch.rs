@@ -131,7 +131,8 @@ pub fn spawn(live: Arc<Live>) -> Result<WatchHandle, WatchError> {
         return Err(WatchError::Watch { path, source });
     }
     let source = watcher.live.source().map(Path::display).map(|d| d.to_string()).unwrap_or_default();
-    tracing::info!("watching {source} for changes ({} folders)", watcher.watched.len());
+    let folders = watcher.watched.len();
+    tracing::info!("watching {source} for changes ({folders} folder{})", if folders == 1 { "" } else { "s" });
     tracing::debug!("watched folders: {:?}", watcher.watched);
     let thread = std::thread::Builder::new()
         .name("hotroute-watch".into())
