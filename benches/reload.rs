@@ -77,7 +77,7 @@ async fn save_to_served(saves: usize, style: Style) {
     drop(watcher);
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
-    report(&format!("save-to-served ({style:?}, {saves} saves)"), &mut samples);
+    report(&format!("save-to-served ({style:?}, {saves} saves)"), (samples, Vec::new()));
 }
 
 fn load_and_swap(routes: usize, iterations: usize) {
@@ -100,58 +100,73 @@ fn load_and_swap(routes: usize, iterations: usize) {
     assert_eq!(live.router().routes().len(), routes);
 
     // Each measured in a loop of its own, so that one's garbage does not slow the next.
-    let time = |f: &dyn Fn()| -> Vec<Duration> {
-        (0..iterations)
-            .map(|_| {
-                let started = Instant::now();
-                f();
-                started.elapsed()
-            })
-            .collect()
-    };
-    let mut parse = time(&|| {
+    let parse = measure(iterations, &mut || {
         std::hint::black_box(toml::from_str::<hotroute::config::RouteFileSpec>(&text).unwrap());
     });
-    let mut check = time(&|| {
+    let check = measure(iterations, &mut || {
         std::hint::black_box(hotroute::load_file(&path).unwrap());
     });
     let config = hotroute::load_file(&path).unwrap();
-    let mut build = time(&|| {
+    let build = measure(iterations, &mut || {
         std::hint::black_box(Router::build(&config).unwrap());
     });
     drop(config);
-    let mut load = time(&|| {
+    let load = measure(iterations, &mut || {
         std::hint::black_box(Router::load_file(&path).unwrap());
     });
-    let mut swap = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let router = Router::load_file(&path).unwrap();
-        let started = Instant::now();
-        live.swap(router);
-        swap.push(started.elapsed());
-    }
-    let mut reload = time(&|| {
+    let next = std::cell::RefCell::new(None);
+    let swap =
+        measure_with(iterations, &mut || *next.borrow_mut() = Some(Router::load_file(&path).unwrap()), &mut || {
+            live.swap(next.borrow_mut().take().unwrap());
+        });
+    let reload = measure(iterations, &mut || {
         live.reload().unwrap();
     });
     let kib = text.len() / 1024;
-    report(&format!("  of which TOML parsing ({routes} routes)"), &mut parse);
-    report(&format!("  parsing and checking ({routes} routes), config::load_file"), &mut check);
-    report(&format!("  building the router ({routes} routes), Router::build"), &mut build);
-    report(&format!("load {routes} routes ({kib} KiB): read, parse, check, build; Router::load_file"), &mut load);
-    report(&format!("swap in {routes} routes (and free the old ones), Live::swap"), &mut swap);
-    report(&format!("load and swap {routes} routes, Live::reload"), &mut reload);
+    report(&format!("  of which TOML parsing ({routes} routes)"), parse);
+    report(&format!("  parsing and checking ({routes} routes), config::load_file"), check);
+    report(&format!("  building the router ({routes} routes), Router::build"), build);
+    report(&format!("load {routes} routes ({kib} KiB): read, parse, check, build; Router::load_file"), load);
+    report(&format!("swap in {routes} routes and free the old ones, Live::swap"), swap);
+    report(&format!("load and swap {routes} routes, Live::reload"), reload);
 }
 
-fn report(what: &str, samples: &mut [Duration]) {
-    samples.sort();
+/// Wall-clock times of `iterations` runs of `f`, and the time this thread spent on a CPU during them (the figure
+/// a busy machine disturbs least).
+fn measure(iterations: usize, f: &mut dyn FnMut()) -> (Vec<Duration>, Vec<Duration>) {
+    measure_with(iterations, &mut || {}, f)
+}
+
+/// Like [`measure`], running `setup` (not timed) before each run.
+fn measure_with(iterations: usize, setup: &mut dyn FnMut(), f: &mut dyn FnMut()) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..iterations {
+        setup();
+        let (started, cpu_started) = (Instant::now(), on_cpu());
+        f();
+        wall.push(started.elapsed());
+        if let (Some(a), Some(b)) = (cpu_started, on_cpu()) {
+            cpu.push(b.saturating_sub(a));
+        }
+    }
+    (wall, cpu)
+}
+
+/// Time this thread has spent on a CPU (Linux: the first field of /proc/thread-self/schedstat, in ns).
+fn on_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(Duration::from_nanos(text.split_whitespace().next()?.parse().ok()?))
+}
+
+fn report(what: &str, (mut wall, mut cpu): (Vec<Duration>, Vec<Duration>)) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let median = samples[samples.len() / 2];
-    let p90 = samples[(samples.len() * 9 / 10).min(samples.len() - 1)];
+    wall.sort();
+    cpu.sort();
+    let on_cpu = cpu.get(cpu.len() / 2).map(|d| format!(", on-CPU median {:.1} ms", ms(*d))).unwrap_or_default();
     println!(
-        "{what}: median {:.1} ms, p90 {:.1} ms, min {:.1} ms, max {:.1} ms",
-        ms(median),
-        ms(p90),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1])
+        "{what}: median {:.1} ms, min {:.1} ms, max {:.1} ms{on_cpu}",
+        ms(wall[wall.len() / 2]),
+        ms(wall[0]),
+        ms(wall[wall.len() - 1])
     );
 }
