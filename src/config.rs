@@ -20,6 +20,9 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
 use crate::error::{LineIndex, LoadError, LoadErrors};
+use crate::inputs::Inputs;
+
+mod include;
 
 /// The address served when neither the file nor the command line names one (the seed note's port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -32,6 +35,11 @@ pub const ADMIN_PREFIX: &str = "/__admin";
 #[serde(deny_unknown_fields)]
 #[schemars(title = "hotroute route file", description = "Routes served by hotroute; see its README.")]
 pub struct RouteFileSpec {
+    /// Other route files whose routes are added after this file's, in order: paths or glob patterns relative to this
+    /// file's folder, e.g. `["routes.d/*.toml"]`. Included files hold only `[[route]]` tables.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub include: Vec<Spanned<String>>,
     /// Settings for the whole server.
     #[serde(default)]
     #[schemars(with = "Option<ServerSpec>")]
@@ -54,6 +62,9 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Whether the admin API under `/__admin/` answers (default true). Takes effect on reload.
+    #[serde(default)]
+    pub admin: Option<bool>,
 }
 
 /// One `[[route]]`.
@@ -215,6 +226,8 @@ pub struct RouteConfig {
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Whether the admin API under `/__admin/` answers.
+    pub admin: bool,
 }
 
 /// A checked route file: settings, routes in file order, and what it was read from.
@@ -246,18 +259,27 @@ impl Config {
 
 /// Reads and checks the route file at `path`. Body files are resolved against its folder.
 pub fn load_file(path: &Path) -> Result<Config, LoadErrors> {
-    let text = read_route_file(path)?;
-    load_str(&text, path, &base_dir_of(path))
+    let (config, errors) = check_file(path)?;
+    if !errors.is_empty() {
+        return Err(LoadErrors(errors));
+    }
+    Ok(config)
 }
 
-fn read_route_file(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|e| {
+fn read_route_file(path: &Path, inputs: &mut Inputs) -> Result<String, LoadError> {
+    let bytes = inputs.read(path).map_err(|e| {
         let help = if e.kind() == std::io::ErrorKind::NotFound {
             "create it (see the README for an example), or name another file: `hotroute path/to/routes.toml`"
         } else {
             "check that it is a readable UTF-8 text file"
         };
         LoadError::file(path, format!("cannot read route file `{}`: {e}", path.display()), help)
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(e.as_bytes());
+        let message = format!("route file `{}` is not UTF-8 text", path.display());
+        LoadError::at(path, &text, at..at + 1, message, Some("save the file as UTF-8"))
     })
 }
 
@@ -281,26 +303,63 @@ pub fn load_str(text: &str, name: &Path, base_dir: &Path) -> Result<Config, Load
 /// Reads the route file at `path` like [`load_file`], but returns the good routes along with the problems found in
 /// the others, so that later checks can run on them too and the user sees every problem at once.
 pub(crate) fn check_file(path: &Path) -> Result<(Config, Vec<LoadError>), LoadErrors> {
-    let text = read_route_file(path)?;
-    check_str(&text, path, &base_dir_of(path))
+    check_file_tracked(path, &mut Inputs::default())
+}
+
+/// Like [`check_file`], recording in `inputs` every file read (also when the load fails), for the watcher.
+pub(crate) fn check_file_tracked(path: &Path, inputs: &mut Inputs) -> Result<(Config, Vec<LoadError>), LoadErrors> {
+    let text = read_route_file(path, inputs)?;
+    check_text(&text, path, &base_dir_of(path), inputs)
 }
 
 /// Like [`load_str`], returning the good routes along with the problems found in the others.
 pub(crate) fn check_str(text: &str, name: &Path, base_dir: &Path) -> Result<(Config, Vec<LoadError>), LoadErrors> {
+    check_text(text, name, base_dir, &mut Inputs::default())
+}
+
+fn check_text(
+    text: &str,
+    name: &Path,
+    base_dir: &Path,
+    inputs: &mut Inputs,
+) -> Result<(Config, Vec<LoadError>), LoadErrors> {
     let source = Source { path: name.to_path_buf(), text: text.to_owned() };
-    let spec: RouteFileSpec = toml::from_str(text).map_err(|e| {
+    let spec = parse(&source)?;
+    let mut checker = Checker {
+        source: &source,
+        source_index: 0,
+        base_dir,
+        errors: Vec::new(),
+        body_files: Vec::new(),
+        inputs: &mut *inputs,
+        lines: LineIndex::new(text),
+    };
+    let server = checker.server(spec.server.as_ref());
+    let mut routes: Vec<RouteConfig> = spec.route.iter().filter_map(|r| checker.route(r, &server.1)).collect();
+    let Checker { mut errors, mut body_files, .. } = checker;
+    let mut sources = vec![source];
+    include::add_included(
+        &spec.include,
+        base_dir,
+        &server.1,
+        include::Merged {
+            sources: &mut sources,
+            routes: &mut routes,
+            errors: &mut errors,
+            body_files: &mut body_files,
+        },
+        inputs,
+    );
+    Ok((Config { sources, server: server.0, routes, body_files }, errors))
+}
+
+fn parse(source: &Source) -> Result<RouteFileSpec, LoadError> {
+    toml::from_str(&source.text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim_end().to_owned();
         let help = toml_help(&message);
-        LoadError::at(name, text, span, message, Some(help))
-    })?;
-    let lines = LineIndex::new(text);
-    let mut checker =
-        Checker { source: &source, source_index: 0, base_dir, lines, errors: Vec::new(), body_files: Vec::new() };
-    let server = checker.server(spec.server.as_ref());
-    let routes: Vec<RouteConfig> = spec.route.iter().filter_map(|r| checker.route(r, &server.1)).collect();
-    let Checker { errors, body_files, .. } = checker;
-    Ok((Config { sources: vec![source], server: server.0, routes, body_files }, errors))
+        LoadError::at(&source.path, &source.text, span, message, Some(help))
+    })
 }
 
 fn toml_help(message: &str) -> &'static str {
@@ -320,9 +379,11 @@ struct Checker<'a> {
     source: &'a Source,
     source_index: usize,
     base_dir: &'a Path,
-    lines: LineIndex,
     errors: Vec<LoadError>,
     body_files: Vec<PathBuf>,
+    inputs: &'a mut Inputs,
+    /// Line starts of `source`, so each route's line is a binary search.
+    lines: LineIndex,
 }
 
 impl Checker<'_> {
@@ -345,7 +406,7 @@ impl Checker<'_> {
             }),
         };
         let headers = self.headers(&spec.headers);
-        (ServerConfig { listen }, headers)
+        (ServerConfig { listen, admin: spec.admin.unwrap_or(true) }, headers)
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {
@@ -376,7 +437,8 @@ impl Checker<'_> {
         let errors_before = self.errors.len();
         let spec = spanned.get_ref();
         let span = spanned.span();
-        let origin = Origin { source: self.source_index, line: self.lines.line(span.start), span };
+        let line = self.lines.line(span.start);
+        let origin = Origin { source: self.source_index, line, span };
 
         let path = spec.path.get_ref();
         if !path.starts_with('/') {
@@ -523,12 +585,15 @@ impl Checker<'_> {
         let resolved = match (joined.canonicalize(), self.base_dir.canonicalize()) {
             (Ok(file), Ok(base)) => {
                 if !file.starts_with(&base) {
+                    let _ = self.inputs.read(&joined);
                     self.error(f.span(), format!("body file `{rel}` is outside the route file's folder `{}`", base.display()), "move the file into the route file's folder (or a folder below it) and name it relative to that folder");
                     return None;
                 }
                 file
             }
             (Err(e), _) | (_, Err(e)) => {
+                // Watched all the same, so that creating the file fixes the routes.
+                self.inputs.record_missing(&joined);
                 self.error(
                     f.span(),
                     format!("cannot read body file `{}`: {e}", joined.display()),
@@ -537,7 +602,7 @@ impl Checker<'_> {
                 return None;
             }
         };
-        match std::fs::read(&resolved) {
+        match self.inputs.read(&joined) {
             Ok(bytes) => {
                 self.body_files.push(joined.clone());
                 let mime = mime_guess::from_path(&resolved).first_or_octet_stream();

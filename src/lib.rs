@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: the route file is read and checked by [`config`], built into an immutable
 //! [`router::Router`], put in service by [`live::Live`], and answered by [`server::Server`]. The request path never
-//! touches the disk or parses TOML.
+//! touches the disk or parses TOML; [`watch`] reloads the routes when their files change.
 //!
 //! Serving a route file from Rust:
 //!
@@ -20,10 +20,12 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod inputs;
 pub mod live;
 pub mod respond;
 pub mod router;
 pub mod server;
+pub mod watch;
 
 pub use config::{Config, load_file, load_str};
 pub use error::{LoadError, LoadErrors, ServeError};

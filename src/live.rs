@@ -12,6 +12,7 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 
 use crate::error::LoadErrors;
+use crate::inputs::Inputs;
 use crate::router::Router;
 
 /// The router in service, its generation, and where it came from.
@@ -21,6 +22,10 @@ pub struct Live {
     generation: AtomicU64,
     source: Option<PathBuf>,
     last_error: Mutex<Option<String>>,
+    /// What the last load (good or bad) read, so the watcher can tell whether anything changed since.
+    inputs: Mutex<Inputs>,
+    /// Held for a whole reload: two at once (watcher, SIGHUP, admin) could otherwise swap in the older routes last.
+    reloading: Mutex<()>,
 }
 
 impl Live {
@@ -32,13 +37,18 @@ impl Live {
             generation: AtomicU64::new(1),
             source,
             last_error: Mutex::new(None),
+            inputs: Mutex::new(Inputs::default()),
+            reloading: Mutex::new(()),
         }
     }
 
     /// Loads the route file at `path` and starts serving it.
     pub fn from_file(path: &Path) -> Result<Self, LoadErrors> {
-        let router = Router::load_file(path)?;
-        Ok(Live::new(router, Some(path.to_path_buf())))
+        let mut inputs = Inputs::default();
+        let router = Router::load_file_tracked(path, &mut inputs)?;
+        let live = Live::new(router, Some(path.to_path_buf()));
+        *live.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
+        Ok(live)
     }
 
     /// The current router, without taking a reference count: for code that answers without waiting.
@@ -69,24 +79,57 @@ impl Live {
 
     /// Puts `router` in service and returns the new generation.
     pub fn swap(&self, router: Router) -> u64 {
-        self.router.store(Arc::new(router));
+        self.replace(router).0
+    }
+
+    /// Like [`Live::swap`], handing back the old router so that the caller chooses when to free it.
+    fn replace(&self, router: Router) -> (u64, Arc<Router>) {
+        let old = self.router.swap(Arc::new(router));
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+        (self.generation.fetch_add(1, Ordering::AcqRel) + 1, old)
+    }
+
+    /// What the last load read: the files and include patterns the routes depend on, with their content hashes.
+    pub fn inputs(&self) -> Inputs {
+        self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Re-reads the route file and swaps in the result. On error the old routes keep serving, and the error is
     /// returned, logged, and remembered for the admin API.
     pub fn reload(&self) -> Result<u64, LoadErrors> {
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        self.reload_locked()
+    }
+
+    /// Reloads like [`Live::reload`] only if a file the routes were loaded from (route file, included files, body
+    /// files, include pattern matches) changed since the last load; `None` when nothing did.
+    pub fn reload_if_changed(&self) -> Option<Result<u64, LoadErrors>> {
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let inputs = self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Routes built in memory record no inputs: then any event is worth a reload.
+        if !inputs.is_empty() && !inputs.changed() {
+            return None;
+        }
+        Some(self.reload_locked())
+    }
+
+    fn reload_locked(&self) -> Result<u64, LoadErrors> {
         let Some(path) = &self.source else {
             return Ok(self.generation());
         };
         let started = Instant::now();
-        match Router::load_file(path) {
+        let mut inputs = Inputs::default();
+        let loaded = Router::load_file_tracked(path, &mut inputs);
+        *self.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
+        match loaded {
             Ok(router) => {
                 let n = router.routes().len();
-                let generation = self.swap(router);
+                let (generation, old) = self.replace(router);
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 tracing::info!("reloaded {n} routes in {ms:.1} ms (generation {generation})");
+                // Requests already use the new routes; freeing the old ones (tens of ms for a large file) comes last
+                // and is not part of the reload time. Requests still in flight on them keep them alive until done.
+                drop(old);
                 Ok(generation)
             }
             Err(e) => {

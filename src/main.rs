@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hotroute::{Live, Router, ServeError, Server, config};
+use hotroute::{Live, Router, ServeError, Server, config, watch};
 
 /// Serve the routes in a TOML file; edit the file and the running server answers with the new routes.
 #[derive(Debug, Parser)]
@@ -31,7 +31,7 @@ struct ServeArgs {
     /// Shorthand for --listen 127.0.0.1:PORT; 0 picks a free port.
     #[arg(short, long)]
     port: Option<u16>,
-    /// Do not reload the routes when the file changes.
+    /// Do not reload the routes when the files change (SIGHUP and POST /__admin/reload still reload).
     #[arg(long)]
     no_watch: bool,
     /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG takes precedence.
@@ -97,19 +97,55 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(addr, live.clone()).await?;
+        // Both are in place before the first stdout line, so that a test that read it can edit the file or send
+        // SIGHUP at once (SIGHUP's default action would end the process).
+        let _watch = start_watching(&live, args.no_watch);
+        reload_on_hangup(&live)?;
         // The first stdout line is a contract: tests in any language read the address from it.
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{}", server.local_addr())?;
         out.flush()?;
         drop(out);
         tracing::info!(routes = live.router().routes().len(), file = %args.routes.display(), "serving");
-        if args.no_watch {
-            tracing::debug!("file watching is off (--no-watch)");
-        }
         server.serve(shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The file watcher, unless `--no-watch`; a watcher that cannot start leaves the server running without it.
+fn start_watching(live: &Arc<Live>, no_watch: bool) -> Option<watch::WatchHandle> {
+    if no_watch {
+        tracing::info!("file watching is off (--no-watch): reload with SIGHUP or POST /__admin/reload");
+        return None;
+    }
+    match watch::spawn(live.clone()) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!("{e}\nhot reload is off; SIGHUP and POST /__admin/reload still reload");
+            None
+        }
+    }
+}
+
+/// Reloads the routes on each SIGHUP, off the async workers.
+fn reload_on_hangup(live: &Arc<Live>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        let live = live.clone();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the routes");
+                let live = live.clone();
+                let _ = tokio::task::spawn_blocking(move || live.reload()).await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = live;
+    Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -113,6 +113,14 @@ impl Router {
         Self::build_checked(crate::config::check_file(path)?)
     }
 
+    /// Like [`Router::load_file`], recording in `inputs` every file the load read, for the watcher.
+    pub(crate) fn load_file_tracked(
+        path: &std::path::Path,
+        inputs: &mut crate::inputs::Inputs,
+    ) -> Result<Router, LoadErrors> {
+        Self::build_checked(crate::config::check_file_tracked(path, inputs)?)
+    }
+
     /// Checks and builds route-file `text` named `name`, with body files relative to `base_dir`.
     pub fn load_str(text: &str, name: &std::path::Path, base_dir: &std::path::Path) -> Result<Router, LoadErrors> {
         Self::build_checked(crate::config::check_str(text, name, base_dir)?)
@@ -134,8 +142,8 @@ impl Router {
     pub fn build(config: &Config) -> Result<Router, LoadErrors> {
         let mut errors = Vec::new();
         let mut tree = matchit::Router::new();
-        let mut entries: Vec<PathEntry> = Vec::new();
-        let mut by_path: HashMap<&str, usize> = HashMap::new();
+        let mut entries: Vec<PathEntry> = Vec::with_capacity(config.routes.len());
+        let mut by_path: HashMap<&str, usize> = HashMap::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut templates = template_env();
 
@@ -275,9 +283,14 @@ fn overlaps(a: &Methods, b: &Methods) -> bool {
 
 fn clash(config: &Config, earlier: &RouteConfig, later: &RouteConfig) -> LoadError {
     let src = &config.sources[later.origin.source];
+    let at = if earlier.origin.source == later.origin.source {
+        format!("line {}", earlier.origin.line)
+    } else {
+        format!("{}:{}", config.sources[earlier.origin.source].path.display(), earlier.origin.line)
+    };
     let msg = format!(
-        "route {} {} is defined twice; the one at line {} always answers first, so this one never would",
-        later.methods, later.path, earlier.origin.line
+        "route {} {} is defined twice; the one at {at} always answers first, so this one never would",
+        later.methods, later.path
     );
     let help = "remove one of them, or give them different methods";
     if earlier.origin.source == later.origin.source {

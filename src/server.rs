@@ -45,7 +45,7 @@ pub struct ServeOptions {
     pub grace: Duration,
     /// HTTP/1 header-read timeout. Only active because the builder is given a timer (see [`Server::serve`]).
     pub header_read_timeout: Duration,
-    /// Whether `/__admin/` answers.
+    /// Whether `/__admin/` answers (when the route file's `[server] admin` does not turn it off).
     pub admin: bool,
     /// The largest request body read, in bytes; a larger one gets 413.
     pub max_body: usize,
@@ -152,7 +152,9 @@ impl Server {
 /// Answers one request from the live routes (or the admin API).
 pub async fn handle(live: &Live, options: &ServeOptions, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
-    if options.admin && path.starts_with(ADMIN_PREFIX) && path[ADMIN_PREFIX.len()..].starts_with('/') {
+    // `[server] admin = false` in the route file turns the admin API off too, from the next reload on.
+    let admin = options.admin && live.router().server().admin;
+    if admin && path.starts_with(ADMIN_PREFIX) && path[ADMIN_PREFIX.len()..].starts_with('/') {
         return admin::handle(live, req).await;
     }
     let (parts, body) = req.into_parts();
