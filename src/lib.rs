@@ -20,13 +20,19 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod expect;
+pub mod journal;
 pub mod live;
+pub mod mock;
 pub mod respond;
 pub mod router;
 pub mod server;
 
 pub use config::{Config, load_file, load_str};
 pub use error::{LoadError, LoadErrors, ServeError};
+pub use expect::{Expect, VerifyError};
+pub use journal::{Coverage, RecordedRequest};
 pub use live::Live;
+pub use mock::{MockError, MockServer};
 pub use router::Router;
 pub use server::{ServeOptions, Server};

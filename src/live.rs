@@ -12,6 +12,7 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 
 use crate::error::LoadErrors;
+use crate::journal::Journal;
 use crate::router::Router;
 
 /// The router in service, its generation, and where it came from.
@@ -21,6 +22,8 @@ pub struct Live {
     generation: AtomicU64,
     source: Option<PathBuf>,
     last_error: Mutex<Option<String>>,
+    journal: Journal,
+    reloaded: tokio::sync::Notify,
 }
 
 impl Live {
@@ -32,6 +35,8 @@ impl Live {
             generation: AtomicU64::new(1),
             source,
             last_error: Mutex::new(None),
+            journal: Journal::default(),
+            reloaded: tokio::sync::Notify::new(),
         }
     }
 
@@ -57,6 +62,26 @@ impl Live {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// The requests received and the routes' coverage; it outlives reloads.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Completes once the routes have reached `generation` (at once if they already have); returns the generation.
+    pub async fn wait_for_generation(&self, generation: u64) -> u64 {
+        loop {
+            // Registered before the check, so that a swap between the check and the await is not missed.
+            let notified = self.reloaded.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = self.generation();
+            if now >= generation {
+                return now;
+            }
+            notified.await;
+        }
+    }
+
     /// The route file being served, if any.
     pub fn source(&self) -> Option<&Path> {
         self.source.as_deref()
@@ -71,7 +96,9 @@ impl Live {
     pub fn swap(&self, router: Router) -> u64 {
         self.router.store(Arc::new(router));
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.reloaded.notify_waiters();
+        generation
     }
 
     /// Re-reads the route file and swaps in the result. On error the old routes keep serving, and the error is

@@ -34,6 +34,9 @@ struct ServeArgs {
     /// Do not reload the routes when the file changes.
     #[arg(long)]
     no_watch: bool,
+    /// At shutdown, write the coverage report (routes never hit, requests no route answered) to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    coverage: Option<PathBuf>,
     /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG takes precedence.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
@@ -107,6 +110,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::debug!("file watching is off (--no-watch)");
         }
         server.serve(shutdown_signal()).await?;
+        if let Some(path) = &args.coverage {
+            let report = serde_json::to_string_pretty(&live.journal().coverage(&live).to_json())?;
+            std::fs::write(path, report + "\n")
+                .with_context(|| format!("cannot write the coverage report to {}", path.display()))?;
+        }
         tracing::info!("stopped");
         Ok(())
     })
