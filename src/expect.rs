@@ -421,7 +421,7 @@ fn list_request(msg: &mut String, r: &RecordedRequest, mismatch: Option<String>)
 }
 
 /// A failed expectation: its message lists what the server received.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct VerifyError {
     message: String,
