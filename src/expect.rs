@@ -451,7 +451,10 @@ mod tests {
             "a request that no route answered, between 1 and 3 times"
         );
         assert_eq!(Expect::method("put", "/a").times(2).to_string(), "PUT /a, exactly 2 times");
-        assert_eq!(Expect::delete("/a").header_present("x-id").at_most(1).to_string(), "DELETE /a with a header x-id, at most once");
+        assert_eq!(
+            Expect::delete("/a").header_present("x-id").at_most(1).to_string(),
+            "DELETE /a with a header x-id, at most once"
+        );
     }
 
     #[test]

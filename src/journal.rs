@@ -97,7 +97,13 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
-    fn new(id: u64, time: SystemTime, req: &RequestView<'_>, status: StatusCode, route: Option<Arc<RouteInfo>>) -> Self {
+    fn new(
+        id: u64,
+        time: SystemTime,
+        req: &RequestView<'_>,
+        status: StatusCode,
+        route: Option<Arc<RouteInfo>>,
+    ) -> Self {
         let (path, query) = (req.uri.path(), req.uri.query());
         let body = &req.body[..req.body.len().min(BODY_LIMIT)];
         let target_len = path.len() + query.map_or(0, |q| q.len() + 1);
@@ -423,8 +429,10 @@ impl Coverage {
 
     /// The coverage report as `GET /__admin/coverage` and `--coverage FILE` give it.
     pub fn to_json(&self) -> Value {
-        let route = |r: &RouteHits| json!({ "methods": r.methods, "path": r.path, "location": r.location, "hits": r.hits });
-        let unmatched = |u: &Unmatched| json!({ "method": u.method, "path": u.path, "count": u.count, "status": u.status });
+        let route =
+            |r: &RouteHits| json!({ "methods": r.methods, "path": r.path, "location": r.location, "hits": r.hits });
+        let unmatched =
+            |u: &Unmatched| json!({ "method": u.method, "path": u.path, "count": u.count, "status": u.status });
         json!({
             "complete": self.is_complete(),
             "total_requests": self.total_requests,
@@ -471,7 +479,8 @@ impl State {
         // A request that started before a reload and is answered by the previous routes: name its route, and count
         // the hit on the same route of the new routes, if it is still there.
         let route = router.routes().get(index)?;
-        let nth = router.routes()[..index].iter().filter(|r| r.methods == route.methods && r.path == route.path).count();
+        let nth =
+            router.routes()[..index].iter().filter(|r| r.methods == route.methods && r.path == route.path).count();
         if let Some(same) =
             self.table.routes.iter().filter(|r| r.methods == route.methods && r.path == route.path).nth(nth)
         {
@@ -612,6 +621,48 @@ fn index_of(routes: &[Route], route: &Route) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn router(toml: &str) -> Router {
+        Router::load_str(toml, std::path::Path::new("t.toml"), std::path::Path::new(".")).unwrap()
+    }
+
+    fn record(live: &Live, router: &Arc<Router>, path: &str) {
+        let (method, uri, headers, body) = (Method::GET, path.parse().unwrap(), HeaderMap::new(), bytes::Bytes::new());
+        let req = RequestView {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+            body: &body,
+            peer: ([127, 0, 0, 1], 1).into(),
+        };
+        let answer = router.respond(&req);
+        live.journal().record(live, router, &req, &answer);
+    }
+
+    #[test]
+    fn index_of_finds_elements_and_refuses_strangers() {
+        let r = router("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/b\"\n");
+        let other = router("[[route]]\npath = \"/a\"\n");
+        assert_eq!(index_of(r.routes(), &r.routes()[1]), Some(1));
+        assert_eq!(index_of(r.routes(), &r.routes()[0]), Some(0));
+        assert_eq!(index_of(r.routes(), &other.routes()[0]), None);
+    }
+
+    #[test]
+    fn a_request_answered_by_the_previous_routes_counts_on_the_same_route_of_the_new_ones() {
+        let live = Live::new(router("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/b\"\n"), None);
+        let old = live.load_full();
+        record(&live, &old, "/b");
+        // Reloaded with /b moved: a request still in flight on the old routes records its route as it was.
+        live.swap(router("[[route]]\npath = \"/c\"\n\n[[route]]\npath = \"/b\"\n"));
+        record(&live, &old, "/b");
+        record(&live, &live.load_full(), "/b");
+        let requests = live.journal().requests();
+        let locations: Vec<_> = requests.iter().map(|r| r.route().unwrap().location.as_str()).collect();
+        assert_eq!(locations, ["t.toml:3", "t.toml:3", "t.toml:4"]);
+        let hits: Vec<_> = live.journal().coverage(&live).routes.iter().map(|r| (r.path.clone(), r.hits)).collect();
+        assert_eq!(hits, [("/c".to_owned(), 0), ("/b".to_owned(), 3)]);
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

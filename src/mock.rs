@@ -56,7 +56,9 @@ pub enum MockError {
     #[error("{0}")]
     Serve(#[from] ServeError),
     /// The server's thread or runtime could not be started (the process is out of threads or file descriptors).
-    #[error("cannot start the mock server's thread: {0}\n  help: the process may be out of threads or file descriptors")]
+    #[error(
+        "cannot start the mock server's thread: {0}\n  help: the process may be out of threads or file descriptors"
+    )]
     Thread(std::io::Error),
 }
 
@@ -114,10 +116,9 @@ impl MockServer {
     fn launch(live: Live) -> Result<MockServer, MockError> {
         let live = Arc::new(live);
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let listener = std::net::TcpListener::bind(addr)
-            .map_err(|source| ServeError::Bind { addr: addr.to_string(), source })?;
-        let runtime =
-            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(MockError::Thread)?;
+        let listener =
+            std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr: addr.to_string(), source })?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(MockError::Thread)?;
         // Entering (unlike `block_on`) is allowed inside another runtime; the socket must be registered with ours.
         let server = {
             let _context = runtime.enter();
@@ -251,7 +252,12 @@ impl MockServer {
         rx.recv().unwrap_or_else(|_| Err(wait_error(&self.live, generation, timeout)))
     }
 
-    fn spawn_wait(&self, generation: u64, timeout: Duration, done: impl FnOnce(Result<u64, WaitError>) + Send + 'static) {
+    fn spawn_wait(
+        &self,
+        generation: u64,
+        timeout: Duration,
+        done: impl FnOnce(Result<u64, WaitError>) + Send + 'static,
+    ) {
         let live = self.live.clone();
         // If the server thread has stopped, the task is dropped with `done`, and the caller sees a closed channel.
         self.runtime.spawn(async move {

@@ -52,7 +52,13 @@ async fn requests_are_recorded_oldest_first_with_their_contents() {
         .collect();
     assert_eq!(
         summary,
-        [(1, "GET", "/users/7"), (2, "POST", "/items"), (3, "GET", "/missing"), (4, "DELETE", "/items"), (5, "GET", "/users/8")]
+        [
+            (1, "GET", "/users/7"),
+            (2, "POST", "/items"),
+            (3, "GET", "/missing"),
+            (4, "DELETE", "/items"),
+            (5, "GET", "/users/8")
+        ]
     );
 
     let get = &requests[0];
@@ -76,7 +82,10 @@ async fn requests_are_recorded_oldest_first_with_their_contents() {
 
     // Requests no route answered are flagged, with the status they got.
     for (r, status) in [(&requests[2], 404), (&requests[3], 405)] {
-        assert_eq!((r["matched"].as_bool(), r["route"].is_null(), r["status"].as_u64()), (Some(false), true, Some(status)));
+        assert_eq!(
+            (r["matched"].as_bool(), r["route"].is_null(), r["status"].as_u64()),
+            (Some(false), true, Some(status))
+        );
     }
     assert_eq!(requests[4]["query"], Value::Null);
     assert_eq!(requests[4]["status"], 200);
@@ -188,8 +197,17 @@ async fn coverage_lists_routes_never_hit_and_requests_never_matched_across_reloa
     std::fs::write(s.routes_path(), format!("# moved down\n{ROUTES}\n[[route]]\npath = \"/new\"\n")).unwrap();
     assert_eq!(admin(&s, "POST", "/__admin/reload").await["generation"], 2);
     let coverage = admin(&s, "GET", "/__admin/coverage").await;
-    let hits: Vec<_> = coverage["routes"].as_array().unwrap().iter().map(|r| (r["path"].clone(), r["hits"].clone())).collect();
-    assert_eq!(hits, [(json!("/users/{id}"), json!(2)), (json!("/items"), json!(0)), (json!("/never"), json!(0)), (json!("/new"), json!(0))]);
+    let hits: Vec<_> =
+        coverage["routes"].as_array().unwrap().iter().map(|r| (r["path"].clone(), r["hits"].clone())).collect();
+    assert_eq!(
+        hits,
+        [
+            (json!("/users/{id}"), json!(2)),
+            (json!("/items"), json!(0)),
+            (json!("/never"), json!(0)),
+            (json!("/new"), json!(0))
+        ]
+    );
     assert_eq!(coverage["routes"][0]["location"], format!("{file}:3"));
 
     // Once every route is hit and the counts of unmatched requests are reset, coverage is complete.
@@ -259,5 +277,8 @@ fn the_binary_writes_coverage_at_shutdown() {
     assert_eq!(coverage["total_requests"], 2);
     let never: Vec<_> = coverage["routes_never_hit"].as_array().unwrap().iter().map(|r| r["path"].clone()).collect();
     assert_eq!(never, [json!("/items"), json!("/never")]);
-    assert_eq!(coverage["unmatched_requests"], json!([{ "method": "GET", "path": "/stale", "count": 1, "status": 404 }]));
+    assert_eq!(
+        coverage["unmatched_requests"],
+        json!([{ "method": "GET", "path": "/stale", "count": 1, "status": 404 }])
+    );
 }

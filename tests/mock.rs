@@ -109,7 +109,10 @@ Received 2 requests (oldest first):
 
     // Too many is a failure too, and the matching requests are marked.
     let err = server.check(&Expect::path("/users/8").never()).unwrap_err().to_string();
-    assert!(err.starts_with("expected a request to /users/8 never to be received, but it was received once.\n"), "{err}");
+    assert!(
+        err.starts_with("expected a request to /users/8 never to be received, but it was received once.\n"),
+        "{err}"
+    );
     assert!(err.contains("#1 GET /users/8 -> 200, route GET /users/{id} (mock.toml:2)\n      matches\n"), "{err}");
 }
 
@@ -151,7 +154,9 @@ async fn expectations_on_query_headers_body_route_and_counts() {
     assert!(why(Expect::get("/users/1").query_param("w", "1").once()).contains("query parameter w is missing"));
     assert!(why(Expect::get("/users/1").header("x-team", "edge")).contains("header x-team is \"core\", not \"edge\""));
     assert!(why(Expect::post("/users").json(json!({ "a": 2 }))).contains("does not match: JSON body differs"));
-    assert!(why(Expect::get("/users/1").route("/teams/{id}")).contains("answered by route /users/{id}, not /teams/{id}"));
+    assert!(
+        why(Expect::get("/users/1").route("/teams/{id}")).contains("answered by route /users/{id}, not /teams/{id}")
+    );
     assert!(why(Expect::get("/users/1").unmatched()).contains("does not match: answered by route /users/{id}"));
     assert!(why(Expect::any().at_least(6)).contains("to be received at least 6 times, but it was received 5 times."));
 }

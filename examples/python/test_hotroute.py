@@ -52,3 +52,17 @@ def test_each_test_gets_its_own_server(hotroute):
     assert one.base_url != two.base_url
     assert two.get("/ping").text() == "pong"
     assert one.requests() == []
+
+
+def test_a_post_is_recorded(hotroute):
+    # The README's example, verbatim.
+    api = hotroute("""
+        [[route]]
+        path = "/users"
+        method = "POST"
+        status = 201
+    """)
+    assert api.post("/users", body={"name": "Grace"}).status == 201
+    [sent] = api.requests()
+    assert sent["body"] == '{"name": "Grace"}' and sent["route"]["path"] == "/users"
+    assert api.coverage()["complete"]
