@@ -4,6 +4,9 @@
 //! [`router::Router`], put in service by [`live::Live`], and answered by [`server::Server`]. The request path never
 //! touches the disk or parses TOML.
 //!
+//! Every request is recorded in the [`journal`] (for the admin API and route coverage), and [`MockServer`] runs the
+//! whole as a mock API inside a Rust test, with [`Expect`] to check what the client sent.
+//!
 //! Serving a route file from Rust:
 //!
 //! ```no_run

@@ -100,6 +100,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(addr, live.clone()).await?;
+        // Written at start as well, so that a path that cannot be written fails now rather than after the tests.
+        let write_coverage = || -> anyhow::Result<()> {
+            let Some(path) = &args.coverage else { return Ok(()) };
+            let report = serde_json::to_string_pretty(&live.journal().coverage(&live).to_json())? + "\n";
+            std::fs::write(path, report)
+                .with_context(|| {
+                format!("cannot write the coverage report to {}\n  help: create its folder, or give --coverage another path", path.display())
+            })
+        };
+        write_coverage()?;
         // The first stdout line is a contract: tests in any language read the address from it.
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{}", server.local_addr())?;
@@ -110,11 +120,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::debug!("file watching is off (--no-watch)");
         }
         server.serve(shutdown_signal()).await?;
-        if let Some(path) = &args.coverage {
-            let report = serde_json::to_string_pretty(&live.journal().coverage(&live).to_json())?;
-            std::fs::write(path, report + "\n")
-                .with_context(|| format!("cannot write the coverage report to {}", path.display()))?;
-        }
+        write_coverage()?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -282,3 +282,16 @@ fn the_binary_writes_coverage_at_shutdown() {
         json!([{ "method": "GET", "path": "/stale", "count": 1, "status": 404 }])
     );
 }
+
+#[test]
+fn a_coverage_path_that_cannot_be_written_fails_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+        .args(["routes.toml", "--port", "0", "--coverage", "/nonexistent/folder/coverage.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "it must not claim to listen: {}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot write the coverage report to /nonexistent/folder/coverage.json"), "{err}");
+    assert!(err.contains("help: create its folder"), "{err}");
+}

@@ -310,3 +310,10 @@ fn many_servers_in_parallel_do_not_see_each_others_requests() {
         assert_eq!(ports.len(), N, "two servers shared a port");
     });
 }
+
+#[test]
+fn a_server_can_be_shared_between_tests_and_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<MockServer>();
+    shareable::<hotroute::RecordedRequest>();
+}
