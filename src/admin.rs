@@ -1,31 +1,65 @@
-//! The admin API under `/__admin/`: health and reload, so that tests and probes can see and drive the server.
+//! The admin API under `/__admin/`: health and reload, the request journal, the routes and their coverage, so that
+//! tests and probes can see and drive the server.
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
+use crate::journal::methods_json;
 use crate::live::Live;
 use crate::respond::{self, Body};
 
-/// Answers a request whose path starts with `/__admin/`.
+/// The admin endpoints and the methods each answers, for 405 and 404 answers.
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("/health", "GET"),
+    ("/reload", "POST"),
+    ("/requests", "GET, DELETE"),
+    ("/routes", "GET"),
+    ("/coverage", "GET, DELETE"),
+];
+
+/// Answers a request whose path starts with `/__admin/`. Admin requests are not recorded in the journal.
 pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
     let path = &req.uri().path()["/__admin".len()..];
     match (req.method(), path) {
         (&Method::GET, "/health") => health(live),
         (&Method::POST, "/reload") => reload(live),
-        (_, "/health" | "/reload") => {
-            let allow = if path == "/health" { "GET" } else { "POST" };
-            respond::method_not_allowed(req.method(), req.uri().path(), &http::HeaderValue::from_static(allow))
+        (&Method::GET, "/requests") => respond::json(StatusCode::OK, &live.journal().to_json(capacity(live))),
+        (&Method::DELETE, "/requests") => {
+            respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": live.journal().clear() }))
         }
-        _ => respond::text(
-            StatusCode::NOT_FOUND,
-            format!(
-                "404 no admin endpoint {}\nthe admin API has: GET /__admin/health, POST /__admin/reload\n",
-                req.uri().path()
-            ),
-            req.method(),
-        ),
+        (&Method::GET, "/routes") => routes(live),
+        (&Method::GET, "/coverage") => respond::json(StatusCode::OK, &live.journal().coverage(live).to_json()),
+        (&Method::DELETE, "/coverage") => {
+            live.journal().reset_coverage();
+            respond::json(StatusCode::OK, &json!({ "status": "ok" }))
+        }
+        _ => match ENDPOINTS.iter().find(|(p, _)| *p == path) {
+            Some((_, allow)) => {
+                respond::method_not_allowed(req.method(), req.uri().path(), &http::HeaderValue::from_static(allow))
+            }
+            None => {
+                let list: Vec<String> = ENDPOINTS.iter().map(|(p, m)| format!("{m} /__admin{p}")).collect();
+                let text =
+                    format!("404 no admin endpoint {}\nthe admin API has: {}\n", req.uri().path(), list.join("; "));
+                respond::text(StatusCode::NOT_FOUND, text, req.method())
+            }
+        },
     }
+}
+
+fn capacity(live: &Live) -> usize {
+    live.router().server().journal
+}
+
+fn routes(live: &Live) -> Response<Body> {
+    let router = live.router();
+    let routes: Vec<_> = router
+        .routes()
+        .iter()
+        .map(|r| json!({ "methods": methods_json(&r.methods), "path": r.path, "location": r.location() }))
+        .collect();
+    respond::json(StatusCode::OK, &json!({ "generation": live.generation(), "routes": routes }))
 }
 
 fn health(live: &Live) -> Response<Body> {

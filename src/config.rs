@@ -27,6 +27,9 @@ mod include;
 /// The address served when neither the file nor the command line names one (the seed note's port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
+/// The largest `[server] journal` size accepted, so that a typo cannot ask for gigabytes.
+pub const MAX_JOURNAL: usize = 1_000_000;
+
 /// The admin API's prefix; routes may not live under it.
 pub const ADMIN_PREFIX: &str = "/__admin";
 
@@ -65,6 +68,10 @@ pub struct ServerSpec {
     /// Whether the admin API under `/__admin/` answers (default true). Takes effect on reload.
     #[serde(default)]
     pub admin: Option<bool>,
+    /// How many requests the journal keeps for the admin API and tests (default 1000; 0 turns it off).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(max = 1_000_000))]
+    pub journal: Option<Spanned<i64>>,
 }
 
 /// One `[[route]]`.
@@ -228,6 +235,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Whether the admin API under `/__admin/` answers.
     pub admin: bool,
+    /// How many requests the journal keeps (see [`crate::journal`]).
+    pub journal: usize,
 }
 
 /// A checked route file: settings, routes in file order, and what it was read from.
@@ -406,7 +415,15 @@ impl Checker<'_> {
             }),
         };
         let headers = self.headers(&spec.headers);
-        (ServerConfig { listen, admin: spec.admin.unwrap_or(true) }, headers)
+        let journal = match &spec.journal {
+            None => crate::journal::DEFAULT_CAPACITY,
+            Some(n) => usize::try_from(*n.get_ref()).ok().filter(|&n| n <= MAX_JOURNAL).unwrap_or_else(|| {
+                let msg = format!("journal size {} is out of range", n.get_ref());
+                self.error(n.span(), msg, "use a number of requests from 0 (off) to 1000000");
+                crate::journal::DEFAULT_CAPACITY
+            }),
+        };
+        (ServerConfig { listen, admin: spec.admin.unwrap_or(true), journal }, headers)
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {

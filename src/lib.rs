@@ -4,6 +4,9 @@
 //! [`router::Router`], put in service by [`live::Live`], and answered by [`server::Server`]. The request path never
 //! touches the disk or parses TOML; [`watch`] reloads the routes when their files change.
 //!
+//! Every request is recorded in the [`journal`] (for the admin API and route coverage), and [`MockServer`] runs the
+//! whole as a mock API inside a Rust test, with [`Expect`] to check what the client sent.
+//!
 //! Serving a route file from Rust:
 //!
 //! ```no_run
@@ -20,8 +23,11 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod expect;
 pub mod inputs;
+pub mod journal;
 pub mod live;
+pub mod mock;
 pub mod respond;
 pub mod router;
 pub mod server;
@@ -29,6 +35,9 @@ pub mod watch;
 
 pub use config::{Config, load_file, load_str};
 pub use error::{LoadError, LoadErrors, ServeError};
+pub use expect::{Expect, VerifyError};
+pub use journal::{Coverage, RecordedRequest};
 pub use live::Live;
+pub use mock::{MockError, MockServer};
 pub use router::Router;
 pub use server::{ServeOptions, Server};

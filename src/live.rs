@@ -13,6 +13,7 @@ use arc_swap::{ArcSwap, Guard};
 
 use crate::error::LoadErrors;
 use crate::inputs::Inputs;
+use crate::journal::Journal;
 use crate::router::Router;
 
 /// The router in service, its generation, and where it came from.
@@ -26,6 +27,8 @@ pub struct Live {
     inputs: Mutex<Inputs>,
     /// Held for a whole reload: two at once (watcher, SIGHUP, admin) could otherwise swap in the older routes last.
     reloading: Mutex<()>,
+    journal: Journal,
+    reloaded: tokio::sync::Notify,
 }
 
 impl Live {
@@ -39,6 +42,8 @@ impl Live {
             last_error: Mutex::new(None),
             inputs: Mutex::new(Inputs::default()),
             reloading: Mutex::new(()),
+            journal: Journal::default(),
+            reloaded: tokio::sync::Notify::new(),
         }
     }
 
@@ -67,6 +72,26 @@ impl Live {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// The requests received and the routes' coverage; it outlives reloads.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Completes once the routes have reached `generation` (at once if they already have); returns the generation.
+    pub async fn wait_for_generation(&self, generation: u64) -> u64 {
+        loop {
+            // Registered before the check, so that a swap between the check and the await is not missed.
+            let notified = self.reloaded.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = self.generation();
+            if now >= generation {
+                return now;
+            }
+            notified.await;
+        }
+    }
+
     /// The route file being served, if any.
     pub fn source(&self) -> Option<&Path> {
         self.source.as_deref()
@@ -86,7 +111,9 @@ impl Live {
     fn replace(&self, router: Router) -> (u64, Arc<Router>) {
         let old = self.router.swap(Arc::new(router));
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        (self.generation.fetch_add(1, Ordering::AcqRel) + 1, old)
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.reloaded.notify_waiters();
+        (generation, old)
     }
 
     /// What the last load read: the files and include patterns the routes depend on, with their content hashes.

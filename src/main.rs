@@ -34,6 +34,9 @@ struct ServeArgs {
     /// Do not reload the routes when the files change (SIGHUP and POST /__admin/reload still reload).
     #[arg(long)]
     no_watch: bool,
+    /// At shutdown, write the coverage report (routes never hit, requests no route answered) to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    coverage: Option<PathBuf>,
     /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG takes precedence.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
@@ -101,6 +104,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // SIGHUP at once (SIGHUP's default action would end the process).
         let _watch = start_watching(&live, args.no_watch);
         reload_on_hangup(&live)?;
+        // Written at start as well, so that a path that cannot be written fails now rather than after the tests.
+        let write_coverage = || -> anyhow::Result<()> {
+            let Some(path) = &args.coverage else { return Ok(()) };
+            let report = serde_json::to_string_pretty(&live.journal().coverage(&live).to_json())? + "\n";
+            std::fs::write(path, report)
+                .with_context(|| {
+                format!("cannot write the coverage report to {}\n  help: create its folder, or give --coverage another path", path.display())
+            })
+        };
+        write_coverage()?;
         // The first stdout line is a contract: tests in any language read the address from it.
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{}", server.local_addr())?;
@@ -108,6 +121,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drop(out);
         tracing::info!(routes = live.router().routes().len(), file = %args.routes.display(), "serving");
         server.serve(shutdown_signal()).await?;
+        write_coverage()?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -164,7 +164,9 @@ pub async fn handle(live: &Live, options: &ServeOptions, peer: SocketAddr, req: 
     };
     let router = live.router();
     let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
-    router.respond(&view).response
+    let answer = router.respond(&view);
+    live.journal().record(live, &router, &view, &answer);
+    answer.response
 }
 
 /// Reads the whole request body, refusing one over `limit` bytes with a 413: before reading when the declared

@@ -1,0 +1,690 @@
+//! The request journal and route coverage: what the server received, which route answered, and which routes were
+//! never used.
+//!
+//! Every request that reaches the routes (not the admin API) is recorded in a bounded ring, oldest dropped first:
+//! [`DEFAULT_CAPACITY`] requests unless `[server] journal = N` says otherwise (0 turns the journal off). Bodies are
+//! kept up to [`BODY_LIMIT`] bytes; [`RecordedRequest::body_size`] still tells the full size.
+//!
+//! Coverage is counted apart from the ring, so that it covers every request since the start (or the last reset),
+//! not only the ones still in the journal: hits per route, and the requests no route answered, grouped by method and
+//! path.
+//!
+//! Recording is on the request path, so it is cheap: one allocation holding the target, the headers and the body
+//! (copied, so that the journal does not pin hyper's read buffers), and a push under a short lock. Route details are
+//! shared per router, not copied per request.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::config::Methods;
+use crate::live::Live;
+use crate::router::{Answer, RequestView, Route, Router};
+
+/// How many requests the journal keeps unless `[server] journal` says otherwise.
+pub const DEFAULT_CAPACITY: usize = 1000;
+
+/// How much of a request body the journal keeps (64 KiB); the rest is cut.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How many distinct unmatched `METHOD path` pairs coverage keeps; more are only counted.
+pub const UNMATCHED_LIMIT: usize = 1000;
+
+/// A route as the journal and coverage name it.
+#[derive(Debug)]
+pub struct RouteInfo {
+    /// The methods it answers.
+    pub methods: Methods,
+    /// Its URL pattern as written, e.g. `/users/{id}`.
+    pub path: String,
+    /// Where it is defined: `file:line`.
+    pub location: String,
+    hits: AtomicU64,
+}
+
+impl RouteInfo {
+    fn of(route: &Route, hits: u64) -> RouteInfo {
+        RouteInfo {
+            methods: route.methods.clone(),
+            path: route.path.clone(),
+            location: route.location(),
+            hits: AtomicU64::new(hits),
+        }
+    }
+
+    /// The route as JSON: methods, path and location.
+    pub fn to_json(&self) -> Value {
+        json!({ "methods": methods_json(&self.methods), "path": self.path, "location": self.location })
+    }
+}
+
+impl fmt::Display for RouteInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ({})", self.methods, self.path, self.location)
+    }
+}
+
+/// Methods as a JSON list, `["ANY"]` for all.
+pub(crate) fn methods_json(methods: &Methods) -> Value {
+    match methods {
+        Methods::Any => json!(["ANY"]),
+        Methods::List(list) => list.iter().map(|m| Value::from(m.as_str())).collect(),
+    }
+}
+
+/// One recorded request.
+///
+/// The request target, headers and (cut) body live in one buffer; the accessors read them from it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    id: u64,
+    time: SystemTime,
+    method: Method,
+    status: StatusCode,
+    route: Option<Arc<RouteInfo>>,
+    body_size: usize,
+    /// `data[..target_end]` is `path[?query]`, `data[target_end..headers_end]` is `name:value\n` per header (neither
+    /// can hold a `\n`, and names cannot hold a `:`), the rest is the body.
+    target_end: usize,
+    headers_end: usize,
+    data: Box<[u8]>,
+}
+
+impl RecordedRequest {
+    fn new(
+        id: u64,
+        time: SystemTime,
+        req: &RequestView<'_>,
+        status: StatusCode,
+        route: Option<Arc<RouteInfo>>,
+    ) -> Self {
+        let (path, query) = (req.uri.path(), req.uri.query());
+        let body = &req.body[..req.body.len().min(BODY_LIMIT)];
+        let target_len = path.len() + query.map_or(0, |q| q.len() + 1);
+        let headers_len: usize = req.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 2).sum();
+        let mut data = Vec::with_capacity(target_len + headers_len + body.len());
+        data.extend_from_slice(path.as_bytes());
+        if let Some(q) = query {
+            data.push(b'?');
+            data.extend_from_slice(q.as_bytes());
+        }
+        let target_end = data.len();
+        for (name, value) in req.headers {
+            data.extend_from_slice(name.as_str().as_bytes());
+            data.push(b':');
+            data.extend_from_slice(value.as_bytes());
+            data.push(b'\n');
+        }
+        let headers_end = data.len();
+        data.extend_from_slice(body);
+        RecordedRequest {
+            id,
+            time,
+            method: req.method.clone(),
+            status,
+            route,
+            body_size: req.body.len(),
+            target_end,
+            headers_end,
+            data: data.into_boxed_slice(),
+        }
+    }
+
+    /// Its number: 1 for the first request the server received, counting on across [`Journal::clear`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// When it was received.
+    pub fn time(&self) -> SystemTime {
+        self.time
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path and query as sent, e.g. `/search?q=x`.
+    pub fn target(&self) -> &str {
+        // Written from a `&str` in `new`; the fallback is unreachable.
+        std::str::from_utf8(&self.data[..self.target_end]).unwrap_or_default()
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        let target = self.target();
+        target.split_once('?').map_or(target, |(path, _)| path)
+    }
+
+    /// The query string without the `?`, if the target had one.
+    pub fn query(&self) -> Option<&str> {
+        self.target().split_once('?').map(|(_, query)| query)
+    }
+
+    /// The value of query parameter `name` (`+` and `%XX` decoded), if present.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        query_pairs(self.query()?).find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// The headers as `(name, value)` pairs, in the order received; names are lower case.
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.data[self.target_end..self.headers_end].split(|&b| b == b'\n').filter(|l| !l.is_empty()).filter_map(
+            |line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                Some((std::str::from_utf8(&line[..colon]).ok()?, &line[colon + 1..]))
+            },
+        )
+    }
+
+    /// The first value of header `name` (any case), if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_pairs().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The headers as an [`http::HeaderMap`] (built on each call).
+    pub fn headers(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in self.header_pairs() {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
+                map.append(n, v);
+            }
+        }
+        map
+    }
+
+    /// The body, cut at [`BODY_LIMIT`] bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.data[self.headers_end..]
+    }
+
+    /// The body as text, invalid UTF-8 replaced by `U+FFFD`.
+    pub fn body_text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.body())
+    }
+
+    /// The body parsed as JSON.
+    pub fn body_json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(self.body())
+    }
+
+    /// The full size of the body as received, before the cut.
+    pub fn body_size(&self) -> usize {
+        self.body_size
+    }
+
+    /// Whether the body was cut at [`BODY_LIMIT`].
+    pub fn body_truncated(&self) -> bool {
+        self.body_size > self.body().len()
+    }
+
+    /// The status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The route that answered, or none for a request no route matched (404 or 405).
+    pub fn route(&self) -> Option<&RouteInfo> {
+        self.route.as_deref()
+    }
+
+    /// Whether a route answered.
+    pub fn matched(&self) -> bool {
+        self.route.is_some()
+    }
+
+    /// The request as the admin API shows it.
+    pub fn to_json(&self) -> Value {
+        let mut headers = serde_json::Map::new();
+        for (name, value) in self.header_pairs() {
+            let value = String::from_utf8_lossy(value);
+            match headers.get_mut(name) {
+                // Repeated headers are joined the way HTTP allows a client to fold them.
+                Some(Value::String(earlier)) => {
+                    earlier.push_str(", ");
+                    earlier.push_str(&value);
+                }
+                _ => {
+                    headers.insert(name.to_owned(), Value::String(value.into_owned()));
+                }
+            }
+        }
+        json!({
+            "id": self.id,
+            "time": rfc3339(self.time),
+            "method": self.method.as_str(),
+            "path": self.path(),
+            "query": self.query(),
+            "headers": headers,
+            "body": self.body_text(),
+            "body_size": self.body_size,
+            "body_truncated": self.body_truncated(),
+            "status": self.status.as_u16(),
+            "matched": self.matched(),
+            "route": self.route().map(RouteInfo::to_json),
+        })
+    }
+}
+
+impl fmt::Display for RecordedRequest {
+    /// `#id METHOD target -> status, route ...` on one line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{} {} {} -> {}", self.id, self.method, self.target(), self.status.as_u16())?;
+        match self.route() {
+            Some(r) => write!(f, ", route {r}"),
+            None => f.write_str(", no route matched"),
+        }
+    }
+}
+
+/// Splits a query string into decoded `(name, value)` pairs.
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k), percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// `2024-05-01T12:30:00.123Z`.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// The routes of one router, with their hit counts.
+#[derive(Debug, Default)]
+struct RouteTable {
+    /// Identifies the router: a `Weak` keeps its address from being reused while the table lives.
+    router: Weak<Router>,
+    routes: Vec<Arc<RouteInfo>>,
+}
+
+impl RouteTable {
+    /// The table for `router`, keeping the counts of routes whose methods and path did not change.
+    fn build(router: &Arc<Router>, previous: &RouteTable) -> RouteTable {
+        let mut old: HashMap<(String, &str, usize), u64> = HashMap::new();
+        let mut seen: HashMap<(String, &str), usize> = HashMap::new();
+        for r in &previous.routes {
+            let nth = seen.entry((r.methods.to_string(), r.path.as_str())).or_default();
+            old.insert((r.methods.to_string(), r.path.as_str(), *nth), r.hits.load(Ordering::Relaxed));
+            *nth += 1;
+        }
+        seen.clear();
+        let routes = router
+            .routes()
+            .iter()
+            .map(|r| {
+                let nth = seen.entry((r.methods.to_string(), r.path.as_str())).or_default();
+                let hits = old.get(&(r.methods.to_string(), r.path.as_str(), *nth)).copied().unwrap_or(0);
+                *nth += 1;
+                Arc::new(RouteInfo::of(r, hits))
+            })
+            .collect();
+        RouteTable { router: Arc::downgrade(router), routes }
+    }
+
+    fn is_for(&self, router: &Arc<Router>) -> bool {
+        std::ptr::eq(self.router.as_ptr(), Arc::as_ptr(router))
+    }
+}
+
+/// Requests no route answered, grouped by method and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmatched {
+    /// The request method.
+    pub method: String,
+    /// The request path (without the query).
+    pub path: String,
+    /// How many such requests were received.
+    pub count: u64,
+    /// The status of the last answer (404 or 405).
+    pub status: u16,
+}
+
+/// A route and how often it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteHits {
+    /// The methods it answers (`["ANY"]` for all).
+    pub methods: Vec<String>,
+    /// Its URL pattern.
+    pub path: String,
+    /// Where it is defined: `file:line`.
+    pub location: String,
+    /// How many requests it answered.
+    pub hits: u64,
+}
+
+/// Which routes were used and which requests no route answered, since the start or the last reset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// Requests received (admin requests excluded).
+    pub total_requests: u64,
+    /// Every active route with its hit count, in file order.
+    pub routes: Vec<RouteHits>,
+    /// Requests no route answered, by method and path.
+    pub unmatched: Vec<Unmatched>,
+    /// Unmatched requests not listed because [`UNMATCHED_LIMIT`] distinct pairs were already listed.
+    pub unmatched_not_listed: u64,
+}
+
+impl Coverage {
+    /// The routes that never answered a request.
+    pub fn never_hit(&self) -> impl Iterator<Item = &RouteHits> {
+        self.routes.iter().filter(|r| r.hits == 0)
+    }
+
+    /// True when every route answered at least once and every request was answered by a route.
+    pub fn is_complete(&self) -> bool {
+        self.never_hit().next().is_none() && self.unmatched.is_empty() && self.unmatched_not_listed == 0
+    }
+
+    /// The coverage report as `GET /__admin/coverage` and `--coverage FILE` give it.
+    pub fn to_json(&self) -> Value {
+        let route =
+            |r: &RouteHits| json!({ "methods": r.methods, "path": r.path, "location": r.location, "hits": r.hits });
+        let unmatched =
+            |u: &Unmatched| json!({ "method": u.method, "path": u.path, "count": u.count, "status": u.status });
+        json!({
+            "complete": self.is_complete(),
+            "total_requests": self.total_requests,
+            "routes_never_hit": self.never_hit().map(route).collect::<Vec<_>>(),
+            "unmatched_requests": self.unmatched.iter().map(unmatched).collect::<Vec<_>>(),
+            "unmatched_not_listed": self.unmatched_not_listed,
+            "routes": self.routes.iter().map(route).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: VecDeque<RecordedRequest>,
+    next_id: u64,
+    /// Entries pushed out of the ring since the last clear.
+    dropped: u64,
+    table: Arc<RouteTable>,
+    total: u64,
+    unmatched: BTreeMap<(String, String), (u64, u16)>,
+    unmatched_not_listed: u64,
+}
+
+impl State {
+    /// The table for the live router, rebuilt if the routes were reloaded since it was made.
+    fn current_table(&mut self, live: &Live) -> &Arc<RouteTable> {
+        let router = live.load_full();
+        if !self.table.is_for(&router) {
+            self.table = Arc::new(RouteTable::build(&router, &self.table));
+        }
+        &self.table
+    }
+
+    /// Counts a hit on route `index` of `router` and returns its details.
+    fn hit(&mut self, live: &Live, router: &Arc<Router>, index: usize) -> Option<Arc<RouteInfo>> {
+        if !self.table.is_for(router) && Arc::ptr_eq(router, &live.router()) {
+            self.table = Arc::new(RouteTable::build(router, &self.table));
+        }
+        if self.table.is_for(router) {
+            let info = self.table.routes.get(index)?.clone();
+            info.hits.fetch_add(1, Ordering::Relaxed);
+            return Some(info);
+        }
+        // A request that started before a reload and is answered by the previous routes: name its route, and count
+        // the hit on the same route of the new routes, if it is still there.
+        let route = router.routes().get(index)?;
+        let nth =
+            router.routes()[..index].iter().filter(|r| r.methods == route.methods && r.path == route.path).count();
+        if let Some(same) =
+            self.table.routes.iter().filter(|r| r.methods == route.methods && r.path == route.path).nth(nth)
+        {
+            same.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(Arc::new(RouteInfo::of(route, 0)))
+    }
+
+    fn miss(&mut self, method: &Method, path: &str, status: StatusCode) {
+        let key = (method.as_str().to_owned(), path.to_owned());
+        if let Some((count, last)) = self.unmatched.get_mut(&key) {
+            *count += 1;
+            *last = status.as_u16();
+        } else if self.unmatched.len() < UNMATCHED_LIMIT {
+            self.unmatched.insert(key, (1, status.as_u16()));
+        } else {
+            self.unmatched_not_listed += 1;
+        }
+    }
+}
+
+/// The journal of one server: a bounded ring of recorded requests, and coverage counts.
+#[derive(Debug, Default)]
+pub struct Journal {
+    state: Mutex<State>,
+}
+
+impl Journal {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a request answered by `router` (the one [`Live`] gave the request) with `answer`.
+    pub fn record(&self, live: &Live, router: &Arc<Router>, req: &RequestView<'_>, answer: &Answer<'_>) {
+        let capacity = router.server().journal;
+        let status = answer.response.status();
+        let index = answer.route.and_then(|r| index_of(router.routes(), r));
+        let time = SystemTime::now();
+        // Copy the request before taking the lock, so that the lock is held only for the push.
+        let entry = (capacity > 0).then(|| RecordedRequest::new(0, time, req, status, None));
+        let mut state = self.lock();
+        state.total += 1;
+        state.next_id += 1;
+        let route = match index {
+            Some(i) => state.hit(live, router, i),
+            None => {
+                state.miss(req.method, req.uri.path(), status);
+                None
+            }
+        };
+        let Some(mut entry) = entry else { return };
+        entry.id = state.next_id;
+        entry.route = route;
+        while state.entries.len() >= capacity {
+            state.entries.pop_front();
+            state.dropped += 1;
+        }
+        state.entries.push_back(entry);
+    }
+
+    /// The recorded requests, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().entries.iter().cloned().collect()
+    }
+
+    /// How many requests were pushed out of the ring since the last clear (the journal was full).
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Empties the journal; returns how many requests it held. Request ids keep counting.
+    pub fn clear(&self) -> usize {
+        let mut state = self.lock();
+        state.dropped = 0;
+        let n = state.entries.len();
+        state.entries.clear();
+        n
+    }
+
+    /// Sets every coverage count back to zero.
+    pub fn reset_coverage(&self) {
+        let mut state = self.lock();
+        state.total = 0;
+        state.unmatched.clear();
+        state.unmatched_not_listed = 0;
+        for r in &state.table.routes {
+            r.hits.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The coverage of the routes `live` serves now.
+    pub fn coverage(&self, live: &Live) -> Coverage {
+        let mut state = self.lock();
+        let routes = state
+            .current_table(live)
+            .routes
+            .iter()
+            .map(|r| RouteHits {
+                methods: match &r.methods {
+                    Methods::Any => vec!["ANY".to_owned()],
+                    Methods::List(list) => list.iter().map(|m| m.as_str().to_owned()).collect(),
+                },
+                path: r.path.clone(),
+                location: r.location.clone(),
+                hits: r.hits.load(Ordering::Relaxed),
+            })
+            .collect();
+        let unmatched = state
+            .unmatched
+            .iter()
+            .map(|((method, path), &(count, status))| Unmatched {
+                method: method.clone(),
+                path: path.clone(),
+                count,
+                status,
+            })
+            .collect();
+        Coverage { total_requests: state.total, routes, unmatched, unmatched_not_listed: state.unmatched_not_listed }
+    }
+
+    /// The journal as `GET /__admin/requests` gives it: capacity, dropped count, and the requests oldest first.
+    pub fn to_json(&self, capacity: usize) -> Value {
+        let state = self.lock();
+        let requests: Vec<Value> = state.entries.iter().map(RecordedRequest::to_json).collect();
+        json!({ "capacity": capacity, "dropped": state.dropped, "requests": requests })
+    }
+}
+
+/// The index of `route` in `routes`, found from its address: O(1) on the request path, where a search by value
+/// would be O(routes). `None` if it is not an element of `routes`.
+fn index_of(routes: &[Route], route: &Route) -> Option<usize> {
+    let size = std::mem::size_of::<Route>().max(1);
+    let offset = (route as *const Route as usize).checked_sub(routes.as_ptr() as usize)?;
+    let index = offset / size;
+    (offset % size == 0 && routes.get(index).is_some_and(|r| std::ptr::eq(r, route))).then_some(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(toml: &str) -> Router {
+        Router::load_str(toml, std::path::Path::new("t.toml"), std::path::Path::new(".")).unwrap()
+    }
+
+    fn record(live: &Live, router: &Arc<Router>, path: &str) {
+        let (method, uri, headers, body) = (Method::GET, path.parse().unwrap(), HeaderMap::new(), bytes::Bytes::new());
+        let req = RequestView {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+            body: &body,
+            peer: ([127, 0, 0, 1], 1).into(),
+        };
+        let answer = router.respond(&req);
+        live.journal().record(live, router, &req, &answer);
+    }
+
+    #[test]
+    fn index_of_finds_elements_and_refuses_strangers() {
+        let r = router("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/b\"\n");
+        let other = router("[[route]]\npath = \"/a\"\n");
+        assert_eq!(index_of(r.routes(), &r.routes()[1]), Some(1));
+        assert_eq!(index_of(r.routes(), &r.routes()[0]), Some(0));
+        assert_eq!(index_of(r.routes(), &other.routes()[0]), None);
+    }
+
+    #[test]
+    fn a_request_answered_by_the_previous_routes_counts_on_the_same_route_of_the_new_ones() {
+        let live = Live::new(router("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/b\"\n"), None);
+        let old = live.load_full();
+        record(&live, &old, "/b");
+        // Reloaded with /b moved: a request still in flight on the old routes records its route as it was.
+        live.swap(router("[[route]]\npath = \"/c\"\n\n[[route]]\npath = \"/b\"\n"));
+        record(&live, &old, "/b");
+        record(&live, &live.load_full(), "/b");
+        let requests = live.journal().requests();
+        let locations: Vec<_> = requests.iter().map(|r| r.route().unwrap().location.as_str()).collect();
+        assert_eq!(locations, ["t.toml:3", "t.toml:3", "t.toml:4"]);
+        let hits: Vec<_> = live.journal().coverage(&live).routes.iter().map(|r| (r.path.clone(), r.hits)).collect();
+        assert_eq!(hits, [("/c".to_owned(), 0), ("/b".to_owned(), 3)]);
+    }
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        let at = |secs: u64, ms: u64| UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + ms);
+        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(at(951_782_400, 5)), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(at(1_714_566_645, 123)), "2024-05-01T12:30:45.123Z");
+    }
+
+    #[test]
+    fn query_pairs_decode_plus_and_percent() {
+        let pairs: Vec<_> = query_pairs("q=rust+lang&x=%2Fa%ZZ&flag&&e=%41").collect();
+        assert_eq!(
+            pairs,
+            [
+                ("q".into(), "rust lang".into()),
+                ("x".into(), "/a%ZZ".into()),
+                ("flag".into(), String::new()),
+                ("e".into(), "A".into())
+            ]
+        );
+        assert_eq!(percent_decode("50%"), "50%");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+}
