@@ -13,14 +13,15 @@ pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
     match (req.method(), path) {
         (&Method::GET, "/health") => health(live),
         (&Method::POST, "/reload") => reload(live),
-        (_, "/health" | "/reload") => {
-            let allow = if path == "/health" { "GET" } else { "POST" };
+        (&Method::GET, "/metrics") => metrics(live),
+        (_, "/health" | "/reload" | "/metrics") => {
+            let allow = if path == "/reload" { "POST" } else { "GET" };
             respond::method_not_allowed(req.method(), req.uri().path(), &http::HeaderValue::from_static(allow))
         }
         _ => respond::text(
             StatusCode::NOT_FOUND,
             format!(
-                "404 no admin endpoint {}\nthe admin API has: GET /__admin/health, POST /__admin/reload\n",
+                "404 no admin endpoint {}\nthe admin API has: GET /__admin/health, POST /__admin/reload, GET /__admin/metrics\n",
                 req.uri().path()
             ),
             req.method(),
@@ -31,6 +32,14 @@ pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
 fn health(live: &Live) -> Response<Body> {
     let routes = live.router().routes().len();
     respond::json(StatusCode::OK, &json!({ "status": "ok", "routes": routes, "generation": live.generation() }))
+}
+
+/// Prometheus metrics, in the OpenMetrics text format.
+fn metrics(live: &Live) -> Response<Body> {
+    let text = live.metrics().encode(live.generation());
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+    respond::with_body(StatusCode::OK, headers, text.into(), &Method::GET)
 }
 
 fn reload(live: &Live) -> Response<Body> {

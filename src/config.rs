@@ -54,6 +54,9 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Write one access-log line per request to stderr (like `--log-requests`). Default false. Read at start.
+    #[serde(default)]
+    pub log_requests: bool,
 }
 
 /// One `[[route]]`.
@@ -215,6 +218,8 @@ pub struct RouteConfig {
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Whether to write an access-log line per request.
+    pub log_requests: bool,
 }
 
 /// A checked route file: settings, routes in file order, and what it was read from.
@@ -345,7 +350,7 @@ impl Checker<'_> {
             }),
         };
         let headers = self.headers(&spec.headers);
-        (ServerConfig { listen }, headers)
+        (ServerConfig { listen, log_requests: spec.log_requests }, headers)
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {

@@ -17,13 +17,17 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod error;
 pub mod live;
+pub mod metrics;
+pub mod observe;
 pub mod respond;
 pub mod router;
 pub mod server;
+pub mod trace;
 
 pub use config::{Config, load_file, load_str};
 pub use error::{LoadError, LoadErrors, ServeError};

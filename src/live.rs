@@ -12,6 +12,7 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 
 use crate::error::LoadErrors;
+use crate::metrics::Metrics;
 use crate::router::Router;
 
 /// The router in service, its generation, and where it came from.
@@ -21,18 +22,27 @@ pub struct Live {
     generation: AtomicU64,
     source: Option<PathBuf>,
     last_error: Mutex<Option<String>>,
+    metrics: Metrics,
 }
 
 impl Live {
     /// Starts at generation 1 with `router`. `source` is the route file to re-read on reload (none for routes given
     /// as a string).
     pub fn new(router: Router, source: Option<PathBuf>) -> Self {
+        let (router, metrics) = (Arc::new(router), Metrics::new());
+        metrics.routes_loaded(&router);
         Live {
-            router: ArcSwap::from_pointee(router),
+            router: ArcSwap::new(router),
             generation: AtomicU64::new(1),
             source,
             last_error: Mutex::new(None),
+            metrics,
         }
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Loads the route file at `path` and starts serving it.
@@ -69,7 +79,9 @@ impl Live {
 
     /// Puts `router` in service and returns the new generation.
     pub fn swap(&self, router: Router) -> u64 {
-        self.router.store(Arc::new(router));
+        let router = Arc::new(router);
+        self.metrics.routes_loaded(&router);
+        self.router.store(router);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
@@ -85,11 +97,13 @@ impl Live {
             Ok(router) => {
                 let n = router.routes().len();
                 let generation = self.swap(router);
+                self.metrics.reloaded(true);
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 tracing::info!("reloaded {n} routes in {ms:.1} ms (generation {generation})");
                 Ok(generation)
             }
             Err(e) => {
+                self.metrics.reloaded(false);
                 tracing::error!("{e}\nkeeping the previous routes");
                 *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                 Err(e)
