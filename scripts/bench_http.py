@@ -73,9 +73,9 @@ class Server:
                 self.proc.kill()
 
 
-def start_hotroute(name, routes, path, extra=()):
+def start_hotroute(name, routes, path, extra=(), bin=BIN):
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(BIN), str(routes), "--port", "0", *extra], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([str(bin), str(routes), "--port", "0", *extra], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     first = proc.stdout.readline()
     startup_ms = (time.perf_counter() - t0) * 1000
@@ -255,6 +255,11 @@ def main():
     ap.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
     ap.add_argument("--peers", action="store_true", help="also WireMock and Mockoon CLI (npm; slow to start)")
     ap.add_argument("--only-hotroute", action="store_true", help="skip nginx and Go")
+    ap.add_argument("--observe", action="store_true",
+                    help="also hotroute /hello with --log-requests, --log-format json and --trace (stderr to /dev/null)")
+    ap.add_argument("--only-observe", action="store_true",
+                    help="only hotroute /hello and the --observe scenarios (implies --observe)")
+    ap.add_argument("--baseline-bin", help="also hotroute /hello served by this other build, e.g. an older commit")
     ap.add_argument("--markdown", help="also write the table to this file")
     args = ap.parse_args()
 
@@ -271,18 +276,26 @@ def main():
         notes.append(f"hotroute startup to `listening` (2 routes): {static.startup_ms:.1f} ms")
         idle_rss = static.rss_mb()
         servers.append(static)
-        if not args.only_hotroute:
+        if args.baseline_bin:
+            servers.append(start_hotroute("hotroute /hello, baseline build", ROOT / "routes.toml", "/hello",
+                                          bin=Path(args.baseline_bin)))
+        if args.observe or args.only_observe:
+            for label, flags in (("--log-requests", ["--log-requests"]), ("--log-format json", ["--log-format", "json"]),
+                                 ("--trace", ["--trace"])):
+                servers.append(start_hotroute(f"hotroute /hello {label}", ROOT / "routes.toml", "/hello", flags))
+        if not args.only_hotroute and not args.only_observe:
             for starter in (start_nginx, start_go_seed):
                 s = starter(tmp)
                 if s:
                     servers.append(s)
                 else:
                     notes.append(f"{starter.__name__[6:]}: not available, skipped")
-        big = start_hotroute("hotroute 10k routes, deep route", tmp / "routes-10k.toml",
-                             "/api/v1/resource9999/42/items")
-        notes.append(f"hotroute startup to `listening` (10,000 routes): {big.startup_ms:.1f} ms")
-        servers.append(big)
-        if extras_ok:
+        big = None if args.only_observe else start_hotroute(
+            "hotroute 10k routes, deep route", tmp / "routes-10k.toml", "/api/v1/resource9999/42/items")
+        if big:
+            notes.append(f"hotroute startup to `listening` (10,000 routes): {big.startup_ms:.1f} ms")
+            servers.append(big)
+        if extras_ok and not args.only_observe:
             ex = start_hotroute("hotroute templated route", tmp / "extras.toml", "/users/7")
             servers.append(ex)
             servers.append(Server("hotroute match route", ex.proc, ex.url.replace("/users/7", "/search?page=2")))
@@ -382,6 +395,12 @@ def report(servers, args, notes):
         goal("templated route vs static", med(by["hotroute templated route"], "rps"), hr, 0.7)
     if "hotroute match route" in by:
         goal("match route vs static", med(by["hotroute match route"], "rps"), hr, 0.8)
+    if "hotroute /hello, baseline build" in by:
+        goal("this build vs the baseline build (/hello)", hr, med(by["hotroute /hello, baseline build"], "rps"), 0.97)
+    for label in ("--log-requests", "--log-format json", "--trace"):
+        if f"hotroute /hello {label}" in by:
+            r = med(by[f"hotroute /hello {label}"], "rps") / hr
+            lines.append(f"- /hello with {label} (stderr to /dev/null) vs without: {r:.2f}x")
     lines += ["", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
 

@@ -67,17 +67,18 @@ impl Record<'_> {
                 line
             }
             LogFormat::Json => {
-                let value = serde_json::json!({
-                    "time": time,
-                    "peer": self.peer.to_string(),
-                    "method": self.method,
-                    "path": self.path,
-                    "status": self.status,
-                    "bytes": self.bytes,
-                    "duration_ms": (ms * 1000.0).round() / 1000.0,
-                    "route": self.route,
-                });
-                let mut line = value.to_string();
+                let line = JsonLine {
+                    time: &time,
+                    peer: self.peer,
+                    method: self.method,
+                    path: self.path,
+                    status: self.status,
+                    bytes: self.bytes,
+                    duration_ms: (ms * 1000.0).round() / 1000.0,
+                    route: self.route,
+                };
+                // Serializing plain fields into a String cannot fail.
+                let mut line = serde_json::to_string(&line).unwrap_or_default();
                 line.push('\n');
                 line
             }
@@ -88,6 +89,19 @@ impl Record<'_> {
     pub fn write(&self, format: LogFormat) {
         write_stderr(self.line(format).as_bytes());
     }
+}
+
+/// The JSON form of a [`Record`], serialized straight from its fields (no intermediate `Value`).
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    time: &'a str,
+    peer: SocketAddr,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    bytes: u64,
+    duration_ms: f64,
+    route: Option<&'a str>,
 }
 
 /// Writes `bytes` to stderr in one call, ignoring errors.
