@@ -1,4 +1,5 @@
-//! The admin API under `/__admin/`: health and reload, so that tests and probes can see and drive the server.
+//! The admin API under `/__admin/`: health, reload and metrics, so that tests, probes and Prometheus can see and drive
+//! the server.
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;

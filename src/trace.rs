@@ -44,6 +44,8 @@ struct ConnState {
     bytes_out: u64,
     /// Whether the task's last read found nothing and was reported as waiting.
     waiting: bool,
+    /// Whether the client has closed its side (a read returned 0).
+    eof: bool,
     /// HTTP/1 responses handed to hyper and not yet seen going into the socket.
     unwritten: VecDeque<Unwritten>,
 }
@@ -128,6 +130,7 @@ impl ConnTrace {
 
     /// A read returned 0 bytes: the client closed its side.
     pub fn read_eof(&self) {
+        self.state().eof = true;
         self.line(None, format_args!("read 0 bytes: the client closed its side of the connection"));
     }
 
@@ -138,7 +141,11 @@ impl ConnTrace {
         self.line(None, format_args!("wrote {n} bytes into the socket"));
         while let Some(u) = state.unwritten.pop_front() {
             let ms = u.head_at.elapsed().as_secs_f64() * 1000.0;
-            let then = if u.keep_alive { "connection kept alive" } else { "connection will close" };
+            let then = match (u.keep_alive, state.eof) {
+                (_, true) => "connection will close (the client has closed its side)",
+                (true, false) => "connection kept alive",
+                (false, false) => "connection will close",
+            };
             self.line(Some(u.req), format_args!("response written: {} {ms:.3}ms after the head; {then}", u.status));
         }
     }
