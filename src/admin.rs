@@ -22,7 +22,8 @@ pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
         _ => respond::text(
             StatusCode::NOT_FOUND,
             format!(
-                "404 no admin endpoint {}\nthe admin API has: GET /__admin/health, POST /__admin/reload, GET /__admin/metrics\n",
+                "404 no admin endpoint {}\nthe admin API has: GET /__admin/health, POST /__admin/reload, \
+                 GET /__admin/metrics\n",
                 req.uri().path()
             ),
             req.method(),
