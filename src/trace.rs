@@ -352,7 +352,8 @@ mod tests {
         );
         assert_eq!(
             describe(ROUTES, "GET", "/user/7"),
-            "no route: 404, no route pattern matches /user/7; nearest: routes.toml:5 GET,PUT /users/{id} (1 edit(s) away)"
+            "no route: 404, no route pattern matches /user/7; \
+             nearest: routes.toml:5 GET,PUT /users/{id} (1 edit(s) away)"
         );
         assert_eq!(
             describe(ROUTES, "GET", "/completely/else/entirely"),
