@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP benchmark: hotroute vs nginx vs the seed's Go server (and, with --peers, WireMock and Mockoon CLI).
 # Installs wrk, nginx-light and golang-go with apt-get if they are missing, builds hotroute in release mode, then runs
-# scripts/bench_http.py. Options: --duration S, --rounds N, --connections N, --peers, --markdown FILE.
+# scripts/bench_http.py. Options: --duration S, --rounds N, --connections N, --peers, --markdown FILE; --observe
+# (or --only-observe) adds /hello with the access log and the trace on; --baseline-bin BIN compares another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -73,9 +73,9 @@ class Server:
                 self.proc.kill()
 
 
-def start_hotroute(name, routes, path, extra=()):
+def start_hotroute(name, routes, path, extra=(), bin=BIN):
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(BIN), str(routes), "--port", "0", *extra], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([str(bin), str(routes), "--port", "0", *extra], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     first = proc.stdout.readline()
     startup_ms = (time.perf_counter() - t0) * 1000
@@ -255,6 +255,11 @@ def main():
     ap.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
     ap.add_argument("--peers", action="store_true", help="also WireMock and Mockoon CLI (npm; slow to start)")
     ap.add_argument("--only-hotroute", action="store_true", help="skip nginx and Go")
+    ap.add_argument("--observe", action="store_true",
+                    help="also hotroute /hello with --log-requests, --log-format json and --trace (stderr to /dev/null)")
+    ap.add_argument("--only-observe", action="store_true",
+                    help="only hotroute /hello and the --observe scenarios (implies --observe)")
+    ap.add_argument("--baseline-bin", help="also hotroute /hello served by this other build, e.g. an older commit")
     ap.add_argument("--markdown", help="also write the table to this file")
     args = ap.parse_args()
 
@@ -271,18 +276,26 @@ def main():
         notes.append(f"hotroute startup to `listening` (2 routes): {static.startup_ms:.1f} ms")
         idle_rss = static.rss_mb()
         servers.append(static)
-        if not args.only_hotroute:
+        if args.baseline_bin:
+            servers.append(start_hotroute("hotroute /hello, baseline build", ROOT / "routes.toml", "/hello",
+                                          bin=Path(args.baseline_bin)))
+        if args.observe or args.only_observe:
+            for label, flags in (("--log-requests", ["--log-requests"]), ("--log-format json", ["--log-format", "json"]),
+                                 ("--trace", ["--trace"])):
+                servers.append(start_hotroute(f"hotroute /hello {label}", ROOT / "routes.toml", "/hello", flags))
+        if not args.only_hotroute and not args.only_observe:
             for starter in (start_nginx, start_go_seed):
                 s = starter(tmp)
                 if s:
                     servers.append(s)
                 else:
                     notes.append(f"{starter.__name__[6:]}: not available, skipped")
-        big = start_hotroute("hotroute 10k routes, deep route", tmp / "routes-10k.toml",
-                             "/api/v1/resource9999/42/items")
-        notes.append(f"hotroute startup to `listening` (10,000 routes): {big.startup_ms:.1f} ms")
-        servers.append(big)
-        if extras_ok:
+        big = None if args.only_observe else start_hotroute(
+            "hotroute 10k routes, deep route", tmp / "routes-10k.toml", "/api/v1/resource9999/42/items")
+        if big:
+            notes.append(f"hotroute startup to `listening` (10,000 routes): {big.startup_ms:.1f} ms")
+            servers.append(big)
+        if extras_ok and not args.only_observe:
             ex = start_hotroute("hotroute templated route", tmp / "extras.toml", "/users/7")
             servers.append(ex)
             servers.append(Server("hotroute match route", ex.proc, ex.url.replace("/users/7", "/search?page=2")))
@@ -303,7 +316,8 @@ def main():
             for s in servers:
                 res = run_wrk(s, args.duration, args.connections)
                 s.runs.append(res)
-                print(f"round {r + 1}: {s.name:34} {res['rps']:>10.0f} req/s  p50 {res['p50']} ms  p99 {res['p99']} ms"
+                cpu = f"  cpu {res['cpu_us']:.2f} us/req" if res["cpu_us"] else ""
+                print(f"round {r + 1}: {s.name:34} {res['rps']:>10.0f} req/s  p50 {res['p50']} ms  p99 {res['p99']} ms{cpu}"
                       + (f"  NON-2XX {res['errors']}" if res["errors"] else ""), file=sys.stderr)
         loaded_rss = static.rss_mb()
         notes.append(f"hotroute RSS: idle {idle_rss:.1f} MB, after {args.rounds}x{args.duration}s of load {loaded_rss:.1f} MB")
@@ -328,15 +342,33 @@ def main():
         Path(args.markdown).write_text(table)
 
 
-def run_wrk(s, seconds, connections):
-    if not getattr(s, "wrk_headers", False):
-        return wrk(s.url, seconds, connections)
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text('wrk.headers["Authorization"] = "Bearer good"\n')
+def cpu_seconds(pids):
+    """User + system CPU time used so far by these processes (from /proc; None where it is not available)."""
+    total = 0
     try:
-        return wrk(s.url, seconds, connections, ("-s", str(script)))
-    finally:
-        script.unlink()
+        for p in pids:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(s, seconds, connections):
+    """One wrk run, plus the server's CPU time per request: steadier than req/s on a shared, noisy machine."""
+    before = cpu_seconds(s.pids)
+    if not getattr(s, "wrk_headers", False):
+        res = wrk(s.url, seconds, connections)
+    else:
+        script = Path(tempfile.mkstemp(suffix=".lua")[1])
+        script.write_text('wrk.headers["Authorization"] = "Bearer good"\n')
+        try:
+            res = wrk(s.url, seconds, connections, ("-s", str(script)))
+        finally:
+            script.unlink()
+    after = cpu_seconds(s.pids)
+    res["cpu_us"] = (after - before) * 1e6 / res["requests"] if before is not None and after is not None and res["requests"] else None
+    return res
 
 
 def parse_wrk(out):
@@ -348,7 +380,9 @@ def parse_wrk(out):
         v, unit = float(m.group(1)), m.group(2)
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": pct(50), "p99": pct(99), "errors": int(errors.group(1)) if errors else 0}
+    requests = re.search(r"(\d+) requests in", out)
+    return {"rps": rps, "p50": pct(50), "p99": pct(99), "errors": int(errors.group(1)) if errors else 0,
+            "requests": int(requests.group(1)) if requests else 0}
 
 
 def report(servers, args, notes):
@@ -358,11 +392,13 @@ def report(servers, args, notes):
     by = {s.name: s for s in servers}
     base = by.get("hotroute /hello")
     lines = [f"wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, median of rounds",
-             "", "| server | req/s | p50 ms | p99 ms | vs hotroute /hello |", "| --- | ---: | ---: | ---: | ---: |"]
+             "", "| server | req/s | p50 ms | p99 ms | server CPU µs/req | vs hotroute /hello |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for s in servers:
         rps = med(s, "rps")
         ratio = rps / med(base, "rps") if base else float("nan")
-        lines.append(f"| {s.name} | {rps:,.0f} | {fmt(med(s, 'p50'))} | {fmt(med(s, 'p99'))} | {ratio:.2f}x |")
+        lines.append(f"| {s.name} | {rps:,.0f} | {fmt(med(s, 'p50'))} | {fmt(med(s, 'p99'))} | {fmt(med(s, 'cpu_us'))} "
+                     f"| {ratio:.2f}x |")
     lines += ["", "Goals (ratios in this run):"]
     def goal(label, num, den, target, higher=True):
         if num is None or den is None:
@@ -382,6 +418,18 @@ def report(servers, args, notes):
         goal("templated route vs static", med(by["hotroute templated route"], "rps"), hr, 0.7)
     if "hotroute match route" in by:
         goal("match route vs static", med(by["hotroute match route"], "rps"), hr, 0.8)
+    if "hotroute /hello, baseline build" in by:
+        goal("this build vs the baseline build (/hello)", hr, med(by["hotroute /hello, baseline build"], "rps"), 0.97)
+    for label in ("--log-requests", "--log-format json", "--trace"):
+        if f"hotroute /hello {label}" in by:
+            s = by[f"hotroute /hello {label}"]
+            line = f"- /hello with {label} (stderr to /dev/null) vs without: {med(s, 'rps') / hr:.2f}x req/s"
+            if med(s, "cpu_us") and med(base, "cpu_us"):
+                line += f", {med(s, 'cpu_us') - med(base, 'cpu_us'):+.2f} µs of server CPU per request"
+            lines.append(line)
+    if "hotroute /hello, baseline build" in by and med(base, "cpu_us") and med(by["hotroute /hello, baseline build"], "cpu_us"):
+        d = med(base, "cpu_us") - med(by["hotroute /hello, baseline build"], "cpu_us")
+        lines.append(f"- this build vs the baseline build: {d:+.2f} µs of server CPU per request")
     lines += ["", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
 

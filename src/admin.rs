@@ -1,5 +1,5 @@
-//! The admin API under `/__admin/`: health and reload, the request journal, the routes and their coverage, so that
-//! tests and probes can see and drive the server.
+//! The admin API under `/__admin/`: health and reload, the request journal, the routes and their coverage, and
+//! Prometheus metrics, so that tests, probes and monitoring can see and drive the server.
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -16,6 +16,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/requests", "GET, DELETE"),
     ("/routes", "GET"),
     ("/coverage", "GET, DELETE"),
+    ("/metrics", "GET"),
 ];
 
 /// Answers a request whose path starts with `/__admin/`. Admin requests are not recorded in the journal.
@@ -34,6 +35,7 @@ pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
             live.journal().reset_coverage();
             respond::json(StatusCode::OK, &json!({ "status": "ok" }))
         }
+        (&Method::GET, "/metrics") => metrics(live),
         _ => match ENDPOINTS.iter().find(|(p, _)| *p == path) {
             Some((_, allow)) => {
                 respond::method_not_allowed(req.method(), req.uri().path(), &http::HeaderValue::from_static(allow))
@@ -65,6 +67,14 @@ fn routes(live: &Live) -> Response<Body> {
 fn health(live: &Live) -> Response<Body> {
     let routes = live.router().routes().len();
     respond::json(StatusCode::OK, &json!({ "status": "ok", "routes": routes, "generation": live.generation() }))
+}
+
+/// Prometheus metrics, in the OpenMetrics text format.
+fn metrics(live: &Live) -> Response<Body> {
+    let text = live.metrics().encode(live.generation());
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+    respond::with_body(StatusCode::OK, headers, text.into(), &Method::GET)
 }
 
 fn reload(live: &Live) -> Response<Body> {

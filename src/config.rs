@@ -72,6 +72,9 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<u32>", range(max = 1_000_000))]
     pub journal: Option<Spanned<i64>>,
+    /// Write one access-log line per request to stderr (like `--log-requests`). Default false. Read at start.
+    #[serde(default)]
+    pub log_requests: bool,
 }
 
 /// One `[[route]]`.
@@ -237,6 +240,8 @@ pub struct ServerConfig {
     pub admin: bool,
     /// How many requests the journal keeps (see [`crate::journal`]).
     pub journal: usize,
+    /// Whether to write an access-log line per request.
+    pub log_requests: bool,
 }
 
 /// A checked route file: settings, routes in file order, and what it was read from.
@@ -423,7 +428,8 @@ impl Checker<'_> {
                 crate::journal::DEFAULT_CAPACITY
             }),
         };
-        (ServerConfig { listen, admin: spec.admin.unwrap_or(true), journal }, headers)
+        let admin = spec.admin.unwrap_or(true);
+        (ServerConfig { listen, admin, journal, log_requests: spec.log_requests }, headers)
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {

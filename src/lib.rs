@@ -20,6 +20,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod error;
@@ -27,10 +28,13 @@ pub mod expect;
 pub mod inputs;
 pub mod journal;
 pub mod live;
+pub mod metrics;
 pub mod mock;
+pub mod observe;
 pub mod respond;
 pub mod router;
 pub mod server;
+pub mod trace;
 pub mod watch;
 
 pub use config::{Config, load_file, load_str};

@@ -14,6 +14,7 @@ use arc_swap::{ArcSwap, Guard};
 use crate::error::LoadErrors;
 use crate::inputs::Inputs;
 use crate::journal::Journal;
+use crate::metrics::Metrics;
 use crate::router::Router;
 
 /// The router in service, its generation, and where it came from.
@@ -29,14 +30,17 @@ pub struct Live {
     reloading: Mutex<()>,
     journal: Journal,
     reloaded: tokio::sync::Notify,
+    metrics: Metrics,
 }
 
 impl Live {
     /// Starts at generation 1 with `router`. `source` is the route file to re-read on reload (none for routes given
     /// as a string).
     pub fn new(router: Router, source: Option<PathBuf>) -> Self {
+        let (router, metrics) = (Arc::new(router), Metrics::new());
+        metrics.routes_loaded(&router);
         Live {
-            router: ArcSwap::from_pointee(router),
+            router: ArcSwap::new(router),
             generation: AtomicU64::new(1),
             source,
             last_error: Mutex::new(None),
@@ -44,7 +48,13 @@ impl Live {
             reloading: Mutex::new(()),
             journal: Journal::default(),
             reloaded: tokio::sync::Notify::new(),
+            metrics,
         }
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Loads the route file at `path` and starts serving it.
@@ -109,7 +119,9 @@ impl Live {
 
     /// Like [`Live::swap`], handing back the old router so that the caller chooses when to free it.
     fn replace(&self, router: Router) -> (u64, Arc<Router>) {
-        let old = self.router.swap(Arc::new(router));
+        let router = Arc::new(router);
+        self.metrics.routes_loaded(&router);
+        let old = self.router.swap(router);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.reloaded.notify_waiters();
@@ -152,6 +164,7 @@ impl Live {
             Ok(router) => {
                 let n = router.routes().len();
                 let (generation, old) = self.replace(router);
+                self.metrics.reloaded(true);
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 tracing::info!("reloaded {n} routes in {ms:.1} ms (generation {generation})");
                 // Requests already use the new routes; freeing the old ones (tens of ms for a large file) comes last
@@ -160,6 +173,7 @@ impl Live {
                 Ok(generation)
             }
             Err(e) => {
+                self.metrics.reloaded(false);
                 tracing::error!("{e}\nkeeping the previous routes");
                 *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                 Err(e)

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hotroute::{Live, Router, ServeError, Server, config, watch};
+use hotroute::access_log::LogFormat;
+use hotroute::{Live, Router, ServeError, ServeOptions, Server, config, watch};
 
 /// Serve the routes in a TOML file; edit the file and the running server answers with the new routes.
 #[derive(Debug, Parser)]
@@ -40,6 +41,15 @@ struct ServeArgs {
     /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG takes precedence.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
+    /// Write one access-log line per request to stderr (also `[server] log_requests = true`).
+    #[arg(long)]
+    log_requests: bool,
+    /// Access-log format: text or json (one JSON object per line). Implies --log-requests.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Trace each connection and request on stderr: accept, socket fd, task, protocol, routing, write, close.
+    #[arg(long)]
+    trace: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,7 +109,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let server = Server::bind(addr, live.clone()).await?;
+        let log_requests = args.log_requests || args.log_format.is_some() || live.router().server().log_requests;
+        let options = ServeOptions {
+            access_log: log_requests.then(|| args.log_format.unwrap_or_default()),
+            trace: args.trace,
+            ..ServeOptions::default()
+        };
+        let server = Server::bind(addr, live.clone()).await?.with_options(options);
         // Both are in place before the first stdout line, so that a test that read it can edit the file or send
         // SIGHUP at once (SIGHUP's default action would end the process).
         let _watch = start_watching(&live, args.no_watch);
@@ -108,9 +124,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let write_coverage = || -> anyhow::Result<()> {
             let Some(path) = &args.coverage else { return Ok(()) };
             let report = serde_json::to_string_pretty(&live.journal().coverage(&live).to_json())? + "\n";
-            std::fs::write(path, report)
-                .with_context(|| {
-                format!("cannot write the coverage report to {}\n  help: create its folder, or give --coverage another path", path.display())
+            std::fs::write(path, report).with_context(|| {
+                format!(
+                    "cannot write the coverage report to {}\n  help: create its folder, or give --coverage another path",
+                    path.display()
+                )
             })
         };
         write_coverage()?;

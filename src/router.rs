@@ -43,6 +43,11 @@ impl Route {
     pub fn location(&self) -> String {
         format!("{}:{}", self.file.display(), self.line)
     }
+
+    /// Whether the body is rendered per request from a template (for the trace).
+    pub fn is_template(&self) -> bool {
+        matches!(self.responder, Responder::Template { .. })
+    }
 }
 
 /// The routes that share one URL pattern.

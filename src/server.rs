@@ -22,10 +22,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::access_log::LogFormat;
 use crate::admin;
 use crate::config::ADMIN_PREFIX;
 use crate::error::ServeError;
 use crate::live::Live;
+use crate::observe::{Observer, Probe};
 use crate::respond::{self, Body};
 use crate::router::RequestView;
 
@@ -49,6 +51,10 @@ pub struct ServeOptions {
     pub admin: bool,
     /// The largest request body read, in bytes; a larger one gets 413.
     pub max_body: usize,
+    /// Write an access-log line per request to stderr, in this format (`--log-requests`).
+    pub access_log: Option<LogFormat>,
+    /// Trace each connection's and request's journey on stderr (`--trace`).
+    pub trace: bool,
 }
 
 impl Default for ServeOptions {
@@ -58,6 +64,8 @@ impl Default for ServeOptions {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             admin: true,
             max_body: DEFAULT_MAX_BODY,
+            access_log: None,
+            trace: false,
         }
     }
 }
@@ -105,6 +113,7 @@ impl Server {
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
+        let observer = Observer::new(&listener, &options);
         let options = Arc::new(options);
         tokio::pin!(shutdown);
 
@@ -125,12 +134,17 @@ impl Server {
             // Small responses go out at once instead of waiting for Nagle's algorithm.
             let _ = stream.set_nodelay(true);
             tracing::trace!(%peer, "connection accepted");
-            let (builder, live, options) = (builder.clone(), live.clone(), options.clone());
+            let stream = observer.accepted(stream, peer, &live);
+            let (builder, live, options, conn) = (builder.clone(), live.clone(), options.clone(), stream.conn());
             let watcher = graceful.watcher();
             connections.spawn(async move {
                 let service = service_fn(move |req| {
-                    let (live, options) = (live.clone(), options.clone());
-                    async move { Ok::<_, Infallible>(handle(&live, &options, peer, req).await) }
+                    let (live, options, conn) = (live.clone(), options.clone(), conn.clone());
+                    async move {
+                        let mut probe = Probe::start(&live, &options, &conn, peer, &req);
+                        let response = handle(&live, &options, peer, req, &mut probe).await;
+                        Ok::<_, Infallible>(probe.finish(response))
+                    }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(conn).await {
@@ -149,12 +163,22 @@ impl Server {
     }
 }
 
-/// Answers one request from the live routes (or the admin API).
-pub async fn handle(live: &Live, options: &ServeOptions, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+/// Answers one request from the live routes (or the admin API), telling `probe` how it was routed.
+pub async fn handle(
+    live: &Live,
+    options: &ServeOptions,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    probe: &mut Probe<'_>,
+) -> Response<Body> {
     let path = req.uri().path();
     // `[server] admin = false` in the route file turns the admin API off too, from the next reload on.
-    let admin = options.admin && live.router().server().admin;
-    if admin && path.starts_with(ADMIN_PREFIX) && path[ADMIN_PREFIX.len()..].starts_with('/') {
+    // The path is checked first so that ordinary requests load the router only once.
+    if path.starts_with(ADMIN_PREFIX)
+        && path[ADMIN_PREFIX.len()..].starts_with('/')
+        && options.admin
+        && live.router().server().admin
+    {
         return admin::handle(live, req).await;
     }
     let (parts, body) = req.into_parts();
@@ -164,8 +188,10 @@ pub async fn handle(live: &Live, options: &ServeOptions, peer: SocketAddr, req: 
     };
     let router = live.router();
     let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
+    probe.routing(&router, &view);
     let answer = router.respond(&view);
     live.journal().record(live, &router, &view, &answer);
+    probe.answered(&router, &answer);
     answer.response
 }
 

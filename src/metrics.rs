@@ -1,0 +1,340 @@
+//! Prometheus metrics, served at `GET /__admin/metrics` in the OpenMetrics text format.
+//!
+//! Recording is on the path of every request, so it is kept to a few atomic operations: each route's labels
+//! (`file:line` and its pattern) are made once when the routes load, and each route caches the counters of the first
+//! few statuses it answers, so a request bumps a counter it already holds instead of hashing labels into a map. The
+//! latency histogram is lock-free for the same reason.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+use crate::router::{Route, Router};
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds of the latency buckets, in seconds: from 50 µs (a static route on loopback) to 10 s (a slow delay).
+const LATENCY_BUCKETS: [f64; 15] =
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0];
+
+/// How many statuses a route keeps counters for at hand; any further status takes the slower labelled lookup.
+const CACHED_STATUSES: usize = 3;
+
+/// The labels of `hotroute_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// `file:line` of the route, `-` when no route answered (404, 405), `admin` for the admin API.
+    route: Arc<str>,
+    /// The route's URL pattern, `-` when none.
+    path: Arc<str>,
+    /// The response status.
+    status: u16,
+}
+
+/// One route's metric labels, made when the routes load, and the counters of the statuses it has answered.
+#[derive(Debug)]
+pub struct RouteSlot {
+    location: Arc<str>,
+    path: Arc<str>,
+    counters: [OnceLock<(u16, Counter)>; CACHED_STATUSES],
+}
+
+impl RouteSlot {
+    fn new(location: Arc<str>, path: Arc<str>) -> Self {
+        RouteSlot { location, path, counters: Default::default() }
+    }
+
+    fn for_route(route: &Route) -> Self {
+        RouteSlot::new(route.location().into(), route.path.as_str().into())
+    }
+
+    /// `file:line` of the route (`-` for requests no route answered, `admin` for the admin API).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+/// The slots of one router's routes, in the router's order.
+#[derive(Debug)]
+struct Slots {
+    /// Which router they belong to. A `Weak` keeps the allocation's address from being reused while these slots
+    /// exist, without keeping an old router's routes in memory.
+    router: Weak<Router>,
+    routes: Vec<Arc<RouteSlot>>,
+}
+
+/// Which kind of request a [`Metrics::record`] is about when no route answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unrouted {
+    /// A request no route answered (404, 405, or refused before routing).
+    NoRoute,
+    /// A request to the admin API.
+    Admin,
+}
+
+/// All of hotroute's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Latency,
+    open_connections: Gauge,
+    connections: Counter,
+    reloads: Counter,
+    reload_failures: Counter,
+    generation: Gauge,
+    routes: Gauge,
+    slots: ArcSwap<Slots>,
+    no_route: RouteSlot,
+    admin: RouteSlot,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric, all at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("hotroute");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route (file:line; - when none answered, admin for the admin API), route pattern \
+             and status",
+            requests.clone(),
+        );
+        let latency = Latency::default();
+        registry.register(
+            "request_duration_seconds",
+            "Time from the request head being read to the response being ready",
+            latency.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register("open_connections", "Client connections open now", open_connections.clone());
+        let connections = Counter::default();
+        registry.register("connections", "Client connections accepted", connections.clone());
+        let reloads = Counter::default();
+        registry.register("reloads", "Reloads of the route file that put new routes in service", reloads.clone());
+        let reload_failures = Counter::default();
+        registry.register(
+            "reload_failures",
+            "Reloads of the route file that failed (the previous routes kept serving)",
+            reload_failures.clone(),
+        );
+        let generation = Gauge::default();
+        registry.register("generation", "How many times the routes have been loaded (1 at start)", generation.clone());
+        let routes = Gauge::default();
+        registry.register("routes", "Routes in service", routes.clone());
+        let dash: Arc<str> = "-".into();
+        Metrics {
+            registry,
+            requests,
+            latency,
+            open_connections,
+            connections,
+            reloads,
+            reload_failures,
+            generation,
+            routes,
+            slots: ArcSwap::from_pointee(Slots { router: Weak::new(), routes: Vec::new() }),
+            no_route: RouteSlot::new(dash.clone(), dash.clone()),
+            admin: RouteSlot::new("admin".into(), dash),
+        }
+    }
+
+    /// Makes the labels of `router`'s routes, once, before it serves (a reload calls this for the new router).
+    pub fn routes_loaded(&self, router: &Arc<Router>) {
+        let routes = router.routes().iter().map(|r| Arc::new(RouteSlot::for_route(r))).collect();
+        self.slots.store(Arc::new(Slots { router: Arc::downgrade(router), routes }));
+        self.routes.set(router.routes().len() as i64);
+    }
+
+    /// The slot of `route`, a route of `router`.
+    pub fn route(&self, router: &Router, route: &Route) -> Arc<RouteSlot> {
+        let slots = self.slots.load();
+        if std::ptr::eq(slots.router.as_ptr(), router)
+            && let Some(slot) = route_index(router, route).and_then(|i| slots.routes.get(i))
+        {
+            return slot.clone();
+        }
+        // A request that took the router just before a reload swapped it out: rare, so labels made on the spot.
+        Arc::new(RouteSlot::for_route(route))
+    }
+
+    /// Counts one answered request and its latency.
+    pub fn record(&self, route: Result<&RouteSlot, Unrouted>, status: u16, latency: Duration) {
+        let slot = match route {
+            Ok(slot) => slot,
+            Err(Unrouted::NoRoute) => &self.no_route,
+            Err(Unrouted::Admin) => &self.admin,
+        };
+        self.count(slot, status);
+        self.latency.observe(latency);
+    }
+
+    fn count(&self, slot: &RouteSlot, status: u16) {
+        for cell in &slot.counters {
+            let (cached, counter) = match cell.get() {
+                Some(pair) => pair,
+                None => cell.get_or_init(|| (status, self.requests.get_or_create_owned(&labels(slot, status)))),
+            };
+            if *cached == status {
+                counter.inc();
+                return;
+            }
+        }
+        self.requests.get_or_create(&labels(slot, status)).inc();
+    }
+
+    /// A connection was accepted; it counts as open until the returned guard is dropped.
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.connections.inc();
+        self.open_connections.inc();
+        OpenConnection(self.open_connections.clone())
+    }
+
+    /// A reload of the route file succeeded (`true`) or failed.
+    pub fn reloaded(&self, ok: bool) {
+        if ok { &self.reloads } else { &self.reload_failures }.inc();
+    }
+
+    /// Open connections now.
+    pub fn open_connections(&self) -> i64 {
+        self.open_connections.get()
+    }
+
+    /// The metrics in the OpenMetrics text format (which Prometheus reads), with `generation` as the routes'
+    /// generation.
+    pub fn encode(&self, generation: u64) -> String {
+        self.generation.set(generation as i64);
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Counts a connection as open while it lives (dropped when the connection's task ends, however it ends).
+#[derive(Debug)]
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn labels(slot: &RouteSlot, status: u16) -> RequestLabels {
+    RequestLabels { route: slot.location.clone(), path: slot.path.clone(), status }
+}
+
+/// The index of `route` in `router.routes()`, from its address: O(1) where a search would be O(routes).
+fn route_index(router: &Router, route: &Route) -> Option<usize> {
+    let routes = router.routes();
+    let offset = (route as *const Route as usize).checked_sub(routes.as_ptr() as usize)?;
+    let i = offset / std::mem::size_of::<Route>().max(1);
+    routes.get(i).filter(|r| std::ptr::eq(*r, route)).map(|_| i)
+}
+
+/// A latency histogram with atomic buckets (prometheus-client's own takes a lock per observation).
+#[derive(Debug, Clone, Default)]
+struct Latency(Arc<LatencyInner>);
+
+#[derive(Debug, Default)]
+struct LatencyInner {
+    /// Per-bucket counts (not cumulative); the last one is +Inf.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Latency {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS.iter().position(|&b| secs <= b).unwrap_or(LATENCY_BUCKETS.len());
+        self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.0.sum_nanos.fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for Latency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Latency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> =
+            bounds.zip(&self.0.buckets).map(|(b, c)| (b, c.load(Ordering::Relaxed))).collect();
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(toml: &str) -> Arc<Router> {
+        Arc::new(Router::load_str(toml, "routes.toml".as_ref(), ".".as_ref()).unwrap())
+    }
+
+    #[test]
+    fn counts_by_route_and_status_across_cached_and_uncached_statuses() {
+        let m = Metrics::new();
+        let r = router("[[route]]\npath = \"/a\"\nbody = \"a\"\n\n[[route]]\npath = \"/b\"\nbody = \"b\"\n");
+        m.routes_loaded(&r);
+        let b = m.route(&r, &r.routes()[1]);
+        assert_eq!(b.location(), "routes.toml:5");
+        // More statuses than the cache holds: the rest still count.
+        for status in [200, 200, 500, 404, 503, 503, 200] {
+            m.record(Ok(&b), status, Duration::from_micros(30));
+        }
+        m.record(Err(Unrouted::NoRoute), 404, Duration::from_millis(2));
+        let text = m.encode(1);
+        for (labels, n) in [
+            ("route=\"routes.toml:5\",path=\"/b\",status=\"200\"", 3),
+            ("route=\"routes.toml:5\",path=\"/b\",status=\"503\"", 2),
+            ("route=\"routes.toml:5\",path=\"/b\",status=\"404\"", 1),
+            ("route=\"routes.toml:5\",path=\"/b\",status=\"500\"", 1),
+            ("route=\"-\",path=\"-\",status=\"404\"", 1),
+        ] {
+            assert!(text.contains(&format!("hotroute_requests_total{{{labels}}} {n}\n")), "{labels} {n} in\n{text}");
+        }
+        assert!(!text.contains("routes.toml:1"), "{text}");
+        assert!(text.contains("hotroute_request_duration_seconds_count 8\n"), "{text}");
+        assert!(text.contains("hotroute_request_duration_seconds_bucket{le=\"0.00005\"} 7\n"), "{text}");
+        assert!(text.contains("hotroute_request_duration_seconds_bucket{le=\"+Inf\"} 8\n"), "{text}");
+        assert!(text.contains("hotroute_routes 2\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_route_of_a_replaced_router_still_gets_its_labels() {
+        let m = Metrics::new();
+        let old = router("[[route]]\npath = \"/a\"\nbody = \"a\"\n");
+        m.routes_loaded(&old);
+        let new = router("\n[[route]]\npath = \"/a\"\nbody = \"a\"\n");
+        m.routes_loaded(&new);
+        assert_eq!(m.route(&old, &old.routes()[0]).location(), "routes.toml:1");
+        assert_eq!(m.route(&new, &new.routes()[0]).location(), "routes.toml:2");
+        // A route that is not the router's is never mistaken for one of its slots.
+        assert_eq!(m.route(&new, &old.routes()[0]).location(), "routes.toml:1");
+    }
+}

@@ -1,0 +1,324 @@
+//! Where the server meets the access log, the journey trace and the metrics: the hooks it calls per connection
+//! ([`Observer::accepted`], which wraps the socket in an [`ObservedStream`]) and per request ([`Probe`]).
+//!
+//! Metrics are always on and cost a few atomic operations per request. The access log and the trace are off by
+//! default and then cost a branch: a [`Probe`] allocates and formats only when one of them is on, and an
+//! [`ObservedStream`] passes reads and writes straight through when the trace is off.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use http::{Method, Request, Response, Version};
+use hyper::body::Body as _;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::access_log::{LogFormat, Record};
+use crate::config::ADMIN_PREFIX;
+use crate::live::Live;
+use crate::metrics::{Metrics, OpenConnection, RouteSlot, Unrouted};
+use crate::respond::Body;
+use crate::router::{Answer, RequestView, Router};
+use crate::server::ServeOptions;
+use crate::trace::{self, ConnTrace};
+
+/// Per server: numbers the connections and knows whether to trace them.
+#[derive(Debug)]
+pub struct Observer {
+    trace: bool,
+    listener_fd: i32,
+    next_conn: AtomicU64,
+}
+
+impl Observer {
+    /// Prepares to observe the connections of `listener`; traces the listening socket when tracing.
+    pub fn new(listener: &TcpListener, options: &ServeOptions) -> Self {
+        let listener_fd = raw_fd(listener);
+        if options.trace {
+            let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
+            trace::server_line(format_args!(
+                "listening fd={listener_fd} addr={addr}: the kernel queues new connections on this socket; tokio's \
+                 reactor (epoll) wakes the accept loop when it is readable"
+            ));
+        }
+        Observer { trace: options.trace, listener_fd, next_conn: AtomicU64::new(1) }
+    }
+
+    /// A connection was accepted: counts it as open until the returned stream is dropped, and starts its trace.
+    pub fn accepted(&self, stream: TcpStream, peer: SocketAddr, live: &Live) -> ObservedStream {
+        let open = live.metrics().connection_opened();
+        let trace = self.trace.then(|| {
+            let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            Arc::new(ConnTrace::accepted(id, raw_fd(&stream), peer, self.listener_fd))
+        });
+        ObservedStream { inner: stream, trace, started: false, _open: open }
+    }
+}
+
+#[cfg(unix)]
+fn raw_fd(s: &impl std::os::fd::AsRawFd) -> i32 {
+    s.as_raw_fd()
+}
+
+#[cfg(not(unix))]
+fn raw_fd<T>(_: &T) -> i32 {
+    -1
+}
+
+/// A client connection's socket, traced when `--trace` is on.
+#[derive(Debug)]
+pub struct ObservedStream {
+    inner: TcpStream,
+    trace: Option<Arc<ConnTrace>>,
+    started: bool,
+    _open: OpenConnection,
+}
+
+impl ObservedStream {
+    /// The connection's handle for its requests' [`Probe`]s.
+    pub fn conn(&self) -> Conn {
+        Conn(self.trace.clone())
+    }
+
+    fn start(&mut self, trace: &ConnTrace) {
+        if !self.started {
+            self.started = true;
+            trace.task_started();
+        }
+    }
+}
+
+impl Drop for ObservedStream {
+    fn drop(&mut self) {
+        if let Some(t) = &self.trace {
+            t.closed();
+        }
+    }
+}
+
+impl AsyncRead for ObservedStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let Some(trace) = this.trace.clone() else { return Pin::new(&mut this.inner).poll_read(cx, buf) };
+        this.start(&trace);
+        let before = buf.filled().len();
+        let asked = buf.remaining() > 0;
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match &poll {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => trace.read(&buf.filled()[before..]),
+            Poll::Ready(Ok(())) if asked => trace.read_eof(),
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => trace.io_error("read", e),
+            Poll::Pending => trace.read_pending(),
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for ObservedStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let Some(trace) = this.trace.clone() else { return Pin::new(&mut this.inner).poll_write(cx, buf) };
+        this.start(&trace);
+        wrote(&trace, Pin::new(&mut this.inner).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let Some(trace) = this.trace.clone() else { return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) };
+        this.start(&trace);
+        wrote(&trace, Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_shutdown(cx);
+        if let (Some(trace), Poll::Ready(_)) = (&this.trace, &poll) {
+            trace.shutdown();
+        }
+        poll
+    }
+}
+
+fn wrote(trace: &ConnTrace, poll: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+    match &poll {
+        Poll::Ready(Ok(n)) => trace.wrote(*n),
+        Poll::Ready(Err(e)) => trace.io_error("write", e),
+        Poll::Pending => {}
+    }
+    poll
+}
+
+/// A connection's observation handle, cloned into each request's service call (a copy of `None` when untraced).
+#[derive(Debug, Clone, Default)]
+pub struct Conn(Option<Arc<ConnTrace>>);
+
+/// One request under observation, from its head being read to its response being handed to hyper.
+///
+/// The server makes one per request ([`Probe::start`]), tells it how the request was routed ([`Probe::routing`],
+/// [`Probe::answered`]) and gives it the response ([`Probe::finish`]), which counts, logs and traces it. Other
+/// stages can add steps to the trace with [`Probe::note`].
+#[derive(Debug)]
+pub struct Probe<'a> {
+    metrics: &'a Metrics,
+    head_at: Instant,
+    unrouted: Unrouted,
+    route: Option<Arc<RouteSlot>>,
+    /// Only when the access log or the trace is on: what they need beyond the metrics.
+    detail: Option<Box<Detail>>,
+}
+
+#[derive(Debug)]
+struct Detail {
+    time: SystemTime,
+    peer: SocketAddr,
+    method: Method,
+    target: String,
+    version: Version,
+    request_headers: http::HeaderMap,
+    log: Option<LogFormat>,
+    trace: Option<(Arc<ConnTrace>, u64)>,
+    routed_at: Option<Instant>,
+    template: bool,
+}
+
+impl<'a> Probe<'a> {
+    /// Starts observing `req`, whose head hyper has just read.
+    pub fn start<B>(live: &'a Live, options: &ServeOptions, conn: &Conn, peer: SocketAddr, req: &Request<B>) -> Self {
+        let head_at = Instant::now();
+        let path = req.uri().path();
+        let admin = options.admin && path.starts_with(ADMIN_PREFIX) && path[ADMIN_PREFIX.len()..].starts_with('/');
+        let unrouted = if admin { Unrouted::Admin } else { Unrouted::NoRoute };
+        let detail = (options.access_log.is_some() || conn.0.is_some()).then(|| {
+            let target = req.uri().path_and_query().map_or(path, |pq| pq.as_str()).to_owned();
+            let trace = conn.0.as_ref().map(|t| {
+                let n = t.head(req.method(), &target, req.version(), req.headers());
+                (t.clone(), n)
+            });
+            // Only the trace needs the headers (to tell keep-alive from close).
+            let request_headers = if trace.is_some() { req.headers().clone() } else { http::HeaderMap::new() };
+            Box::new(Detail {
+                time: SystemTime::now(),
+                peer,
+                method: req.method().clone(),
+                target,
+                version: req.version(),
+                request_headers,
+                log: options.access_log,
+                trace,
+                routed_at: None,
+                template: false,
+            })
+        });
+        Probe { metrics: live.metrics(), head_at, unrouted, route: None, detail }
+    }
+
+    /// Whether the trace is on for this request (for stages that want to build a costly [`Probe::note`]).
+    pub fn tracing(&self) -> bool {
+        self.detail.as_ref().is_some_and(|d| d.trace.is_some())
+    }
+
+    /// Adds a step to the trace, e.g. `probe.note(format_args!("delay {ms}ms"))`. Formats nothing when not tracing.
+    pub fn note(&self, args: fmt::Arguments) {
+        if let Some((t, req)) = self.detail.as_ref().and_then(|d| d.trace.as_ref()) {
+            t.line(Some(*req), args);
+        }
+    }
+
+    /// The request is about to be routed by `router` (traced: which route matches and why, or the near miss).
+    pub fn routing(&mut self, router: &Router, req: &RequestView<'_>) {
+        let Some(d) = self.detail.as_mut() else { return };
+        let Some((t, n)) = &d.trace else { return };
+        if !req.body.is_empty() {
+            t.line(Some(*n), format_args!("request body read: {} bytes", req.body.len()));
+        }
+        t.line(Some(*n), format_args!("{}", trace::describe_routing(router, req)));
+        d.routed_at = Some(Instant::now());
+    }
+
+    /// `router` answered with `answer`: remembers the route for the metrics and the log.
+    pub fn answered(&mut self, router: &Router, answer: &Answer<'_>) {
+        if let Some(route) = answer.route {
+            self.route = Some(self.metrics.route(router, route));
+            if let Some(d) = self.detail.as_mut() {
+                d.template = route.is_template();
+            }
+        }
+    }
+
+    /// The response is ready: counts it, logs it, traces it, and gives it back to be sent.
+    pub fn finish(mut self, response: Response<Body>) -> Response<Body> {
+        let elapsed = self.head_at.elapsed();
+        let status = response.status();
+        self.metrics.record(self.route.as_deref().ok_or(self.unrouted), status.as_u16(), elapsed);
+        let Some(d) = self.detail.take() else { return response };
+        let bytes = response.body().size_hint().exact().unwrap_or(0);
+        let route = match (&self.route, self.unrouted) {
+            (Some(slot), _) => Some(slot.location()),
+            (None, Unrouted::Admin) => Some("admin"),
+            (None, Unrouted::NoRoute) => None,
+        };
+        if let Some(format) = d.log {
+            let record = Record {
+                time: d.time,
+                peer: d.peer,
+                method: d.method.as_str(),
+                path: &d.target,
+                status: status.as_u16(),
+                bytes,
+                duration: elapsed,
+                route,
+            };
+            record.write(format);
+        }
+        if let Some((t, n)) = &d.trace {
+            let ms = elapsed.as_secs_f64() * 1000.0;
+            let work = d.routed_at.map(|r| r.elapsed().as_secs_f64() * 1000.0);
+            let what = match (route, self.unrouted, d.template) {
+                (Some(_), Unrouted::NoRoute, true) => "template rendered",
+                (Some(_), Unrouted::NoRoute, false) => "prepared static response",
+                (_, Unrouted::Admin, _) => "admin API answer",
+                (None, _, _) => "hotroute's own answer",
+            };
+            let work = work.map_or_else(String::new, |w| format!(" (routing and response {w:.3}ms)"));
+            t.line(
+                Some(*n),
+                format_args!("response ready: {status}, {bytes} body bytes, {what}, {ms:.3}ms after the head{work}"),
+            );
+            if d.version == Version::HTTP_2 {
+                t.line(Some(*n), format_args!("handed to hyper's h2 stream; it goes out as HEADERS and DATA frames"));
+            } else {
+                let keep = trace::keep_alive(d.version, &d.request_headers, response.headers());
+                t.response_ready(*n, status, self.head_at, keep);
+            }
+        }
+        response
+    }
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        // Still holding the detail means finish() never ran: the request's future was dropped mid-way.
+        if let Some((t, n)) = self.detail.as_ref().and_then(|d| d.trace.as_ref()) {
+            t.line(Some(*n), format_args!("request abandoned before its response was ready (the connection ended)"));
+        }
+    }
+}
