@@ -19,11 +19,18 @@
 
 pub mod admin;
 pub mod config;
+pub mod cors;
 pub mod error;
+pub mod fault;
 pub mod live;
+pub mod matching;
+pub mod not_found;
+mod reply;
 pub mod respond;
 pub mod router;
 pub mod server;
+pub mod static_files;
+pub mod template;
 
 pub use config::{Config, load_file, load_str};
 pub use error::{LoadError, LoadErrors, ServeError};

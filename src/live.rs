@@ -67,8 +67,10 @@ impl Live {
         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Puts `router` in service and returns the new generation.
-    pub fn swap(&self, router: Router) -> u64 {
+    /// Puts `router` in service and returns the new generation. Routes whose definition did not change keep their
+    /// counters and sequence positions.
+    pub fn swap(&self, mut router: Router) -> u64 {
+        router.adopt_state(&self.router.load());
         self.router.store(Arc::new(router));
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.generation.fetch_add(1, Ordering::AcqRel) + 1

@@ -4,7 +4,6 @@
 //! tokio's reactor (epoll on Linux), each accepted connection gets its own task, hyper reads the request head and
 //! calls [`handle`], which finds the route in the live router and writes the prepared response back.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::admin;
 use crate::config::ADMIN_PREFIX;
 use crate::error::ServeError;
+use crate::fault;
 use crate::live::Live;
 use crate::respond::{self, Body};
 use crate::router::RequestView;
@@ -128,11 +128,14 @@ impl Server {
             let (builder, live, options) = (builder.clone(), live.clone(), options.clone());
             let watcher = graceful.watcher();
             connections.spawn(async move {
+                // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
+                let trigger = fault::Trigger::default();
+                let io = TokioIo::new(fault::FaultIo::new(stream, trigger.clone()));
                 let service = service_fn(move |req| {
-                    let (live, options) = (live.clone(), options.clone());
-                    async move { Ok::<_, Infallible>(handle(&live, &options, peer, req).await) }
+                    let (live, options, trigger) = (live.clone(), options.clone(), trigger.clone());
+                    async move { trigger.check(handle(&live, &options, peer, req).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = builder.serve_connection(io, service);
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(%peer, "connection ended with an error: {e}");
                 }
@@ -162,7 +165,16 @@ pub async fn handle(live: &Live, options: &ServeOptions, peer: SocketAddr, req: 
     };
     let router = live.router();
     let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
-    router.respond(&view).response
+    let answer = router.respond(&view);
+    match answer.pending {
+        None => answer.response,
+        Some(pending) => {
+            // A delay or a file read: let go of the router before awaiting.
+            let response = answer.response;
+            drop(router);
+            pending.finish(response).await
+        }
+    }
 }
 
 /// Reads the whole request body, refusing one over `limit` bytes with a 413: before reading when the declared
