@@ -10,14 +10,14 @@
 //! the same on every run), from the thread's random generator otherwise.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fake::Fake;
 use fake::rand::rngs::SmallRng;
 use fake::rand::{Rng, SeedableRng};
-use minijinja::value::{Serde, Value};
+use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind};
 
 use crate::matching::RequestData;
@@ -55,6 +55,9 @@ pub const FAKE_KINDS: &[&str] = &[
     "user_agent",
     "color",
 ];
+
+/// The name of the filter that `json` templates use for their strings (not meant for route files).
+const JSON_FILTER: &str = "hotroute_json";
 
 /// Which request variables a template uses; only those are built for a render.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -125,6 +128,7 @@ impl Templates {
         env.add_function("uuid", uuid);
         env.add_function("random_int", random_int);
         env.add_function("fake", fake_data);
+        env.add_filter(JSON_FILTER, json_filter);
         Templates { env, seed }
     }
 
@@ -160,53 +164,117 @@ pub struct Vars<'a, 'r> {
     pub count: u64,
 }
 
-/// Builds the context for templates that use `needs`.
+/// Builds the context for templates that use `needs`: only those variables are made.
 pub fn context(vars: &Vars<'_, '_>, needs: Needs) -> Value {
     let view = vars.req.view;
-    let mut ctx: BTreeMap<&'static str, Value> = BTreeMap::new();
+    let mut ctx = RenderContext::default();
     if needs.has(Needs::METHOD) {
-        ctx.insert("method", Value::from(view.method.as_str()));
+        ctx.method = Some(Value::from(view.method.as_str()));
     }
     if needs.has(Needs::PATH) {
-        let params: BTreeMap<String, String> =
-            vars.params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        ctx.insert("path", Value::from(params));
+        let params = vars.params.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+        ctx.path = Some(Value::from_object(Pairs(params)));
     }
     if needs.has(Needs::URL) {
         let url = view.uri.path_and_query().map_or_else(|| view.uri.path(), |pq| pq.as_str());
-        ctx.insert("url", Value::from(url));
+        ctx.url = Some(Value::from(url));
     }
     if needs.has(Needs::QUERY) {
-        let mut query: BTreeMap<String, String> = BTreeMap::new();
+        let mut query: Vec<(String, Value)> = Vec::new();
         for (k, v) in vars.req.query() {
-            query.entry(k.clone()).or_insert_with(|| v.clone());
+            if !query.iter().any(|(seen, _)| seen == k) {
+                query.push((k.clone(), Value::from(v.as_str())));
+            }
         }
-        ctx.insert("query", Value::from(query));
+        ctx.query = Some(Value::from_object(Pairs(query)));
     }
     if needs.has(Needs::HEADERS) {
-        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(view.headers.len());
         for (name, value) in view.headers {
             let value = String::from_utf8_lossy(value.as_bytes());
-            headers
-                .entry(name.as_str().to_owned())
-                .and_modify(|v| {
+            match headers.iter_mut().find(|(n, _)| n == name.as_str()) {
+                Some((_, v)) => {
                     v.push_str(", ");
                     v.push_str(&value);
-                })
-                .or_insert_with(|| value.into_owned());
+                }
+                None => headers.push((name.as_str().to_owned(), value.into_owned())),
+            }
         }
-        ctx.insert("headers", Value::from(headers));
+        ctx.headers = Some(Value::from_object(Pairs(headers.into_iter().map(|(k, v)| (k, Value::from(v))).collect())));
     }
     if needs.has(Needs::BODY) {
-        ctx.insert("body", Value::from(vars.req.body_text().into_owned()));
+        ctx.body = Some(Value::from(vars.req.body_text().into_owned()));
     }
     if needs.has(Needs::JSON) {
-        ctx.insert("json", vars.req.json().map_or(Value::from(()), |j| Value::from(Serde(j))));
+        ctx.json = Some(vars.req.json().map_or(Value::from(()), |j| Value::from(Serde(j))));
     }
     if needs.has(Needs::COUNT) {
-        ctx.insert("count", Value::from(vars.count));
+        ctx.count = Some(Value::from(vars.count));
     }
-    Value::from(ctx)
+    Value::from_object(ctx)
+}
+
+/// The variables of one render, looked up by name: cheaper to make than a map, and only what is used is there.
+#[derive(Debug, Default)]
+struct RenderContext {
+    method: Option<Value>,
+    path: Option<Value>,
+    url: Option<Value>,
+    query: Option<Value>,
+    headers: Option<Value>,
+    body: Option<Value>,
+    json: Option<Value>,
+    count: Option<Value>,
+}
+
+impl Object for RenderContext {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "method" => self.method.clone(),
+            "path" => self.path.clone(),
+            "url" => self.url.clone(),
+            "query" => self.query.clone(),
+            "headers" => self.headers.clone(),
+            "body" => self.body.clone(),
+            "json" => self.json.clone(),
+            "count" => self.count.clone(),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["method", "path", "url", "query", "headers", "body", "json", "count"])
+    }
+}
+
+/// A small map from names to values (path parameters, query parameters, headers), searched in order.
+#[derive(Debug)]
+struct Pairs(Vec<(String, Value)>);
+
+impl Object for Pairs {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.mapped_enumerator(|this| Box::new(this.0.iter().map(|(k, _)| Value::from(k.as_str()))))
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+/// The filter that turns a value into JSON text inside a `json` template. Unlike MiniJinja's `tojson`, it does not
+/// escape `<`, `>`, `&` and `'` (the output is a JSON body, not HTML).
+fn json_filter(value: &Value) -> Result<Value, Error> {
+    if let Some(s) = value.as_str() {
+        return Ok(Value::from_safe_string(serde_json::Value::from(s).to_string()));
+    }
+    serde_json::to_string(value)
+        .map(Value::from_safe_string)
+        .map_err(|e| invalid(format!("cannot write this value as JSON: {e}")))
 }
 
 /// Whether `s` holds template syntax at all.
@@ -230,10 +298,10 @@ fn write_json_template(value: &serde_json::Value, out: &mut String) {
         J::String(s) if !has_template_syntax(s) => out.push_str(&J::String(s.clone()).to_string()),
         J::String(s) => match single_expression(s) {
             Some(expr) => {
-                let _ = write!(out, "{{{{ ({expr}) | tojson }}}}");
+                let _ = write!(out, "{{{{ ({expr}) | {JSON_FILTER} }}}}");
             }
             None => {
-                out.push_str("{% filter tojson %}");
+                let _ = write!(out, "{{% filter {JSON_FILTER} %}}");
                 out.push_str(s);
                 out.push_str("{% endfilter %}");
             }
@@ -354,39 +422,74 @@ pub fn strftime(format: &str, secs: u64, nanos: u32) -> Result<String, Error> {
             out.push(c);
             continue;
         }
-        let _ = match chars.next() {
-            Some('Y') => write!(out, "{year:04}"),
-            Some('y') => write!(out, "{:02}", year.rem_euclid(100)),
-            Some('m') => write!(out, "{month:02}"),
-            Some('d') => write!(out, "{day:02}"),
-            Some('e') => write!(out, "{day:2}"),
-            Some('H') => write!(out, "{hour:02}"),
-            Some('I') => write!(out, "{:02}", if hour % 12 == 0 { 12 } else { hour % 12 }),
-            Some('p') => write!(out, "{}", if hour < 12 { "AM" } else { "PM" }),
-            Some('M') => write!(out, "{minute:02}"),
-            Some('S') => write!(out, "{second:02}"),
-            Some('f') => write!(out, "{:06}", nanos / 1000),
-            Some('3') if chars.next() == Some('f') => write!(out, "{:03}", nanos / 1_000_000),
-            Some('j') => write!(out, "{yday:03}"),
-            Some('a') => write!(out, "{}", &DAYS[weekday][..3]),
-            Some('A') => write!(out, "{}", DAYS[weekday]),
-            Some('b') => write!(out, "{}", &MONTHS[(month - 1) as usize][..3]),
-            Some('B') => write!(out, "{}", MONTHS[(month - 1) as usize]),
-            Some('s') => write!(out, "{secs}"),
-            Some('z') => write!(out, "+0000"),
-            Some('Z') => write!(out, "UTC"),
-            Some('T') => write!(out, "{hour:02}:{minute:02}:{second:02}"),
-            Some('F') => write!(out, "{year:04}-{month:02}-{day:02}"),
-            Some('%') => write!(out, "%"),
+        match chars.next() {
+            Some('Y') => push_num(&mut out, year.unsigned_abs(), 4),
+            Some('y') => push_num(&mut out, year.rem_euclid(100) as u64, 2),
+            Some('m') => push_num(&mut out, month.into(), 2),
+            Some('d') => push_num(&mut out, day.into(), 2),
+            Some('e') => {
+                if day < 10 {
+                    out.push(' ');
+                }
+                push_num(&mut out, day.into(), 1);
+            }
+            Some('H') => push_num(&mut out, hour, 2),
+            Some('I') => push_num(&mut out, if hour % 12 == 0 { 12 } else { hour % 12 }, 2),
+            Some('p') => out.push_str(if hour < 12 { "AM" } else { "PM" }),
+            Some('M') => push_num(&mut out, minute, 2),
+            Some('S') => push_num(&mut out, second, 2),
+            Some('f') => push_num(&mut out, (nanos / 1000).into(), 6),
+            Some('3') if chars.next() == Some('f') => push_num(&mut out, (nanos / 1_000_000).into(), 3),
+            Some('j') => push_num(&mut out, yday as u64, 3),
+            Some('a') => out.push_str(&DAYS[weekday][..3]),
+            Some('A') => out.push_str(DAYS[weekday]),
+            Some('b') => out.push_str(&MONTHS[(month - 1) as usize][..3]),
+            Some('B') => out.push_str(MONTHS[(month - 1) as usize]),
+            Some('s') => push_num(&mut out, secs, 1),
+            Some('z') => out.push_str("+0000"),
+            Some('Z') => out.push_str("UTC"),
+            Some('T') => {
+                push_num(&mut out, hour, 2);
+                out.push(':');
+                push_num(&mut out, minute, 2);
+                out.push(':');
+                push_num(&mut out, second, 2);
+            }
+            Some('F') => {
+                push_num(&mut out, year.unsigned_abs(), 4);
+                out.push('-');
+                push_num(&mut out, month.into(), 2);
+                out.push('-');
+                push_num(&mut out, day.into(), 2);
+            }
+            Some('%') => out.push('%'),
             other => {
                 let spec = other.map_or_else(|| "%".to_owned(), |c| format!("%{c}"));
                 return Err(invalid(format!(
                     "now(): unknown format `{spec}`; use %Y %m %d %H %M %S %3f %f %j %a %A %b %B %y %e %I %p %s %z %Z %T %F, or \"rfc3339\", \"http\", \"unix\", \"unix_ms\""
                 )));
             }
-        };
+        }
     }
     Ok(out)
+}
+
+/// Writes `n` in decimal, zero-padded to `width` digits.
+fn push_num(out: &mut String, mut n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - i)..width {
+        out.push('0');
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
 }
 
 /// Year, month and day of a day number counted from 1970-01-01 (Howard Hinnant's algorithm).
@@ -418,12 +521,14 @@ fn uuid() -> String {
     let mut bytes: [u8; 16] = with_rng(|r| r.random());
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(36);
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
             s.push('-');
         }
-        let _ = write!(s, "{b:02x}");
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     s
 }
