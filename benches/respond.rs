@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use http::{HeaderMap, HeaderValue, Method, Uri};
 use hotroute::Router;
 use hotroute::router::RequestView;
+use http::{HeaderMap, HeaderValue, Method, Uri};
 
 /// Plain routes only: this file loads on every version of hotroute, so the plain route's cost can be compared
 /// across versions.
@@ -134,7 +134,9 @@ fn bench_http(c: &mut Criterion) {
     for (name, routes, uri) in cases {
         group.bench_function(name, |b| {
             let mut served = serve(routes);
-            let request = format!("GET {uri} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\nAccept: application/json\r\n\r\n");
+            let request = format!(
+                "GET {uri} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench/1.0\r\nAccept: application/json\r\n\r\n"
+            );
             let mut buf = Vec::with_capacity(1024);
             roundtrip(&mut served.stream, request.as_bytes(), &mut buf);
             assert!(buf.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf));

@@ -464,8 +464,7 @@ impl Checker<'_> {
             }
         }
 
-        let (body, content_type) =
-            self.body(spec.body.as_ref(), spec.json.as_ref(), spec.file.as_ref(), spec.template);
+        let (body, content_type) = self.body(spec.body.as_ref(), spec.json.as_ref(), spec.file.as_ref(), spec.template);
         if let Some(ct) = content_type
             && !headers.contains_key(CONTENT_TYPE)
             && let Ok(v) = HeaderValue::from_str(&ct)

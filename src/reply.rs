@@ -50,7 +50,12 @@ pub(crate) struct ReplyParts<'a> {
 
 impl Reply {
     /// Compiles the templated parts under names starting with `name` (e.g. `routes.toml:12`).
-    pub fn build(parts: ReplyParts<'_>, templates: &mut Templates, name: &str, text: &str) -> Result<Reply, CompileError> {
+    pub fn build(
+        parts: ReplyParts<'_>,
+        templates: &mut Templates,
+        name: &str,
+        text: &str,
+    ) -> Result<Reply, CompileError> {
         let mut needs = Needs::default();
         let mut header_templates = Vec::new();
         for t in parts.header_templates {

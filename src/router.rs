@@ -538,10 +538,8 @@ fn build_responder(
             replies
         }
     };
-    let dir = script
-        .dir
-        .as_ref()
-        .map(|d| (Arc::new(StaticDir::new(d.root.clone(), location.to_owned())), d.param.clone()));
+    let dir =
+        script.dir.as_ref().map(|d| (Arc::new(StaticDir::new(d.root.clone(), location.to_owned())), d.param.clone()));
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
     Ok(Responder::Scripted(Box::new(Script { replies, cycle, state: Arc::default(), dir })))
 }

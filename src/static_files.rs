@@ -150,7 +150,8 @@ impl DirRequest {
         let len = meta.len();
         let modified = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok());
         let etag = modified.map(|m| format!("\"{:x}.{:x}-{len:x}\"", m.as_secs(), m.subsec_nanos()));
-        let last_modified = modified.map(|m| httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(m.as_secs())));
+        let last_modified =
+            modified.map(|m| httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(m.as_secs())));
         if !headers.contains_key(CONTENT_TYPE)
             && let Ok(v) = HeaderValue::from_str(&content_type(path))
         {
@@ -214,7 +215,11 @@ impl DirRequest {
         if let Some(inm) = self.if_none_match.as_ref().and_then(|v| v.to_str().ok()) {
             return etag.is_some_and(|e| etag_listed(inm, e));
         }
-        let since = self.if_modified_since.as_ref().and_then(|v| v.to_str().ok()).and_then(|v| httpdate::parse_http_date(v).ok());
+        let since = self
+            .if_modified_since
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
         match (since, modified) {
             (Some(since), Some(m)) => since.duration_since(UNIX_EPOCH).is_ok_and(|s| m <= s.as_secs()),
             _ => false,

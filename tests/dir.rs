@@ -63,7 +63,9 @@ async fn files_folders_and_content_types() {
     // Folders: index.html; without the trailing slash, a redirect that adds it (reqwest follows it).
     assert_eq!(c.get(s.url("/")).send().await.unwrap().text().await.unwrap(), "<h1>home</h1>");
     assert_eq!(c.get(s.url("/static/data/")).send().await.unwrap().text().await.unwrap(), "<p>data</p>");
-    let text = raw(s.addr, b"GET /static/data?x=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", Duration::from_secs(5)).await;
+    let text =
+        raw(s.addr, b"GET /static/data?x=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", Duration::from_secs(5))
+            .await;
     assert!(text.starts_with("HTTP/1.1 301"), "{text}");
     assert!(text.to_ascii_lowercase().contains("location: /static/data/?x=1\r\n"), "{text}");
     assert_eq!(c.get(s.url("/static/empty/")).send().await.unwrap().status(), 404, "no listing without index.html");

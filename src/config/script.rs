@@ -11,8 +11,8 @@ use std::time::Duration;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use schemars::JsonSchema;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::{BodyConfig, Checker, Origin, RouteConfig, RouteSpec, ServerSpec, span_of_key, toml_to_json};
@@ -303,16 +303,7 @@ impl Checker<'_> {
                 "add a `body = \"...\"` (or `json`, `file`, a header) with the template, or remove `template`",
             );
         }
-        ScriptConfig {
-            template: spec.template,
-            header_templates,
-            matcher,
-            sequence,
-            delay,
-            fault,
-            dir,
-            key: 0,
-        }
+        ScriptConfig { template: spec.template, header_templates, matcher, sequence, delay, fault, dir, key: 0 }
     }
 
     pub(super) fn server_script(
@@ -325,7 +316,15 @@ impl Checker<'_> {
             let nf = nf.get_ref();
             let status = self.status(nf.status.as_ref(), StatusCode::NOT_FOUND);
             self.reply(
-                ReplyParts { status, headers: &nf.headers, body: nf.body.as_ref(), json: nf.json.as_ref(), file: nf.file.as_ref(), delay: None, fault: None },
+                ReplyParts {
+                    status,
+                    headers: &nf.headers,
+                    body: nf.body.as_ref(),
+                    json: nf.json.as_ref(),
+                    file: nf.file.as_ref(),
+                    delay: None,
+                    fault: None,
+                },
                 nf.template,
                 server_headers,
                 &[],
@@ -369,7 +368,11 @@ impl Checker<'_> {
         match humantime::parse_duration(spec.get_ref()) {
             Ok(d) if d <= MAX_DELAY => Some(d),
             Ok(_) => {
-                self.error(spec.span(), format!("delay `{}` is over an hour", spec.get_ref()), "use a delay up to \"1h\"");
+                self.error(
+                    spec.span(),
+                    format!("delay `{}` is over an hour", spec.get_ref()),
+                    "use a delay up to \"1h\"",
+                );
                 None
             }
             Err(e) => {
@@ -626,7 +629,11 @@ impl Checker<'_> {
                 .filter_map(|m| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
                     Ok(m) => Some(m),
                     Err(_) => {
-                        self.error(spec.span(), format!("`{m}` is not an HTTP method"), "use methods like \"GET\", \"POST\"");
+                        self.error(
+                            spec.span(),
+                            format!("`{m}` is not an HTTP method"),
+                            "use methods like \"GET\", \"POST\"",
+                        );
                         None
                     }
                 })
@@ -637,7 +644,11 @@ impl Checker<'_> {
                 .filter_map(|h| match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
                     Ok(h) => Some(h),
                     Err(_) => {
-                        self.error(spec.span(), format!("`{h}` is not a header name"), "use names like \"content-type\"");
+                        self.error(
+                            spec.span(),
+                            format!("`{h}` is not a header name"),
+                            "use names like \"content-type\"",
+                        );
                         None
                     }
                 })
@@ -648,7 +659,14 @@ impl Checker<'_> {
         if self.errors.len() > before {
             return None;
         }
-        Some(CorsConfig { origins, methods, headers, expose_headers, credentials: table.credentials, max_age: table.max_age })
+        Some(CorsConfig {
+            origins,
+            methods,
+            headers,
+            expose_headers,
+            credentials: table.credentials,
+            max_age: table.max_age,
+        })
     }
 }
 
