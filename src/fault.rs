@@ -137,8 +137,8 @@ impl Drop for FaultIo {
                 }
             }
             Some(Fault::Garbage) => {
-                // The socket's send buffer is empty at this point (hyper flushed the previous answers), so the few
-                // bytes fit without blocking.
+                // A few dozen bytes fit in the socket's send buffer, so a non-blocking write is enough here, where
+                // nothing can be awaited.
                 if let Err(e) = self.inner.try_write(GARBAGE) {
                     tracing::debug!("cannot send garbage for a garbage fault: {e}");
                 }
