@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -193,7 +193,8 @@ pub struct Router {
     server: ServerConfig,
     cors: Option<Cors>,
     not_found: Option<(Reply, RouteState)>,
-    near: NearMiss,
+    /// Made on the first near-miss 404, so that loading many routes does not pay for it.
+    near: OnceLock<NearMiss>,
 }
 
 impl Router {
@@ -305,7 +306,6 @@ impl Router {
                 .iter()
                 .any(|&i| matches!(&routes[i].methods, Methods::List(l) if l.contains(&Method::OPTIONS)));
         }
-        let near = NearMiss::new(entries.iter().enumerate().map(|(i, e)| (routes[e.routes[0]].path.as_str(), i)));
         Ok(Router {
             tree,
             entries,
@@ -314,7 +314,7 @@ impl Router {
             server: config.server.clone(),
             cors: config.server.cors.as_ref().map(Cors::new),
             not_found,
-            near,
+            near: OnceLock::new(),
         })
     }
 
@@ -462,7 +462,12 @@ impl Router {
             }
             return text;
         }
-        let near = self.near.nearest(req.uri.path());
+        let near = self
+            .near
+            .get_or_init(|| {
+                NearMiss::new(self.entries.iter().enumerate().map(|(i, e)| (self.routes[e.routes[0]].path.as_str(), i)))
+            })
+            .nearest(req.uri.path());
         if near.is_empty() {
             return text;
         }
