@@ -24,6 +24,12 @@ use crate::inputs::Inputs;
 
 mod include;
 
+mod script;
+pub use script::{
+    CorsSpec, CorsTableSpec, DirConfig, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, ScriptConfig,
+    SequenceConfig, SequenceItemSpec,
+};
+
 /// The address served when neither the file nor the command line names one (the seed note's port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
@@ -75,6 +81,19 @@ pub struct ServerSpec {
     /// Write one access-log line per request to stderr (like `--log-requests`). Default false. Read at start.
     #[serde(default)]
     pub log_requests: bool,
+    /// `true`, or a table of `origins`, `methods`, `headers`, `expose_headers`, `credentials`, `max_age`: answer CORS
+    /// preflight requests and add the CORS headers to every response.
+    #[serde(default)]
+    #[schemars(with = "Option<CorsSpec>")]
+    pub cors: Option<Spanned<CorsSpec>>,
+    /// The answer when no route matches, instead of the near-miss 404.
+    #[serde(default)]
+    #[schemars(with = "Option<NotFoundSpec>")]
+    pub not_found: Option<Spanned<NotFoundSpec>>,
+    /// Seed for the template helpers `uuid()`, `random_int()` and `fake()`: the same seed gives the same data.
+    #[serde(default)]
+    #[schemars(with = "Option<u64>")]
+    pub seed: Option<Spanned<i64>>,
 }
 
 /// One `[[route]]`.
@@ -108,9 +127,34 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub file: Option<Spanned<String>>,
-    /// Render `body` as a MiniJinja template on each request (`{{ path.id }}` and more).
+    /// Render `body`, every string of `json`, the `file` contents and header values as MiniJinja templates on each
+    /// request (`{{ path.id }}` and more).
     #[serde(default)]
     pub template: bool,
+    /// Extra conditions a request must meet; routes sharing a method and path are tried in file order.
+    #[serde(default, rename = "match")]
+    #[schemars(with = "Option<MatchSpec>")]
+    pub matcher: Option<Spanned<MatchSpec>>,
+    /// Answers given in turn: the n-th request gets the n-th; the last repeats (see `repeat`).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<SequenceItemSpec>>")]
+    pub sequence: Option<Spanned<Vec<Spanned<SequenceItemSpec>>>>,
+    /// After the last answer of a `sequence`: `"last"` repeats it (the default), `"cycle"` starts over.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub repeat: Option<Spanned<String>>,
+    /// Wait this long before answering, e.g. `"300ms"` or `"2s"`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub delay: Option<Spanned<String>>,
+    /// Break the connection instead of answering: `"reset"`, `"close"` or `"garbage"`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub fault: Option<Spanned<String>>,
+    /// Serve the files under this folder (relative to the route file's); the path's `{*rest}` names the file.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub dir: Option<Spanned<String>>,
 }
 
 /// `method = "GET"` or `method = ["GET", "POST"]`.
@@ -229,6 +273,8 @@ pub struct RouteConfig {
     pub headers: HeaderMap,
     /// Response body.
     pub body: BodyConfig,
+    /// Matching, templated headers, sequences, delays, faults and static folders.
+    pub script: ScriptConfig,
 }
 
 /// Server-wide settings from `[server]`.
@@ -242,6 +288,12 @@ pub struct ServerConfig {
     pub journal: usize,
     /// Whether to write an access-log line per request.
     pub log_requests: bool,
+    /// CORS, when on.
+    pub cors: Option<crate::cors::CorsConfig>,
+    /// The answer when no route matches (none: the near-miss 404).
+    pub not_found: Option<ReplyConfig>,
+    /// Seed for the template helpers.
+    pub seed: Option<u64>,
 }
 
 /// A checked route file: settings, routes in file order, and what it was read from.
@@ -429,7 +481,8 @@ impl Checker<'_> {
             }),
         };
         let admin = spec.admin.unwrap_or(true);
-        (ServerConfig { listen, admin, journal, log_requests: spec.log_requests }, headers)
+        let (cors, not_found, seed) = self.server_script(spec, &headers);
+        (ServerConfig { listen, admin, journal, log_requests: spec.log_requests, cors, not_found, seed }, headers)
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {
@@ -498,14 +551,46 @@ impl Checker<'_> {
             }
         }
 
-        let kinds: Vec<(&str, Range<usize>)> = [
-            spec.body.as_ref().map(|b| ("body", b.span())),
-            spec.json.as_ref().map(|j| ("json", j.span())),
-            spec.file.as_ref().map(|f| ("file", f.span())),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let (body, content_type) = self.body(spec.body.as_ref(), spec.json.as_ref(), spec.file.as_ref(), spec.template);
+        if let Some(ct) = content_type
+            && !headers.contains_key(CONTENT_TYPE)
+            && let Ok(v) = HeaderValue::from_str(&ct)
+        {
+            headers.insert(CONTENT_TYPE, v);
+        }
+        let script = self.route_script(spec, &origin, status, &mut headers);
+
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let mut route = RouteConfig {
+            origin,
+            path: path.clone(),
+            path_span: spec.path.span(),
+            methods: methods?,
+            status,
+            headers,
+            body,
+            script,
+        };
+        route.script.key = script::definition_key(&route);
+        Some(route)
+    }
+
+    /// The body of a route, a sequence item or the not-found answer, and the content-type it implies: at most one of
+    /// `body`, `json` and `file`. With `template`, each becomes a template (`json` one whose strings are templates).
+    fn body(
+        &mut self,
+        body: Option<&Spanned<String>>,
+        json: Option<&Spanned<toml::Value>>,
+        file: Option<&Spanned<String>>,
+        template: bool,
+    ) -> (BodyConfig, Option<String>) {
+        let kinds: Vec<(&str, Range<usize>)> =
+            [body.map(|b| ("body", b.span())), json.map(|j| ("json", j.span())), file.map(|f| ("file", f.span()))]
+                .into_iter()
+                .flatten()
+                .collect();
         if kinds.len() > 1 {
             let names: Vec<&str> = kinds.iter().map(|k| k.0).collect();
             self.error(
@@ -514,57 +599,41 @@ impl Checker<'_> {
                 "keep one of `body`, `json` or `file`",
             );
         }
-
-        let (body, content_type) = if let Some(b) = &spec.body {
-            let body = if spec.template {
+        if let Some(b) = body {
+            let body = if template {
                 BodyConfig::Template { source: b.get_ref().clone(), span: b.span() }
             } else {
                 BodyConfig::Fixed(Bytes::from(b.get_ref().clone()))
             };
             (body, Some("text/plain; charset=utf-8".to_owned()))
-        } else if let Some(j) = &spec.json {
+        } else if let Some(j) = json {
             let json = toml_to_json(j.get_ref());
-            if spec.template {
-                let text = serde_json::to_string(&json).unwrap_or_default();
-                (BodyConfig::Template { source: text, span: j.span() }, Some("application/json".to_owned()))
+            if template {
+                let source = crate::template::json_template_source(&json);
+                (BodyConfig::Template { source, span: j.span() }, Some("application/json".to_owned()))
             } else {
                 let bytes = serde_json::to_vec(&json).unwrap_or_default();
                 (BodyConfig::Fixed(Bytes::from(bytes)), Some("application/json".to_owned()))
             }
-        } else if let Some(f) = &spec.file {
+        } else if let Some(f) = file {
             match self.body_file(f) {
+                Some((bytes, mime)) if template => match String::from_utf8(bytes.to_vec()) {
+                    Ok(source) => (BodyConfig::Template { source, span: f.span() }, Some(mime)),
+                    Err(_) => {
+                        self.error(
+                            f.span(),
+                            format!("body file `{}` is not UTF-8 text, so it cannot be a template", f.get_ref()),
+                            "save the file as UTF-8, or remove `template = true`",
+                        );
+                        (BodyConfig::Fixed(Bytes::new()), None)
+                    }
+                },
                 Some((bytes, mime)) => (BodyConfig::Fixed(bytes), Some(mime)),
                 None => (BodyConfig::Fixed(Bytes::new()), None),
             }
         } else {
-            if spec.template {
-                self.error(
-                    span_of_key(&self.source.text, &origin.span, "template"),
-                    "`template = true` but the route has no `body` to render",
-                    "add a `body = \"...\"` with the template, or remove `template`",
-                );
-            }
             (BodyConfig::Fixed(Bytes::new()), None)
-        };
-        if let Some(ct) = content_type
-            && !headers.contains_key(CONTENT_TYPE)
-            && let Ok(v) = HeaderValue::from_str(&ct)
-        {
-            headers.insert(CONTENT_TYPE, v);
         }
-
-        if self.errors.len() > errors_before {
-            return None;
-        }
-        Some(RouteConfig {
-            origin,
-            path: path.clone(),
-            path_span: spec.path.span(),
-            methods: methods?,
-            status,
-            headers,
-            body,
-        })
     }
 
     fn methods(&mut self, spec: Option<&Spanned<MethodsSpec>>) -> Option<Methods> {

@@ -23,17 +23,24 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod expect;
+pub mod fault;
 pub mod inputs;
 pub mod journal;
 pub mod live;
+pub mod matching;
 pub mod metrics;
 pub mod mock;
+pub mod not_found;
 pub mod observe;
+mod reply;
 pub mod respond;
 pub mod router;
 pub mod server;
+pub mod static_files;
+pub mod template;
 pub mod trace;
 pub mod watch;
 

@@ -112,13 +112,15 @@ impl Live {
         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Puts `router` in service and returns the new generation.
+    /// Puts `router` in service and returns the new generation. Routes whose definition did not change keep their
+    /// counters and sequence positions.
     pub fn swap(&self, router: Router) -> u64 {
         self.replace(router).0
     }
 
     /// Like [`Live::swap`], handing back the old router so that the caller chooses when to free it.
-    fn replace(&self, router: Router) -> (u64, Arc<Router>) {
+    fn replace(&self, mut router: Router) -> (u64, Arc<Router>) {
+        router.adopt_state(&self.router.load());
         let router = Arc::new(router);
         self.metrics.routes_loaded(&router);
         let old = self.router.swap(router);

@@ -211,10 +211,11 @@ impl MockServer {
         self.live.reload()
     }
 
-    /// Clears the journal and the coverage counts.
+    /// Clears the journal, the coverage counts, and every route's `count` (so sequences start over).
     pub fn reset(&self) {
         self.live.journal().clear();
         self.live.journal().reset_coverage();
+        self.live.router().reset_counters();
     }
 
     /// Which routes answered no request, and which requests no route answered.

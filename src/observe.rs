@@ -81,6 +81,11 @@ pub struct ObservedStream {
 }
 
 impl ObservedStream {
+    /// The TCP stream itself, for socket options (a `fault` route's reset sets a zero linger on it).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.inner
+    }
+
     /// The connection's handle for its requests' [`Probe`]s.
     pub fn conn(&self) -> Conn {
         Conn(self.trace.clone())
@@ -259,7 +264,7 @@ impl<'a> Probe<'a> {
         if let Some(route) = answer.route {
             self.route = Some(self.metrics.route(router, route));
             if let Some(d) = self.detail.as_mut() {
-                d.template = route.is_template();
+                d.template = route.is_scripted();
             }
         }
     }
@@ -293,7 +298,7 @@ impl<'a> Probe<'a> {
             let ms = elapsed.as_secs_f64() * 1000.0;
             let work = d.routed_at.map(|r| r.elapsed().as_secs_f64() * 1000.0);
             let what = match (route, self.unrouted, d.template) {
-                (Some(_), Unrouted::NoRoute, true) => "template rendered",
+                (Some(_), Unrouted::NoRoute, true) => "scripted response (template, sequence, delay, fault or folder)",
                 (Some(_), Unrouted::NoRoute, false) => "prepared static response",
                 (_, Unrouted::Admin, _) => "admin API answer",
                 (None, _, _) => "hotroute's own answer",

@@ -1,27 +1,67 @@
 //! The immutable router: a matchit radix tree from paths to routes, each with its response prepared.
 //!
 //! A [`Router`] is built once per load of the route file and never changes; a reload builds a new one and swaps it
-//! in (see [`crate::live`]). Matching is one tree lookup plus a scan of the few routes that share the path.
+//! in (see [`crate::live`]). Matching is one tree lookup plus a scan of the few routes that share the path; a route
+//! with `match` conditions is skipped when they do not hold, and the next one in file order is tried.
+//!
+//! A plain route answers from a [`Prepared`] response: a header map clone and a body reference count. Everything
+//! else (templates, sequences, delays, faults, static folders) is a scripted route, which counts its answers in a
+//! [`RouteState`] that a reload carries over when the route's definition did not change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{HeaderMap, Method, Response, StatusCode, Uri};
 
 use crate::config::{BodyConfig, Config, Methods, RouteConfig, ServerConfig};
+use crate::cors::Cors;
 use crate::error::{LoadError, LoadErrors};
+use crate::matching::{MatchConfig, RequestData};
+use crate::not_found::NearMiss;
+use crate::reply::{Reply, ReplyParts};
 use crate::respond::{self, Body, Prepared};
+use crate::static_files::{DirRequest, StaticDir};
+use crate::template::{Templates, Vars};
 
 /// How a route produces its response.
 #[derive(Debug)]
 enum Responder {
     /// The same bytes every time.
     Static(Prepared),
-    /// A body rendered per request from the template named `name` in the router's environment.
-    Template { name: String, status: StatusCode, headers: HeaderMap },
+    /// Templates, a sequence, a delay, a fault or a folder.
+    Scripted(Box<Script>),
+}
+
+/// The per-route state that outlives a reload when the route's definition did not change.
+#[derive(Debug, Default)]
+pub struct RouteState {
+    /// How many times the route has answered.
+    hits: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Script {
+    /// The route's one answer, or its sequence.
+    replies: Vec<Reply>,
+    cycle: bool,
+    state: Arc<RouteState>,
+    dir: Option<(Arc<StaticDir>, Option<String>)>,
+}
+
+impl Script {
+    /// The answer for the `count`-th request (1-based).
+    fn pick(&self, count: u64) -> &Reply {
+        let n = self.replies.len() as u64;
+        let i = if self.cycle { (count - 1) % n } else { (count - 1).min(n - 1) };
+        &self.replies[i as usize]
+    }
 }
 
 /// One route, ready to answer.
@@ -36,17 +76,34 @@ pub struct Route {
     /// The line of its `[[route]]` header.
     pub line: usize,
     responder: Responder,
+    matcher: Option<MatchConfig>,
+    /// The hash of its definition (see [`crate::config::ScriptConfig::key`]).
+    key: u64,
+    location: String,
 }
 
 impl Route {
     /// `file:line`, for logs and the admin API.
     pub fn location(&self) -> String {
-        format!("{}:{}", self.file.display(), self.line)
+        self.location.clone()
     }
 
-    /// Whether the body is rendered per request from a template (for the trace).
-    pub fn is_template(&self) -> bool {
-        matches!(self.responder, Responder::Template { .. })
+    /// How many times a scripted route has answered (none for a plain route, which does not count).
+    pub fn count(&self) -> Option<u64> {
+        match &self.responder {
+            Responder::Static(_) => None,
+            Responder::Scripted(s) => Some(s.state.hits.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Whether the route has `match` conditions.
+    pub fn is_conditional(&self) -> bool {
+        self.matcher.is_some()
+    }
+
+    /// Whether the route does per-request work (templates, a sequence, a delay, a fault or a folder), for the trace.
+    pub fn is_scripted(&self) -> bool {
+        matches!(self.responder, Responder::Scripted(_))
     }
 }
 
@@ -57,6 +114,8 @@ struct PathEntry {
     routes: Vec<usize>,
     /// The `Allow` header for a 405 on this path.
     allow: HeaderValue,
+    /// Whether a route names `OPTIONS` itself (it then answers CORS preflights instead of the CORS layer).
+    options: bool,
 }
 
 /// What a request matched.
@@ -96,10 +155,37 @@ pub struct RequestView<'a> {
 /// A response and the route that gave it (none for a 404 or 405).
 #[derive(Debug)]
 pub struct Answer<'r> {
-    /// What to send.
+    /// What to send; when `pending` is set, what to pass to [`Pending::finish`].
     pub response: Response<Body>,
     /// The route that answered.
     pub route: Option<&'r Route>,
+    /// Work left before the response can be sent (a delay, a file from a folder), or none.
+    pub pending: Option<Pending>,
+}
+
+/// What an answer still has to await: it owns what it needs, so the router need not be held meanwhile.
+#[derive(Debug)]
+pub struct Pending {
+    delay: Option<Duration>,
+    dir: Option<DirRequest>,
+}
+
+impl Pending {
+    /// Waits out the delay, then reads the file of a folder route, and returns the response to send.
+    pub async fn finish(self, response: Response<Body>) -> Response<Body> {
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        match self.dir {
+            Some(request) => request.serve(response).await,
+            None => response,
+        }
+    }
+
+    /// The delay before the answer, if any.
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay
+    }
 }
 
 /// An immutable set of routes, ready to serve.
@@ -108,8 +194,12 @@ pub struct Router {
     tree: matchit::Router<usize>,
     entries: Vec<PathEntry>,
     routes: Vec<Route>,
-    templates: minijinja::Environment<'static>,
+    templates: Templates,
     server: ServerConfig,
+    cors: Option<Cors>,
+    not_found: Option<(Reply, RouteState)>,
+    /// Made on the first near-miss 404, so that loading many routes does not pay for it.
+    near: OnceLock<NearMiss>,
 }
 
 impl Router {
@@ -150,15 +240,20 @@ impl Router {
         let mut entries: Vec<PathEntry> = Vec::with_capacity(config.routes.len());
         let mut by_path: HashMap<&str, usize> = HashMap::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
-        let mut templates = template_env();
+        // The config index of each built route: a route with an error is skipped, so the two can differ.
+        let mut config_index: Vec<usize> = Vec::with_capacity(config.routes.len());
+        let mut templates = Templates::new(config.server.seed);
 
-        for rc in &config.routes {
+        for (ci, rc) in config.routes.iter().enumerate() {
             let entry = match by_path.get(rc.path.as_str()) {
                 Some(&e) => {
-                    if let Some(&earlier) =
-                        entries[e].routes.iter().find(|&&i| overlaps(&config.routes[i].methods, &rc.methods))
-                    {
-                        errors.push(clash(config, &config.routes[earlier], rc));
+                    let shadowing = entries[e]
+                        .routes
+                        .iter()
+                        .map(|&i| &config.routes[config_index[i]])
+                        .find(|earlier| overlaps(&earlier.methods, &rc.methods) && always_wins_over(earlier, rc));
+                    if let Some(earlier) = shadowing {
+                        errors.push(clash(config, earlier, rc));
                         continue;
                     }
                     e
@@ -169,48 +264,105 @@ impl Router {
                         continue;
                     }
                     by_path.insert(rc.path.as_str(), entries.len());
-                    entries.push(PathEntry { routes: Vec::new(), allow: HeaderValue::from_static("") });
+                    entries.push(PathEntry { routes: Vec::new(), allow: HeaderValue::from_static(""), options: false });
                     entries.len() - 1
                 }
             };
-            let responder = match &rc.body {
-                BodyConfig::Fixed(bytes) => {
-                    Responder::Static(Prepared::new(rc.status, rc.headers.clone(), bytes.clone()))
-                }
-                BodyConfig::Template { source, span } => {
-                    let name = format!("{}:{}", config.sources[rc.origin.source].path.display(), rc.origin.line);
-                    if let Err(e) = templates.add_template_owned(name.clone(), source.clone()) {
-                        let help = "fix the template syntax; see https://docs.rs/minijinja for the language";
-                        errors.push(config.error_at(
-                            rc.origin.source,
-                            span.clone(),
-                            format!("template error: {e}"),
-                            Some(help),
-                        ));
-                        continue;
-                    }
-                    Responder::Template { name, status: rc.status, headers: rc.headers.clone() }
+            let location = format!("{}:{}", config.sources[rc.origin.source].path.display(), rc.origin.line);
+            let responder = match build_responder(rc, &location, &mut templates, config) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
                 }
             };
             entries[entry].routes.push(routes.len());
+            config_index.push(ci);
             routes.push(Route {
                 path: rc.path.clone(),
                 methods: rc.methods.clone(),
                 file: config.sources[rc.origin.source].path.clone(),
                 line: rc.origin.line,
                 responder,
+                matcher: rc.script.matcher.as_ref().map(|m| m.0.clone()),
+                key: rc.script.key,
+                location,
             });
         }
+        let not_found = match &config.server.not_found {
+            None => None,
+            Some(nf) => {
+                let parts = ReplyParts {
+                    status: nf.status,
+                    headers: &nf.headers,
+                    header_templates: &nf.header_templates,
+                    body: &nf.body,
+                    delay: nf.delay,
+                    fault: nf.fault,
+                };
+                match Reply::build(parts, &mut templates, "[server] not_found", &config.sources[0].text) {
+                    Ok(reply) => Some((reply, RouteState::default())),
+                    Err(e) => {
+                        errors.push(config.error_at(0, e.span, e.message, Some(TEMPLATE_HELP)));
+                        None
+                    }
+                }
+            }
+        };
         if !errors.is_empty() {
             return Err(LoadErrors(errors));
         }
         for entry in &mut entries {
             entry.allow = allow_header(entry.routes.iter().map(|&i| &routes[i].methods));
+            entry.options = entry
+                .routes
+                .iter()
+                .any(|&i| matches!(&routes[i].methods, Methods::List(l) if l.contains(&Method::OPTIONS)));
         }
-        Ok(Router { tree, entries, routes, templates, server: config.server.clone() })
+        Ok(Router {
+            tree,
+            entries,
+            routes,
+            templates,
+            server: config.server.clone(),
+            cors: config.server.cors.as_ref().map(Cors::new),
+            not_found,
+            near: OnceLock::new(),
+        })
     }
 
-    /// Finds the route for `method` and `path`.
+    /// Takes over the counters and sequence positions of `previous`'s routes whose definition did not change, so
+    /// that a reload does not restart them. [`crate::Live::swap`] calls it.
+    pub fn adopt_state(&mut self, previous: &Router) {
+        let mut old: HashMap<u64, &Arc<RouteState>> = HashMap::new();
+        for route in &previous.routes {
+            if let Responder::Scripted(s) = &route.responder {
+                old.entry(route.key).or_insert(&s.state);
+            }
+        }
+        if old.is_empty() {
+            return;
+        }
+        for route in &mut self.routes {
+            if let Responder::Scripted(s) = &mut route.responder
+                && let Some(state) = old.remove(&route.key)
+            {
+                s.state = Arc::clone(state);
+            }
+        }
+    }
+
+    /// Sets every route's count (and so its sequence position) back to zero.
+    pub fn reset_counters(&self) {
+        for route in &self.routes {
+            if let Responder::Scripted(s) = &route.responder {
+                s.state.hits.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Finds the route for `method` and `path`, ignoring `match` conditions: the first route of the path whose
+    /// methods fit. [`Router::respond`] checks the conditions too.
     pub fn lookup<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Lookup<'r, 'p> {
         let Ok(m) = self.tree.at(path) else { return Lookup::NotFound };
         let entry = &self.entries[*m.value];
@@ -220,44 +372,130 @@ impl Router {
         }
     }
 
-    /// Answers a request: the matched route's response, a 405, or a 404.
+    /// Answers a request: the first route whose path, method and `match` conditions fit, a 405, or a 404. With
+    /// CORS on, preflights are answered here and every response gets the CORS headers.
     pub fn respond<'r>(&'r self, req: &RequestView<'_>) -> Answer<'r> {
-        let path = req.uri.path();
-        match self.lookup(req.method, path) {
-            Lookup::Found { route, params } => {
-                Answer { response: self.render(route, &params, req), route: Some(route) }
-            }
-            Lookup::MethodNotAllowed { allow } => {
-                Answer { response: respond::method_not_allowed(req.method, path, allow), route: None }
-            }
-            Lookup::NotFound => Answer {
-                response: respond::text(
-                    StatusCode::NOT_FOUND,
-                    format!("404 not found: {} {path}\n", req.method),
-                    req.method,
-                ),
-                route: None,
-            },
+        let Some(cors) = &self.cors else { return self.route(req) };
+        if Cors::is_preflight(req)
+            && let Ok(m) = self.tree.at(req.uri.path())
+            && !self.entries[*m.value].options
+        {
+            let response = cors.preflight(req, &self.entries[*m.value].allow);
+            return Answer { response, route: None, pending: None };
         }
+        let mut answer = self.route(req);
+        cors.decorate(answer.response.headers_mut(), req.headers);
+        answer
     }
 
-    fn render(&self, route: &Route, params: &matchit::Params, req: &RequestView<'_>) -> Response<Body> {
-        let method = req.method;
-        match &route.responder {
-            Responder::Static(prepared) => prepared.to_response(method),
-            Responder::Template { name, status, headers } => {
-                let path: BTreeMap<String, String> = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-                let ctx = minijinja::context! { path => path, method => method.as_str() };
-                match self.templates.get_template(name).and_then(|t| t.render(ctx)) {
-                    Ok(body) => respond::with_body(*status, headers.clone(), body.into(), method),
-                    Err(e) => {
-                        tracing::error!(route = %route.location(), "template error: {e:#}");
-                        let text = format!("500 template error in route {}: {e}\n", route.location());
-                        respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, method)
-                    }
+    fn route<'r>(&'r self, req: &RequestView<'_>) -> Answer<'r> {
+        let path = req.uri.path();
+        let data = RequestData::new(req);
+        let Ok(m) = self.tree.at(path) else { return self.not_found(&data, None) };
+        let entry = &self.entries[*m.value];
+        let mut method_fits = false;
+        for &i in &entry.routes {
+            let route = &self.routes[i];
+            if !route.methods.allows(req.method) {
+                continue;
+            }
+            method_fits = true;
+            if let Some(matcher) = &route.matcher
+                && !matcher.holds(&data)
+            {
+                continue;
+            }
+            return match &route.responder {
+                Responder::Static(prepared) => {
+                    Answer { response: prepared.to_response(req.method), route: Some(route), pending: None }
                 }
+                Responder::Scripted(script) => {
+                    let (response, pending) = self.scripted(route, script, &m.params, &data);
+                    Answer { response, route: Some(route), pending }
+                }
+            };
+        }
+        if method_fits {
+            return self.not_found(&data, Some(entry));
+        }
+        Answer { response: respond::method_not_allowed(req.method, path, &entry.allow), route: None, pending: None }
+    }
+
+    fn scripted(
+        &self,
+        route: &Route,
+        script: &Script,
+        params: &matchit::Params<'_, '_>,
+        data: &RequestData<'_>,
+    ) -> (Response<Body>, Option<Pending>) {
+        let req = data.view;
+        let count = script.state.hits.fetch_add(1, Ordering::Relaxed) + 1;
+        let reply = script.pick(count);
+        if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
+            let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
+            let pending = Pending { delay: reply.delay, dir: Some(DirRequest::new(Arc::clone(dir), rest, req)) };
+            return (reply.head(), Some(pending));
+        }
+        let params: Vec<(&str, &str)> = params.iter().collect();
+        let vars = Vars { req: data, params: &params, count };
+        let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &route.location);
+        if let Some(fault) = reply.fault {
+            response.extensions_mut().insert(fault);
+        }
+        (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None }))
+    }
+
+    /// The answer when nothing matched: `[server] not_found`, or the near-miss 404. `entry` is the path's routes
+    /// when the path matched but no route's conditions held.
+    fn not_found<'r>(&'r self, data: &RequestData<'_>, entry: Option<&PathEntry>) -> Answer<'r> {
+        let req = data.view;
+        if let Some((reply, state)) = &self.not_found {
+            let count = state.hits.fetch_add(1, Ordering::Relaxed) + 1;
+            let vars = Vars { req: data, params: &[], count };
+            let mut response = reply.render(&self.templates, &vars, (0, count), req.method, "[server] not_found");
+            if let Some(fault) = reply.fault {
+                response.extensions_mut().insert(fault);
+            }
+            let pending = reply.delay.map(|delay| Pending { delay: Some(delay), dir: None });
+            return Answer { response, route: None, pending };
+        }
+        let text = self.near_miss(data, entry);
+        Answer { response: respond::text(StatusCode::NOT_FOUND, text, req.method), route: None, pending: None }
+    }
+
+    /// The default 404's text: the request, then the routes that came nearest and why they did not match.
+    fn near_miss(&self, data: &RequestData<'_>, entry: Option<&PathEntry>) -> String {
+        let req = data.view;
+        let mut text = format!("404 not found: {} {}\n", req.method, req.uri.path());
+        if let Some(entry) = entry {
+            text.push_str("routes for this path did not match:\n");
+            for route in entry.routes.iter().map(|&i| &self.routes[i]).filter(|r| r.methods.allows(req.method)) {
+                let why = route.matcher.as_ref().and_then(|m| m.explain(data)).unwrap_or_default();
+                let _ = writeln!(text, "  {} {} ({}): {why}", route.methods, route.path, route.location);
+            }
+            return text;
+        }
+        let near = self
+            .near
+            .get_or_init(|| {
+                NearMiss::new(self.entries.iter().enumerate().map(|(i, e)| (self.routes[e.routes[0]].path.as_str(), i)))
+            })
+            .nearest(req.uri.path());
+        if near.is_empty() {
+            return text;
+        }
+        text.push_str("nearest routes:\n");
+        for n in &near {
+            for route in self.entries[n.entry].routes.iter().map(|&i| &self.routes[i]) {
+                let method = if route.methods.allows(req.method) {
+                    String::new()
+                } else {
+                    format!("; the method differs too: the route answers {}", route.methods)
+                };
+                let _ = writeln!(text, "  {} {} ({}): {}{method}", route.methods, route.path, route.location, n.why);
             }
         }
+        text
     }
 
     /// The routes, in file order.
@@ -271,12 +509,67 @@ impl Router {
     }
 }
 
-/// A template environment with nothing from the outside world: no loader, so templates reach no files.
-fn template_env() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    // Bounded work per render, so a runaway loop in a template answers 500 instead of hanging a worker.
-    env.set_fuel(Some(100_000));
-    env
+const TEMPLATE_HELP: &str = "fix the template syntax; see https://docs.rs/minijinja for the language";
+
+/// A plain route's prepared response, or a scripted route's compiled answers.
+fn build_responder(
+    rc: &RouteConfig,
+    location: &str,
+    templates: &mut Templates,
+    config: &Config,
+) -> Result<Responder, LoadError> {
+    let script = &rc.script;
+    if script.is_plain()
+        && let BodyConfig::Fixed(bytes) = &rc.body
+    {
+        return Ok(Responder::Static(Prepared::new(rc.status, rc.headers.clone(), bytes.clone())));
+    }
+    let text = &config.sources[rc.origin.source].text;
+    let error =
+        |e: crate::reply::CompileError| config.error_at(rc.origin.source, e.span, e.message, Some(TEMPLATE_HELP));
+    let replies = match &script.sequence {
+        None => {
+            let parts = ReplyParts {
+                status: rc.status,
+                headers: &rc.headers,
+                header_templates: &script.header_templates,
+                body: &rc.body,
+                delay: script.delay,
+                fault: script.fault,
+            };
+            vec![Reply::build(parts, templates, location, text).map_err(error)?]
+        }
+        Some(seq) => {
+            let mut replies = Vec::with_capacity(seq.items.len());
+            for (i, item) in seq.items.iter().enumerate() {
+                let parts = ReplyParts {
+                    status: item.status,
+                    headers: &item.headers,
+                    header_templates: &item.header_templates,
+                    body: &item.body,
+                    delay: item.delay.or(script.delay),
+                    fault: item.fault.or(script.fault),
+                };
+                let name = format!("{location} sequence[{i}]");
+                replies.push(Reply::build(parts, templates, &name, text).map_err(error)?);
+            }
+            replies
+        }
+    };
+    let dir =
+        script.dir.as_ref().map(|d| (Arc::new(StaticDir::new(d.root.clone(), location.to_owned())), d.param.clone()));
+    let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
+    Ok(Responder::Scripted(Box::new(Script { replies, cycle, state: Arc::default(), dir })))
+}
+
+/// Whether `earlier` answers every request that `later` would (on the methods they share): it has no `match`
+/// conditions, or the same ones.
+fn always_wins_over(earlier: &RouteConfig, later: &RouteConfig) -> bool {
+    match (&earlier.script.matcher, &later.script.matcher) {
+        (None, _) => true,
+        (Some(a), Some(b)) => a.1 == b.1,
+        (Some(_), None) => false,
+    }
 }
 
 fn overlaps(a: &Methods, b: &Methods) -> bool {
@@ -288,27 +581,51 @@ fn overlaps(a: &Methods, b: &Methods) -> bool {
 
 fn clash(config: &Config, earlier: &RouteConfig, later: &RouteConfig) -> LoadError {
     let src = &config.sources[later.origin.source];
+    // The earlier route is named by line in the same file, by file:line in another (an included file).
     let at = if earlier.origin.source == later.origin.source {
         format!("line {}", earlier.origin.line)
     } else {
         format!("{}:{}", config.sources[earlier.origin.source].path.display(), earlier.origin.line)
     };
-    let msg = format!(
-        "route {} {} is defined twice; the one at {at} always answers first, so this one never would",
-        later.methods, later.path
-    );
-    let help = "remove one of them, or give them different methods";
+    let (msg, help, label) = match (&earlier.script.matcher, &later.script.matcher) {
+        (None, None) => (
+            format!(
+                "route {} {} is defined twice; the one at {at} always answers first, so this one never would",
+                later.methods, later.path
+            ),
+            "remove one of them, or give them different methods or `match` conditions".to_owned(),
+            "first defined here",
+        ),
+        (None, Some(_)) => (
+            format!(
+                "route {} {} can never answer: the route at {at} has no `match` conditions, so it answers all such requests first",
+                later.methods, later.path
+            ),
+            format!(
+                "routes are tried in file order and a route without `match` is the fallback: move the route at {at} below this one"
+            ),
+            "this fallback answers first",
+        ),
+        _ => (
+            format!(
+                "route {} {} can never answer: the route at {at} has the same `match` conditions and answers first",
+                later.methods, later.path
+            ),
+            "change the conditions of one of them, or remove one".to_owned(),
+            "same conditions, answers first",
+        ),
+    };
     if earlier.origin.source == later.origin.source {
         LoadError::with_context(
             &src.path,
             &src.text,
             later.path_span.clone(),
             msg,
-            Some(help),
-            Some((earlier.path_span.clone(), "first defined here")),
+            Some(&help),
+            Some((earlier.path_span.clone(), label)),
         )
     } else {
-        LoadError::at(&src.path, &src.text, later.path_span.clone(), msg, Some(help))
+        LoadError::at(&src.path, &src.text, later.path_span.clone(), msg, Some(&help))
     }
 }
 

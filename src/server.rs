@@ -4,7 +4,6 @@
 //! tokio's reactor (epoll on Linux), each accepted connection gets its own task, hyper reads the request head and
 //! calls [`handle`], which finds the route in the live router and writes the prepared response back.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +25,7 @@ use crate::access_log::LogFormat;
 use crate::admin;
 use crate::config::ADMIN_PREFIX;
 use crate::error::ServeError;
+use crate::fault;
 use crate::live::Live;
 use crate::observe::{Observer, Probe};
 use crate::respond::{self, Body};
@@ -138,15 +138,18 @@ impl Server {
             let (builder, live, options, conn) = (builder.clone(), live.clone(), options.clone(), stream.conn());
             let watcher = graceful.watcher();
             connections.spawn(async move {
+                // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
+                let trigger = fault::Trigger::default();
+                let io = TokioIo::new(fault::FaultIo::new(stream, trigger.clone()));
                 let service = service_fn(move |req| {
-                    let (live, options, conn) = (live.clone(), options.clone(), conn.clone());
+                    let (live, options, conn, trigger) = (live.clone(), options.clone(), conn.clone(), trigger.clone());
                     async move {
                         let mut probe = Probe::start(&live, &options, &conn, peer, &req);
                         let response = handle(&live, &options, peer, req, &mut probe).await;
-                        Ok::<_, Infallible>(probe.finish(response))
+                        trigger.check(probe.finish(response))
                     }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = builder.serve_connection(io, service);
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(%peer, "connection ended with an error: {e}");
                 }
@@ -192,7 +195,15 @@ pub async fn handle(
     let answer = router.respond(&view);
     live.journal().record(live, &router, &view, &answer);
     probe.answered(&router, &answer);
-    answer.response
+    match answer.pending {
+        None => answer.response,
+        Some(pending) => {
+            // A delay or a file read: let go of the router before awaiting.
+            let response = answer.response;
+            drop(router);
+            pending.finish(response).await
+        }
+    }
 }
 
 /// Reads the whole request body, refusing one over `limit` bytes with a 413: before reading when the declared

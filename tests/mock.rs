@@ -206,6 +206,19 @@ async fn reset_clears_the_journal_and_the_coverage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_starts_sequences_and_counts_over() {
+    let server = MockServer::start(
+        "[[route]]\npath = \"/flaky\"\nsequence = [ { status = 503, body = \"down\" }, { status = 200, body = \"up\" } ]\n",
+    )
+    .await
+    .unwrap();
+    let get = || async { client().get(server.url("/flaky")).send().await.unwrap().status().as_u16() };
+    assert_eq!((get().await, get().await, get().await), (503, 200, 200));
+    server.reset();
+    assert_eq!((get().await, get().await), (503, 200), "after reset the sequence starts over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_file_serves_the_file_and_reload_rereads_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("api.toml");

@@ -262,7 +262,7 @@ fn trace_tells_the_journey_of_a_connection_and_its_requests() {
     let line = server.line("req 2 routed", |l| mine(l) && l.contains("req=2 route matched"));
     assert!(line.ends_with("route matched: routes.toml:6 GET /users/{id} for /users/7 (id=7)"), "{line}");
     let line = server.line("req 2 ready", |l| mine(l) && l.contains("req=2 response ready"));
-    assert!(line.contains("template rendered"), "{line}");
+    assert!(line.contains("scripted response"), "{line}");
     let line = server.line("req 2 written", |l| mine(l) && l.contains("req=2 response written"));
     assert!(line.ends_with("connection will close"), "{line}");
     let line = server.line("closed", |l| mine(l) && l.contains(" closed fd="));

@@ -1,0 +1,732 @@
+//! The route file keys of scripted routes (`match`, `sequence`, `delay`, `fault`, `dir`, templated headers) and
+//! of `[server]` (`cors`, `not_found`, `seed`), and the checks that turn them into typed config.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use toml::Spanned;
+
+use super::{BodyConfig, Checker, Origin, RouteConfig, RouteSpec, ServerSpec, span_of_key, toml_to_json};
+use crate::cors::CorsConfig;
+use crate::fault::Fault;
+use crate::matching::{Condition, MatchConfig, compile_regex};
+use crate::template::has_template_syntax;
+
+/// The longest `delay` accepted; a longer one is most likely a typo.
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+type StringMap = BTreeMap<Spanned<String>, Spanned<String>>;
+
+/// `[route.match]`: conditions that must all hold for the route to answer.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Query parameters and the value one of theirs must equal, e.g. `{ page = "2" }`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub query: StringMap,
+    /// Headers (names in any case) and the value one of theirs must equal.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers: StringMap,
+    /// Text the request body must contain.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub body_contains: Option<Spanned<String>>,
+    /// A value the JSON request body must contain: objects by key (more keys are fine), arrays and scalars equal.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub json: Option<Spanned<toml::Value>>,
+    /// A regex the URL path must match (`^...$` to match all of it).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub path_regex: Option<Spanned<String>>,
+    /// Query parameters and a regex one of their values must match.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub query_regex: StringMap,
+    /// Headers and a regex one of their values must match.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers_regex: StringMap,
+    /// A regex the request body (as text) must match.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub body_regex: Option<Spanned<String>>,
+}
+
+/// One answer of a `sequence`. Unset keys take the route's `status` and `headers`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceItemSpec {
+    /// Response status code.
+    #[serde(default)]
+    #[schemars(with = "Option<u16>", range(min = 100, max = 999))]
+    pub status: Option<Spanned<u16>>,
+    /// Response headers, added to the route's.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers: StringMap,
+    /// Text body.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub body: Option<Spanned<String>>,
+    /// JSON body.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub json: Option<Spanned<toml::Value>>,
+    /// Body file.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub file: Option<Spanned<String>>,
+    /// Wait before this answer (instead of the route's `delay`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub delay: Option<Spanned<String>>,
+    /// Break the connection instead of this answer.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub fault: Option<Spanned<String>>,
+}
+
+/// `[server] not_found`: the answer when no route matches.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotFoundSpec {
+    /// Response status code (default 404).
+    #[serde(default)]
+    #[schemars(with = "Option<u16>", range(min = 100, max = 999))]
+    pub status: Option<Spanned<u16>>,
+    /// Response headers.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers: StringMap,
+    /// Text body.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub body: Option<Spanned<String>>,
+    /// JSON body.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub json: Option<Spanned<toml::Value>>,
+    /// Body file.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub file: Option<Spanned<String>>,
+    /// Render the body and headers as templates (`{{ url }}`, `{{ method }}`...).
+    #[serde(default)]
+    pub template: bool,
+}
+
+/// `cors = true` or `cors = { origins = [...], ... }`.
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
+pub enum CorsSpec {
+    /// `true`: any origin, the path's methods, the headers the browser asks for.
+    Enabled(bool),
+    /// Chosen origins, methods and headers.
+    Table(CorsTableSpec),
+}
+
+/// The table form of `cors`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorsTableSpec {
+    /// Allowed origins, e.g. `["http://localhost:5173"]`; default any (`*`).
+    #[serde(default)]
+    pub origins: Option<Vec<String>>,
+    /// Methods a preflight allows; default the methods of the path.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Request headers a preflight allows; default those the browser asks for.
+    #[serde(default)]
+    pub headers: Option<Vec<String>>,
+    /// Response headers the page may read.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Allow cookies and credentials (the origin is echoed instead of `*`).
+    #[serde(default)]
+    pub credentials: bool,
+    /// Seconds a browser may cache a preflight answer.
+    #[serde(default)]
+    pub max_age: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for CorsSpec {
+    // Hand-written so that a wrong type gets a clear message instead of serde's "did not match any variant".
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CorsSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`true`, `false`, or a table like { origins = [\"http://localhost:5173\"] }")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(CorsSpec::Enabled(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                CorsTableSpec::deserialize(de::value::MapAccessDeserializer::new(map)).map(CorsSpec::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A header whose value is a template.
+#[derive(Debug, Clone)]
+pub struct HeaderTemplate {
+    /// The header.
+    pub name: HeaderName,
+    /// The template text.
+    pub source: String,
+    /// Where it is in the route file.
+    pub span: Range<usize>,
+}
+
+/// One answer: of a sequence, or the not-found answer.
+#[derive(Debug, Clone)]
+pub struct ReplyConfig {
+    /// Response status.
+    pub status: StatusCode,
+    /// Fixed headers, content-type set.
+    pub headers: HeaderMap,
+    /// Headers rendered per request.
+    pub header_templates: Vec<HeaderTemplate>,
+    /// Response body.
+    pub body: BodyConfig,
+    /// Wait before answering.
+    pub delay: Option<Duration>,
+    /// Break the connection instead.
+    pub fault: Option<Fault>,
+}
+
+/// A route's `sequence`.
+#[derive(Debug, Clone)]
+pub struct SequenceConfig {
+    /// The answers, in order.
+    pub items: Vec<ReplyConfig>,
+    /// Whether to start over after the last (`repeat = "cycle"`) instead of repeating it.
+    pub cycle: bool,
+}
+
+/// A route's `dir`.
+#[derive(Debug, Clone)]
+pub struct DirConfig {
+    /// The folder, canonical.
+    pub root: PathBuf,
+    /// The name of the path's catch-all parameter that names the file (none: the folder's `index.html`).
+    pub param: Option<String>,
+}
+
+/// The scripted parts of a route; all empty for a plain route.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptConfig {
+    /// `template = true`.
+    pub template: bool,
+    /// Headers rendered per request (with `template = true`, those whose value holds `{{`, `{%` or `{#`).
+    pub header_templates: Vec<HeaderTemplate>,
+    /// `[route.match]`, and its conditions as text (to compare two routes' conditions).
+    pub matcher: Option<(MatchConfig, String)>,
+    /// `sequence`.
+    pub sequence: Option<SequenceConfig>,
+    /// `delay`.
+    pub delay: Option<Duration>,
+    /// `fault`.
+    pub fault: Option<Fault>,
+    /// `dir`.
+    pub dir: Option<DirConfig>,
+    /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
+    pub key: u64,
+}
+
+impl ScriptConfig {
+    /// Whether the route answers the same bytes every time, at once (nothing here is set).
+    pub fn is_plain(&self) -> bool {
+        !self.template
+            && self.header_templates.is_empty()
+            && self.sequence.is_none()
+            && self.delay.is_none()
+            && self.fault.is_none()
+            && self.dir.is_none()
+    }
+}
+
+impl Checker<'_> {
+    pub(super) fn route_script(
+        &mut self,
+        spec: &RouteSpec,
+        origin: &Origin,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+    ) -> ScriptConfig {
+        let header_templates = if spec.template { self.header_templates(&spec.headers, headers) } else { Vec::new() };
+        let matcher = spec.matcher.as_ref().and_then(|m| self.matcher(m));
+        let delay = self.delay(spec.delay.as_ref());
+        let fault = self.fault(spec.fault.as_ref());
+        let has_body = spec.body.is_some() || spec.json.is_some() || spec.file.is_some();
+        let sequence = spec.sequence.as_ref().and_then(|items| {
+            if has_body {
+                self.error(
+                    items.span(),
+                    "a route with a `sequence` gives its bodies in the sequence items",
+                    "move the route's `body`, `json` or `file` into the items",
+                );
+            }
+            self.sequence(items, spec.repeat.as_ref(), spec.template, status, headers, &header_templates)
+        });
+        if let (Some(repeat), None) = (&spec.repeat, &spec.sequence) {
+            self.error(repeat.span(), "`repeat` without a `sequence`", "add a `sequence = [...]`, or remove `repeat`");
+        }
+        let dir = spec.dir.as_ref().and_then(|d| {
+            if has_body || spec.sequence.is_some() || spec.template {
+                self.error(
+                    d.span(),
+                    "a `dir` route answers with the folder's files; it has no `body`, `json`, `file`, `sequence` or `template`",
+                    "remove the other body keys, or make it two routes",
+                );
+            }
+            self.dir(d, spec.path.get_ref())
+        });
+        if spec.template && !has_body && header_templates.is_empty() && spec.sequence.is_none() {
+            self.error(
+                span_of_key(&self.source.text, &origin.span, "template"),
+                "`template = true` but the route has nothing to render",
+                "add a `body = \"...\"` (or `json`, `file`, a header) with the template, or remove `template`",
+            );
+        }
+        ScriptConfig { template: spec.template, header_templates, matcher, sequence, delay, fault, dir, key: 0 }
+    }
+
+    pub(super) fn server_script(
+        &mut self,
+        spec: &ServerSpec,
+        server_headers: &HeaderMap,
+    ) -> (Option<CorsConfig>, Option<ReplyConfig>, Option<u64>) {
+        let cors = spec.cors.as_ref().and_then(|c| self.cors(c));
+        let not_found = spec.not_found.as_ref().map(|nf| {
+            let nf = nf.get_ref();
+            let status = self.status(nf.status.as_ref(), StatusCode::NOT_FOUND);
+            self.reply(
+                ReplyParts {
+                    status,
+                    headers: &nf.headers,
+                    body: nf.body.as_ref(),
+                    json: nf.json.as_ref(),
+                    file: nf.file.as_ref(),
+                    delay: None,
+                    fault: None,
+                },
+                nf.template,
+                server_headers,
+                &[],
+            )
+        });
+        let seed = spec.seed.as_ref().map(|s| *s.get_ref() as u64);
+        (cors, not_found, seed)
+    }
+
+    fn status(&mut self, spec: Option<&Spanned<u16>>, default: StatusCode) -> StatusCode {
+        match spec {
+            None => default,
+            Some(s) => StatusCode::from_u16(*s.get_ref()).unwrap_or_else(|_| {
+                self.error(
+                    s.span(),
+                    format!("`{}` is not an HTTP status code", s.get_ref()),
+                    "use a number from 100 to 999, e.g. 200, 404 or 503",
+                );
+                default
+            }),
+        }
+    }
+
+    /// Takes the headers whose value is a template out of `headers`.
+    fn header_templates(&mut self, spec: &StringMap, headers: &mut HeaderMap) -> Vec<HeaderTemplate> {
+        let mut out = Vec::new();
+        for (name, value) in spec {
+            if !has_template_syntax(value.get_ref()) {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(name.get_ref().as_bytes()) {
+                headers.remove(&name);
+                out.push(HeaderTemplate { name, source: value.get_ref().clone(), span: value.span() });
+            }
+        }
+        out
+    }
+
+    fn delay(&mut self, spec: Option<&Spanned<String>>) -> Option<Duration> {
+        let spec = spec?;
+        match humantime::parse_duration(spec.get_ref()) {
+            Ok(d) if d <= MAX_DELAY => Some(d),
+            Ok(_) => {
+                self.error(
+                    spec.span(),
+                    format!("delay `{}` is over an hour", spec.get_ref()),
+                    "use a delay up to \"1h\"",
+                );
+                None
+            }
+            Err(e) => {
+                self.error(
+                    spec.span(),
+                    format!("`{}` is not a duration: {e}", spec.get_ref()),
+                    "write it like \"300ms\", \"2s\" or \"1m 30s\"",
+                );
+                None
+            }
+        }
+    }
+
+    fn fault(&mut self, spec: Option<&Spanned<String>>) -> Option<Fault> {
+        let spec = spec?;
+        match spec.get_ref().parse() {
+            Ok(f) => Some(f),
+            Err(()) => {
+                self.error(
+                    spec.span(),
+                    format!("`{}` is not a fault", spec.get_ref()),
+                    "use \"reset\" (TCP reset), \"close\" (close without answering) or \"garbage\" (bytes that are not HTTP)",
+                );
+                None
+            }
+        }
+    }
+
+    fn matcher(&mut self, spanned: &Spanned<MatchSpec>) -> Option<(MatchConfig, String)> {
+        let spec = spanned.get_ref();
+        let before = self.errors.len();
+        let mut m = MatchConfig::default();
+        let mut canonical = String::new();
+        for (name, value) in &spec.query {
+            m.query.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
+            canonical.push_str(&format!("query {:?}={:?};", name.get_ref(), value.get_ref()));
+        }
+        for (name, value) in &spec.query_regex {
+            if let Some(re) = self.regex(value) {
+                m.query.push((name.get_ref().clone(), Condition::Regex(re)));
+                canonical.push_str(&format!("query {:?}~{:?};", name.get_ref(), value.get_ref()));
+            }
+        }
+        for (regex, map) in [(false, &spec.headers), (true, &spec.headers_regex)] {
+            for (name, value) in map {
+                let Ok(header) = HeaderName::from_bytes(name.get_ref().to_ascii_lowercase().as_bytes()) else {
+                    self.error(
+                        name.span(),
+                        format!("`{}` is not a valid header name", name.get_ref()),
+                        "header names are letters, digits and `-`, e.g. \"authorization\"",
+                    );
+                    continue;
+                };
+                let cond = if regex {
+                    match self.regex(value) {
+                        Some(re) => Condition::Regex(re),
+                        None => continue,
+                    }
+                } else {
+                    Condition::Equals(value.get_ref().clone())
+                };
+                canonical.push_str(&format!("header {header}{}{:?};", if regex { "~" } else { "=" }, value.get_ref()));
+                m.headers.push((header, cond));
+            }
+        }
+        if let Some(b) = &spec.body_contains {
+            m.body_contains = Some(b.get_ref().clone());
+            canonical.push_str(&format!("body_contains {:?};", b.get_ref()));
+        }
+        if let Some(j) = &spec.json {
+            let json = toml_to_json(j.get_ref());
+            canonical.push_str(&format!("json {json};"));
+            m.json = Some(json);
+        }
+        if let Some(p) = &spec.path_regex {
+            m.path_regex = self.regex(p);
+            canonical.push_str(&format!("path_regex {:?};", p.get_ref()));
+        }
+        if let Some(b) = &spec.body_regex {
+            m.body_regex = self.regex(b);
+            canonical.push_str(&format!("body_regex {:?};", b.get_ref()));
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        if m.is_empty() {
+            self.error(
+                spanned.span(),
+                "the `match` table has no conditions",
+                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, or remove the table",
+            );
+            return None;
+        }
+        Some((m, canonical))
+    }
+
+    fn regex(&mut self, spec: &Spanned<String>) -> Option<regex::Regex> {
+        match compile_regex(spec.get_ref()) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                let detail = e.to_string();
+                let detail = detail.lines().last().unwrap_or_default().trim().to_owned();
+                self.error(
+                    spec.span(),
+                    format!("`{}` is not a usable regex: {detail}", spec.get_ref()),
+                    "fix the pattern (https://docs.rs/regex#syntax); patterns are limited in size and nesting, and have no look-around or backreferences",
+                );
+                None
+            }
+        }
+    }
+
+    fn sequence(
+        &mut self,
+        items: &Spanned<Vec<Spanned<SequenceItemSpec>>>,
+        repeat: Option<&Spanned<String>>,
+        template: bool,
+        status: StatusCode,
+        headers: &HeaderMap,
+        header_templates: &[HeaderTemplate],
+    ) -> Option<SequenceConfig> {
+        if items.get_ref().is_empty() {
+            self.error(items.span(), "the sequence is empty", "give at least one answer, e.g. [{ status = 200 }]");
+            return None;
+        }
+        let cycle = match repeat.map(|r| r.get_ref().as_str()) {
+            None | Some("last") => false,
+            Some("cycle") => true,
+            Some(other) => {
+                self.error(
+                    repeat.map(Spanned::span).unwrap_or_default(),
+                    format!("`{other}` is not a way to repeat"),
+                    "use \"last\" (repeat the last answer, the default) or \"cycle\" (start over)",
+                );
+                false
+            }
+        };
+        let mut out = Vec::new();
+        for item in items.get_ref() {
+            let item = item.get_ref();
+            let item_status = self.status(item.status.as_ref(), status);
+            let delay = self.delay(item.delay.as_ref());
+            let fault = self.fault(item.fault.as_ref());
+            out.push(self.reply(
+                ReplyParts {
+                    status: item_status,
+                    headers: &item.headers,
+                    body: item.body.as_ref(),
+                    json: item.json.as_ref(),
+                    file: item.file.as_ref(),
+                    delay,
+                    fault,
+                },
+                template,
+                headers,
+                header_templates,
+            ));
+        }
+        Some(SequenceConfig { items: out, cycle })
+    }
+
+    /// One answer, on top of `base_headers` and `base_templates` (the route's, or the server's).
+    fn reply(
+        &mut self,
+        parts: ReplyParts<'_>,
+        template: bool,
+        base_headers: &HeaderMap,
+        base_templates: &[HeaderTemplate],
+    ) -> ReplyConfig {
+        let mut headers = base_headers.clone();
+        let own = self.headers(parts.headers);
+        let mut header_templates: Vec<HeaderTemplate> =
+            base_templates.iter().filter(|t| !own.contains_key(&t.name)).cloned().collect();
+        for (name, value) in own {
+            if let Some(name) = name {
+                headers.insert(name, value);
+            }
+        }
+        if template {
+            let own_templates = self.header_templates(parts.headers, &mut headers);
+            header_templates.retain(|t| !own_templates.iter().any(|o| o.name == t.name));
+            header_templates.extend(own_templates);
+        }
+        let (body, content_type) = self.body(parts.body, parts.json, parts.file, template);
+        if let Some(ct) = content_type
+            && !parts.headers.keys().any(|k| k.get_ref().eq_ignore_ascii_case("content-type"))
+            && let Ok(v) = HeaderValue::from_str(&ct)
+        {
+            headers.insert(CONTENT_TYPE, v);
+        }
+        ReplyConfig { status: parts.status, headers, header_templates, body, delay: parts.delay, fault: parts.fault }
+    }
+
+    fn dir(&mut self, spec: &Spanned<String>, route_path: &str) -> Option<DirConfig> {
+        let rel = spec.get_ref();
+        let joined = if self.base_dir == Path::new(".") { PathBuf::from(rel) } else { self.base_dir.join(rel) };
+        let root = match (joined.canonicalize(), self.base_dir.canonicalize()) {
+            (Ok(root), Ok(base)) if !root.starts_with(&base) => {
+                self.error(
+                    spec.span(),
+                    format!("folder `{rel}` is outside the route file's folder `{}`", base.display()),
+                    "serve a folder inside the route file's folder (or below it), named relative to it",
+                );
+                return None;
+            }
+            (Ok(root), Ok(_)) if !root.is_dir() => {
+                self.error(spec.span(), format!("`{rel}` is not a folder"), "name a folder, e.g. \"public\"");
+                return None;
+            }
+            (Ok(root), Ok(_)) => root,
+            (Err(e), _) | (_, Err(e)) => {
+                self.error(
+                    spec.span(),
+                    format!("cannot open folder `{}`: {e}", joined.display()),
+                    "paths are relative to the route file's folder; check the name",
+                );
+                return None;
+            }
+        };
+        let param = route_path
+            .rsplit('/')
+            .next()
+            .and_then(|last| last.strip_prefix("{*"))
+            .and_then(|p| p.strip_suffix('}'))
+            .map(str::to_owned);
+        Some(DirConfig { root, param })
+    }
+
+    fn cors(&mut self, spec: &Spanned<CorsSpec>) -> Option<CorsConfig> {
+        let table = match spec.get_ref() {
+            CorsSpec::Enabled(false) => return None,
+            CorsSpec::Enabled(true) => return Some(CorsConfig::default()),
+            CorsSpec::Table(t) => t,
+        };
+        let before = self.errors.len();
+        let origins = table.origins.as_ref().map(|list| {
+            for o in list {
+                let ok = o == "*"
+                    || ((o.starts_with("http://") || o.starts_with("https://"))
+                        && !o.trim_start_matches("http://").trim_start_matches("https://").contains('/')
+                        && HeaderValue::from_str(o).is_ok());
+                if !ok {
+                    self.error(
+                        spec.span(),
+                        format!("`{o}` is not an origin"),
+                        "an origin is a scheme, host and optional port without a path, e.g. \"http://localhost:5173\", or \"*\"",
+                    );
+                }
+            }
+            list.clone()
+        });
+        let methods = table.methods.as_ref().map(|list| {
+            list.iter()
+                .filter_map(|m| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                    Ok(m) => Some(m),
+                    Err(_) => {
+                        self.error(
+                            spec.span(),
+                            format!("`{m}` is not an HTTP method"),
+                            "use methods like \"GET\", \"POST\"",
+                        );
+                        None
+                    }
+                })
+                .collect()
+        });
+        let mut names = |list: &[String]| -> Vec<HeaderName> {
+            list.iter()
+                .filter_map(|h| match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
+                    Ok(h) => Some(h),
+                    Err(_) => {
+                        self.error(
+                            spec.span(),
+                            format!("`{h}` is not a header name"),
+                            "use names like \"content-type\"",
+                        );
+                        None
+                    }
+                })
+                .collect()
+        };
+        let headers = table.headers.as_ref().map(|h| names(h));
+        let expose_headers = names(&table.expose_headers);
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(CorsConfig {
+            origins,
+            methods,
+            headers,
+            expose_headers,
+            credentials: table.credentials,
+            max_age: table.max_age,
+        })
+    }
+}
+
+/// The keys of one answer.
+struct ReplyParts<'a> {
+    status: StatusCode,
+    headers: &'a StringMap,
+    body: Option<&'a Spanned<String>>,
+    json: Option<&'a Spanned<toml::Value>>,
+    file: Option<&'a Spanned<String>>,
+    delay: Option<Duration>,
+    fault: Option<Fault>,
+}
+
+/// A hash of everything that defines how a route answers (not where it is in the file): a reload keeps the counters
+/// and sequence positions of routes whose key did not change.
+pub(super) fn definition_key(route: &RouteConfig) -> u64 {
+    // Plain routes keep no state: skip the hashing, which matters for files with thousands of routes.
+    if route.script.is_plain() && matches!(route.body, BodyConfig::Fixed(_)) {
+        return 0;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    route.path.hash(&mut h);
+    route.methods.to_string().hash(&mut h);
+    hash_reply(route.status, &route.headers, &route.script.header_templates, &route.body, &mut h);
+    let s = &route.script;
+    s.template.hash(&mut h);
+    s.matcher.as_ref().map(|m| &m.1).hash(&mut h);
+    if let Some(seq) = &s.sequence {
+        seq.cycle.hash(&mut h);
+        for item in &seq.items {
+            hash_reply(item.status, &item.headers, &item.header_templates, &item.body, &mut h);
+            item.delay.hash(&mut h);
+            item.fault.hash(&mut h);
+        }
+    }
+    s.delay.hash(&mut h);
+    s.fault.hash(&mut h);
+    s.dir.as_ref().map(|d| (&d.root, &d.param)).hash(&mut h);
+    h.finish()
+}
+
+fn hash_reply(
+    status: StatusCode,
+    headers: &HeaderMap,
+    templates: &[HeaderTemplate],
+    body: &BodyConfig,
+    h: &mut impl Hasher,
+) {
+    status.as_u16().hash(h);
+    for (name, value) in headers {
+        name.as_str().hash(h);
+        value.as_bytes().hash(h);
+    }
+    for t in templates {
+        t.name.as_str().hash(h);
+        t.source.hash(h);
+    }
+    match body {
+        BodyConfig::Fixed(bytes) => (0u8, bytes.as_ref()).hash(h),
+        BodyConfig::Template { source, .. } => (1u8, source.as_bytes()).hash(h),
+    }
+}

@@ -1,0 +1,347 @@
+//! Request matching: the `[route.match]` conditions that let several routes share a method and path.
+//!
+//! Conditions are checked in a fixed order, cheapest first (path regex, query, headers, then the body), and the
+//! check stops at the first that fails. What a request needs parsed (its query, its JSON body) is parsed at most once
+//! per request, however many routes look at it, by [`RequestData`]. When no route matches, [`MatchConfig::explain`]
+//! says in words which condition failed, for the near-miss 404.
+
+use std::cell::OnceCell;
+use std::fmt::Write as _;
+
+use http::HeaderName;
+use regex::{Regex, RegexBuilder};
+
+use crate::router::RequestView;
+
+/// The most memory one compiled regex may take (the `regex` crate's own guard against huge automata).
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The deepest nesting of groups and repetitions a regex may have.
+pub const REGEX_NEST_LIMIT: u32 = 50;
+
+/// Compiles a route file regex with hotroute's limits. The `regex` crate runs in time linear in the input.
+pub fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(REGEX_NEST_LIMIT)
+        .build()
+}
+
+/// How one value (a query parameter, a header) must look.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// Equal to this text.
+    Equals(String),
+    /// Contains a match of this regex (anchor it with `^...$` to match the whole value).
+    Regex(Regex),
+}
+
+impl Condition {
+    fn holds(&self, value: &str) -> bool {
+        match self {
+            Condition::Equals(want) => value == want,
+            Condition::Regex(re) => re.is_match(value),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Condition::Equals(want) => format!("`{want}`"),
+            Condition::Regex(re) => format!("a match of /{}/", re.as_str()),
+        }
+    }
+}
+
+/// The checked `[route.match]` table of one route.
+#[derive(Debug, Clone, Default)]
+pub struct MatchConfig {
+    /// Query parameters (decoded) and what one of their values must be.
+    pub query: Vec<(String, Condition)>,
+    /// Headers and what one of their values must be.
+    pub headers: Vec<(HeaderName, Condition)>,
+    /// Text the body must contain.
+    pub body_contains: Option<String>,
+    /// A JSON value the body must contain (see [`json_contains`]).
+    pub json: Option<serde_json::Value>,
+    /// A regex the URL path must match.
+    pub path_regex: Option<Regex>,
+    /// A regex the body (as text) must match.
+    pub body_regex: Option<Regex>,
+}
+
+/// Which condition failed, in [`MatchConfig`]'s check order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// `path_regex`.
+    PathRegex,
+    /// The n-th query condition.
+    Query(usize),
+    /// The n-th header condition.
+    Header(usize),
+    /// `body_contains`.
+    BodyContains,
+    /// `body_regex`.
+    BodyRegex,
+    /// `json`.
+    Json,
+}
+
+impl MatchConfig {
+    /// Whether there are no conditions at all (such a table is refused at load time).
+    pub fn is_empty(&self) -> bool {
+        self.query.is_empty()
+            && self.headers.is_empty()
+            && self.body_contains.is_none()
+            && self.json.is_none()
+            && self.path_regex.is_none()
+            && self.body_regex.is_none()
+    }
+
+    /// Whether every condition holds for the request.
+    pub fn holds(&self, req: &RequestData<'_>) -> bool {
+        self.first_failed(req).is_none()
+    }
+
+    /// The first condition that does not hold, if any.
+    pub fn first_failed(&self, req: &RequestData<'_>) -> Option<Failed> {
+        if let Some(re) = &self.path_regex
+            && !re.is_match(req.view.uri.path())
+        {
+            return Some(Failed::PathRegex);
+        }
+        for (i, (name, cond)) in self.query.iter().enumerate() {
+            if !req.query().iter().any(|(k, v)| k == name && cond.holds(v)) {
+                return Some(Failed::Query(i));
+            }
+        }
+        for (i, (name, cond)) in self.headers.iter().enumerate() {
+            if !req.view.headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| cond.holds(v))) {
+                return Some(Failed::Header(i));
+            }
+        }
+        if let Some(needle) = &self.body_contains
+            && memchr::memmem::find(req.view.body, needle.as_bytes()).is_none()
+        {
+            return Some(Failed::BodyContains);
+        }
+        if let Some(re) = &self.body_regex
+            && !re.is_match(&req.body_text())
+        {
+            return Some(Failed::BodyRegex);
+        }
+        if let Some(want) = &self.json
+            && !req.json().is_some_and(|got| json_contains(got, want))
+        {
+            return Some(Failed::Json);
+        }
+        None
+    }
+
+    /// Why the request does not match, in words, e.g. "query `page` is `3`, the route wants `2`".
+    pub fn explain(&self, req: &RequestData<'_>) -> Option<String> {
+        let failed = self.first_failed(req)?;
+        Some(match failed {
+            Failed::PathRegex => {
+                let re = self.path_regex.as_ref().map_or("", |r| r.as_str());
+                format!("the path does not match /{re}/")
+            }
+            Failed::Query(i) => {
+                let (name, cond) = &self.query[i];
+                let got: Vec<String> =
+                    req.query().iter().filter(|(k, _)| k == name).map(|(_, v)| format!("`{v}`")).collect();
+                if got.is_empty() {
+                    format!("query parameter `{name}` is missing, the route wants {}", cond.describe())
+                } else {
+                    format!("query parameter `{name}` is {}, the route wants {}", got.join(" and "), cond.describe())
+                }
+            }
+            Failed::Header(i) => {
+                let (name, cond) = &self.headers[i];
+                let got: Vec<String> = req
+                    .view
+                    .headers
+                    .get_all(name)
+                    .iter()
+                    .map(|v| format!("`{}`", String::from_utf8_lossy(v.as_bytes())))
+                    .collect();
+                if got.is_empty() {
+                    format!("header `{name}` is missing, the route wants {}", cond.describe())
+                } else {
+                    format!("header `{name}` is {}, the route wants {}", got.join(" and "), cond.describe())
+                }
+            }
+            Failed::BodyContains => {
+                format!("the body does not contain `{}`", self.body_contains.as_deref().unwrap_or_default())
+            }
+            Failed::BodyRegex => {
+                format!("the body does not match /{}/", self.body_regex.as_ref().map_or("", |r| r.as_str()))
+            }
+            Failed::Json => match (req.json(), &self.json) {
+                (None, _) if req.view.body.is_empty() => "the route wants a JSON body, the request has no body".into(),
+                (None, _) => "the route wants a JSON body, the request body is not JSON".into(),
+                (Some(got), Some(want)) => {
+                    let mut at = String::new();
+                    json_difference(got, want, &mut at);
+                    at
+                }
+                (Some(_), None) => String::new(),
+            },
+        })
+    }
+}
+
+/// A request as matching and templates see it: the view, and what is parsed from it on first use.
+#[derive(Debug)]
+pub struct RequestData<'a> {
+    /// The request.
+    pub view: &'a RequestView<'a>,
+    query: OnceCell<Vec<(String, String)>>,
+    json: OnceCell<Option<serde_json::Value>>,
+}
+
+impl<'a> RequestData<'a> {
+    /// Wraps a request; nothing is parsed yet.
+    pub fn new(view: &'a RequestView<'a>) -> Self {
+        RequestData { view, query: OnceCell::new(), json: OnceCell::new() }
+    }
+
+    /// The query parameters, decoded (`+` is a space), in order; a name may repeat.
+    pub fn query(&self) -> &[(String, String)] {
+        self.query.get_or_init(|| {
+            self.view
+                .uri
+                .query()
+                .map(|q| form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+                .unwrap_or_default()
+        })
+    }
+
+    /// The body parsed as JSON, or none when it is empty or not JSON.
+    pub fn json(&self) -> Option<&serde_json::Value> {
+        self.json.get_or_init(|| serde_json::from_slice(self.view.body).ok()).as_ref()
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn body_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.view.body)
+    }
+}
+
+/// Whether `got` contains `want`: an object contains every key of `want` with a value that contains `want`'s (other
+/// keys may be there too, at any depth); an array has the same length and contains `want`'s element at each place;
+/// numbers are equal by value (2 equals 2.0); other values are equal.
+pub fn json_contains(got: &serde_json::Value, want: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (got, want) {
+        (J::Object(g), J::Object(w)) => w.iter().all(|(k, wv)| g.get(k).is_some_and(|gv| json_contains(gv, wv))),
+        (J::Array(g), J::Array(w)) => g.len() == w.len() && g.iter().zip(w).all(|(gv, wv)| json_contains(gv, wv)),
+        (J::Number(g), J::Number(w)) => match (g.as_i64(), w.as_i64(), g.as_u64(), w.as_u64()) {
+            (Some(a), Some(b), _, _) => a == b,
+            (_, _, Some(a), Some(b)) => a == b,
+            _ => g.as_f64() == w.as_f64(),
+        },
+        _ => got == want,
+    }
+}
+
+/// Writes where `got` first fails to contain `want`, as "the JSON body has `user.id` = 3, the route wants 4".
+fn json_difference(got: &serde_json::Value, want: &serde_json::Value, out: &mut String) {
+    fn walk(got: &serde_json::Value, want: &serde_json::Value, path: &mut String, out: &mut String) -> bool {
+        use serde_json::Value as J;
+        match (got, want) {
+            (J::Object(g), J::Object(w)) => {
+                for (k, wv) in w {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    let found = match g.get(k) {
+                        None => {
+                            let _ = write!(out, "the JSON body has no `{path}`, the route wants {}", short(wv));
+                            true
+                        }
+                        Some(gv) => walk(gv, wv, path, out),
+                    };
+                    path.truncate(len);
+                    if found {
+                        return true;
+                    }
+                }
+                false
+            }
+            (J::Array(g), J::Array(w)) if g.len() == w.len() => {
+                for (i, (gv, wv)) in g.iter().zip(w).enumerate() {
+                    let len = path.len();
+                    let _ = write!(path, "[{i}]");
+                    let found = walk(gv, wv, path, out);
+                    path.truncate(len);
+                    if found {
+                        return true;
+                    }
+                }
+                false
+            }
+            _ if json_contains(got, want) => false,
+            _ => {
+                let place = if path.is_empty() { "the JSON body is".to_owned() } else { format!("`{path}` is") };
+                let _ = write!(out, "{place} {}, the route wants {}", short(got), short(want));
+                true
+            }
+        }
+    }
+    walk(got, want, &mut String::new(), out);
+}
+
+/// A JSON value cut to a readable length for messages.
+fn short(v: &serde_json::Value) -> String {
+    let mut s = v.to_string();
+    if s.len() > 60 {
+        let mut end = 57;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_subset_by_key_with_equal_arrays_and_numbers_by_value() {
+        let got = json!({"user": {"id": 7, "name": "Ada", "roles": ["a", "b"]}, "extra": true});
+        assert!(json_contains(&got, &json!({"user": {"id": 7}})));
+        assert!(json_contains(&got, &json!({"user": {"id": 7.0}})));
+        assert!(json_contains(&got, &json!({"user": {"roles": ["a", "b"]}})));
+        assert!(!json_contains(&got, &json!({"user": {"roles": ["a"]}})));
+        assert!(!json_contains(&got, &json!({"user": {"id": "7"}})));
+        assert!(!json_contains(&got, &json!({"missing": null})));
+        assert!(json_contains(&json!([{"a": 1, "b": 2}]), &json!([{"a": 1}])));
+    }
+
+    #[test]
+    fn json_difference_names_the_place() {
+        let mut out = String::new();
+        json_difference(&json!({"user": {"id": 3}}), &json!({"user": {"id": 4}}), &mut out);
+        assert_eq!(out, "`user.id` is 3, the route wants 4");
+        out.clear();
+        json_difference(&json!({"a": [1, 2]}), &json!({"a": [1, 3]}), &mut out);
+        assert_eq!(out, "`a[1]` is 2, the route wants 3");
+        out.clear();
+        json_difference(&json!({}), &json!({"k": "v"}), &mut out);
+        assert_eq!(out, "the JSON body has no `k`, the route wants \"v\"");
+    }
+
+    #[test]
+    fn regex_limits_refuse_huge_automata() {
+        assert!(compile_regex("^a+$").is_ok());
+        assert!(compile_regex("(((a{100}){100}){100})").is_err());
+        assert!(compile_regex(&"(".repeat(60)).is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! One answer of a scripted route (its only one, a sequence item, or the not-found answer): fixed parts prepared at
+//! load time, templated parts compiled at load time and rendered per request.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+
+use crate::config::{BodyConfig, HeaderTemplate};
+use crate::fault::Fault;
+use crate::respond::{self, Body, Prepared};
+use crate::template::{Compiled, Needs, Templates, Vars, context};
+
+/// What a template failed on at load time: where in the route file, and the message.
+pub(crate) struct CompileError {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+#[derive(Debug)]
+enum ReplyBody {
+    Fixed(Bytes),
+    Template(Compiled),
+}
+
+/// An answer ready to give.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// Set when nothing is rendered: the answer is then the same bytes every time.
+    prepared: Option<Prepared>,
+    status: StatusCode,
+    headers: HeaderMap,
+    header_templates: Vec<(HeaderName, Compiled)>,
+    body: ReplyBody,
+    needs: Needs,
+    pub delay: Option<Duration>,
+    pub fault: Option<Fault>,
+}
+
+/// The parts of an answer as checked from the route file.
+pub(crate) struct ReplyParts<'a> {
+    pub status: StatusCode,
+    pub headers: &'a HeaderMap,
+    pub header_templates: &'a [HeaderTemplate],
+    pub body: &'a BodyConfig,
+    pub delay: Option<Duration>,
+    pub fault: Option<Fault>,
+}
+
+impl Reply {
+    /// Compiles the templated parts under names starting with `name` (e.g. `routes.toml:12`).
+    pub fn build(
+        parts: ReplyParts<'_>,
+        templates: &mut Templates,
+        name: &str,
+        text: &str,
+    ) -> Result<Reply, CompileError> {
+        let mut needs = Needs::default();
+        let mut header_templates = Vec::new();
+        for t in parts.header_templates {
+            let compiled = templates
+                .compile(format!("{name} header {}", t.name), t.source.clone())
+                .map_err(|e| compile_error(&e, t.span.clone(), text))?;
+            needs = needs.union(compiled.needs);
+            header_templates.push((t.name.clone(), compiled));
+        }
+        let body = match parts.body {
+            BodyConfig::Fixed(bytes) => ReplyBody::Fixed(bytes.clone()),
+            BodyConfig::Template { source, span } => {
+                let compiled = templates
+                    .compile(format!("{name} body"), source.clone())
+                    .map_err(|e| compile_error(&e, span.clone(), text))?;
+                needs = needs.union(compiled.needs);
+                ReplyBody::Template(compiled)
+            }
+        };
+        let prepared = match (&body, header_templates.is_empty()) {
+            (ReplyBody::Fixed(bytes), true) => Some(Prepared::new(parts.status, parts.headers.clone(), bytes.clone())),
+            _ => None,
+        };
+        Ok(Reply {
+            prepared,
+            status: parts.status,
+            headers: parts.headers.clone(),
+            header_templates,
+            body,
+            needs,
+            delay: parts.delay,
+            fault: parts.fault,
+        })
+    }
+
+    /// The status and headers alone (for a `dir` route, whose body comes from the folder).
+    pub fn head(&self) -> Response<Body> {
+        let mut res = Response::new(Body::default());
+        *res.status_mut() = self.status;
+        *res.headers_mut() = self.headers.clone();
+        res
+    }
+
+    /// The answer for one request. A render error, or a rendered header value that is not a valid header value,
+    /// answers 500 with the reason and is logged; `location` names the route in both.
+    pub fn render(
+        &self,
+        templates: &Templates,
+        vars: &Vars<'_, '_>,
+        rng_key: (u64, u64),
+        method: &Method,
+        location: &str,
+    ) -> Response<Body> {
+        if let Some(prepared) = &self.prepared {
+            return prepared.to_response(method);
+        }
+        templates.begin(rng_key);
+        let ctx = context(vars, self.needs);
+        let mut headers = self.headers.clone();
+        for (name, template) in &self.header_templates {
+            let value = match templates.render(template, &ctx) {
+                Ok(v) => v,
+                Err(e) => return render_error(location, &format!("header `{name}`: {e:#}"), method),
+            };
+            match HeaderValue::from_str(&value) {
+                Ok(v) => {
+                    headers.insert(name.clone(), v);
+                }
+                Err(_) => {
+                    let why = format!(
+                        "header `{name}` rendered {value:?}, which is not a valid header value (it has a line break or another control character)"
+                    );
+                    return render_error(location, &why, method);
+                }
+            }
+        }
+        let body = match &self.body {
+            ReplyBody::Fixed(bytes) => bytes.clone(),
+            ReplyBody::Template(template) => match templates.render(template, &ctx) {
+                Ok(text) => Bytes::from(text),
+                Err(e) => return render_error(location, &format!("{e:#}"), method),
+            },
+        };
+        respond::with_body(self.status, headers, body, method)
+    }
+}
+
+fn render_error(location: &str, why: &str, method: &Method) -> Response<Body> {
+    tracing::error!(route = %location, "template error: {why}");
+    let text = format!("500 template error in route {location}: {why}\n");
+    respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, method)
+}
+
+/// Points a template syntax error at its line inside the route file: `span` is the template's value, `text` the
+/// route file.
+fn compile_error(e: &minijinja::Error, span: Range<usize>, text: &str) -> CompileError {
+    let mut start = span.start.min(text.len());
+    let value = text.get(start..span.end.min(text.len())).unwrap_or_default();
+    // A multi-line string's first line break (right after `"""`) is not part of the template.
+    let skip_first = value.starts_with("\"\"\"\n") || value.starts_with("'''\n");
+    let line = e.line().unwrap_or(1) + usize::from(skip_first);
+    if line > 1
+        && let Some((offset, _)) = value.match_indices('\n').nth(line - 2)
+    {
+        start += offset + 1;
+    }
+    let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+    let message = format!("template error: {}{detail}", e.kind());
+    let end = text[start..].find('\n').map_or(text.len(), |n| start + n).min(span.end.max(start));
+    CompileError { span: start..end.max(start), message }
+}

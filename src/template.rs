@@ -1,0 +1,651 @@
+//! Templated responses: the MiniJinja environment, what a template sees of the request, and the helpers.
+//!
+//! Templates are compiled once, when the routes load; a syntax error is a load error. Each compiled template knows
+//! which request variables it uses ([`Needs`]), so a template that only prints `{{ path.id }}` does not pay for
+//! parsing the query, copying the headers or parsing a JSON body. The environment has no loader (templates cannot
+//! include files) and no access to the process environment; its fuel bounds the work of one render.
+//!
+//! Helpers: `now(format)`, `uuid()`, `random_int(a, b)` and `fake(kind)`. Their randomness comes from one generator per
+//! render: seeded from `[server] seed`, the route and its count when a seed is set (the n-th answer of a route is then
+//! the same on every run), from the thread's random generator otherwise.
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fake::Fake;
+use fake::rand::rngs::SmallRng;
+use fake::rand::{Rng, SeedableRng};
+use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind};
+
+use crate::matching::RequestData;
+
+/// The most instructions one render may run before it is stopped with an error.
+pub const FUEL: u64 = 100_000;
+
+/// The kinds of fake data `fake(kind)` knows, for the error message of an unknown one and the README.
+pub const FAKE_KINDS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "name",
+    "email",
+    "username",
+    "password",
+    "phone",
+    "street",
+    "city",
+    "state",
+    "country",
+    "country_code",
+    "zip",
+    "address",
+    "latitude",
+    "longitude",
+    "company",
+    "job_title",
+    "word",
+    "words",
+    "sentence",
+    "paragraph",
+    "lorem",
+    "ipv4",
+    "ipv6",
+    "user_agent",
+    "color",
+];
+
+/// The name of the filter that `json` templates use for their strings (not meant for route files).
+const JSON_FILTER: &str = "hotroute_json";
+
+/// Which request variables a template uses; only those are built for a render.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs(u8);
+
+impl Needs {
+    const METHOD: u8 = 1;
+    const PATH: u8 = 1 << 1;
+    const URL: u8 = 1 << 2;
+    const QUERY: u8 = 1 << 3;
+    const HEADERS: u8 = 1 << 4;
+    const BODY: u8 = 1 << 5;
+    const JSON: u8 = 1 << 6;
+    const COUNT: u8 = 1 << 7;
+
+    fn of(names: impl IntoIterator<Item = String>) -> Needs {
+        let mut bits = 0;
+        for name in names {
+            bits |= match name.as_str() {
+                "method" => Self::METHOD,
+                "path" => Self::PATH,
+                "url" => Self::URL,
+                "query" => Self::QUERY,
+                "headers" => Self::HEADERS,
+                "body" => Self::BODY,
+                "json" => Self::JSON,
+                "count" => Self::COUNT,
+                _ => 0,
+            };
+        }
+        Needs(bits)
+    }
+
+    /// Both sets of variables.
+    pub fn union(self, other: Needs) -> Needs {
+        Needs(self.0 | other.0)
+    }
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// A compiled template: its name in the environment and the variables it uses.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    name: String,
+    /// The request variables it uses.
+    pub needs: Needs,
+}
+
+/// The template environment of one router.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    seed: Option<u64>,
+}
+
+impl Templates {
+    /// An environment with the helpers and nothing from the outside world. `seed` makes the helpers repeatable.
+    pub fn new(seed: Option<u64>) -> Self {
+        let mut env = Environment::new();
+        // Bounded work per render, so a runaway loop in a template answers 500 instead of hanging a worker.
+        env.set_fuel(Some(FUEL));
+        // Responses are JSON, text or headers, not HTML: never escape, whatever the template's name looks like.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.add_function("now", now);
+        env.add_function("uuid", uuid);
+        env.add_function("random_int", random_int);
+        env.add_function("fake", fake_data);
+        env.add_filter(JSON_FILTER, json_filter);
+        Templates { env, seed }
+    }
+
+    /// Compiles `source` under `name` (unique per template, e.g. `routes.toml:12 body`).
+    pub fn compile(&mut self, name: String, source: String) -> Result<Compiled, Error> {
+        self.env.add_template_owned(name.clone(), source)?;
+        let needs = Needs::of(self.env.get_template(&name)?.undeclared_variables(false));
+        Ok(Compiled { name, needs })
+    }
+
+    /// Starts the renders of one answer on this thread: its helpers draw from one generator, seeded from `rng_key`
+    /// (the route and its count) when the environment has a seed.
+    pub fn begin(&self, rng_key: (u64, u64)) {
+        let seed = self.seed.map(|s| mix(mix(s, rng_key.0), rng_key.1));
+        SEED.with(|c| c.set(seed));
+        RNG.with(|r| r.borrow_mut().take());
+    }
+
+    /// Renders a compiled template with `ctx` (made by [`context`]), after [`Templates::begin`].
+    pub fn render(&self, template: &Compiled, ctx: &Value) -> Result<String, Error> {
+        self.env.get_template(&template.name)?.render(ctx)
+    }
+}
+
+/// The variables of one render.
+#[derive(Debug)]
+pub struct Vars<'a, 'r> {
+    /// The request.
+    pub req: &'a RequestData<'r>,
+    /// Captured path parameters.
+    pub params: &'a [(&'a str, &'a str)],
+    /// How many times the route has answered, this answer included.
+    pub count: u64,
+}
+
+/// Builds the context for templates that use `needs`: only those variables are made.
+pub fn context(vars: &Vars<'_, '_>, needs: Needs) -> Value {
+    let view = vars.req.view;
+    let mut ctx = RenderContext::default();
+    if needs.has(Needs::METHOD) {
+        ctx.method = Some(Value::from(view.method.as_str()));
+    }
+    if needs.has(Needs::PATH) {
+        let params = vars.params.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+        ctx.path = Some(Value::from_object(Pairs(params)));
+    }
+    if needs.has(Needs::URL) {
+        let url = view.uri.path_and_query().map_or_else(|| view.uri.path(), |pq| pq.as_str());
+        ctx.url = Some(Value::from(url));
+    }
+    if needs.has(Needs::QUERY) {
+        let mut query: Vec<(String, Value)> = Vec::new();
+        for (k, v) in vars.req.query() {
+            if !query.iter().any(|(seen, _)| seen == k) {
+                query.push((k.clone(), Value::from(v.as_str())));
+            }
+        }
+        ctx.query = Some(Value::from_object(Pairs(query)));
+    }
+    if needs.has(Needs::HEADERS) {
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(view.headers.len());
+        for (name, value) in view.headers {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            match headers.iter_mut().find(|(n, _)| n == name.as_str()) {
+                Some((_, v)) => {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                }
+                None => headers.push((name.as_str().to_owned(), value.into_owned())),
+            }
+        }
+        ctx.headers = Some(Value::from_object(Pairs(headers.into_iter().map(|(k, v)| (k, Value::from(v))).collect())));
+    }
+    if needs.has(Needs::BODY) {
+        ctx.body = Some(Value::from(vars.req.body_text().into_owned()));
+    }
+    if needs.has(Needs::JSON) {
+        ctx.json = Some(vars.req.json().map_or(Value::from(()), |j| Value::from(Serde(j))));
+    }
+    if needs.has(Needs::COUNT) {
+        ctx.count = Some(Value::from(vars.count));
+    }
+    Value::from_object(ctx)
+}
+
+/// The variables of one render, looked up by name: cheaper to make than a map, and only what is used is there.
+#[derive(Debug, Default)]
+struct RenderContext {
+    method: Option<Value>,
+    path: Option<Value>,
+    url: Option<Value>,
+    query: Option<Value>,
+    headers: Option<Value>,
+    body: Option<Value>,
+    json: Option<Value>,
+    count: Option<Value>,
+}
+
+impl Object for RenderContext {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "method" => self.method.clone(),
+            "path" => self.path.clone(),
+            "url" => self.url.clone(),
+            "query" => self.query.clone(),
+            "headers" => self.headers.clone(),
+            "body" => self.body.clone(),
+            "json" => self.json.clone(),
+            "count" => self.count.clone(),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["method", "path", "url", "query", "headers", "body", "json", "count"])
+    }
+}
+
+/// A small map from names to values (path parameters, query parameters, headers), searched in order.
+#[derive(Debug)]
+struct Pairs(Vec<(String, Value)>);
+
+impl Object for Pairs {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.mapped_enumerator(|this| Box::new(this.0.iter().map(|(k, _)| Value::from(k.as_str()))))
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+/// The filter that turns a value into JSON text inside a `json` template. Unlike MiniJinja's `tojson`, it does not
+/// escape `<`, `>`, `&` and `'` (the output is a JSON body, not HTML).
+fn json_filter(value: &Value) -> Result<Value, Error> {
+    if let Some(s) = value.as_str() {
+        return Ok(Value::from_safe_string(serde_json::Value::from(s).to_string()));
+    }
+    serde_json::to_string(value)
+        .map(Value::from_safe_string)
+        .map_err(|e| invalid(format!("cannot write this value as JSON: {e}")))
+}
+
+/// Whether `s` holds template syntax at all.
+pub fn has_template_syntax(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// The template that renders a `json = ...` value: every string in it is a template whose output is a JSON string,
+/// and a string that is one `{{ expression }}` and nothing else gives the expression's JSON value (so
+/// `"{{ count }}"` is a number and `"{{ json.items }}"` an array). Object keys are not templates. The structure is
+/// written as JSON text, so the output is valid JSON whatever the strings render to.
+pub fn json_template_source(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_json_template(value, &mut out);
+    out
+}
+
+fn write_json_template(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value as J;
+    match value {
+        J::String(s) if !has_template_syntax(s) => out.push_str(&J::String(s.clone()).to_string()),
+        J::String(s) => match single_expression(s) {
+            Some(expr) => {
+                let _ = write!(out, "{{{{ ({expr}) | {JSON_FILTER} }}}}");
+            }
+            None => {
+                let _ = write!(out, "{{% filter {JSON_FILTER} %}}");
+                out.push_str(s);
+                out.push_str("{% endfilter %}");
+            }
+        },
+        J::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_template(item, out);
+            }
+            out.push(']');
+        }
+        J::Object(map) => {
+            out.push('{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let key = J::String(key.clone()).to_string();
+                if has_template_syntax(&key) || key.contains("}}") || key.contains("%}") {
+                    // A space keeps the object's `{` from touching `{% raw %}`, which would read as `{{`.
+                    if out.ends_with('{') {
+                        out.push(' ');
+                    }
+                    out.push_str("{% raw %}");
+                    out.push_str(&key);
+                    out.push_str("{% endraw %}");
+                } else {
+                    out.push_str(&key);
+                }
+                out.push(':');
+                write_json_template(item, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The expression of a string that is exactly `{{ expression }}`.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
+    let nested = ["{{", "}}", "{%", "%}", "{#", "#}"].iter().any(|t| inner.contains(t));
+    (!nested && !inner.trim().is_empty()).then(|| inner.trim())
+}
+
+thread_local! {
+    static SEED: Cell<Option<u64>> = const { Cell::new(None) };
+    static RNG: RefCell<Option<SmallRng>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this render's generator, made on first use: renders are synchronous, so the thread-local one is
+/// the current render's.
+fn with_rng<T>(f: impl FnOnce(&mut SmallRng) -> T) -> T {
+    RNG.with(|r| {
+        let mut slot = r.borrow_mut();
+        let rng = slot.get_or_insert_with(|| match SEED.with(Cell::get) {
+            Some(seed) => SmallRng::seed_from_u64(seed),
+            None => SmallRng::from_rng(&mut fake::rand::rng()),
+        });
+        f(rng)
+    })
+}
+
+/// SplitMix64's finalizer over two words: a well-spread seed from (seed, route) and (that, count).
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_add(a << 6).wrapping_add(a >> 2);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn invalid(message: String) -> Error {
+    Error::new(ErrorKind::InvalidOperation, message)
+}
+
+/// `now()`: the current time in UTC. Without a format, RFC 3339 (`2024-05-01T12:30:00Z`); `"http"` gives the
+/// HTTP date form, `"unix"` and `"unix_ms"` numbers, anything else is a strftime-like format (`%Y-%m-%d`).
+fn now(format: Option<&str>) -> Result<Value, Error> {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    match format.unwrap_or("rfc3339") {
+        "unix" => Ok(Value::from(since.as_secs())),
+        "unix_ms" => Ok(Value::from(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))),
+        "http" => Ok(Value::from(httpdate::fmt_http_date(UNIX_EPOCH + since))),
+        "rfc3339" | "iso" => Ok(Value::from(strftime("%Y-%m-%dT%H:%M:%SZ", since.as_secs(), since.subsec_nanos())?)),
+        f => Ok(Value::from(strftime(f, since.as_secs(), since.subsec_nanos())?)),
+    }
+}
+
+/// Formats a UTC time given as seconds since 1970 with a strftime-like format.
+pub fn strftime(format: &str, secs: u64, nanos: u32) -> Result<String, Error> {
+    const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let (year, month, day) = civil_from_days(days);
+    let weekday = (days + 4).rem_euclid(7) as usize;
+    let yday = days - days_from_civil(year, 1, 1) + 1;
+    let mut out = String::with_capacity(format.len() + 16);
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => push_num(&mut out, year.unsigned_abs(), 4),
+            Some('y') => push_num(&mut out, year.rem_euclid(100) as u64, 2),
+            Some('m') => push_num(&mut out, month.into(), 2),
+            Some('d') => push_num(&mut out, day.into(), 2),
+            Some('e') => {
+                if day < 10 {
+                    out.push(' ');
+                }
+                push_num(&mut out, day.into(), 1);
+            }
+            Some('H') => push_num(&mut out, hour, 2),
+            Some('I') => push_num(&mut out, if hour % 12 == 0 { 12 } else { hour % 12 }, 2),
+            Some('p') => out.push_str(if hour < 12 { "AM" } else { "PM" }),
+            Some('M') => push_num(&mut out, minute, 2),
+            Some('S') => push_num(&mut out, second, 2),
+            Some('f') => push_num(&mut out, (nanos / 1000).into(), 6),
+            Some('3') if chars.next() == Some('f') => push_num(&mut out, (nanos / 1_000_000).into(), 3),
+            Some('j') => push_num(&mut out, yday as u64, 3),
+            Some('a') => out.push_str(&DAYS[weekday][..3]),
+            Some('A') => out.push_str(DAYS[weekday]),
+            Some('b') => out.push_str(&MONTHS[(month - 1) as usize][..3]),
+            Some('B') => out.push_str(MONTHS[(month - 1) as usize]),
+            Some('s') => push_num(&mut out, secs, 1),
+            Some('z') => out.push_str("+0000"),
+            Some('Z') => out.push_str("UTC"),
+            Some('T') => {
+                push_num(&mut out, hour, 2);
+                out.push(':');
+                push_num(&mut out, minute, 2);
+                out.push(':');
+                push_num(&mut out, second, 2);
+            }
+            Some('F') => {
+                push_num(&mut out, year.unsigned_abs(), 4);
+                out.push('-');
+                push_num(&mut out, month.into(), 2);
+                out.push('-');
+                push_num(&mut out, day.into(), 2);
+            }
+            Some('%') => out.push('%'),
+            other => {
+                let spec = other.map_or_else(|| "%".to_owned(), |c| format!("%{c}"));
+                return Err(invalid(format!(
+                    "now(): unknown format `{spec}`; use %Y %m %d %H %M %S %3f %f %j %a %A %b %B %y %e %I %p %s %z %Z %T %F, or \"rfc3339\", \"http\", \"unix\", \"unix_ms\""
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `n` in decimal, zero-padded to `width` digits.
+fn push_num(out: &mut String, mut n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - i)..width {
+        out.push('0');
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
+
+/// Year, month and day of a day number counted from 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `uuid()`: a random version 4 UUID.
+fn uuid() -> String {
+    let mut bytes: [u8; 16] = with_rng(|r| r.random());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+/// `random_int(a, b)`: a random integer from `a` to `b`, both included.
+fn random_int(a: i64, b: i64) -> Result<i64, Error> {
+    if a > b {
+        return Err(invalid(format!("random_int({a}, {b}): the first bound is larger than the second")));
+    }
+    Ok(with_rng(|r| r.random_range(a..=b)))
+}
+
+/// `fake(kind)` or `fake(kind, n)`: realistic data of a kind from [`FAKE_KINDS`] (English locale).
+fn fake_data(kind: &str, n: Option<u32>) -> Result<Value, Error> {
+    use fake::faker::{address::en as addr, company::en as company, internet::en as net, job::en as job};
+    use fake::faker::{lorem::en as lorem, name::en as name, phone_number::en as phone};
+    let n = n.unwrap_or(5).clamp(1, 1000) as usize;
+    let text: String = with_rng(|r| match kind {
+        "first_name" => Some(name::FirstName().fake_with_rng(r)),
+        "last_name" => Some(name::LastName().fake_with_rng(r)),
+        "name" => Some(name::Name().fake_with_rng(r)),
+        "email" => Some(net::SafeEmail().fake_with_rng(r)),
+        "username" => Some(net::Username().fake_with_rng(r)),
+        "password" => Some(net::Password(12..17).fake_with_rng(r)),
+        "phone" => Some(phone::PhoneNumber().fake_with_rng(r)),
+        "street" => Some(street(r)),
+        "city" => Some(addr::CityName().fake_with_rng(r)),
+        "state" => Some(addr::StateName().fake_with_rng(r)),
+        "country" => Some(addr::CountryName().fake_with_rng(r)),
+        "country_code" => Some(addr::CountryCode().fake_with_rng(r)),
+        "zip" => Some(addr::ZipCode().fake_with_rng(r)),
+        "address" => {
+            let street = street(r);
+            let city: String = addr::CityName().fake_with_rng(r);
+            let state: String = addr::StateAbbr().fake_with_rng(r);
+            let zip: String = addr::ZipCode().fake_with_rng(r);
+            Some(format!("{street}, {city}, {state} {zip}"))
+        }
+        "latitude" => Some(addr::Latitude().fake_with_rng(r)),
+        "longitude" => Some(addr::Longitude().fake_with_rng(r)),
+        "company" => Some(company::CompanyName().fake_with_rng(r)),
+        "job_title" => Some(job::Title().fake_with_rng(r)),
+        "word" => Some(lorem::Word().fake_with_rng(r)),
+        "words" | "lorem" => Some(lorem::Words(n..n + 1).fake_with_rng::<Vec<String>, _>(r).join(" ")),
+        "sentence" => Some(lorem::Sentence(4..12).fake_with_rng(r)),
+        "paragraph" => Some(lorem::Paragraph(3..7).fake_with_rng(r)),
+        "ipv4" => Some(net::IPv4().fake_with_rng(r)),
+        "ipv6" => Some(net::IPv6().fake_with_rng(r)),
+        "user_agent" => Some(net::UserAgent().fake_with_rng(r)),
+        "color" => Some(format!("#{:06x}", r.random_range(0..0x0100_0000u32))),
+        _ => None,
+    })
+    .ok_or_else(|| invalid(format!("fake(\"{kind}\"): unknown kind; use one of {}", FAKE_KINDS.join(", "))))?;
+    Ok(Value::from(text))
+}
+
+fn street(r: &mut SmallRng) -> String {
+    use fake::faker::address::en as addr;
+    let number: String = addr::BuildingNumber().fake_with_rng(r);
+    let name: String = addr::StreetName().fake_with_rng(r);
+    let suffix: String = addr::StreetSuffix().fake_with_rng(r);
+    format!("{number} {name} {suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strftime_agrees_with_known_dates() {
+        // 2000-02-29T23:59:58Z, a Tuesday, day 60 of a leap year.
+        let t = 951_868_798;
+        assert_eq!(strftime("%Y-%m-%dT%H:%M:%SZ", t, 0).unwrap(), "2000-02-29T23:59:58Z");
+        assert_eq!(strftime("%a %A %b %B %j %y %e %I %p", t, 0).unwrap(), "Tue Tuesday Feb February 060 00 29 11 PM");
+        assert_eq!(strftime("%3f %f %s %z %Z %%", t, 123_456_789).unwrap(), "123 123456 951868798 +0000 UTC %");
+        assert_eq!(strftime("%F %T", 0, 0).unwrap(), "1970-01-01 00:00:00");
+        assert!(strftime("%Q", 0, 0).is_err());
+        // Agrees with httpdate over a spread of times.
+        for secs in (0..4_102_444_800u64).step_by(86_400 * 37 + 3_607) {
+            let http = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+            assert_eq!(strftime("%a, %d %b %Y %H:%M:%S GMT", secs, 0).unwrap(), http);
+        }
+    }
+
+    #[test]
+    fn json_template_keeps_the_structure_and_types() {
+        let v = serde_json::json!({"id": "{{ path.id }}", "n": 3, "k{{x}}": "a {{ b }} c", "l": ["x", "{{ y }}"]});
+        let src = json_template_source(&v);
+        let mut t = Templates::new(None);
+        let c = t.compile("t".into(), src).unwrap();
+        let ctx = minijinja::context! { path => minijinja::context!{ id => "7" }, b => "\"q\"", y => 5 };
+        t.begin((0, 0));
+        let out: serde_json::Value = serde_json::from_str(&t.render(&c, &ctx).unwrap()).unwrap();
+        assert_eq!(out, serde_json::json!({"id": "7", "n": 3, "k{{x}}": "a \"q\" c", "l": ["x", 5]}));
+    }
+
+    #[test]
+    fn needs_lists_only_the_variables_used() {
+        let mut t = Templates::new(None);
+        let c = t.compile("a".into(), "{{ path.id }} {{ count }}".into()).unwrap();
+        assert_eq!(c.needs, Needs(Needs::PATH | Needs::COUNT));
+    }
+
+    #[test]
+    fn seeded_helpers_repeat() {
+        let mut t = Templates::new(Some(42));
+        let c = t.compile("a".into(), "{{ uuid() }} {{ random_int(1, 1000000) }} {{ fake('name') }}".into()).unwrap();
+        let ctx = Value::from(());
+        let render = |key| {
+            t.begin(key);
+            t.render(&c, &ctx).unwrap()
+        };
+        let a = render((1, 1));
+        assert_eq!(a, render((1, 1)));
+        assert_ne!(a, render((1, 2)));
+    }
+}
