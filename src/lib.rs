@@ -23,6 +23,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod expect;
 pub mod inputs;
