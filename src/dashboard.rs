@@ -19,10 +19,10 @@ pub const PAGE: &str = include_str!("dashboard.html");
 
 /// The SHA-256 (base64) of the page's `<script>` text, for the Content-Security-Policy. The browser test checks it
 /// against the page and prints the right value when the page changed.
-pub const SCRIPT_SHA256: &str = "hmp4CyHbClvTyRkRdOo04H1ssGZzJw1elUV/oxGaeVA=";
+pub const SCRIPT_SHA256: &str = "/AWBTj/UByH9qyqlnbzfqdzKjA0Ppw7JBeQ9mV1Fnmg=";
 
 /// The SHA-256 (base64) of the page's `<style>` text, checked like [`SCRIPT_SHA256`].
-pub const STYLE_SHA256: &str = "5VvkGnJ1nhKZ3bb+xiPSPzMxAQ2xnmaw8iuSZYZnL6E=";
+pub const STYLE_SHA256: &str = "pnmSGXE8VpBnB9O1HRbPwsPcdyoBD+7DLGfWnbxqAVA=";
 
 /// Answers `GET /__admin/` (and `HEAD`) with the page.
 pub fn page(method: &Method) -> Response<Body> {
