@@ -27,7 +27,8 @@ pub fn is_admin_path(path: &str) -> bool {
     path.strip_prefix(ADMIN_PREFIX).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Answers a request whose path is an admin path (see [`is_admin_path`]). Admin requests are not recorded in the journal.
+/// Answers a request whose path is an admin path (see [`is_admin_path`]). Admin requests are not recorded in the
+/// journal.
 pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
     let path = &req.uri().path()[ADMIN_PREFIX.len()..];
     // `/__admin` without the slash is the dashboard too: it is what people type.
@@ -78,9 +79,8 @@ fn routes(live: &Live) -> Response<Body> {
 fn health(live: &Live) -> Response<Body> {
     let routes = live.router().routes().len();
     let mut health = json!({ "status": "ok", "routes": routes, "generation": live.generation() });
-    if let (Some(health), serde_json::Value::Object(status)) = (health.as_object_mut(), dashboard::reload_status(live))
-    {
-        health.extend(status);
+    if let Some(health) = health.as_object_mut() {
+        health.extend(dashboard::reload_status(live));
     }
     respond::json(StatusCode::OK, &health)
 }

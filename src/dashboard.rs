@@ -8,7 +8,7 @@
 
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::journal::rfc3339;
 use crate::live::Live;
@@ -44,7 +44,7 @@ pub fn page(method: &Method) -> Response<Body> {
 
 /// The reload status for `GET /__admin/health`: the route file, when the routes in service were loaded, and the last
 /// failed reload (`null` once a good one followed), with each error's place and the full report.
-pub fn reload_status(live: &Live) -> Value {
+pub fn reload_status(live: &Live) -> Map<String, Value> {
     let last_error = live.last_failure().map(|failure| {
         let errors: Vec<Value> = failure
             .errors
@@ -62,9 +62,9 @@ pub fn reload_status(live: &Live) -> Value {
             .collect();
         json!({ "at": rfc3339(failure.at), "text": failure.errors.to_string(), "errors": errors })
     });
-    json!({
-        "file": live.source().map(|p| p.display().to_string()),
-        "loaded_at": rfc3339(live.loaded_at()),
-        "last_error": last_error,
-    })
+    let mut status = Map::new();
+    status.insert("file".into(), live.source().map(|p| p.display().to_string()).into());
+    status.insert("loaded_at".into(), rfc3339(live.loaded_at()).into());
+    status.insert("last_error".into(), last_error.into());
+    status
 }
