@@ -5,12 +5,15 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::journal::methods_json;
+use crate::config::ADMIN_PREFIX;
+use crate::dashboard;
+use crate::journal::{methods_json, query_pairs};
 use crate::live::Live;
 use crate::respond::{self, Body};
 
 /// The admin endpoints and the methods each answers, for 405 and 404 answers.
 const ENDPOINTS: &[(&str, &str)] = &[
+    ("/", "GET"),
     ("/health", "GET"),
     ("/reload", "POST"),
     ("/requests", "GET, DELETE"),
@@ -19,13 +22,22 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/metrics", "GET"),
 ];
 
-/// Answers a request whose path starts with `/__admin/`. Admin requests are not recorded in the journal.
+/// Whether `path` is the admin API's: `/__admin` or under `/__admin/` (not `/__administrator`).
+pub fn is_admin_path(path: &str) -> bool {
+    path.strip_prefix(ADMIN_PREFIX).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Answers a request whose path is an admin path (see [`is_admin_path`]). Admin requests are not recorded in the
+/// journal.
 pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
-    let path = &req.uri().path()["/__admin".len()..];
+    let path = &req.uri().path()[ADMIN_PREFIX.len()..];
+    // `/__admin` without the slash is the dashboard too: it is what people type.
+    let path = if path.is_empty() { "/" } else { path };
     match (req.method(), path) {
+        (&Method::GET | &Method::HEAD, "/") => dashboard::page(req.method()),
         (&Method::GET, "/health") => health(live),
         (&Method::POST, "/reload") => reload(live),
-        (&Method::GET, "/requests") => respond::json(StatusCode::OK, &live.journal().to_json(capacity(live))),
+        (&Method::GET, "/requests") => requests(live, req.uri().query()),
         (&Method::DELETE, "/requests") => {
             respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": live.journal().clear() }))
         }
@@ -66,7 +78,31 @@ fn routes(live: &Live) -> Response<Body> {
 
 fn health(live: &Live) -> Response<Body> {
     let routes = live.router().routes().len();
-    respond::json(StatusCode::OK, &json!({ "status": "ok", "routes": routes, "generation": live.generation() }))
+    let mut health = json!({ "status": "ok", "routes": routes, "generation": live.generation() });
+    if let Some(health) = health.as_object_mut() {
+        health.extend(dashboard::reload_status(live));
+    }
+    respond::json(StatusCode::OK, &health)
+}
+
+/// The journal; `?after=ID` keeps the requests after that id, `?limit=N` the newest N of them.
+fn requests(live: &Live, query: Option<&str>) -> Response<Body> {
+    let (mut after, mut limit) = (0, usize::MAX);
+    for (name, value) in query.map(query_pairs).into_iter().flatten() {
+        let parsed = match name.as_str() {
+            "after" => value.parse().map(|v| after = v).is_ok(),
+            "limit" => value.parse().map(|v| limit = v).is_ok(),
+            _ => true,
+        };
+        if !parsed {
+            let text = format!(
+                "400 bad query parameter {name}={value:?}: a whole number is expected, \
+                 e.g. /__admin/requests?after=41&limit=100\n"
+            );
+            return respond::text(StatusCode::BAD_REQUEST, text, &Method::GET);
+        }
+    }
+    respond::json(StatusCode::OK, &live.journal().to_json_after(capacity(live), after, limit))
 }
 
 /// Prometheus metrics, in the OpenMetrics text format.

@@ -601,11 +601,21 @@ impl Journal {
         Coverage { total_requests: state.total, routes, unmatched, unmatched_not_listed: state.unmatched_not_listed }
     }
 
-    /// The journal as `GET /__admin/requests` gives it: capacity, dropped count, and the requests oldest first.
+    /// The journal as `GET /__admin/requests` gives it: capacity, dropped count, the id of the last request
+    /// received, and the requests oldest first.
     pub fn to_json(&self, capacity: usize) -> Value {
+        self.to_json_after(capacity, 0, usize::MAX)
+    }
+
+    /// Like [`Journal::to_json`], with only the newest `limit` of the requests whose id is above `after`: a page
+    /// that polls asks only for what it has not seen yet.
+    pub fn to_json_after(&self, capacity: usize, after: u64, limit: usize) -> Value {
         let state = self.lock();
-        let requests: Vec<Value> = state.entries.iter().map(RecordedRequest::to_json).collect();
-        json!({ "capacity": capacity, "dropped": state.dropped, "requests": requests })
+        // Ids grow along the ring, so the new ones are a suffix of it.
+        let new = state.entries.len() - state.entries.partition_point(|r| r.id <= after);
+        let skip = state.entries.len() - new.min(limit);
+        let requests: Vec<Value> = state.entries.iter().skip(skip).map(RecordedRequest::to_json).collect();
+        json!({ "capacity": capacity, "dropped": state.dropped, "last_id": state.next_id, "requests": requests })
     }
 }
 

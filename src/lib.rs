@@ -24,6 +24,7 @@ pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod cors;
+pub mod dashboard;
 pub mod error;
 pub mod expect;
 pub mod fault;

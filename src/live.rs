@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
 
@@ -17,13 +17,24 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::router::Router;
 
+/// A reload that failed; the previous routes kept serving.
+#[derive(Debug, Clone)]
+pub struct ReloadFailure {
+    /// Every problem found in the route file (there is at least one).
+    pub errors: LoadErrors,
+    /// When the reload failed.
+    pub at: SystemTime,
+}
+
 /// The router in service, its generation, and where it came from.
 #[derive(Debug)]
 pub struct Live {
     router: ArcSwap<Router>,
     generation: AtomicU64,
     source: Option<PathBuf>,
-    last_error: Mutex<Option<String>>,
+    last_failure: Mutex<Option<ReloadFailure>>,
+    /// When the routes in service were loaded.
+    loaded_at: Mutex<SystemTime>,
     /// What the last load (good or bad) read, so the watcher can tell whether anything changed since.
     inputs: Mutex<Inputs>,
     /// Held for a whole reload: two at once (watcher, SIGHUP, admin) could otherwise swap in the older routes last.
@@ -43,7 +54,8 @@ impl Live {
             router: ArcSwap::new(router),
             generation: AtomicU64::new(1),
             source,
-            last_error: Mutex::new(None),
+            last_failure: Mutex::new(None),
+            loaded_at: Mutex::new(SystemTime::now()),
             inputs: Mutex::new(Inputs::default()),
             reloading: Mutex::new(()),
             journal: Journal::default(),
@@ -109,7 +121,17 @@ impl Live {
 
     /// The error of the last failed reload, cleared by the next good one.
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_failure().map(|f| f.errors.to_string())
+    }
+
+    /// The last failed reload (its errors and when), cleared by the next good one.
+    pub fn last_failure(&self) -> Option<ReloadFailure> {
+        self.last_failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// When the routes in service were loaded (at start, or by the last good reload).
+    pub fn loaded_at(&self) -> SystemTime {
+        *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Puts `router` in service and returns the new generation. Routes whose definition did not change keep their
@@ -124,7 +146,8 @@ impl Live {
         let router = Arc::new(router);
         self.metrics.routes_loaded(&router);
         let old = self.router.swap(router);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner()) = SystemTime::now();
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.reloaded.notify_waiters();
         (generation, old)
@@ -177,7 +200,8 @@ impl Live {
             Err(e) => {
                 self.metrics.reloaded(false);
                 tracing::error!("{e}\nkeeping the previous routes");
-                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                let failure = ReloadFailure { errors: e.clone(), at: SystemTime::now() };
+                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure);
                 Err(e)
             }
         }

@@ -20,7 +20,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::access_log::{LogFormat, Record};
-use crate::config::ADMIN_PREFIX;
 use crate::live::Live;
 use crate::metrics::{Metrics, OpenConnection, RouteSlot, Unrouted};
 use crate::respond::Body;
@@ -210,7 +209,7 @@ impl<'a> Probe<'a> {
     pub fn start<B>(live: &'a Live, options: &ServeOptions, conn: &Conn, peer: SocketAddr, req: &Request<B>) -> Self {
         let head_at = Instant::now();
         let path = req.uri().path();
-        let admin = options.admin && path.starts_with(ADMIN_PREFIX) && path[ADMIN_PREFIX.len()..].starts_with('/');
+        let admin = options.admin && crate::admin::is_admin_path(path);
         let unrouted = if admin { Unrouted::Admin } else { Unrouted::NoRoute };
         let detail = (options.access_log.is_some() || conn.0.is_some()).then(|| {
             let target = req.uri().path_and_query().map_or(path, |pq| pq.as_str()).to_owned();

@@ -23,7 +23,6 @@ use tokio::task::JoinSet;
 
 use crate::access_log::LogFormat;
 use crate::admin;
-use crate::config::ADMIN_PREFIX;
 use crate::error::ServeError;
 use crate::fault;
 use crate::live::Live;
@@ -177,11 +176,7 @@ pub async fn handle(
     let path = req.uri().path();
     // `[server] admin = false` in the route file turns the admin API off too, from the next reload on.
     // The path is checked first so that ordinary requests load the router only once.
-    if path.starts_with(ADMIN_PREFIX)
-        && path[ADMIN_PREFIX.len()..].starts_with('/')
-        && options.admin
-        && live.router().server().admin
-    {
+    if admin::is_admin_path(path) && options.admin && live.router().server().admin {
         return admin::handle(live, req).await;
     }
     let (parts, body) = req.into_parts();
