@@ -140,7 +140,8 @@ async fn a_path_that_only_starts_like_admin_goes_to_the_routes() {
     let server = TestServer::start(ROUTES).await;
     let res = client().get(server.url("/__administrator")).send().await.unwrap();
     assert_eq!(res.status(), 404);
-    assert_eq!(res.text().await.unwrap(), "404 not found: GET /__administrator\n");
+    let text = res.text().await.unwrap();
+    assert!(text.starts_with("404 not found: GET /__administrator\n"), "the routes' 404, not the admin API's: {text}");
     assert_eq!(server.live.journal().requests().len(), 1, "recorded as a request to the routes");
     server.stop().await;
 }
