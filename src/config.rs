@@ -20,6 +20,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
 use crate::error::{LoadError, LoadErrors};
+use crate::limits::{Limits, SizeSpec};
 
 /// The address served when neither the file nor the command line names one (the seed note's port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -54,6 +55,47 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+    // Limits and timeouts, checked by `crate::limits` (see the README's "Limits" section for defaults).
+    /// Largest request body, e.g. `"10MiB"` or a number of bytes (default 1 MiB); a larger one gets 413.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_body: Option<Spanned<SizeSpec>>,
+    /// Largest request head (request line and headers), at least `"8KiB"` (default 64 KiB); a larger one gets 431.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_header_size: Option<Spanned<SizeSpec>>,
+    /// Most request headers (default 100); more get 431.
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    pub max_headers: Option<Spanned<u64>>,
+    /// Longest request target, path and query (default 8 KiB); a longer one gets 414.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_uri: Option<Spanned<SizeSpec>>,
+    /// Connections served at once (default 4096); more wait to be accepted.
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    pub max_connections: Option<Spanned<u64>>,
+    /// Time a client has to send a request head, e.g. `"10s"` (default 10 s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub header_read_timeout: Option<Spanned<String>>,
+    /// Time a client has to send a request body (default 30 s); then 408.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub body_timeout: Option<Spanned<String>>,
+    /// A connection on which nothing arrives for this long is closed (default 60 s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub idle_timeout: Option<Spanned<String>>,
+    /// A connection whose client reads nothing of a response for this long is closed (default 30 s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub write_timeout: Option<Spanned<String>>,
+    /// On shutdown, how long requests in flight may take to finish (default 10 s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub grace: Option<Spanned<String>>,
 }
 
 /// One `[[route]]`.
@@ -215,6 +257,8 @@ pub struct RouteConfig {
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Limits and timeouts.
+    pub limits: Limits,
 }
 
 /// A checked route file: settings, routes in file order, and what it was read from.
@@ -343,7 +387,8 @@ impl Checker<'_> {
             }),
         };
         let headers = self.headers(&spec.headers);
-        (ServerConfig { listen }, headers)
+        let limits = crate::limits::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
+        (ServerConfig { listen, limits }, headers)
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {

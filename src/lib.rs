@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod live;
 pub mod respond;
 pub mod router;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hotroute::{Live, Router, ServeError, Server, config};
+use hotroute::{Live, Router, ServeError, ServeOptions, Server, config};
 
 /// Serve the routes in a TOML file; edit the file and the running server answers with the new routes.
 #[derive(Debug, Parser)]
@@ -95,8 +95,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let options = ServeOptions::from_config(live.router().server());
+    // Without this, a soft limit of 1024 open files would refuse clients long before max_connections.
+    match hotroute::limits::raise_fd_limit() {
+        Ok(n) if (n as usize) < options.max_connections => tracing::warn!(
+            "this process may open only {n} files, fewer than max_connections ({}); raise it with `ulimit -n`",
+            options.max_connections
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("cannot raise the open-file limit: {e}"),
+    }
     runtime.block_on(async move {
-        let server = Server::bind(addr, live.clone()).await?;
+        let server = Server::bind(addr, live.clone()).await?.with_options(options);
         // The first stdout line is a contract: tests in any language read the address from it.
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{}", server.local_addr())?;

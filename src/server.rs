@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 use crate::admin;
 use crate::config::ADMIN_PREFIX;
 use crate::error::ServeError;
+use crate::limits::{self, Limits};
 use crate::live::Live;
 use crate::respond::{self, Body};
 use crate::router::RequestView;
@@ -49,16 +50,49 @@ pub struct ServeOptions {
     pub admin: bool,
     /// The largest request body read, in bytes; a larger one gets 413.
     pub max_body: usize,
+    /// How long a client may take to send a request body; then 408.
+    pub body_timeout: Duration,
+    /// A connection on which nothing arrives for this long is closed.
+    pub idle_timeout: Duration,
+    /// A connection whose writes stay stalled this long (the client reads nothing) is closed.
+    pub write_timeout: Duration,
+    /// The most request headers; more get 431.
+    pub max_headers: usize,
+    /// The largest request head in bytes (at least 8 KiB); a larger one gets 431.
+    pub max_header_size: usize,
+    /// The longest request target (path and query) in bytes; a longer one gets 414.
+    pub max_uri: usize,
+    /// How many connections are served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl ServeOptions {
+    /// The options a route file's `[server]` table asks for (admin on).
+    pub fn from_config(server: &crate::config::ServerConfig) -> Self {
+        Self::from_limits(&server.limits)
+    }
+
+    /// The options for these limits (admin on).
+    pub fn from_limits(l: &Limits) -> Self {
+        ServeOptions {
+            grace: l.grace,
+            header_read_timeout: l.header_read_timeout,
+            admin: true,
+            max_body: l.max_body,
+            body_timeout: l.body_timeout,
+            idle_timeout: l.idle_timeout,
+            write_timeout: l.write_timeout,
+            max_headers: l.max_headers,
+            max_header_size: l.max_header_size,
+            max_uri: l.max_uri,
+            max_connections: l.max_connections,
+        }
+    }
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions {
-            grace: DEFAULT_GRACE,
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-            admin: true,
-            max_body: DEFAULT_MAX_BODY,
-        }
+        ServeOptions::from_limits(&Limits::default())
     }
 }
 
@@ -100,8 +134,18 @@ impl Server {
         let Server { listener, live, options } = self;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // hyper's header-read timeout does nothing without a timer: set one, or slow clients hold connections forever.
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
-        builder.http2().timer(TokioTimer::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            .max_headers(options.max_headers)
+            // The read buffer's size bounds the request head (hyper-util's builder has no max_header_size).
+            .max_buf_size(options.max_header_size.max(limits::MIN_MAX_HEADER_SIZE));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX));
+        let cap = limits::ConnectionCap::new(options.max_connections);
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
@@ -109,8 +153,8 @@ impl Server {
         tokio::pin!(shutdown);
 
         loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
+            let (stream, peer, permit) = tokio::select! {
+                accepted = limits::accept(&listener, &cap) => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         // Out of file descriptors and similar: wait a little instead of spinning.
@@ -128,6 +172,8 @@ impl Server {
             let (builder, live, options) = (builder.clone(), live.clone(), options.clone());
             let watcher = graceful.watcher();
             connections.spawn(async move {
+                let _permit = permit;
+                let stream = limits::Guarded::new(stream, options.idle_timeout, options.write_timeout);
                 let service = service_fn(move |req| {
                     let (live, options) = (live.clone(), options.clone());
                     async move { Ok::<_, Infallible>(handle(&live, &options, peer, req).await) }
@@ -151,12 +197,15 @@ impl Server {
 
 /// Answers one request from the live routes (or the admin API).
 pub async fn handle(live: &Live, options: &ServeOptions, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    if let Some(refused) = limits::check_head(&req, options.max_uri, options.max_headers) {
+        return refused;
+    }
     let path = req.uri().path();
     if options.admin && path.starts_with(ADMIN_PREFIX) && path[ADMIN_PREFIX.len()..].starts_with('/') {
         return admin::handle(live, req).await;
     }
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, options.max_body).await {
+    let body = match read_body(body, options.max_body, options.body_timeout).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -166,8 +215,9 @@ pub async fn handle(live: &Live, options: &ServeOptions, peer: SocketAddr, req: 
 }
 
 /// Reads the whole request body, refusing one over `limit` bytes with a 413: before reading when the declared
-/// length is too big, and while reading when the client sends more than it declared (or declared nothing).
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Body>> {
+/// length is too big, and while reading when the client sends more than it declared (or declared nothing). A body
+/// not complete within `timeout` gets a 408.
+async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<Bytes, Response<Body>> {
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
@@ -180,7 +230,13 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Body>
     if body.size_hint().lower() > limit as u64 {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let Ok(collected) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
+        let text = format!(
+            "408 the request body did not arrive within {timeout:?}\nraise it with [server] body_timeout in the route file\n"
+        );
+        return Err(respond::text(StatusCode::REQUEST_TIMEOUT, text, &http::Method::POST));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
         Err(e) => Err(respond::text(
