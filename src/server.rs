@@ -134,13 +134,16 @@ impl Server {
         let Server { listener, live, options } = self;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // hyper's header-read timeout does nothing without a timer: set one, or slow clients hold connections forever.
-        builder
-            .http1()
+        let mut http1 = builder.http1();
+        http1
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout)
-            .max_headers(options.max_headers)
             // The read buffer's size bounds the request head (hyper-util's builder has no max_header_size).
             .max_buf_size(options.max_header_size.max(limits::MIN_MAX_HEADER_SIZE));
+        // hyper parses headers on the heap once max_headers is set: only set it when it is not hyper's own default.
+        if options.max_headers != limits::DEFAULT_MAX_HEADERS {
+            http1.max_headers(options.max_headers);
+        }
         builder
             .http2()
             .timer(TokioTimer::new())

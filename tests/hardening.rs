@@ -58,6 +58,12 @@ async fn more_headers_than_max_headers_get_431_on_http1_and_http2() {
     let refused = exchange(s.addr, head(25).as_bytes(), Duration::from_secs(5)).await.text();
     assert!(refused.starts_with("HTTP/1.1 431 "), "25 headers with max_headers = 20: {refused}");
 
+    // The setting also raises the limit past hyper's default of 100.
+    let many = serve("max_headers = 150").await;
+    let ok = exchange(many.addr, head(120).as_bytes(), Duration::from_secs(5)).await.text();
+    assert!(ok.starts_with("HTTP/1.1 200 "), "120 headers with max_headers = 150: {ok}");
+    many.stop().await;
+
     // HTTP/2: hyper does not count headers there; hotroute does.
     let mut block = wire::h2::request_headers(false, "/hello");
     for i in 0..25 {
@@ -652,4 +658,25 @@ fn bad_limit_values_are_load_errors_naming_the_setting() {
         assert!(err.contains(expected), "`{line}`: expected {expected:?} in:\n{err}");
         assert!(err.contains("routes.toml:2:"), "`{line}`: the error points at line 2:\n{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_flat_while_clients_try_to_send_a_gibibyte_each() {
+    let bin = wire::Bin::start("[[route]]\npath = \"/up\"\nmethod = \"POST\"\nbody = \"got it\"\n");
+    assert_eq!(get(bin.addr, "/up").await.status, 405, "warm-up request");
+    let before = bin.proc_status_kib("VmHWM");
+    const GIB: usize = 1 << 30;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let addr = bin.addr;
+        tasks.spawn(async move { stream_post(addr, "/up", GIB, 256 * 1024).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (res, sent) = done.unwrap();
+        assert_eq!(res.expect("no response while streaming 1 GiB").status, 413);
+        assert!(sent < GIB / 4, "the 413 came only after {sent} bytes");
+    }
+    let grew = bin.proc_status_kib("VmHWM").saturating_sub(before);
+    // Four bodies of up to 1 MiB each, plus buffers: far below what the clients tried to send.
+    assert!(grew < 32 * 1024, "peak memory grew by {grew} KiB while 4 clients streamed at a 1 MiB limit");
 }

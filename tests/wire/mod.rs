@@ -244,16 +244,16 @@ impl Bin {
     }
 
     /// Waits up to `wait` for the process to exit; its exit code, or `None` if it is still running.
-    pub fn wait_exit(&mut self, wait: Duration) -> Option<i32> {
-        let deadline = std::time::Instant::now() + wait;
+    pub async fn wait_exit(&mut self, wait: Duration) -> Option<i32> {
+        let deadline = Instant::now() + wait;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return Some(status.code().unwrap_or(-1));
             }
-            if std::time::Instant::now() > deadline {
+            if Instant::now() > deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -298,6 +298,7 @@ pub mod h2 {
     pub const DATA: u8 = 0x0;
     pub const HEADERS: u8 = 0x1;
     pub const SETTINGS: u8 = 0x4;
+    pub const PING: u8 = 0x6;
     pub const GOAWAY: u8 = 0x7;
     pub const END_STREAM: u8 = 0x1;
     pub const END_HEADERS: u8 = 0x4;
