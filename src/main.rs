@@ -93,8 +93,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (None, Some(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
         (None, None) => live.router().server().listen,
     };
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Deep enough for any template without a stack switch per render (see limits::on_template_stack).
+        .thread_stack_size(hotroute::limits::WORKER_STACK)
+        .build()
+        .context("cannot start the async runtime")?;
     let options = ServeOptions::from_config(live.router().server());
     // Without this, a soft limit of 1024 open files would refuse clients long before max_connections.
     match hotroute::limits::raise_fd_limit() {

@@ -166,7 +166,19 @@ impl Router {
                 }
                 BodyConfig::Template { source, span } => {
                     let name = format!("{}:{}", config.sources[rc.origin.source].path.display(), rc.origin.line);
-                    if let Err(e) = templates.add_template_owned(name.clone(), source.clone()) {
+                    if source.len() > crate::limits::MAX_TEMPLATE_SOURCE {
+                        let message = format!(
+                            "template is {} bytes, over the limit of {} bytes",
+                            source.len(),
+                            crate::limits::MAX_TEMPLATE_SOURCE
+                        );
+                        let help = "serve large fixed content without `template = true`, e.g. with `file =`";
+                        errors.push(config.error_at(rc.origin.source, span.clone(), message, Some(help)));
+                        continue;
+                    }
+                    let added =
+                        crate::limits::on_template_stack(|| templates.add_template_owned(name.clone(), source.clone()));
+                    if let Err(e) = added {
                         let help = "fix the template syntax; see https://docs.rs/minijinja for the language";
                         errors.push(config.error_at(
                             rc.origin.source,
@@ -235,10 +247,17 @@ impl Router {
             Responder::Template { name, status, headers } => {
                 let path: BTreeMap<String, String> = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
                 let ctx = minijinja::context! { path => path, method => method.as_str() };
-                match self.templates.get_template(name).and_then(|t| t.render(ctx)) {
+                // The error is formatted and dropped on the template stack too: it can hold the template's values.
+                let rendered = crate::limits::on_template_stack(|| {
+                    self.templates
+                        .get_template(name)
+                        .and_then(|t| t.render(ctx))
+                        .map_err(|e| (e.to_string(), format!("{e:#}")))
+                });
+                match rendered {
                     Ok(body) => respond::with_body(*status, headers.clone(), body.into(), method),
-                    Err(e) => {
-                        tracing::error!(route = %route.location(), "template error: {e:#}");
+                    Err((e, detail)) => {
+                        tracing::error!(route = %route.location(), "template error: {detail}");
                         let text = format!("500 template error in route {}: {e}\n", route.location());
                         respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, method)
                     }

@@ -680,3 +680,51 @@ async fn memory_stays_flat_while_clients_try_to_send_a_gibibyte_each() {
     // Four bodies of up to 1 MiB each, plus buffers: far below what the clients tried to send.
     assert!(grew < 32 * 1024, "peak memory grew by {grew} KiB while 4 clients streamed at a 1 MiB limit");
 }
+
+fn nested_value_template(rounds: usize) -> String {
+    // Each round wraps the value in 50 more lists: a value nested up to 50 * rounds deep, as far as the fuel allows.
+    format!(
+        "{{% set ns = namespace(x=[]) %}}{{% for i in range({rounds}) %}}{{% set ns.x = {}ns.x{} %}}{{% endfor %}}{{{{ ns.x }}}}",
+        "[".repeat(50),
+        "]".repeat(50)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_templates_are_errors_or_answers_never_a_crash() {
+    // Load time: MiniJinja's parser and compiler recurse once per level of these (unguarded by its own limit).
+    let nested = [
+        format!("{{{{ {}1 }}}}", "-".repeat(100_000)),
+        format!("{{{{ {}1 }}}}", "not ".repeat(25_000)),
+        format!("{{{{ x{} }}}}", ".a".repeat(50_000)),
+        format!("{{{{ x{} }}}}", "|abs".repeat(25_000)),
+        format!("{{{{ 1{} }}}}", "+1".repeat(50_000)),
+        format!("{{% if x %}}a{}{{% endif %}}", "{% elif x %}a".repeat(8_000)),
+    ];
+    for body in &nested {
+        let toml = format!("[[route]]\npath = \"/a\"\ntemplate = true\nbody = '''{body}'''\n");
+        // Either outcome is fine; a stack overflow would abort this test process.
+        let _ = hotroute::Router::load_str(&toml, "routes.toml".as_ref(), ".".as_ref());
+    }
+    let huge = format!("[[route]]\npath = \"/a\"\ntemplate = true\nbody = '''{}'''\n", "x".repeat(200_000));
+    let err = hotroute::Router::load_str(&huge, "routes.toml".as_ref(), ".".as_ref()).err().expect("a 200 KB template");
+    assert!(err.to_string().contains("over the limit of"), "{err}");
+
+    // Render time: values nested tens of thousands deep, printed and dropped, in this process and in the binary.
+    let toml = format!(
+        "[[route]]\npath = \"/deep\"\ntemplate = true\nbody = '''{}'''\n\n[[route]]\npath = \"/deeper\"\ntemplate = true\nbody = '''{}'''\n{HELLO}",
+        nested_value_template(500),
+        nested_value_template(5000)
+    );
+    let s = Served::start(&toml, &[]).await;
+    let bin = wire::Bin::start(&toml);
+    for addr in [s.addr, bin.addr] {
+        let deep = get(addr, "/deep").await;
+        assert_eq!(deep.status, 200, "{}", &deep.text()[..deep.text().len().min(300)]);
+        assert!(deep.body.starts_with(b"[[[[") && deep.body.len() > 40_000, "{} bytes", deep.body.len());
+        assert_eq!(get(addr, "/deeper").await.status, 500, "out of fuel");
+        let res = get(addr, "/hello").await;
+        assert_eq!((res.status, res.text().as_str()), (200, "Hello World"));
+    }
+    s.stop().await;
+}
