@@ -402,6 +402,8 @@ pub fn raise_fd_limit() -> io::Result<u64> {
             lim = raised;
         }
     }
+    // rlim_t is u64 on Linux but not on every unix.
+    #[allow(clippy::unnecessary_cast)]
     Ok(lim.rlim_cur as u64)
 }
 

@@ -707,7 +707,7 @@ async fn deeply_nested_templates_are_errors_or_answers_never_a_crash() {
         let _ = hotroute::Router::load_str(&toml, "routes.toml".as_ref(), ".".as_ref());
     }
     let huge = format!("[[route]]\npath = \"/a\"\ntemplate = true\nbody = '''{}'''\n", "x".repeat(200_000));
-    let err = hotroute::Router::load_str(&huge, "routes.toml".as_ref(), ".".as_ref()).err().expect("a 200 KB template");
+    let err = hotroute::Router::load_str(&huge, "routes.toml".as_ref(), ".".as_ref()).expect_err("a 200 KB template");
     assert!(err.to_string().contains("over the limit of"), "{err}");
 
     // Render time: values nested tens of thousands deep, printed and dropped, in this process and in the binary.
