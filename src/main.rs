@@ -111,6 +111,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     runtime.block_on(async move {
         let server = Server::bind(addr, live.clone()).await?.with_options(options);
+        let shutdown = shutdown_signal();
         // The first stdout line is a contract: tests in any language read the address from it.
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{}", server.local_addr())?;
@@ -120,29 +121,33 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if args.no_watch {
             tracing::debug!("file watching is off (--no-watch)");
         }
-        server.serve(shutdown_signal()).await?;
+        server.serve(shutdown).await?;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled: a signal that arrives right after the "listening on" line must stop the server gracefully, not kill
+/// it with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
+        let (int, term) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+        async move {
+            let (Ok(mut int), Ok(mut term)) = (int, term) else { return std::future::pending().await };
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

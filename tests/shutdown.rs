@@ -127,3 +127,13 @@ async fn sigterm_exits_0_within_the_grace_period_even_if_a_client_hangs() {
     assert!(drain(&mut stuck, secs(2)).await.closed);
     assert!(drain(&mut half_head, secs(2)).await.closed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_the_listening_line_is_a_clean_exit() {
+    // The signal handlers must be in place before the address is announced, or SIGTERM kills with the default action.
+    for _ in 0..10 {
+        let mut bin = Bin::start(SLOW);
+        bin.terminate();
+        assert_eq!(bin.wait_exit(Duration::from_secs(5)).await, Some(0), "SIGTERM right after start");
+    }
+}
