@@ -285,7 +285,8 @@ pub async fn accept(
 /// A socket with two watchdogs: a read that waits longer than the idle timeout (nothing arrives: a client that
 /// connects and says nothing, an idle HTTP/2 connection, a stalled body) and a write that waits longer than the write
 /// timeout (a client that does not read its response) fail with [`io::ErrorKind::TimedOut`], and hyper closes the
-/// connection.
+/// connection. A write that goes through also restarts the idle timeout: a client that sends nothing while it reads
+/// a long response is busy, not idle.
 ///
 /// hyper has neither on its own: its header-read timeout starts only once it knows the connection is HTTP/1, and it
 /// has no write timeout at all.
@@ -307,6 +308,14 @@ impl<S> Guarded<S> {
     }
 }
 
+impl<S> Guarded<S> {
+    fn wrote(&mut self, polled: &Poll<io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.read.restart();
+        }
+    }
+}
+
 /// A deadline that starts when an operation first waits, and is cleared when one completes.
 #[derive(Debug)]
 struct Watchdog {
@@ -319,6 +328,11 @@ struct Watchdog {
 impl Watchdog {
     fn new(after: Duration, what: &'static str) -> Self {
         Watchdog { after, what, sleep: Box::pin(tokio::time::sleep(after)), armed: false }
+    }
+
+    /// Forgets the running deadline: the next wait starts a new one.
+    fn restart(&mut self) {
+        self.armed = false;
     }
 
     /// Passes a completed operation through (and clears the deadline); a waiting one fails once it has waited too long.
@@ -354,6 +368,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.wrote(&polled);
         this.write.check(cx, polled)
     }
 
@@ -364,6 +379,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.wrote(&polled);
         this.write.check(cx, polled)
     }
 
