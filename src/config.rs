@@ -84,7 +84,7 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub body_timeout: Option<Spanned<String>>,
-    /// A connection on which nothing arrives for this long is closed (default 60 s).
+    /// A connection on which nothing arrives (and nothing is written) for this long is closed (default 60 s).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub idle_timeout: Option<Spanned<String>>,

@@ -46,7 +46,7 @@ pub const MIN_MAX_HEADER_SIZE: usize = 8 * 1024;
 pub const DEFAULT_MAX_URI: usize = 8 * 1024;
 /// How long a client may take to send a request body by default, from the end of its head; then 408.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a connection may stay silent by default (nothing arrives) before it is closed.
+/// How long a connection may stay silent by default (nothing arrives, nothing is written) before it is closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a response write may stay stalled by default (the client reads nothing) before the connection is closed.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -52,7 +52,7 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// How long a client may take to send a request body; then 408.
     pub body_timeout: Duration,
-    /// A connection on which nothing arrives for this long is closed.
+    /// A connection on which nothing arrives (and nothing is written) for this long is closed.
     pub idle_timeout: Duration,
     /// A connection whose writes stay stalled this long (the client reads nothing) is closed.
     pub write_timeout: Duration,
