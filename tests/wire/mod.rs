@@ -215,13 +215,24 @@ impl Bin {
     }
 
     fn start_in(dir: tempfile::TempDir, routes: &Path) -> Bin {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hotroute"))
-            .arg(routes)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotroute"));
+        cmd.arg(routes)
             .args(["--port", "0", "--no-watch", "--log-level", "warn"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::inherit());
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // If this test process dies (a failed test can abort it), the server goes with it instead of lingering.
+            // SAFETY: prctl is async-signal-safe and touches nothing of the parent's state.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let addr = line
