@@ -21,6 +21,7 @@ use toml::Spanned;
 
 use crate::error::{LineIndex, LoadError, LoadErrors};
 use crate::inputs::Inputs;
+use crate::limits::{Limits, SizeSpec};
 
 mod include;
 
@@ -94,6 +95,47 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<u64>")]
     pub seed: Option<Spanned<i64>>,
+    // Limits and timeouts, checked by `crate::limits` (see the README's "Limits" section for defaults).
+    /// Largest request body, e.g. `"10MiB"` or a number of bytes (default 1 MiB); a larger one gets 413.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_body: Option<Spanned<SizeSpec>>,
+    /// Largest request head (request line and headers), at least `"8KiB"` (default 64 KiB); a larger one gets 431.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_header_size: Option<Spanned<SizeSpec>>,
+    /// Most request headers (default 100); more get 431.
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    pub max_headers: Option<Spanned<u64>>,
+    /// Longest request target, path and query (default 8 KiB); a longer one gets 414.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_uri: Option<Spanned<SizeSpec>>,
+    /// Connections served at once (default 4096); more wait to be accepted.
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    pub max_connections: Option<Spanned<u64>>,
+    /// Time a client has to send a request head, e.g. `"10s"` (default 10 s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub header_read_timeout: Option<Spanned<String>>,
+    /// Time a client has to send a request body (default 30 s); then 408.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub body_timeout: Option<Spanned<String>>,
+    /// A connection on which nothing arrives (and nothing is written) for this long is closed (default 60 s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub idle_timeout: Option<Spanned<String>>,
+    /// A connection whose client reads nothing of a response for this long is closed (default 30 s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub write_timeout: Option<Spanned<String>>,
+    /// On shutdown, how long requests in flight may take to finish (default 10 s).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub grace: Option<Spanned<String>>,
 }
 
 /// One `[[route]]`.
@@ -294,6 +336,8 @@ pub struct ServerConfig {
     pub not_found: Option<ReplyConfig>,
     /// Seed for the template helpers.
     pub seed: Option<u64>,
+    /// Limits and timeouts.
+    pub limits: Limits,
 }
 
 /// A checked route file: settings, routes in file order, and what it was read from.
@@ -482,7 +526,9 @@ impl Checker<'_> {
         };
         let admin = spec.admin.unwrap_or(true);
         let (cors, not_found, seed) = self.server_script(spec, &headers);
-        (ServerConfig { listen, admin, journal, log_requests: spec.log_requests, cors, not_found, seed }, headers)
+        let limits = crate::limits::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
+        let log_requests = spec.log_requests;
+        (ServerConfig { listen, admin, journal, log_requests, cors, not_found, seed, limits }, headers)
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {

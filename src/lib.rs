@@ -30,6 +30,7 @@ pub mod expect;
 pub mod fault;
 pub mod inputs;
 pub mod journal;
+pub mod limits;
 pub mod live;
 pub mod matching;
 pub mod metrics;

@@ -106,18 +106,33 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (None, Some(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
         (None, None) => live.router().server().listen,
     };
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Deep enough for any template without a stack switch per render (see limits::on_template_stack).
+        .thread_stack_size(hotroute::limits::WORKER_STACK)
+        .build()
+        .context("cannot start the async runtime")?;
+    let options = ServeOptions::from_config(live.router().server());
+    // Without this, a soft limit of 1024 open files would refuse clients long before max_connections.
+    match hotroute::limits::raise_fd_limit() {
+        Ok(n) if (n as usize) < options.max_connections => tracing::warn!(
+            "this process may open only {n} files, fewer than max_connections ({}); raise it with `ulimit -n`",
+            options.max_connections
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("cannot raise the open-file limit: {e}"),
+    }
     runtime.block_on(async move {
         let log_requests = args.log_requests || args.log_format.is_some() || live.router().server().log_requests;
         let options = ServeOptions {
             access_log: log_requests.then(|| args.log_format.unwrap_or_default()),
             trace: args.trace,
-            ..ServeOptions::default()
+            ..options
         };
         let server = Server::bind(addr, live.clone()).await?.with_options(options);
-        // Both are in place before the first stdout line, so that a test that read it can edit the file or send
-        // SIGHUP at once (SIGHUP's default action would end the process).
+        // All in place before the first stdout line, so that a test that read it can edit the file or send SIGHUP
+        // or SIGTERM at once (the default actions of those signals would end the process).
+        let shutdown = shutdown_signal();
         let _watch = start_watching(&live, args.no_watch);
         reload_on_hangup(&live)?;
         // Written at start as well, so that a path that cannot be written fails now rather than after the tests.
@@ -138,7 +153,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         tracing::info!(routes = live.router().routes().len(), file = %args.routes.display(), "serving");
-        server.serve(shutdown_signal()).await?;
+        server.serve(shutdown).await?;
         write_coverage()?;
         tracing::info!("stopped");
         Ok(())
@@ -180,23 +195,27 @@ fn reload_on_hangup(live: &Arc<Live>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled: a signal that arrives right after the "listening on" line must stop the server gracefully, not kill
+/// it with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
+        let (int, term) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+        async move {
+            let (Ok(mut int), Ok(mut term)) = (int, term) else { return std::future::pending().await };
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -118,7 +118,7 @@ impl Reply {
         for (name, template) in &self.header_templates {
             let value = match templates.render(template, &ctx) {
                 Ok(v) => v,
-                Err(e) => return render_error(location, &format!("header `{name}`: {e:#}"), method),
+                Err(e) => return render_error(location, &format!("header `{name}`: {e}"), method),
             };
             match HeaderValue::from_str(&value) {
                 Ok(v) => {
@@ -136,7 +136,7 @@ impl Reply {
             ReplyBody::Fixed(bytes) => bytes.clone(),
             ReplyBody::Template(template) => match templates.render(template, &ctx) {
                 Ok(text) => Bytes::from(text),
-                Err(e) => return render_error(location, &format!("{e:#}"), method),
+                Err(e) => return render_error(location, &e.to_string(), method),
             },
         };
         respond::with_body(self.status, headers, body, method)

@@ -25,6 +25,7 @@ use crate::access_log::LogFormat;
 use crate::admin;
 use crate::error::ServeError;
 use crate::fault;
+use crate::limits::{self, Limits};
 use crate::live::Live;
 use crate::observe::{Observer, Probe};
 use crate::respond::{self, Body};
@@ -54,18 +55,53 @@ pub struct ServeOptions {
     pub access_log: Option<LogFormat>,
     /// Trace each connection's and request's journey on stderr (`--trace`).
     pub trace: bool,
+    /// How long a client may take to send a request body; then 408.
+    pub body_timeout: Duration,
+    /// A connection on which nothing arrives (and nothing is written) for this long is closed.
+    pub idle_timeout: Duration,
+    /// A connection whose writes stay stalled this long (the client reads nothing) is closed.
+    pub write_timeout: Duration,
+    /// The most request headers; more get 431.
+    pub max_headers: usize,
+    /// The largest request head in bytes (at least 8 KiB); a larger one gets 431.
+    pub max_header_size: usize,
+    /// The longest request target (path and query) in bytes; a longer one gets 414.
+    pub max_uri: usize,
+    /// How many connections are served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl ServeOptions {
+    /// The options a route file's `[server]` table asks for (admin on; access log on if `log_requests`).
+    pub fn from_config(server: &crate::config::ServerConfig) -> Self {
+        let mut options = Self::from_limits(&server.limits);
+        options.access_log = server.log_requests.then(LogFormat::default);
+        options
+    }
+
+    /// The options for these limits (admin on, access log and trace off).
+    pub fn from_limits(l: &Limits) -> Self {
+        ServeOptions {
+            grace: l.grace,
+            header_read_timeout: l.header_read_timeout,
+            admin: true,
+            max_body: l.max_body,
+            access_log: None,
+            trace: false,
+            body_timeout: l.body_timeout,
+            idle_timeout: l.idle_timeout,
+            write_timeout: l.write_timeout,
+            max_headers: l.max_headers,
+            max_header_size: l.max_header_size,
+            max_uri: l.max_uri,
+            max_connections: l.max_connections,
+        }
+    }
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions {
-            grace: DEFAULT_GRACE,
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-            admin: true,
-            max_body: DEFAULT_MAX_BODY,
-            access_log: None,
-            trace: false,
-        }
+        ServeOptions::from_limits(&Limits::default())
     }
 }
 
@@ -107,8 +143,21 @@ impl Server {
         let Server { listener, live, options } = self;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // hyper's header-read timeout does nothing without a timer: set one, or slow clients hold connections forever.
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
-        builder.http2().timer(TokioTimer::new());
+        let mut http1 = builder.http1();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            // The read buffer's size bounds the request head (hyper-util's builder has no max_header_size).
+            .max_buf_size(options.max_header_size.max(limits::MIN_MAX_HEADER_SIZE));
+        // hyper parses headers on the heap once max_headers is set: only set it when it is not hyper's own default.
+        if options.max_headers != limits::DEFAULT_MAX_HEADERS {
+            http1.max_headers(options.max_headers);
+        }
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX));
+        let cap = limits::ConnectionCap::new(options.max_connections);
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
@@ -117,8 +166,8 @@ impl Server {
         tokio::pin!(shutdown);
 
         loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
+            let (stream, peer, permit) = tokio::select! {
+                accepted = limits::accept(&listener, &cap) => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         // Out of file descriptors and similar: wait a little instead of spinning.
@@ -137,9 +186,11 @@ impl Server {
             let (builder, live, options, conn) = (builder.clone(), live.clone(), options.clone(), stream.conn());
             let watcher = graceful.watcher();
             connections.spawn(async move {
+                let _permit = permit;
                 // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
                 let trigger = fault::Trigger::default();
-                let io = TokioIo::new(fault::FaultIo::new(stream, trigger.clone()));
+                let stream = fault::FaultIo::new(stream, trigger.clone());
+                let io = TokioIo::new(limits::Guarded::new(stream, options.idle_timeout, options.write_timeout));
                 let service = service_fn(move |req| {
                     let (live, options, conn, trigger) = (live.clone(), options.clone(), conn.clone(), trigger.clone());
                     async move {
@@ -173,6 +224,9 @@ pub async fn handle(
     req: Request<Incoming>,
     probe: &mut Probe<'_>,
 ) -> Response<Body> {
+    if let Some(refused) = limits::check_head(&req, options.max_uri, options.max_headers) {
+        return refused;
+    }
     let path = req.uri().path();
     // `[server] admin = false` in the route file turns the admin API off too, from the next reload on.
     // The path is checked first so that ordinary requests load the router only once.
@@ -180,7 +234,7 @@ pub async fn handle(
         return admin::handle(live, req).await;
     }
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, options.max_body).await {
+    let body = match read_body(body, options.max_body, options.body_timeout).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -202,8 +256,9 @@ pub async fn handle(
 }
 
 /// Reads the whole request body, refusing one over `limit` bytes with a 413: before reading when the declared
-/// length is too big, and while reading when the client sends more than it declared (or declared nothing).
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Body>> {
+/// length is too big, and while reading when the client sends more than it declared (or declared nothing). A body
+/// not complete within `timeout` gets a 408.
+async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<Bytes, Response<Body>> {
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
@@ -216,7 +271,13 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Body>
     if body.size_hint().lower() > limit as u64 {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let Ok(collected) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
+        let text = format!(
+            "408 the request body did not arrive within {timeout:?}\nraise it with [server] body_timeout in the route file\n"
+        );
+        return Err(respond::text(StatusCode::REQUEST_TIMEOUT, text, &http::Method::POST));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
         Err(e) => Err(respond::text(

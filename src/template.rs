@@ -133,10 +133,23 @@ impl Templates {
     }
 
     /// Compiles `source` under `name` (unique per template, e.g. `routes.toml:12 body`).
+    /// Sources over [`crate::limits::MAX_TEMPLATE_SOURCE`] are refused: their nesting bounds the stack needed.
     pub fn compile(&mut self, name: String, source: String) -> Result<Compiled, Error> {
-        self.env.add_template_owned(name.clone(), source)?;
-        let needs = Needs::of(self.env.get_template(&name)?.undeclared_variables(false));
-        Ok(Compiled { name, needs })
+        let limit = crate::limits::MAX_TEMPLATE_SOURCE;
+        if source.len() > limit {
+            let detail = format!(
+                "the template is {} bytes, over the limit of {limit} bytes; serve large fixed content without \
+                 `template = true`, e.g. with `file =`",
+                source.len()
+            );
+            return Err(Error::new(minijinja::ErrorKind::InvalidOperation, detail));
+        }
+        // Compiling recurses as deep as the template nests: on a stack big enough for the worst case.
+        crate::limits::on_template_stack(|| {
+            self.env.add_template_owned(name.clone(), source)?;
+            let needs = Needs::of(self.env.get_template(&name)?.undeclared_variables(false));
+            Ok(Compiled { name, needs })
+        })
     }
 
     /// Starts the renders of one answer on this thread: its helpers draw from one generator, seeded from `rng_key`
@@ -148,8 +161,22 @@ impl Templates {
     }
 
     /// Renders a compiled template with `ctx` (made by [`context`]), after [`Templates::begin`].
-    pub fn render(&self, template: &Compiled, ctx: &Value) -> Result<String, Error> {
-        self.env.get_template(&template.name)?.render(ctx)
+    /// Runs on a stack big enough for the deepest values the fuel allows (see [`crate::limits::on_template_stack`]);
+    /// the error is formatted there too, as it can hold the template's values.
+    pub fn render(&self, template: &Compiled, ctx: &Value) -> Result<String, RenderError> {
+        crate::limits::on_template_stack(|| {
+            self.env.get_template(&template.name).and_then(|t| t.render(ctx)).map_err(|e| RenderError(format!("{e:#}")))
+        })
+    }
+}
+
+/// Why a render failed, already formatted (with MiniJinja's details).
+#[derive(Debug, Clone)]
+pub struct RenderError(pub String);
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
