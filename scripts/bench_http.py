@@ -73,9 +73,14 @@ class Server:
                 self.proc.kill()
 
 
-def start_hotroute(name, routes, path, extra=(), bin=BIN):
+# Worker threads for hotroute, set from --threads (default 1: the same CPU budget as nginx's one worker).
+THREADS = ["--threads", "1"]
+
+
+def start_hotroute(name, routes, path, extra=(), bin=BIN, all_cores=False):
+    threads = [] if all_cores else THREADS
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(bin), str(routes), "--port", "0", *extra], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([str(bin), str(routes), "--port", "0", *threads, *extra], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     first = proc.stdout.readline()
     startup_ms = (time.perf_counter() - t0) * 1000
@@ -260,9 +265,13 @@ def main():
     ap.add_argument("--only-observe", action="store_true",
                     help="only hotroute /hello and the --observe scenarios (implies --observe)")
     ap.add_argument("--baseline-bin", help="also hotroute /hello served by this other build, e.g. an older commit")
+    ap.add_argument("--threads", default="1",
+                    help="hotroute worker threads (default 1, like nginx's one worker; 'all' for one per core)")
     ap.add_argument("--markdown", help="also write the table to this file")
     args = ap.parse_args()
 
+    global THREADS
+    THREADS = [] if args.threads == "all" else ["--threads", args.threads]
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: run `cargo build --release` first (scripts/bench-http.sh does)")
     tmp = Path(tempfile.mkdtemp(prefix="hotroute-bench-"))
@@ -276,6 +285,9 @@ def main():
         notes.append(f"hotroute startup to `listening` (2 routes): {static.startup_ms:.1f} ms")
         idle_rss = static.rss_mb()
         servers.append(static)
+        if THREADS and not args.only_observe:
+            servers.append(start_hotroute("hotroute /hello, a thread per core", ROOT / "routes.toml", "/hello",
+                                          all_cores=True))
         if args.baseline_bin:
             servers.append(start_hotroute("hotroute /hello, baseline build", ROOT / "routes.toml", "/hello",
                                           bin=Path(args.baseline_bin)))
@@ -357,15 +369,9 @@ def cpu_seconds(pids):
 def run_wrk(s, seconds, connections):
     """One wrk run, plus the server's CPU time per request: steadier than req/s on a shared, noisy machine."""
     before = cpu_seconds(s.pids)
-    if not getattr(s, "wrk_headers", False):
-        res = wrk(s.url, seconds, connections)
-    else:
-        script = Path(tempfile.mkstemp(suffix=".lua")[1])
-        script.write_text('wrk.headers["Authorization"] = "Bearer good"\n')
-        try:
-            res = wrk(s.url, seconds, connections, ("-s", str(script)))
-        finally:
-            script.unlink()
+    # A header flag, not a Lua script: a script slows wrk itself, which shares the machine with the server.
+    extra = ("-H", "Authorization: Bearer good") if getattr(s, "wrk_headers", False) else ()
+    res = wrk(s.url, seconds, connections, extra)
     after = cpu_seconds(s.pids)
     res["cpu_us"] = (after - before) * 1e6 / res["requests"] if before is not None and after is not None and res["requests"] else None
     return res

@@ -50,6 +50,10 @@ struct ServeArgs {
     /// Trace each connection and request on stderr: accept, socket fd, task, protocol, routing, write, close.
     #[arg(long)]
     trace: bool,
+    /// Worker threads serving requests (default: one per CPU core). Fewer leave cores to a load generator or the
+    /// code under test on the same machine.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,7 +110,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (None, Some(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
         (None, None) => live.router().server().listen,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        runtime.worker_threads(usize::from(n));
+    }
+    let runtime = runtime
         .enable_all()
         // Deep enough for any template without a stack switch per render (see limits::on_template_stack).
         .thread_stack_size(hotroute::limits::WORKER_STACK)

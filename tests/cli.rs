@@ -177,3 +177,18 @@ fn sigterm_and_sigint_let_the_request_in_flight_finish_and_exit_zero() {
         assert!(TcpStream::connect(server.addr).is_err(), "{sig}: still accepting after shutdown");
     }
 }
+
+#[test]
+fn threads_sets_the_worker_count_and_zero_is_refused() {
+    let dir = routes_dir(include_str!("../routes.toml"));
+    let threads_with = |n: &str| {
+        let server = start(&["--port", "0", "--threads", n, "--no-watch"], dir.path());
+        assert!(get(server.addr, "/hello").ends_with("Hello World"));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        status.lines().find_map(|l| l.strip_prefix("Threads:")).map(|n| n.trim().parse::<usize>().unwrap()).unwrap()
+    };
+    assert_eq!(threads_with("4") - threads_with("1"), 3, "each worker is one thread");
+    let out = Command::new(BIN).args(["--port", "0", "--threads", "0"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+}
