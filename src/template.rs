@@ -442,7 +442,7 @@ pub fn strftime(format: &str, secs: u64, nanos: u32) -> Result<String, Error> {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = crate::access_log::civil_from_days(days);
     let weekday = (days + 4).rem_euclid(7) as usize;
     let yday = days - days_from_civil(year, 1, 1) + 1;
     let mut out = String::with_capacity(format.len() + 16);
@@ -520,20 +520,6 @@ fn push_num(out: &mut String, mut n: u64, width: usize) {
         out.push('0');
     }
     out.extend(digits[i..].iter().map(|&d| char::from(d)));
-}
-
-/// Year, month and day of a day number counted from 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
