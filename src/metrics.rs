@@ -1,8 +1,9 @@
 //! Prometheus metrics, served at `GET /__admin/metrics` in the OpenMetrics text format.
 //!
 //! Recording is on the path of every request, so it is kept to a few atomic operations: each route's labels
-//! (`file:line` and its pattern) are made once when the routes load, and each route caches the counters of the first
-//! few statuses it answers, so a request bumps a counter it already holds instead of hashing labels into a map. The
+//! (`file:line` and its pattern) are made once, on the route's first request (not when the routes load: a file of
+//! 10,000 routes would pay for them all at every reload), and each route caches the counters of the first few
+//! statuses it answers, so a request bumps a counter it already holds instead of hashing labels into a map. The
 //! latency histogram is lock-free for the same reason.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +41,7 @@ struct RequestLabels {
     status: u16,
 }
 
-/// One route's metric labels, made when the routes load, and the counters of the statuses it has answered.
+/// One route's metric labels, made on its first request, and the counters of the statuses it has answered.
 #[derive(Debug)]
 pub struct RouteSlot {
     location: Arc<str>,
@@ -69,7 +70,8 @@ struct Slots {
     /// Which router they belong to. A `Weak` keeps the allocation's address from being reused while these slots
     /// exist, without keeping an old router's routes in memory.
     router: Weak<Router>,
-    routes: Vec<Arc<RouteSlot>>,
+    /// Filled on each route's first request; an empty cell costs no allocation of its own at load.
+    routes: Vec<OnceLock<Arc<RouteSlot>>>,
 }
 
 /// Which kind of request a [`Metrics::record`] is about when no route answered it.
@@ -154,9 +156,10 @@ impl Metrics {
         }
     }
 
-    /// Makes the labels of `router`'s routes, once, before it serves (a reload calls this for the new router).
+    /// Makes room for the labels of `router`'s routes before it serves (a reload calls this for the new router);
+    /// each route's labels are made on its first request.
     pub fn routes_loaded(&self, router: &Arc<Router>) {
-        let routes = router.routes().iter().map(|r| Arc::new(RouteSlot::for_route(r))).collect();
+        let routes = std::iter::repeat_with(OnceLock::new).take(router.routes().len()).collect();
         self.slots.store(Arc::new(Slots { router: Arc::downgrade(router), routes }));
         self.routes.set(router.routes().len() as i64);
     }
@@ -165,9 +168,9 @@ impl Metrics {
     pub fn route(&self, router: &Router, route: &Route) -> Arc<RouteSlot> {
         let slots = self.slots.load();
         if std::ptr::eq(slots.router.as_ptr(), router)
-            && let Some(slot) = route_index(router, route).and_then(|i| slots.routes.get(i))
+            && let Some(cell) = route_index(router, route).and_then(|i| slots.routes.get(i))
         {
-            return slot.clone();
+            return cell.get_or_init(|| Arc::new(RouteSlot::for_route(route))).clone();
         }
         // A request that took the router just before a reload swapped it out: rare, so labels made on the spot.
         Arc::new(RouteSlot::for_route(route))

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -53,6 +53,8 @@ struct Script {
     cycle: bool,
     state: Arc<RouteState>,
     dir: Option<(Arc<StaticDir>, Option<String>)>,
+    /// `file:line` of the route, which template errors name on the request path.
+    location: String,
 }
 
 impl Script {
@@ -71,21 +73,21 @@ pub struct Route {
     pub path: String,
     /// The methods it answers.
     pub methods: Methods,
-    /// The file that defines it.
-    pub file: PathBuf,
+    /// The file that defines it (shared by all the routes of that file, so that a load does not copy the path per
+    /// route).
+    pub file: Arc<Path>,
     /// The line of its `[[route]]` header.
     pub line: usize,
     responder: Responder,
     matcher: Option<MatchConfig>,
     /// The hash of its definition (see [`crate::config::ScriptConfig::key`]).
     key: u64,
-    location: String,
 }
 
 impl Route {
-    /// `file:line`, for logs and the admin API.
+    /// `file:line`, for logs and the admin API. Made on demand: most routes of a large file are never asked.
     pub fn location(&self) -> String {
-        self.location.clone()
+        format!("{}:{}", self.file.display(), self.line)
     }
 
     /// How many times a scripted route has answered (none for a plain route, which does not count).
@@ -243,6 +245,7 @@ impl Router {
         // The config index of each built route: a route with an error is skipped, so the two can differ.
         let mut config_index: Vec<usize> = Vec::with_capacity(config.routes.len());
         let mut templates = Templates::new(config.server.seed);
+        let files: Vec<Arc<Path>> = config.sources.iter().map(|s| Arc::from(s.path.as_path())).collect();
 
         for (ci, rc) in config.routes.iter().enumerate() {
             let entry = match by_path.get(rc.path.as_str()) {
@@ -268,8 +271,7 @@ impl Router {
                     entries.len() - 1
                 }
             };
-            let location = format!("{}:{}", config.sources[rc.origin.source].path.display(), rc.origin.line);
-            let responder = match build_responder(rc, &location, &mut templates, config) {
+            let responder = match build_responder(rc, &mut templates, config) {
                 Ok(r) => r,
                 Err(e) => {
                     errors.push(e);
@@ -281,12 +283,11 @@ impl Router {
             routes.push(Route {
                 path: rc.path.clone(),
                 methods: rc.methods.clone(),
-                file: config.sources[rc.origin.source].path.clone(),
+                file: files[rc.origin.source].clone(),
                 line: rc.origin.line,
                 responder,
                 matcher: rc.script.matcher.as_ref().map(|m| m.0.clone()),
                 key: rc.script.key,
-                location,
             });
         }
         let not_found = match &config.server.not_found {
@@ -438,7 +439,7 @@ impl Router {
         }
         let params: Vec<(&str, &str)> = params.iter().collect();
         let vars = Vars { req: data, params: &params, count };
-        let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &route.location);
+        let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
         }
@@ -471,7 +472,7 @@ impl Router {
             text.push_str("routes for this path did not match:\n");
             for route in entry.routes.iter().map(|&i| &self.routes[i]).filter(|r| r.methods.allows(req.method)) {
                 let why = route.matcher.as_ref().and_then(|m| m.explain(data)).unwrap_or_default();
-                let _ = writeln!(text, "  {} {} ({}): {why}", route.methods, route.path, route.location);
+                let _ = writeln!(text, "  {} {} ({}): {why}", route.methods, route.path, route.location());
             }
             return text;
         }
@@ -492,7 +493,7 @@ impl Router {
                 } else {
                     format!("; the method differs too: the route answers {}", route.methods)
                 };
-                let _ = writeln!(text, "  {} {} ({}): {}{method}", route.methods, route.path, route.location, n.why);
+                let _ = writeln!(text, "  {} {} ({}): {}{method}", route.methods, route.path, route.location(), n.why);
             }
         }
         text
@@ -512,18 +513,16 @@ impl Router {
 const TEMPLATE_HELP: &str = "fix the template syntax; see https://docs.rs/minijinja for the language";
 
 /// A plain route's prepared response, or a scripted route's compiled answers.
-fn build_responder(
-    rc: &RouteConfig,
-    location: &str,
-    templates: &mut Templates,
-    config: &Config,
-) -> Result<Responder, LoadError> {
+fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config) -> Result<Responder, LoadError> {
     let script = &rc.script;
     if script.is_plain()
         && let BodyConfig::Fixed(bytes) = &rc.body
     {
         return Ok(Responder::Static(Prepared::new(rc.status, rc.headers.clone(), bytes.clone())));
     }
+    // Only scripted routes name themselves in templates and folders, so only they pay for the string.
+    let location_string = format!("{}:{}", config.sources[rc.origin.source].path.display(), rc.origin.line);
+    let location = location_string.as_str();
     let text = &config.sources[rc.origin.source].text;
     let error =
         |e: crate::reply::CompileError| config.error_at(rc.origin.source, e.span, e.message, Some(TEMPLATE_HELP));
@@ -559,7 +558,7 @@ fn build_responder(
     let dir =
         script.dir.as_ref().map(|d| (Arc::new(StaticDir::new(d.root.clone(), location.to_owned())), d.param.clone()));
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
-    Ok(Responder::Scripted(Box::new(Script { replies, cycle, state: Arc::default(), dir })))
+    Ok(Responder::Scripted(Box::new(Script { replies, cycle, state: Arc::default(), dir, location: location_string })))
 }
 
 /// Whether `earlier` answers every request that `later` would (on the methods they share): it has no `match`
