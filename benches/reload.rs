@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 use hotroute::{Live, Router, Server, watch};
 
+/// The allocator of the `hotroute` binary (see src/main.rs), so that the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     // Under `cargo test` (a debug build), just enough to see that it all still works.
