@@ -98,11 +98,6 @@ impl Route {
         }
     }
 
-    /// Whether the route has `match` conditions.
-    pub fn is_conditional(&self) -> bool {
-        self.matcher.is_some()
-    }
-
     /// Whether the route does per-request work (templates, a sequence, a delay, a fault or a folder), for the trace.
     pub fn is_scripted(&self) -> bool {
         matches!(self.responder, Responder::Scripted(_))

@@ -1,6 +1,8 @@
 //! The `hotroute` binary as a user (or a test suite in another language) runs it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -29,15 +31,8 @@ fn start(args: &[&str], dir: &Path) -> Running {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let addr = first
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first stdout line was {first:?}"))
-        .trim_end()
-        .parse()
-        .unwrap();
-    assert!(first.ends_with('\n'));
+    let addr =
+        common::listening::read_address(&mut child).unwrap_or_else(|line| panic!("first stdout line was {line:?}"));
     Running { child, addr }
 }
 

@@ -1,5 +1,7 @@
 //! The access log, the journey trace and the metrics, as a user of the `hotroute` binary sees them.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -41,14 +43,8 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let addr = first
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("first stdout line was {first:?}"))
-            .trim_end()
-            .parse()
-            .unwrap();
+        let addr =
+            common::listening::read_address(&mut child).unwrap_or_else(|line| panic!("first stdout line was {line:?}"));
         let (tx, lines) = channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::client;
+use hotroute::Live;
 use hotroute::watch::{self, WatchHandle};
-use hotroute::{Live, Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -31,17 +31,7 @@ struct Hot {
 impl Hot {
     async fn start(path: &Path) -> Hot {
         let live = Arc::new(Live::from_file(path).unwrap_or_else(|e| panic!("{e}")));
-        let server = Server::bind("127.0.0.1:0".parse().unwrap(), live.clone()).await.unwrap();
-        let addr = server.local_addr();
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            server
-                .serve(async {
-                    rx.await.ok();
-                })
-                .await
-                .unwrap();
-        });
+        let (addr, tx, task) = common::spawn_server(live.clone()).await;
         let watch = Some(watch::spawn(live.clone()).unwrap());
         Hot { addr, live, watch, stop: Some(tx), task }
     }
@@ -548,14 +538,12 @@ impl Bin {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
         // Blocks until the first line comes, or the process ends (then the line is empty and the test fails).
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| {
+        let addr = common::listening::read_address(&mut child).unwrap_or_else(|line| {
             let _ = child.kill();
             panic!("unexpected first line {line:?}; stderr: {}", std::fs::read_to_string(&stderr).unwrap())
         });
-        Bin { addr: addr.parse().unwrap(), child, stderr }
+        Bin { addr, child, stderr }
     }
 
     fn url(&self, path: &str) -> String {

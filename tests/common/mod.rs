@@ -1,8 +1,10 @@
 //! Test helpers: a real hotroute server on 127.0.0.1:0 in this process, and a real HTTP client.
 #![allow(dead_code)]
 
+pub mod listening;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use hotroute::{Live, Server};
@@ -35,17 +37,7 @@ impl TestServer {
         let path = dir.path().join("routes.toml");
         std::fs::write(&path, toml).unwrap();
         let live = Arc::new(Live::from_file(&path).unwrap_or_else(|e| panic!("{e}")));
-        let server = Server::bind("127.0.0.1:0".parse().unwrap(), live.clone()).await.unwrap();
-        let addr = server.local_addr();
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            server
-                .serve(async {
-                    rx.await.ok();
-                })
-                .await
-                .unwrap();
-        });
+        let (addr, tx, task) = spawn_server(live.clone()).await;
         TestServer { addr, live, dir, stop: Some(tx), task }
     }
 
@@ -63,6 +55,22 @@ impl TestServer {
         }
         (&mut self.task).await.unwrap();
     }
+}
+
+/// Serves `live` on a free port of 127.0.0.1 on a task of this runtime, until the sender is used or dropped.
+pub async fn spawn_server(live: Arc<Live>) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), live).await.unwrap();
+    let addr = server.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .serve(async {
+                rx.await.ok();
+            })
+            .await
+            .unwrap();
+    });
+    (addr, tx, task)
 }
 
 /// An HTTP/1.1 client that talks to loopback directly.
@@ -96,8 +104,4 @@ pub async fn raw(addr: SocketAddr, request: &[u8], wait: std::time::Duration) ->
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-pub fn path_of(p: &Path) -> String {
-    p.display().to_string()
 }

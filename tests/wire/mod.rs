@@ -2,7 +2,9 @@
 //! hand, HTTP/2 frames written and read by hand, and the real `hotroute` binary driven with signals.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+#[path = "../common/listening.rs"]
+mod listening;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -233,14 +235,7 @@ impl Bin {
             }
         }
         let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = listening::read_address(&mut child).unwrap_or_else(|line| panic!("unexpected first line: {line:?}"));
         Bin { child, addr, dir }
     }
 
