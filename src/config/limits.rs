@@ -8,31 +8,29 @@
 //!
 //! What each limit guards, and who enforces it:
 //! - request head: hyper (header-read timeout with a timer, header count, head size as its read buffer's size) and
-//!   [`check_head`] (URI length, and header count on HTTP/2, where hyper has no count limit);
-//! - request body: [`crate::server`]'s body reader (size while reading, a declared size before, and a deadline);
-//! - connections: [`accept`] (the cap) and [`Guarded`] (idle and stalled-write timeouts on every socket).
+//!   the serving layer's head check (URI length, and header count on HTTP/2, where hyper has no count limit);
+//! - request body: the serving layer's body reader (size while reading, a declared size before, and a deadline);
+//! - connections: the serving layer's accept loop (the cap) and its I/O watchdogs (idle and stalled-write timeouts).
+//!
+//! The checking lives here, with the route file; the enforcing lives in `crate::serve`.
 
 use std::fmt;
-use std::future::Future;
-use std::io;
 use std::ops::Range;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, Sleep};
 use toml::Spanned;
 
 use crate::config::ServerSpec;
-use crate::respond::{self, Body};
+
+/// How long shutdown waits for requests in flight by default before it closes their connections anyway.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's head by default before the connection is closed.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request body read by default (1 MiB).
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
 /// How many connections are served at once by default; more wait in the kernel's accept queue.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -52,25 +50,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest template source (a templated `body`, or a templated `json` as JSON text) accepted at load, in bytes.
-/// It bounds how deep the template's syntax tree can nest, and so the stack [`on_template_stack`] must provide.
+/// It bounds how deep the template's syntax tree can nest, and so the stack that templates run on must provide.
 pub const MAX_TEMPLATE_SOURCE: usize = 128 * 1024;
-/// The stack templates are compiled and rendered on. MiniJinja recurses as deep as a template's expressions nest
-/// (`- - - 1`, `a.b.c`, `elif` chains: up to one level per source byte when compiling) and as deep as the values it
-/// builds nest (up to one level per instruction, which the fuel bounds). Measured in debug builds at about 1.4 KiB
-/// per level, the worst case of either is below this size.
-pub const TEMPLATE_STACK: usize = 256 << 20;
-/// Template work runs in place when this much stack is left, else on a fresh [`TEMPLATE_STACK`].
-const TEMPLATE_RED_ZONE: usize = 192 << 20;
-/// The stack size of the binary's worker threads: enough that template work never needs a fresh stack.
-pub const WORKER_STACK: usize = TEMPLATE_STACK + (8 << 20);
-
-/// Runs template work (compiling or rendering) with [`TEMPLATE_STACK`] of stack, so that a deeply nested template
-/// is an error instead of a stack overflow that would abort the whole server. On threads with that much stack left
-/// (the binary's workers, see [`WORKER_STACK`]) it runs in place; elsewhere it gets a stack of its own for the call
-/// (a map and unmap, some microseconds).
-pub fn on_template_stack<R>(f: impl FnOnce() -> R) -> R {
-    stacker::maybe_grow(TEMPLATE_RED_ZONE, TEMPLATE_STACK, f)
-}
 
 /// The limits of the `[server]` table, checked and with defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +81,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            grace: crate::server::DEFAULT_GRACE,
-            header_read_timeout: crate::server::DEFAULT_HEADER_READ_TIMEOUT,
+            grace: DEFAULT_GRACE,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
-            max_body: crate::server::DEFAULT_MAX_BODY,
+            max_body: DEFAULT_MAX_BODY,
             max_headers: DEFAULT_MAX_HEADERS,
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             max_uri: DEFAULT_MAX_URI,
@@ -229,202 +210,4 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
         max_uri,
         max_connections,
     }
-}
-
-/// Refuses a request whose head is over a limit that hyper does not enforce itself: a request target over
-/// `max_uri` (414), and more than `max_headers` headers on HTTP/2 (431; hyper counts them only on HTTP/1).
-pub fn check_head<B>(req: &Request<B>, max_uri: usize, max_headers: usize) -> Option<Response<Body>> {
-    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    if target > max_uri {
-        let text = format!(
-            "414 request target is {target} bytes, over the limit of {max_uri}\n\
-             raise it with [server] max_uri in the route file\n"
-        );
-        return Some(respond::text(StatusCode::URI_TOO_LONG, text, req.method()));
-    }
-    if req.headers().len() > max_headers {
-        let text = format!(
-            "431 {} request headers, over the limit of {max_headers}\n\
-             raise it with [server] max_headers in the route file\n",
-            req.headers().len()
-        );
-        return Some(respond::text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, text, req.method()));
-    }
-    None
-}
-
-/// The connection cap: a connection is accepted only when one of `max_connections` slots is free. Over the cap, new
-/// connections wait in the kernel's accept queue (they are neither refused nor answered until a slot frees), and the
-/// connections already served are not slowed.
-#[derive(Debug, Clone)]
-pub struct ConnectionCap(Arc<Semaphore>);
-
-impl ConnectionCap {
-    /// A cap of `max` connections at once.
-    pub fn new(max: usize) -> Self {
-        ConnectionCap(Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))))
-    }
-
-    /// How many more connections would be accepted now.
-    pub fn available(&self) -> usize {
-        self.0.available_permits()
-    }
-}
-
-/// Waits for a free slot under `cap`, then for a connection. The slot is held by the returned permit: keep it for as
-/// long as the connection is served. Cancel-safe (a slot taken by a cancelled call is given back).
-pub async fn accept(
-    listener: &TcpListener,
-    cap: &ConnectionCap,
-) -> io::Result<(TcpStream, std::net::SocketAddr, OwnedSemaphorePermit)> {
-    let permit = cap.0.clone().acquire_owned().await.expect("the connection semaphore is never closed");
-    let (stream, peer) = listener.accept().await?;
-    Ok((stream, peer, permit))
-}
-
-/// A socket with two watchdogs: a read that waits longer than the idle timeout (nothing arrives: a client that
-/// connects and says nothing, an idle HTTP/2 connection, a stalled body) and a write that waits longer than the write
-/// timeout (a client that does not read its response) fail with [`io::ErrorKind::TimedOut`], and hyper closes the
-/// connection. A write that goes through also restarts the idle timeout: a client that sends nothing while it reads
-/// a long response is busy, not idle.
-///
-/// hyper has neither on its own: its header-read timeout starts only once it knows the connection is HTTP/1, and it
-/// has no write timeout at all.
-#[derive(Debug)]
-pub struct Guarded<S> {
-    io: S,
-    read: Watchdog,
-    write: Watchdog,
-}
-
-impl<S> Guarded<S> {
-    /// Wraps `io`. Must be called inside a tokio runtime (the watchdogs are tokio timers).
-    pub fn new(io: S, idle_timeout: Duration, write_timeout: Duration) -> Self {
-        Guarded {
-            io,
-            read: Watchdog::new(idle_timeout, "nothing arrived"),
-            write: Watchdog::new(write_timeout, "the client read nothing"),
-        }
-    }
-}
-
-impl<S> Guarded<S> {
-    fn wrote(&mut self, polled: &Poll<io::Result<usize>>) {
-        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
-            self.read.restart();
-        }
-    }
-}
-
-/// A deadline that starts when an operation first waits, and is cleared when one completes.
-#[derive(Debug)]
-struct Watchdog {
-    after: Duration,
-    what: &'static str,
-    sleep: Pin<Box<Sleep>>,
-    armed: bool,
-}
-
-impl Watchdog {
-    fn new(after: Duration, what: &'static str) -> Self {
-        Watchdog { after, what, sleep: Box::pin(tokio::time::sleep(after)), armed: false }
-    }
-
-    /// Forgets the running deadline: the next wait starts a new one.
-    fn restart(&mut self) {
-        self.armed = false;
-    }
-
-    /// Passes a completed operation through (and clears the deadline); a waiting one fails once it has waited too long.
-    fn check<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if polled.is_ready() {
-            self.armed = false;
-            return polled;
-        }
-        if !self.armed {
-            self.sleep.as_mut().reset(Instant::now() + self.after);
-            self.armed = true;
-        }
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                self.armed = false;
-                let message = format!("{} for {:?}: closing the connection", self.what, self.after);
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, message)))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        this.read.check(cx, polled)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.wrote(&polled);
-        this.write.check(cx, polled)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.wrote(&polled);
-        this.write.check(cx, polled)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_flush(cx);
-        this.write.check(cx, polled)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_shutdown(cx);
-        this.write.check(cx, polled)
-    }
-}
-
-/// Raises this process's soft limit on open files to its hard limit, so that the connection cap, not the default
-/// soft limit (often 1024), decides how many clients are served. Returns the soft limit now in force.
-#[cfg(unix)]
-pub fn raise_fd_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed, which lives on this stack frame.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            lim = raised;
-        }
-    }
-    // rlim_t is u64 on Linux but not on every unix.
-    #[allow(clippy::unnecessary_cast)]
-    Ok(lim.rlim_cur as u64)
-}
-
-/// Does nothing where there is no such limit to raise.
-#[cfg(not(unix))]
-pub fn raise_fd_limit() -> io::Result<u64> {
-    Ok(u64::MAX)
 }

@@ -1,0 +1,3 @@
+//! Small helpers shared by every layer; they import nothing of hotroute's.
+
+pub(crate) mod time;
