@@ -6,7 +6,7 @@ use std::path::Path;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hotroute::Router;
-use hotroute::router::RequestView;
+use hotroute::__internals::RequestView;
 use http::{HeaderMap, Method, Uri};
 
 fn ten_thousand_routes() -> String {

@@ -49,7 +49,7 @@ mod route;
 mod serve;
 mod util;
 
-pub use config::{Config, LoadError, LoadErrors, json_schema, load_file, load_str};
+pub use config::{Config, Limits, LoadError, LoadErrors, json_schema, load_file, load_str};
 pub use mock::expect::{Expect, Times, VerifyError};
 pub use mock::{MockError, MockServer, WaitError};
 pub use observe::access_log::LogFormat;
@@ -59,6 +59,7 @@ pub use reload::{Live, ReloadFailure};
 pub use route::{RouteInfo, Router};
 pub use route::template::WORKER_STACK;
 pub use serve::{ServeError, ServeOptions, Server};
+pub use util::process::raise_fd_limit;
 
 /// Internals for hotroute's own benches and tests. Not part of the API: anything here may change in any release.
 #[doc(hidden)]

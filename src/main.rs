@@ -127,7 +127,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let options = ServeOptions::from_config(live.router().server());
     // Without this, a soft limit of 1024 open files would refuse clients long before max_connections.
-    match raise_fd_limit() {
+    match hotroute::raise_fd_limit() {
         Ok(n) if (n as usize) < options.limits.max_connections => tracing::warn!(
             "this process may open only {n} files, fewer than max_connections ({}); raise it with `ulimit -n`",
             options.limits.max_connections
@@ -234,33 +234,4 @@ fn init_logging(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
-}
-
-/// Raises this process's soft limit on open files to its hard limit, so that the connection cap, not the default
-/// soft limit (often 1024), decides how many clients are served. Returns the soft limit now in force.
-#[cfg(unix)]
-fn raise_fd_limit() -> std::io::Result<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed, which lives on this stack frame.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            lim = raised;
-        }
-    }
-    // rlim_t is u64 on Linux but not on every unix.
-    #[allow(clippy::unnecessary_cast)]
-    Ok(lim.rlim_cur as u64)
-}
-
-/// Does nothing where there is no such limit to raise.
-#[cfg(not(unix))]
-fn raise_fd_limit() -> std::io::Result<u64> {
-    Ok(u64::MAX)
 }

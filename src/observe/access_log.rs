@@ -114,7 +114,7 @@ mod tests {
     use super::*;
 
     fn at(secs: u64, millis: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
+        std::time::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
     }
 
     #[test]

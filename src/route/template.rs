@@ -565,7 +565,7 @@ mod tests {
     #[test]
     fn json_template_keeps_the_structure_and_types() {
         let v = serde_json::json!({"id": "{{ path.id }}", "n": 3, "k{{x}}": "a {{ b }} c", "l": ["x", "{{ y }}"]});
-        let src = json_template_source(&v);
+        let src = crate::config::json_template::json_template_source(&v);
         let mut t = Templates::new(None);
         let c = t.compile("t".into(), src).unwrap();
         let ctx = minijinja::context! { path => minijinja::context!{ id => "7" }, b => "\"q\"", y => 5 };
