@@ -56,8 +56,8 @@ pub use observe::access_log::LogFormat;
 pub use observe::journal::{Coverage, RecordedRequest, RouteHits, Unmatched};
 pub use reload::watch::{WatchError, WatchHandle};
 pub use reload::{Live, ReloadFailure};
-pub use route::{RouteInfo, Router};
 pub use route::template::WORKER_STACK;
+pub use route::{RouteInfo, Router};
 pub use serve::{ServeError, ServeOptions, Server};
 pub use util::process::raise_fd_limit;
 

@@ -41,13 +41,7 @@ impl<'a> RequestData<'a> {
 
     /// The query parameters, decoded (`+` is a space), in order; a name may repeat.
     pub fn query(&self) -> &[(String, String)] {
-        self.query.get_or_init(|| {
-            self.view
-                .uri
-                .query()
-                .map(|q| query_pairs(q).collect())
-                .unwrap_or_default()
-        })
+        self.query.get_or_init(|| self.view.uri.query().map(|q| query_pairs(q).collect()).unwrap_or_default())
     }
 
     /// The body parsed as JSON, or none when it is empty or not JSON.

@@ -8,8 +8,8 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::config::ADMIN_PREFIX;
-use crate::request::query_pairs;
 use crate::reload::Live;
+use crate::request::query_pairs;
 use crate::route::respond::{self, Body};
 
 /// The admin endpoints and the methods each answers, for 405 and 404 answers.
@@ -43,7 +43,9 @@ pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
             respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": live.journal().clear() }))
         }
         (&Method::GET, "/routes") => routes(live),
-        (&Method::GET, "/coverage") => respond::json(StatusCode::OK, &live.journal().coverage(&live.router()).to_json()),
+        (&Method::GET, "/coverage") => {
+            respond::json(StatusCode::OK, &live.journal().coverage(&live.router()).to_json())
+        }
         (&Method::DELETE, "/coverage") => {
             live.journal().reset_coverage(&live.router());
             respond::json(StatusCode::OK, &json!({ "status": "ok" }))

@@ -36,8 +36,12 @@ pub use limits::Limits;
 pub use model::{Condition, CorsConfig, Fault, MatchConfig, compile_regex};
 pub use script::{CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, ScriptConfig, SequenceItemSpec};
 
-/// The address served when neither the file nor the command line names one (the seed note's port).
+/// The address served when neither the file nor the command line names one (port 3000, as the Go example this
+/// project grew from).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+/// How many requests the journal keeps unless `[server] journal` says otherwise.
+pub const DEFAULT_JOURNAL: usize = 1000;
 
 /// The largest `[server] journal` size accepted, so that a typo cannot ask for gigabytes.
 pub const MAX_JOURNAL: usize = 1_000_000;
@@ -537,11 +541,11 @@ impl Checker<'_> {
         };
         let headers = self.headers(&spec.headers);
         let journal = match &spec.journal {
-            None => crate::observe::journal::DEFAULT_CAPACITY,
+            None => DEFAULT_JOURNAL,
             Some(n) => usize::try_from(*n.get_ref()).ok().filter(|&n| n <= MAX_JOURNAL).unwrap_or_else(|| {
                 let msg = format!("journal size {} is out of range", n.get_ref());
                 self.error(n.span(), msg, "use a number of requests from 0 (off) to 1000000");
-                crate::observe::journal::DEFAULT_CAPACITY
+                DEFAULT_JOURNAL
             }),
         };
         let admin = spec.admin.unwrap_or(true);

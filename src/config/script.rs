@@ -18,8 +18,8 @@ use toml::Spanned;
 use super::{BodyConfig, Checker, Origin, RouteConfig, RouteSpec, ServerSpec, span_of_key, toml_to_json};
 use crate::config::CorsConfig;
 use crate::config::Fault;
-use crate::config::{Condition, MatchConfig, compile_regex};
 use crate::config::json_template::has_template_syntax;
+use crate::config::{Condition, MatchConfig, compile_regex};
 
 /// The longest `delay` accepted; a longer one is most likely a typo.
 pub const MAX_DELAY: Duration = Duration::from_secs(3600);

@@ -33,11 +33,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::config::LoadErrors;
-use crate::serve::ServeError;
 use crate::mock::expect::{Expect, VerifyError};
 use crate::observe::journal::{Coverage, RecordedRequest};
 use crate::reload::Live;
 use crate::route::Router;
+use crate::serve::ServeError;
 use crate::serve::{ServeOptions, Server};
 
 /// The name that load errors and route locations give to routes passed as a string, e.g. `mock.toml:3`.

@@ -2,7 +2,7 @@
 //! never used.
 //!
 //! Every request that reaches the routes (not the admin API) is recorded in a bounded ring, oldest dropped first:
-//! [`DEFAULT_CAPACITY`] requests unless `[server] journal = N` says otherwise (0 turns the journal off). Bodies are
+//! 1000 requests (`crate::config::DEFAULT_JOURNAL`) unless `[server] journal = N` says otherwise (0 turns the journal off). Bodies are
 //! kept up to [`BODY_LIMIT`] bytes; [`RecordedRequest::body_size`] still tells the full size.
 //!
 //! Coverage is counted apart from the ring, so that it covers every request since the start (or the last reset),
@@ -24,9 +24,6 @@ use serde_json::{Value, json};
 
 use crate::request::{RequestView, query_pairs};
 use crate::route::{Answer, RouteInfo, Router};
-
-/// How many requests the journal keeps unless `[server] journal` says otherwise.
-pub const DEFAULT_CAPACITY: usize = 1000;
 
 /// How much of a request body the journal keeps (64 KiB); the rest is cut.
 pub const BODY_LIMIT: usize = 64 * 1024;

@@ -2,7 +2,7 @@
 //!
 //! Every line starts `trace conn=N fd=F +T.TTTms`: the connection's number, its socket's file descriptor, and the
 //! time since it was accepted; request steps add `req=N`. So `grep 'conn=3 '` follows one connection, and the
-//! lines of one connection read like the journey the seed note tells for Go: the accept loop takes the socket from
+//! lines of one connection read like the journey of a request through Go's `net/http`: the accept loop takes the socket from
 //! the listening descriptor and hands it to a new task; the task reads the bytes, hyper parses the head, the router
 //! picks the route, and the response is written back into the socket.
 
@@ -244,7 +244,11 @@ pub fn describe_answer(router: &Router, req: &RequestView<'_>, answer: &Answer<'
         );
     }
     let allow = answer.response.headers().get(http::header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("");
-    format!("no route: {}, {path} is served by {} but not for {method}; allowed: {allow}", status.as_u16(), list(&routes))
+    format!(
+        "no route: {}, {path} is served by {} but not for {method}; allowed: {allow}",
+        status.as_u16(),
+        list(&routes)
+    )
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use http::header::{
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 
 use crate::config::CorsConfig;
-use crate::route::respond::Body;
 use crate::request::RequestView;
+use crate::route::respond::Body;
 
 /// CORS ready to apply: the header values are made once.
 #[derive(Debug)]

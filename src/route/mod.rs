@@ -30,11 +30,11 @@ use std::time::Duration;
 use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
 
-use crate::config::{BodyConfig, Config, Methods, RouteConfig, ServerConfig};
-use cors::Cors;
-use crate::config::error::{LoadError, LoadErrors};
 use crate::config::MatchConfig;
+use crate::config::error::{LoadError, LoadErrors};
+use crate::config::{BodyConfig, Config, Methods, RouteConfig, ServerConfig};
 use crate::request::{RequestData, RequestView};
+use cors::Cors;
 use not_found::NearMiss;
 use reply::{Reply, ReplyParts};
 use respond::{Body, Prepared};
@@ -162,7 +162,11 @@ impl Route {
         self.stats
             .info
             .get_or_init(|| {
-                Arc::new(RouteInfo { methods: self.methods.clone(), path: self.path.clone(), location: self.location() })
+                Arc::new(RouteInfo {
+                    methods: self.methods.clone(),
+                    path: self.path.clone(),
+                    location: self.location(),
+                })
             })
             .clone()
     }
@@ -540,12 +544,18 @@ impl Router {
 
     /// What the request's path captures by the pattern it matches: `{id}` and `{*rest}` names and values.
     pub(crate) fn captures(&self, path: &str) -> Vec<(String, String)> {
-        self.tree.at(path).map(|m| m.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()).unwrap_or_default()
+        self.tree
+            .at(path)
+            .map(|m| m.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+            .unwrap_or_default()
     }
 
     /// The routes of `path` (whatever their methods and conditions), in file order.
     pub(crate) fn routes_of(&self, path: &str) -> Vec<&Route> {
-        self.tree.at(path).map(|m| self.entries[*m.value].routes.iter().map(|&i| &self.routes[i]).collect()).unwrap_or_default()
+        self.tree
+            .at(path)
+            .map(|m| self.entries[*m.value].routes.iter().map(|&i| &self.routes[i]).collect())
+            .unwrap_or_default()
     }
 
     /// The routes, in file order.
@@ -573,8 +583,9 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
     let location_string = format!("{}:{}", config.sources[rc.origin.source].path.display(), rc.origin.line);
     let location = location_string.as_str();
     let text = &config.sources[rc.origin.source].text;
-    let error =
-        |e: crate::route::reply::CompileError| config.error_at(rc.origin.source, e.span, e.message, Some(TEMPLATE_HELP));
+    let error = |e: crate::route::reply::CompileError| {
+        config.error_at(rc.origin.source, e.span, e.message, Some(TEMPLATE_HELP))
+    };
     let replies = match &script.sequence {
         None => {
             let parts = ReplyParts {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 
-use crate::config::{BodyConfig, HeaderTemplate};
 use crate::config::Fault;
+use crate::config::{BodyConfig, HeaderTemplate};
 use crate::route::respond::{self, Body, Prepared};
 use crate::route::template::{Compiled, Needs, Templates, Vars, context};
 

@@ -23,8 +23,8 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::route::respond::Body;
 use crate::request::RequestView;
+use crate::route::respond::Body;
 
 /// A folder served by a `dir` route.
 #[derive(Debug)]

@@ -39,7 +39,6 @@ pub fn on_template_stack<R>(f: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(TEMPLATE_RED_ZONE, TEMPLATE_STACK, f)
 }
 
-
 /// The most instructions one render may run before it is stopped with an error.
 pub const FUEL: u64 = 100_000;
 
