@@ -7,10 +7,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use hotroute::access_log::LogFormat;
-use hotroute::observe::{Conn, Observer, Probe};
-use hotroute::router::RequestView;
-use hotroute::{Live, Router, ServeOptions};
+use hotroute::__internals::{Conn, Observer, Probe, RequestView};
+use hotroute::{Live, LogFormat, Router};
 
 const ROUNDS: usize = 7;
 const ITERATIONS: u32 = 100_000;
@@ -24,8 +22,7 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let options = ServeOptions { trace: true, ..ServeOptions::default() };
-        let stream = Observer::new(&listener, &options).accepted(stream, peer, &live);
+        let stream = Observer::new(&listener, true).accepted(stream, peer, live.metrics());
         (stream.conn(), client, stream)
     });
     let variants: [(&str, Option<LogFormat>, bool); 4] = [
@@ -49,15 +46,14 @@ fn main() {
         }
         bare_ns.push(t.elapsed().as_nanos() as f64 / f64::from(ITERATIONS));
         for (i, (_, log, trace)) in variants.iter().enumerate() {
-            let options = ServeOptions { access_log: *log, trace: *trace, ..ServeOptions::default() };
             let conn = if *trace { traced.clone() } else { Conn::default() };
             let t = Instant::now();
             for _ in 0..ITERATIONS {
-                let mut probe = Probe::start(&live, &options, &conn, peer, black_box(&request));
+                let mut probe = Probe::start(live.metrics(), *log, &conn, peer, black_box(&request), false);
+                probe.routing();
                 let router = live.router();
-                probe.routing(&router, &view);
                 let answer = router.respond(black_box(&view));
-                probe.answered(&router, &answer);
+                probe.answered(&router, &view, &answer);
                 black_box(probe.finish(answer.response));
             }
             ns[i].push(t.elapsed().as_nanos() as f64 / f64::from(ITERATIONS));

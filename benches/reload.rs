@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotroute::{Live, Router, Server, watch};
+use hotroute::{Live, Router, Server};
 
 /// The allocator of the `hotroute` binary (see src/main.rs), so that the figures are the server's.
 #[global_allocator]
@@ -60,7 +60,7 @@ async fn save_to_served(saves: usize, style: Style) {
     let serving = tokio::spawn(server.serve(async {
         stopped.await.ok();
     }));
-    let watcher = watch::spawn(live.clone()).unwrap();
+    let watcher = live.watch().unwrap();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let mut samples = Vec::with_capacity(saves);
@@ -105,7 +105,7 @@ fn load_and_swap(routes: usize, iterations: usize) {
 
     // Each measured in a loop of its own, so that one's garbage does not slow the next.
     let parse = measure(iterations, &mut || {
-        std::hint::black_box(toml::from_str::<hotroute::config::RouteFileSpec>(&text).unwrap());
+        std::hint::black_box(toml::from_str::<hotroute::__internals::RouteFileSpec>(&text).unwrap());
     });
     let check = measure(iterations, &mut || {
         std::hint::black_box(hotroute::load_file(&path).unwrap());

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hotroute::__internals::RequestView;
 use hotroute::Router;
-use hotroute::router::RequestView;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 
 /// Plain routes only: this file loads on every version of hotroute, so the plain route's cost can be compared

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use hotroute::__internals::RequestView;
 use hotroute::Router;
-use hotroute::router::RequestView;
 use http::{HeaderMap, Method, Uri};
 
 fn ten_thousand_routes() -> String {

@@ -1,11 +1,11 @@
 //! hotroute: a small, fast HTTP server whose routes live in a TOML file.
 //!
-//! Data flows one way: the route file is read and checked by [`config`], built into an immutable
-//! [`router::Router`], put in service by [`live::Live`], and answered by [`server::Server`]. The request path never
-//! touches the disk or parses TOML; [`watch`] reloads the routes when their files change.
+//! Data flows one way: the route file is read and checked into a [`Config`], built into an immutable [`Router`],
+//! put in service by [`Live`], and answered by [`Server`]. The request path never touches the disk or parses TOML;
+//! [`Live::watch`] reloads the routes when their files change.
 //!
-//! Every request is recorded in the [`journal`] (for the admin API and route coverage), and [`MockServer`] runs the
-//! whole as a mock API inside a Rust test, with [`Expect`] to check what the client sent.
+//! Every request is recorded in a journal (for the admin API and route coverage), and [`MockServer`] runs the whole
+//! as a mock API inside a Rust test, with [`Expect`] to check what the client sent.
 //!
 //! Serving a route file from Rust:
 //!
@@ -18,39 +18,57 @@
 //! server.serve(async { tokio::signal::ctrl_c().await.ok(); }).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Layout
+//!
+//! Each folder is a layer, and a layer imports only the layers above it in this list (a test, `tests/layers.rs`,
+//! fails the build on an import that goes the other way):
+//!
+//! - `util`, `request`: leaves. Dates; the request as every layer sees it.
+//! - `config`: the route file. Serde structs, spans, checking, `include`, load errors, the JSON Schema, limits.
+//! - `route`: the immutable [`Router`]. Matching, prepared and scripted replies, templates, static folders, CORS,
+//!   the near-miss 404. Answers a request without sockets.
+//! - `reload`: [`Live`], the router in service behind an `ArcSwap`, and the file watcher that replaces it.
+//! - `observe`: what the server tells about itself. Metrics, access log, `--trace`, and the request journal with
+//!   route coverage.
+//! - `admin`: the admin API and the dashboard under `/__admin/`.
+//! - `serve`: [`Server`]. The listener, the connection I/O (limits, faults), and the request pipeline that joins
+//!   the layers above.
+//! - `mock`: [`MockServer`] and [`Expect`], hotroute as a mock API in Rust tests.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over this library, behind the default `cli` feature.
 #![warn(missing_docs)]
 
-pub mod access_log;
-pub mod admin;
-pub mod config;
-pub mod cors;
-pub mod dashboard;
-pub mod error;
-pub mod expect;
-pub mod fault;
-pub mod inputs;
-pub mod journal;
-pub mod limits;
-pub mod live;
-pub mod matching;
-pub mod metrics;
-pub mod mock;
-pub mod not_found;
-pub mod observe;
-mod reply;
-pub mod respond;
-pub mod router;
-pub mod server;
-pub mod static_files;
-pub mod template;
-pub mod trace;
-pub mod watch;
+mod admin;
+mod config;
+mod mock;
+mod observe;
+mod reload;
+mod request;
+mod route;
+mod serve;
+mod util;
 
-pub use config::{Config, load_file, load_str};
-pub use error::{LoadError, LoadErrors, ServeError};
-pub use expect::{Expect, VerifyError};
-pub use journal::{Coverage, RecordedRequest};
-pub use live::Live;
-pub use mock::{MockError, MockServer};
-pub use router::Router;
-pub use server::{ServeOptions, Server};
+pub use config::{Config, Limits, LoadError, LoadErrors, json_schema, load_file, load_str};
+pub use mock::expect::{Expect, Times, VerifyError};
+pub use mock::{MockError, MockServer, WaitError};
+pub use observe::access_log::LogFormat;
+pub use observe::journal::{Coverage, RecordedRequest, RouteHits, Unmatched};
+pub use reload::watch::{WatchError, WatchHandle};
+pub use reload::{Live, ReloadFailure};
+pub use route::template::WORKER_STACK;
+pub use route::{RouteInfo, Router};
+pub use serve::{ServeError, ServeOptions, Server};
+pub use util::process::raise_fd_limit;
+
+/// Internals for hotroute's own benches and tests. Not part of the API: anything here may change in any release.
+#[doc(hidden)]
+pub mod __internals {
+    pub use crate::admin::dashboard::{PAGE, SCRIPT_SHA256, STYLE_SHA256};
+    pub use crate::config::RouteFileSpec;
+    pub use crate::observe::journal::BODY_LIMIT;
+    pub use crate::observe::metrics::Metrics;
+    pub use crate::observe::{Conn, Observer, Probe};
+    pub use crate::request::RequestView;
+    pub use crate::serve::io::GARBAGE;
+}

@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hotroute::access_log::LogFormat;
-use hotroute::{Live, Router, ServeError, ServeOptions, Server, config, watch};
+use hotroute::{Live, LogFormat, Router, ServeError, ServeOptions, Server, WatchHandle};
 
 /// mimalloc instead of glibc's malloc: a reload allocates the new router while the old one is still alive and frees
 /// the old one afterwards, and after a few reloads glibc spends most of the load consolidating its fragmented heap
@@ -78,7 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Schema) => {
-            print!("{}", config::json_schema());
+            print!("{}", hotroute::json_schema());
             ExitCode::SUCCESS
         }
         Some(Command::Check { routes }) => check(&routes),
@@ -122,27 +121,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let runtime = runtime
         .enable_all()
-        // Deep enough for any template without a stack switch per render (see limits::on_template_stack).
-        .thread_stack_size(hotroute::limits::WORKER_STACK)
+        // Deep enough for any template without a stack switch per render (see hotroute::WORKER_STACK).
+        .thread_stack_size(hotroute::WORKER_STACK)
         .build()
         .context("cannot start the async runtime")?;
     let options = ServeOptions::from_config(live.router().server());
     // Without this, a soft limit of 1024 open files would refuse clients long before max_connections.
-    match hotroute::limits::raise_fd_limit() {
-        Ok(n) if (n as usize) < options.max_connections => tracing::warn!(
+    match hotroute::raise_fd_limit() {
+        Ok(n) if (n as usize) < options.limits.max_connections => tracing::warn!(
             "this process may open only {n} files, fewer than max_connections ({}); raise it with `ulimit -n`",
-            options.max_connections
+            options.limits.max_connections
         ),
         Ok(_) => {}
         Err(e) => tracing::debug!("cannot raise the open-file limit: {e}"),
     }
     runtime.block_on(async move {
         let log_requests = args.log_requests || args.log_format.is_some() || live.router().server().log_requests;
-        let options = ServeOptions {
-            access_log: log_requests.then(|| args.log_format.unwrap_or_default()),
-            trace: args.trace,
-            ..options
-        };
+        let mut options = options;
+        options.access_log = log_requests.then(|| args.log_format.unwrap_or_default());
+        options.trace = args.trace;
         let server = Server::bind(addr, live.clone()).await?.with_options(options);
         // All in place before the first stdout line, so that a test that read it can edit the file or send SIGHUP
         // or SIGTERM at once (the default actions of those signals would end the process).
@@ -152,7 +149,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Written at start as well, so that a path that cannot be written fails now rather than after the tests.
         let write_coverage = || -> anyhow::Result<()> {
             let Some(path) = &args.coverage else { return Ok(()) };
-            let report = serde_json::to_string_pretty(&live.journal().coverage(&live).to_json())? + "\n";
+            let report = serde_json::to_string_pretty(&live.journal().coverage(&live.router()).to_json())? + "\n";
             std::fs::write(path, report).with_context(|| {
                 format!(
                     "cannot write the coverage report to {}\n  help: create its folder, or give --coverage another path",
@@ -175,12 +172,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The file watcher, unless `--no-watch`; a watcher that cannot start leaves the server running without it.
-fn start_watching(live: &Arc<Live>, no_watch: bool) -> Option<watch::WatchHandle> {
+fn start_watching(live: &Arc<Live>, no_watch: bool) -> Option<WatchHandle> {
     if no_watch {
         tracing::info!("file watching is off (--no-watch): reload with SIGHUP or POST /__admin/reload");
         return None;
     }
-    match watch::spawn(live.clone()) {
+    match live.watch() {
         Ok(handle) => Some(handle),
         Err(e) => {
             tracing::warn!("{e}\nhot reload is off; SIGHUP and POST /__admin/reload still reload");

@@ -39,10 +39,10 @@ async fn the_dashboard_is_served_as_one_html_page() {
         assert_eq!(headers["content-type"], "text/html; charset=utf-8", "{path}");
         assert_eq!(headers["cache-control"], "no-store");
         let csp = headers["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains(&format!("script-src 'sha256-{}'", hotroute::dashboard::SCRIPT_SHA256)), "{csp}");
+        assert!(csp.contains(&format!("script-src 'sha256-{}'", hotroute::__internals::SCRIPT_SHA256)), "{csp}");
         assert!(csp.contains("connect-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
         let body = res.text().await.unwrap();
-        assert_eq!(body, hotroute::dashboard::PAGE);
+        assert_eq!(body, hotroute::__internals::PAGE);
         assert!(body.starts_with("<!doctype html>") && body.contains("<title>hotroute</title>"));
         // Self-contained: nothing is loaded from elsewhere (the one URL is the favicon's SVG namespace, a name).
         let urls = body.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
@@ -51,7 +51,7 @@ async fn the_dashboard_is_served_as_one_html_page() {
     }
     let head = client().head(server.url("/__admin/")).send().await.unwrap();
     assert_eq!(head.status(), 200);
-    assert_eq!(head.headers()["content-length"], hotroute::dashboard::PAGE.len().to_string().as_str());
+    assert_eq!(head.headers()["content-length"], hotroute::__internals::PAGE.len().to_string().as_str());
     assert_eq!(head.text().await.unwrap(), "");
     let post = client().post(server.url("/__admin/")).send().await.unwrap();
     assert_eq!((post.status().as_u16(), post.headers()["allow"].to_str().unwrap()), (405, "GET"));
@@ -62,7 +62,7 @@ async fn the_dashboard_is_served_as_one_html_page() {
 
 #[test]
 fn the_page_puts_data_in_as_text_only() {
-    let page = hotroute::dashboard::PAGE;
+    let page = hotroute::__internals::PAGE;
     for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"] {
         assert!(!page.contains(sink), "the dashboard must not use {sink}: data from requests would become markup");
     }

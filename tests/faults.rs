@@ -85,7 +85,7 @@ async fn close_ends_the_connection_without_an_answer() {
 async fn garbage_sends_bytes_that_are_not_http() {
     let s = TestServer::start(ROUTES).await;
     let (bytes, end) = exchange(s.addr, "/garbage").await;
-    assert_eq!(bytes, hotroute::fault::GARBAGE);
+    assert_eq!(bytes, hotroute::__internals::GARBAGE);
     assert!(!bytes.starts_with(b"HTTP/"));
     assert_eq!(end, Ok(()));
     let err = client().get(s.url("/garbage")).send().await.unwrap_err();

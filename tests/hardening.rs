@@ -612,7 +612,7 @@ write_timeout = "500ms"
 grace = "3s"
 "#;
     let router = hotroute::Router::load_str(toml, "routes.toml".as_ref(), ".".as_ref()).unwrap();
-    let options = hotroute::ServeOptions::from_config(router.server());
+    let options = hotroute::ServeOptions::from_config(router.server()).limits;
     assert_eq!(options.max_body, 10 * 1024 * 1024);
     assert_eq!(options.max_header_size, 16_000);
     assert_eq!(options.max_headers, 50);
@@ -625,7 +625,7 @@ grace = "3s"
     assert_eq!(options.grace, Duration::from_secs(3));
     // Nothing set: the documented defaults.
     let defaults = hotroute::Router::load_str("", "routes.toml".as_ref(), ".".as_ref()).unwrap();
-    let d = hotroute::ServeOptions::from_config(defaults.server());
+    let d = hotroute::ServeOptions::from_config(defaults.server()).limits;
     assert_eq!((d.max_body, d.max_headers, d.max_header_size, d.max_uri), (1 << 20, 100, 64 << 10, 8 << 10));
     assert_eq!(d.max_connections, 4096);
     assert_eq!((d.header_read_timeout, d.body_timeout), (Duration::from_secs(10), Duration::from_secs(30)));

@@ -141,7 +141,7 @@ async fn journal_zero_records_nothing_but_coverage_still_counts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_are_cut_at_the_documented_size() {
     let s = TestServer::start(ROUTES).await;
-    let big = "x".repeat(hotroute::journal::BODY_LIMIT + 1000);
+    let big = "x".repeat(hotroute::__internals::BODY_LIMIT + 1000);
     client().put(s.url("/items")).body(big.clone()).send().await.unwrap();
     let r = &journal(&s).await[0];
     assert_eq!(r["body"].as_str().unwrap().len(), 64 * 1024);

@@ -100,7 +100,7 @@ Received 2 requests (oldest first):
 "
     );
     assert_eq!(err.to_string(), expected);
-    assert_eq!((err.matched, err.expected), (0, hotroute::expect::Times::Exactly(1)));
+    assert_eq!((err.matched, err.expected), (0, hotroute::Times::Exactly(1)));
 
     // verify panics with the same message, pointing at the caller.
     let verify = std::panic::AssertUnwindSafe(|| server.verify(Expect::get("/users/7").once()));

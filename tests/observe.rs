@@ -267,12 +267,26 @@ fn trace_tells_the_journey_of_a_connection_and_its_requests() {
     // Misses say why, and what nearly matched.
     get(server.addr, "/hello/");
     let line = server.line("404", |l| l.contains("no route: 404"));
-    assert!(
-        line.contains("near miss: routes.toml:2 GET /hello matches /hello, which differs only by a trailing slash")
-    );
+    assert!(line.contains("nearest: routes.toml:2 GET /hello: the path ends with `/`, the route does not"), "{line}");
     exchange(server.addr, "DELETE /users/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let line = server.line("405", |l| l.contains("no route: 405"));
     assert!(line.ends_with("/users/1 is served by routes.toml:6 (GET) but not for DELETE; allowed: GET, HEAD"));
+}
+
+/// The trace names the route that really answered: with two routes on one path, the first with `match`
+/// conditions, a request that fails them is answered by the second, and the trace says so.
+#[test]
+fn trace_names_the_route_that_answered_when_match_conditions_fail() {
+    let routes = "[[route]]\npath = \"/pay\"\nbody = \"gold\"\n[route.match]\nheaders = { x-tier = \"gold\" }\n\n\
+                  [[route]]\npath = \"/pay\"\nbody = \"plain\"\n";
+    let mut server = Running::start(routes, &["--trace"]);
+    assert!(exchange(server.addr, "GET /pay HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").1.ends_with("plain"));
+    let line = server.line("plain routed", |l| l.contains("req=1 route matched"));
+    assert!(line.ends_with("route matched: routes.toml:7 GET /pay"), "the fallback answered: {line}");
+    let gold = "GET /pay HTTP/1.1\r\nHost: x\r\nX-Tier: gold\r\nConnection: close\r\n\r\n";
+    assert!(exchange(server.addr, gold).1.ends_with("gold"));
+    let line = server.line("gold routed", |l| l.contains("route matched: routes.toml:1"));
+    assert!(line.ends_with("route matched: routes.toml:1 GET /pay"), "{line}");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::client;
 use hotroute::Live;
-use hotroute::watch::{self, WatchHandle};
+use hotroute::WatchHandle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -32,7 +32,7 @@ impl Hot {
     async fn start(path: &Path) -> Hot {
         let live = Arc::new(Live::from_file(path).unwrap_or_else(|e| panic!("{e}")));
         let (addr, tx, task) = common::spawn_server(live.clone()).await;
-        let watch = Some(watch::spawn(live.clone()).unwrap());
+        let watch = Some(live.watch().unwrap());
         Hot { addr, live, watch, stop: Some(tx), task }
     }
 

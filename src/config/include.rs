@@ -11,8 +11,8 @@ use http::HeaderMap;
 use toml::Spanned;
 
 use super::{Checker, RouteConfig, Source, base_dir_of, parse, read_route_file};
-use crate::error::{LineIndex, LoadError};
-use crate::inputs::Inputs;
+use crate::config::error::{LineIndex, LoadError};
+use crate::config::inputs::Inputs;
 
 /// Where the included files' sources, routes, errors and body files go.
 pub(super) struct Merged<'a> {

@@ -16,10 +16,10 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::{BodyConfig, Checker, Origin, RouteConfig, RouteSpec, ServerSpec, span_of_key, toml_to_json};
-use crate::cors::CorsConfig;
-use crate::fault::Fault;
-use crate::matching::{Condition, MatchConfig, compile_regex};
-use crate::template::has_template_syntax;
+use crate::config::CorsConfig;
+use crate::config::Fault;
+use crate::config::json_template::has_template_syntax;
+use crate::config::{Condition, MatchConfig, compile_regex};
 
 /// The longest `delay` accepted; a longer one is most likely a typo.
 pub const MAX_DELAY: Duration = Duration::from_secs(3600);

@@ -294,7 +294,7 @@ pub async fn until_refused(addr: SocketAddr, wait: Duration) -> bool {
 
 /// Raises this test process's open-file soft limit (tests that hold many sockets need both ends' descriptors).
 pub fn raise_fd_limit(need: u64) {
-    let got = hotroute::limits::raise_fd_limit().unwrap();
+    let got = hotroute::raise_fd_limit().unwrap();
     assert!(got >= need, "this test needs {need} open files but the hard limit is {got}; raise it with `ulimit -Hn`");
 }
 

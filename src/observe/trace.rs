@@ -2,7 +2,7 @@
 //!
 //! Every line starts `trace conn=N fd=F +T.TTTms`: the connection's number, its socket's file descriptor, and the
 //! time since it was accepted; request steps add `req=N`. So `grep 'conn=3 '` follows one connection, and the
-//! lines of one connection read like the journey the seed note tells for Go: the accept loop takes the socket from
+//! lines of one connection read like the journey of a request through Go's `net/http`: the accept loop takes the socket from
 //! the listening descriptor and hands it to a new task; the task reads the bytes, hyper parses the head, the router
 //! picks the route, and the response is written back into the socket.
 
@@ -14,8 +14,9 @@ use std::time::Instant;
 
 use http::{HeaderMap, Method, StatusCode, Version};
 
-use crate::access_log::write_stderr;
-use crate::router::{Lookup, RequestView, Route, Router};
+use crate::observe::access_log::write_stderr;
+use crate::request::RequestView;
+use crate::route::{Answer, Route, Router};
 
 /// The client preface of HTTP/2 with prior knowledge, the first bytes of an h2c connection.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -67,7 +68,7 @@ impl ConnTrace {
             format_args!(
                 "accepted peer={peer} from listener fd={listener_fd} at={}; the accept loop spawns a task for it and \
                  goes back to accepting",
-                crate::access_log::rfc3339_millis(std::time::SystemTime::now())
+                crate::util::time::rfc3339_millis(std::time::SystemTime::now())
             ),
         );
         t
@@ -204,106 +205,50 @@ pub fn keep_alive(version: Version, request: &HeaderMap, response: &HeaderMap) -
     version >= Version::HTTP_11 || says(request, "keep-alive")
 }
 
-/// Describes how `req` was routed: the route and why, or why none answered and the nearest miss.
-pub fn describe_routing(router: &Router, req: &RequestView<'_>) -> String {
+/// Describes what answered `req`: the route and what it captured, or why no route did and what came nearest. It
+/// describes the real answer, so a route skipped for its `match` conditions is never named as the one that matched.
+pub fn describe_answer(router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) -> String {
     let path = req.uri.path();
     let method = req.method;
-    match router.lookup(method, path) {
-        Lookup::Found { route, params } => {
-            let mut s = format!("route matched: {} {} {}", route.location(), route.methods, route.path);
-            if route.path != path {
-                let _ = write!(s, " for {path}");
-            }
-            let captured: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            if !captured.is_empty() {
-                let _ = write!(s, " ({})", captured.join(", "));
-            }
-            s
+    if let Some(route) = answer.route {
+        let mut s = format!("route matched: {} {} {}", route.location(), route.methods, route.path);
+        if route.path != path {
+            let _ = write!(s, " for {path}");
         }
-        Lookup::MethodNotAllowed { allow } => {
-            let allow = allow.to_str().unwrap_or_default();
-            let routes = routes_for_methods(router, path, allow);
-            format!("no route: 405, {path} is served by {routes} but not for {method}; allowed: {allow}")
+        let captured: Vec<String> = router.captures(path).iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !captured.is_empty() {
+            let _ = write!(s, " ({})", captured.join(", "));
         }
-        Lookup::NotFound => {
-            format!("no route: 404, no route pattern matches {path}; {}", near_miss(router, method, path))
-        }
+        return s;
     }
-}
-
-/// `routes.toml:3 (GET), routes.toml:9 (POST)`: the routes that answer `path` for the methods in `allow`.
-fn routes_for_methods(router: &Router, path: &str, allow: &str) -> String {
-    let mut seen: Vec<&Route> = Vec::new();
-    for m in allow.split(',').filter_map(|m| Method::from_bytes(m.trim().as_bytes()).ok()) {
-        if let Lookup::Found { route, .. } = router.lookup(&m, path)
-            && !seen.iter().any(|r| std::ptr::eq(*r, route))
-        {
-            seen.push(route);
-        }
+    let routes = router.routes_of(path);
+    let status = answer.response.status();
+    if routes.is_empty() {
+        let near = match router.nearest(path).first() {
+            Some((r, why)) => format!("nearest: {} {} {}: {why}", r.location(), r.methods, r.path),
+            None if router.routes().is_empty() => "the route file has no routes".to_owned(),
+            None => "no route pattern is close to it".to_owned(),
+        };
+        return format!("no route: {}, no route pattern matches {path}; {near}", status.as_u16());
     }
-    seen.sort_by_key(|r| (&r.file, r.line));
-    let list: Vec<String> = seen.iter().map(|r| format!("{} ({})", r.location(), r.methods)).collect();
-    if list.is_empty() { "a route".to_owned() } else { list.join(", ") }
-}
-
-/// The route the request nearly matched: a trailing slash or letter case away, or the closest pattern by edits.
-fn near_miss(router: &Router, method: &Method, path: &str) -> String {
-    let toggled = match path.strip_suffix('/') {
-        Some(p) if !p.is_empty() => p.to_owned(),
-        _ => format!("{path}/"),
+    let list = |routes: &[&Route]| {
+        let list: Vec<String> = routes.iter().map(|r| format!("{} ({})", r.location(), r.methods)).collect();
+        list.join(", ")
     };
-    let lower = path.to_ascii_lowercase();
-    for (alt, why) in [(&toggled, "a trailing slash"), (&lower, "letter case")] {
-        if alt == path {
-            continue;
-        }
-        match router.lookup(method, alt) {
-            Lookup::Found { route, .. } => {
-                return format!(
-                    "near miss: {} {} {} matches {alt}, which differs only by {why}",
-                    route.location(),
-                    route.methods,
-                    route.path
-                );
-            }
-            Lookup::MethodNotAllowed { .. } | Lookup::NotFound => {}
-        }
+    if routes.iter().any(|r| r.methods.allows(method)) {
+        let fitting: Vec<&Route> = routes.into_iter().filter(|r| r.methods.allows(method)).collect();
+        return format!(
+            "no route: {}, the `match` conditions of {} did not hold for this request",
+            status.as_u16(),
+            list(&fitting)
+        );
     }
-    let best = router.routes().iter().map(|r| (distance(&r.path, path), r)).min_by_key(|(d, _)| *d);
-    match best {
-        Some((d, r)) if d <= (path.len() / 3).max(2) => {
-            format!("nearest: {} {} {} ({d} edit(s) away)", r.location(), r.methods, r.path)
-        }
-        Some(_) => "no route pattern is close to it".to_owned(),
-        None => "the route file has no routes".to_owned(),
-    }
-}
-
-/// Edits between a route pattern and a path: segment by segment (a `{param}` segment matches any) when they have
-/// as many segments, else over the whole text.
-fn distance(pattern: &str, path: &str) -> usize {
-    let (ps, qs): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
-    if ps.len() == qs.len() {
-        let is_param = |s: &str| s.starts_with('{') && s.ends_with('}') && !s.starts_with("{{");
-        ps.iter().zip(&qs).map(|(p, q)| if is_param(p) { 0 } else { levenshtein(p, q) }).sum()
-    } else {
-        levenshtein(pattern, path)
-    }
-}
-
-/// Edit distance over bytes, bounded to the first 256 bytes of each side so that tracing stays cheap.
-fn levenshtein(a: &str, b: &str) -> usize {
-    let (a, b) = (&a.as_bytes()[..a.len().min(256)], &b.as_bytes()[..b.len().min(256)]);
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
+    let allow = answer.response.headers().get(http::header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("");
+    format!(
+        "no route: {}, {path} is served by {} but not for {method}; allowed: {allow}",
+        status.as_u16(),
+        list(&routes)
+    )
 }
 
 #[cfg(test)]
@@ -321,7 +266,8 @@ mod tests {
             body: &body,
             peer: "127.0.0.1:1".parse().unwrap(),
         };
-        describe_routing(&router, &view)
+        let answer = router.respond(&view);
+        describe_answer(&router, &view, &answer)
     }
 
     const ROUTES: &str = "[[route]]\npath = \"/hello\"\nbody = \"hi\"\n\n[[route]]\npath = \"/users/{id}\"\n\
@@ -342,18 +288,18 @@ mod tests {
         );
         assert_eq!(
             describe(ROUTES, "GET", "/hello/"),
-            "no route: 404, no route pattern matches /hello/; near miss: routes.toml:1 GET /hello matches /hello, \
-             which differs only by a trailing slash"
+            "no route: 404, no route pattern matches /hello/; nearest: routes.toml:1 GET /hello: \
+             the path ends with `/`, the route does not"
         );
         assert_eq!(
             describe(ROUTES, "GET", "/Hello"),
-            "no route: 404, no route pattern matches /Hello; near miss: routes.toml:1 GET /hello matches /hello, \
-             which differs only by letter case"
+            "no route: 404, no route pattern matches /Hello; nearest: routes.toml:1 GET /hello: \
+             the path has `Hello` where the route has `hello`"
         );
         assert_eq!(
             describe(ROUTES, "GET", "/user/7"),
             "no route: 404, no route pattern matches /user/7; \
-             nearest: routes.toml:5 GET,PUT /users/{id} (1 edit(s) away)"
+             nearest: routes.toml:5 GET,PUT /users/{id}: the path has `user` where the route has `users`"
         );
         assert_eq!(
             describe(ROUTES, "GET", "/completely/else/entirely"),
@@ -376,9 +322,14 @@ mod tests {
     }
 
     #[test]
-    fn edit_distance() {
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(distance("/users/{id}/posts", "/users/9/post"), 1);
+    fn names_the_route_that_answered_not_one_whose_conditions_failed() {
+        let routes = "[[route]]\npath = \"/pay\"\nbody = \"vip\"\n[route.match]\nheaders = { x-tier = \"gold\" }\n\n\
+                      [[route]]\npath = \"/pay\"\nbody = \"plain\"\n";
+        assert_eq!(describe(routes, "GET", "/pay"), "route matched: routes.toml:7 GET /pay");
+        let only_conditional = "[[route]]\npath = \"/pay\"\n[route.match]\nheaders = { x-tier = \"gold\" }\n";
+        assert_eq!(
+            describe(only_conditional, "GET", "/pay"),
+            "no route: 404, the `match` conditions of routes.toml:1 (GET) did not hold for this request"
+        );
     }
 }

@@ -5,7 +5,11 @@
 //! default and then cost a branch: a [`Probe`] allocates and formats only when one of them is on, and an
 //! [`ObservedStream`] passes reads and writes straight through when the trace is off.
 
-use std::fmt;
+pub(crate) mod access_log;
+pub(crate) mod journal;
+pub(crate) mod metrics;
+pub(crate) mod trace;
+
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -19,13 +23,13 @@ use hyper::body::Body as _;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::access_log::{LogFormat, Record};
-use crate::live::Live;
-use crate::metrics::{Metrics, OpenConnection, RouteSlot, Unrouted};
-use crate::respond::Body;
-use crate::router::{Answer, RequestView, Router};
-use crate::server::ServeOptions;
-use crate::trace::{self, ConnTrace};
+use access_log::{LogFormat, Record};
+use metrics::{Metrics, OpenConnection, RouteSlot, Unrouted};
+use trace::ConnTrace;
+
+use crate::request::RequestView;
+use crate::route::respond::Body;
+use crate::route::{Answer, Router};
 
 /// Per server: numbers the connections and knows whether to trace them.
 #[derive(Debug)]
@@ -36,22 +40,23 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Prepares to observe the connections of `listener`; traces the listening socket when tracing.
-    pub fn new(listener: &TcpListener, options: &ServeOptions) -> Self {
+    /// Prepares to observe the connections of `listener`; traces the listening socket and every connection when
+    /// `trace` is on.
+    pub fn new(listener: &TcpListener, trace: bool) -> Self {
         let listener_fd = raw_fd(listener);
-        if options.trace {
+        if trace {
             let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
             trace::server_line(format_args!(
                 "listening fd={listener_fd} addr={addr}: the kernel queues new connections on this socket; tokio's \
                  reactor (epoll) wakes the accept loop when it is readable"
             ));
         }
-        Observer { trace: options.trace, listener_fd, next_conn: AtomicU64::new(1) }
+        Observer { trace, listener_fd, next_conn: AtomicU64::new(1) }
     }
 
     /// A connection was accepted: counts it as open until the returned stream is dropped, and starts its trace.
-    pub fn accepted(&self, stream: TcpStream, peer: SocketAddr, live: &Live) -> ObservedStream {
-        let open = live.metrics().connection_opened();
+    pub fn accepted(&self, stream: TcpStream, peer: SocketAddr, metrics: &Metrics) -> ObservedStream {
+        let open = metrics.connection_opened();
         let trace = self.trace.then(|| {
             let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
             Arc::new(ConnTrace::accepted(id, raw_fd(&stream), peer, self.listener_fd))
@@ -177,9 +182,9 @@ pub struct Conn(Option<Arc<ConnTrace>>);
 
 /// One request under observation, from its head being read to its response being handed to hyper.
 ///
-/// The server makes one per request ([`Probe::start`]), tells it how the request was routed ([`Probe::routing`],
-/// [`Probe::answered`]) and gives it the response ([`Probe::finish`]), which counts, logs and traces it. Other
-/// stages can add steps to the trace with [`Probe::note`].
+/// The server makes one per request ([`Probe::start`]), tells it which route answered ([`Probe::answered`]) and
+/// gives it the response ([`Probe::finish`]), which counts, logs and traces it: the one place the metrics, the
+/// access log and the trace learn about a request.
 #[derive(Debug)]
 pub struct Probe<'a> {
     metrics: &'a Metrics,
@@ -205,13 +210,19 @@ struct Detail {
 }
 
 impl<'a> Probe<'a> {
-    /// Starts observing `req`, whose head hyper has just read.
-    pub fn start<B>(live: &'a Live, options: &ServeOptions, conn: &Conn, peer: SocketAddr, req: &Request<B>) -> Self {
+    /// Starts observing `req`, whose head hyper has just read; `admin` says whether the admin API answers it.
+    pub fn start<B>(
+        metrics: &'a Metrics,
+        access_log: Option<LogFormat>,
+        conn: &Conn,
+        peer: SocketAddr,
+        req: &Request<B>,
+        admin: bool,
+    ) -> Self {
         let head_at = Instant::now();
         let path = req.uri().path();
-        let admin = options.admin && crate::admin::is_admin_path(path);
         let unrouted = if admin { Unrouted::Admin } else { Unrouted::NoRoute };
-        let detail = (options.access_log.is_some() || conn.0.is_some()).then(|| {
+        let detail = (access_log.is_some() || conn.0.is_some()).then(|| {
             let target = req.uri().path_and_query().map_or(path, |pq| pq.as_str()).to_owned();
             let trace = conn.0.as_ref().map(|t| {
                 let n = t.head(req.method(), &target, req.version(), req.headers());
@@ -226,46 +237,35 @@ impl<'a> Probe<'a> {
                 target,
                 version: req.version(),
                 request_headers,
-                log: options.access_log,
+                log: access_log,
                 trace,
                 routed_at: None,
                 template: false,
             })
         });
-        Probe { metrics: live.metrics(), head_at, unrouted, route: None, detail }
+        Probe { metrics, head_at, unrouted, route: None, detail }
     }
 
-    /// Whether the trace is on for this request (for stages that want to build a costly [`Probe::note`]).
-    pub fn tracing(&self) -> bool {
-        self.detail.as_ref().is_some_and(|d| d.trace.is_some())
-    }
-
-    /// Adds a step to the trace, e.g. `probe.note(format_args!("delay {ms}ms"))`. Formats nothing when not tracing.
-    pub fn note(&self, args: fmt::Arguments) {
-        if let Some((t, req)) = self.detail.as_ref().and_then(|d| d.trace.as_ref()) {
-            t.line(Some(*req), args);
+    /// The body is read and the request is about to be routed (for the trace's timing; a branch when untraced).
+    pub fn routing(&mut self) {
+        if let Some(d) = self.detail.as_mut().filter(|d| d.trace.is_some()) {
+            d.routed_at = Some(Instant::now());
         }
     }
 
-    /// The request is about to be routed by `router` (traced: which route matches and why, or the near miss).
-    pub fn routing(&mut self, router: &Router, req: &RequestView<'_>) {
+    /// `router` answered `req` with `answer`: remembers the route for the metrics and the log, and traces what
+    /// really answered (the route, or why none did and what came nearest).
+    pub fn answered(&mut self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) {
+        if let Some(route) = answer.route {
+            self.route = Some(self.metrics.route(route));
+        }
         let Some(d) = self.detail.as_mut() else { return };
+        d.template = answer.route.is_some_and(|r| r.is_scripted());
         let Some((t, n)) = &d.trace else { return };
         if !req.body.is_empty() {
             t.line(Some(*n), format_args!("request body read: {} bytes", req.body.len()));
         }
-        t.line(Some(*n), format_args!("{}", trace::describe_routing(router, req)));
-        d.routed_at = Some(Instant::now());
-    }
-
-    /// `router` answered with `answer`: remembers the route for the metrics and the log.
-    pub fn answered(&mut self, router: &Router, answer: &Answer<'_>) {
-        if let Some(route) = answer.route {
-            self.route = Some(self.metrics.route(router, route));
-            if let Some(d) = self.detail.as_mut() {
-                d.template = route.is_scripted();
-            }
-        }
+        t.line(Some(*n), format_args!("{}", trace::describe_answer(router, req, answer)));
     }
 
     /// The response is ready: counts it, logs it, traces it, and gives it back to be sent.

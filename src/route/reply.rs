@@ -7,10 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 
+use crate::config::Fault;
 use crate::config::{BodyConfig, HeaderTemplate};
-use crate::fault::Fault;
-use crate::respond::{self, Body, Prepared};
-use crate::template::{Compiled, Needs, Templates, Vars, context};
+use crate::route::respond::{self, Body, Prepared};
+use crate::route::template::{Compiled, Needs, Templates, Vars, context};
 
 /// What a template failed on at load time: where in the route file, and the message.
 pub(crate) struct CompileError {

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// How access-log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,7 +53,7 @@ pub struct Record<'a> {
 impl Record<'_> {
     /// The line for this record in `format`, with its newline.
     pub fn line(&self, format: LogFormat) -> String {
-        let time = rfc3339_millis(self.time);
+        let time = crate::util::time::rfc3339_millis(self.time);
         let ms = self.duration.as_secs_f64() * 1000.0;
         match format {
             LogFormat::Text => {
@@ -109,50 +109,12 @@ pub(crate) fn write_stderr(bytes: &[u8]) {
     let _ = std::io::stderr().lock().write_all(bytes);
 }
 
-/// `2026-05-01T10:11:12.345Z`: UTC, millisecond precision.
-pub fn rfc3339_millis(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar (Howard Hinnant's algorithm).
-/// Shared with the templates' `now()`.
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(secs: u64, millis: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
-    }
-
-    #[test]
-    fn formats_utc_times() {
-        assert_eq!(rfc3339_millis(at(0, 0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(at(951_782_400, 7)), "2000-02-29T00:00:00.007Z");
-        assert_eq!(rfc3339_millis(at(1_709_251_199, 999)), "2024-02-29T23:59:59.999Z");
-        assert_eq!(rfc3339_millis(at(4_102_444_800, 0)), "2100-01-01T00:00:00.000Z");
+        std::time::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! The admin API under `/__admin/`: health and reload, the request journal, the routes and their coverage, and
 //! Prometheus metrics, so that tests, probes and monitoring can see and drive the server.
 
+pub(crate) mod dashboard;
+
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::config::ADMIN_PREFIX;
-use crate::dashboard;
-use crate::journal::{methods_json, query_pairs};
-use crate::live::Live;
-use crate::respond::{self, Body};
+use crate::reload::Live;
+use crate::request::query_pairs;
+use crate::route::respond::{self, Body};
 
 /// The admin endpoints and the methods each answers, for 405 and 404 answers.
 const ENDPOINTS: &[(&str, &str)] = &[
@@ -42,9 +43,11 @@ pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
             respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": live.journal().clear() }))
         }
         (&Method::GET, "/routes") => routes(live),
-        (&Method::GET, "/coverage") => respond::json(StatusCode::OK, &live.journal().coverage(live).to_json()),
+        (&Method::GET, "/coverage") => {
+            respond::json(StatusCode::OK, &live.journal().coverage(&live.router()).to_json())
+        }
         (&Method::DELETE, "/coverage") => {
-            live.journal().reset_coverage();
+            live.journal().reset_coverage(&live.router());
             respond::json(StatusCode::OK, &json!({ "status": "ok" }))
         }
         (&Method::GET, "/metrics") => metrics(live),
@@ -71,7 +74,7 @@ fn routes(live: &Live) -> Response<Body> {
     let routes: Vec<_> = router
         .routes()
         .iter()
-        .map(|r| json!({ "methods": methods_json(&r.methods), "path": r.path, "location": r.location() }))
+        .map(|r| json!({ "methods": r.methods.to_json(), "path": r.path, "location": r.location() }))
         .collect();
     respond::json(StatusCode::OK, &json!({ "generation": live.generation(), "routes": routes }))
 }
@@ -109,7 +112,7 @@ fn requests(live: &Live, query: Option<&str>) -> Response<Body> {
 fn metrics(live: &Live) -> Response<Body> {
     let text = live.metrics().encode(live.generation());
     let mut headers = http::HeaderMap::new();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(crate::observe::metrics::CONTENT_TYPE));
     respond::with_body(StatusCode::OK, headers, text.into(), &Method::GET)
 }
 

@@ -9,7 +9,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::journal::{RecordedRequest, query_pairs};
+use crate::observe::journal::RecordedRequest;
+use crate::request::query_pairs;
 
 /// How many requests of the journal a failure message lists at most (the latest ones).
 pub const MAX_LISTED: usize = 50;

@@ -2,7 +2,7 @@
 //! never used.
 //!
 //! Every request that reaches the routes (not the admin API) is recorded in a bounded ring, oldest dropped first:
-//! [`DEFAULT_CAPACITY`] requests unless `[server] journal = N` says otherwise (0 turns the journal off). Bodies are
+//! 1000 requests (`crate::config::DEFAULT_JOURNAL`) unless `[server] journal = N` says otherwise (0 turns the journal off). Bodies are
 //! kept up to [`BODY_LIMIT`] bytes; [`RecordedRequest::body_size`] still tells the full size.
 //!
 //! Coverage is counted apart from the ring, so that it covers every request since the start (or the last reset),
@@ -14,69 +14,22 @@
 //! shared per router, not copied per request.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::config::Methods;
-use crate::live::Live;
-use crate::router::{Answer, RequestView, Route, Router};
-
-/// How many requests the journal keeps unless `[server] journal` says otherwise.
-pub const DEFAULT_CAPACITY: usize = 1000;
+use crate::request::{RequestView, query_pairs};
+use crate::route::{Answer, RouteInfo, Router};
 
 /// How much of a request body the journal keeps (64 KiB); the rest is cut.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// How many distinct unmatched `METHOD path` pairs coverage keeps; more are only counted.
 pub const UNMATCHED_LIMIT: usize = 1000;
-
-/// A route as the journal and coverage name it.
-#[derive(Debug)]
-pub struct RouteInfo {
-    /// The methods it answers.
-    pub methods: Methods,
-    /// Its URL pattern as written, e.g. `/users/{id}`.
-    pub path: String,
-    /// Where it is defined: `file:line`.
-    pub location: String,
-    hits: AtomicU64,
-}
-
-impl RouteInfo {
-    fn of(route: &Route, hits: u64) -> RouteInfo {
-        RouteInfo {
-            methods: route.methods.clone(),
-            path: route.path.clone(),
-            location: route.location(),
-            hits: AtomicU64::new(hits),
-        }
-    }
-
-    /// The route as JSON: methods, path and location.
-    pub fn to_json(&self) -> Value {
-        json!({ "methods": methods_json(&self.methods), "path": self.path, "location": self.location })
-    }
-}
-
-impl fmt::Display for RouteInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} ({})", self.methods, self.path, self.location)
-    }
-}
-
-/// Methods as a JSON list, `["ANY"]` for all.
-pub(crate) fn methods_json(methods: &Methods) -> Value {
-    match methods {
-        Methods::Any => json!(["ANY"]),
-        Methods::List(list) => list.iter().map(|m| Value::from(m.as_str())).collect(),
-    }
-}
 
 /// One recorded request.
 ///
@@ -257,7 +210,7 @@ impl RecordedRequest {
         }
         json!({
             "id": self.id,
-            "time": rfc3339(self.time),
+            "time": crate::util::time::rfc3339_millis(self.time),
             "method": self.method.as_str(),
             "path": self.path(),
             "query": self.query(),
@@ -280,100 +233,6 @@ impl fmt::Display for RecordedRequest {
             Some(r) => write!(f, ", route {r}"),
             None => f.write_str(", no route matched"),
         }
-    }
-}
-
-/// Splits a query string into decoded `(name, value)` pairs.
-pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k), percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(high), Some(low)) => {
-                    out.push(high * 16 + low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// `2024-05-01T12:30:00.123Z`.
-pub(crate) fn rfc3339(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// The routes of one router, with their hit counts.
-#[derive(Debug, Default)]
-struct RouteTable {
-    /// Identifies the router: a `Weak` keeps its address from being reused while the table lives.
-    router: Weak<Router>,
-    routes: Vec<Arc<RouteInfo>>,
-}
-
-impl RouteTable {
-    /// The table for `router`, keeping the counts of routes whose methods and path did not change.
-    fn build(router: &Arc<Router>, previous: &RouteTable) -> RouteTable {
-        let mut old: HashMap<(String, &str, usize), u64> = HashMap::new();
-        let mut seen: HashMap<(String, &str), usize> = HashMap::new();
-        for r in &previous.routes {
-            let nth = seen.entry((r.methods.to_string(), r.path.as_str())).or_default();
-            old.insert((r.methods.to_string(), r.path.as_str(), *nth), r.hits.load(Ordering::Relaxed));
-            *nth += 1;
-        }
-        seen.clear();
-        let routes = router
-            .routes()
-            .iter()
-            .map(|r| {
-                let nth = seen.entry((r.methods.to_string(), r.path.as_str())).or_default();
-                let hits = old.get(&(r.methods.to_string(), r.path.as_str(), *nth)).copied().unwrap_or(0);
-                *nth += 1;
-                Arc::new(RouteInfo::of(r, hits))
-            })
-            .collect();
-        RouteTable { router: Arc::downgrade(router), routes }
-    }
-
-    fn is_for(&self, router: &Arc<Router>) -> bool {
-        std::ptr::eq(self.router.as_ptr(), Arc::as_ptr(router))
     }
 }
 
@@ -450,45 +309,12 @@ struct State {
     next_id: u64,
     /// Entries pushed out of the ring since the last clear.
     dropped: u64,
-    table: Arc<RouteTable>,
     total: u64,
     unmatched: BTreeMap<(String, String), (u64, u16)>,
     unmatched_not_listed: u64,
 }
 
 impl State {
-    /// The table for the live router, rebuilt if the routes were reloaded since it was made.
-    fn current_table(&mut self, live: &Live) -> &Arc<RouteTable> {
-        let router = live.load_full();
-        if !self.table.is_for(&router) {
-            self.table = Arc::new(RouteTable::build(&router, &self.table));
-        }
-        &self.table
-    }
-
-    /// Counts a hit on route `index` of `router` and returns its details.
-    fn hit(&mut self, live: &Live, router: &Arc<Router>, index: usize) -> Option<Arc<RouteInfo>> {
-        if !self.table.is_for(router) && Arc::ptr_eq(router, &live.router()) {
-            self.table = Arc::new(RouteTable::build(router, &self.table));
-        }
-        if self.table.is_for(router) {
-            let info = self.table.routes.get(index)?.clone();
-            info.hits.fetch_add(1, Ordering::Relaxed);
-            return Some(info);
-        }
-        // A request that started before a reload and is answered by the previous routes: name its route, and count
-        // the hit on the same route of the new routes, if it is still there.
-        let route = router.routes().get(index)?;
-        let nth =
-            router.routes()[..index].iter().filter(|r| r.methods == route.methods && r.path == route.path).count();
-        if let Some(same) =
-            self.table.routes.iter().filter(|r| r.methods == route.methods && r.path == route.path).nth(nth)
-        {
-            same.hits.fetch_add(1, Ordering::Relaxed);
-        }
-        Some(Arc::new(RouteInfo::of(route, 0)))
-    }
-
     fn miss(&mut self, method: &Method, path: &str, status: StatusCode) {
         let key = (method.as_str().to_owned(), path.to_owned());
         if let Some((count, last)) = self.unmatched.get_mut(&key) {
@@ -513,27 +339,26 @@ impl Journal {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a request answered by `router` (the one [`Live`] gave the request) with `answer`.
-    pub fn record(&self, live: &Live, router: &Arc<Router>, req: &RequestView<'_>, answer: &Answer<'_>) {
+    /// Records a request answered with `answer` by `router` (which sets how many requests the journal keeps), and
+    /// counts it for coverage on the route that answered.
+    pub fn record(&self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) {
         let capacity = router.server().journal;
         let status = answer.response.status();
-        let index = answer.route.and_then(|r| index_of(router.routes(), r));
+        let route = answer.route.map(|r| {
+            r.hit();
+            r.info()
+        });
         let time = SystemTime::now();
         // Copy the request before taking the lock, so that the lock is held only for the push.
-        let entry = (capacity > 0).then(|| RecordedRequest::new(0, time, req, status, None));
+        let entry = (capacity > 0).then(|| RecordedRequest::new(0, time, req, status, route));
         let mut state = self.lock();
         state.total += 1;
         state.next_id += 1;
-        let route = match index {
-            Some(i) => state.hit(live, router, i),
-            None => {
-                state.miss(req.method, req.uri.path(), status);
-                None
-            }
-        };
+        if answer.route.is_none() {
+            state.miss(req.method, req.uri.path(), status);
+        }
         let Some(mut entry) = entry else { return };
         entry.id = state.next_id;
-        entry.route = route;
         while state.entries.len() >= capacity {
             state.entries.pop_front();
             state.dropped += 1;
@@ -560,34 +385,30 @@ impl Journal {
         n
     }
 
-    /// Sets every coverage count back to zero.
-    pub fn reset_coverage(&self) {
+    /// Sets every coverage count back to zero: the journal's and those of `router`'s routes.
+    pub fn reset_coverage(&self, router: &Router) {
         let mut state = self.lock();
         state.total = 0;
         state.unmatched.clear();
         state.unmatched_not_listed = 0;
-        for r in &state.table.routes {
-            r.hits.store(0, Ordering::Relaxed);
+        for r in router.routes() {
+            r.reset_hits();
         }
     }
 
-    /// The coverage of the routes `live` serves now.
-    pub fn coverage(&self, live: &Live) -> Coverage {
-        let mut state = self.lock();
-        let routes = state
-            .current_table(live)
-            .routes
+    /// The coverage of `router`'s routes (the routes in service).
+    pub fn coverage(&self, router: &Router) -> Coverage {
+        let routes = router
+            .routes()
             .iter()
             .map(|r| RouteHits {
-                methods: match &r.methods {
-                    Methods::Any => vec!["ANY".to_owned()],
-                    Methods::List(list) => list.iter().map(|m| m.as_str().to_owned()).collect(),
-                },
+                methods: r.methods.names(),
                 path: r.path.clone(),
-                location: r.location.clone(),
-                hits: r.hits.load(Ordering::Relaxed),
+                location: r.location(),
+                hits: r.hits(),
             })
             .collect();
+        let state = self.lock();
         let unmatched = state
             .unmatched
             .iter()
@@ -619,15 +440,6 @@ impl Journal {
     }
 }
 
-/// The index of `route` in `routes`, found from its address: O(1) on the request path, where a search by value
-/// would be O(routes). `None` if it is not an element of `routes`.
-fn index_of(routes: &[Route], route: &Route) -> Option<usize> {
-    let size = std::mem::size_of::<Route>().max(1);
-    let offset = (route as *const Route as usize).checked_sub(routes.as_ptr() as usize)?;
-    let index = offset / size;
-    (offset % size == 0 && routes.get(index).is_some_and(|r| std::ptr::eq(r, route))).then_some(index)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,7 +448,7 @@ mod tests {
         Router::load_str(toml, std::path::Path::new("t.toml"), std::path::Path::new(".")).unwrap()
     }
 
-    fn record(live: &Live, router: &Arc<Router>, path: &str) {
+    fn record(journal: &Journal, router: &Router, path: &str) {
         let (method, uri, headers, body) = (Method::GET, path.parse().unwrap(), HeaderMap::new(), bytes::Bytes::new());
         let req = RequestView {
             method: &method,
@@ -646,55 +458,23 @@ mod tests {
             peer: ([127, 0, 0, 1], 1).into(),
         };
         let answer = router.respond(&req);
-        live.journal().record(live, router, &req, &answer);
-    }
-
-    #[test]
-    fn index_of_finds_elements_and_refuses_strangers() {
-        let r = router("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/b\"\n");
-        let other = router("[[route]]\npath = \"/a\"\n");
-        assert_eq!(index_of(r.routes(), &r.routes()[1]), Some(1));
-        assert_eq!(index_of(r.routes(), &r.routes()[0]), Some(0));
-        assert_eq!(index_of(r.routes(), &other.routes()[0]), None);
+        journal.record(router, &req, &answer);
     }
 
     #[test]
     fn a_request_answered_by_the_previous_routes_counts_on_the_same_route_of_the_new_ones() {
-        let live = Live::new(router("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/b\"\n"), None);
-        let old = live.load_full();
-        record(&live, &old, "/b");
+        let journal = Journal::default();
+        let old = router("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/b\"\n");
+        record(&journal, &old, "/b");
         // Reloaded with /b moved: a request still in flight on the old routes records its route as it was.
-        live.swap(router("[[route]]\npath = \"/c\"\n\n[[route]]\npath = \"/b\"\n"));
-        record(&live, &old, "/b");
-        record(&live, &live.load_full(), "/b");
-        let requests = live.journal().requests();
+        let mut new = router("[[route]]\npath = \"/c\"\n\n[[route]]\npath = \"/b\"\n");
+        new.adopt_state(&old);
+        record(&journal, &old, "/b");
+        record(&journal, &new, "/b");
+        let requests = journal.requests();
         let locations: Vec<_> = requests.iter().map(|r| r.route().unwrap().location.as_str()).collect();
         assert_eq!(locations, ["t.toml:3", "t.toml:3", "t.toml:4"]);
-        let hits: Vec<_> = live.journal().coverage(&live).routes.iter().map(|r| (r.path.clone(), r.hits)).collect();
+        let hits: Vec<_> = journal.coverage(&new).routes.iter().map(|r| (r.path.clone(), r.hits)).collect();
         assert_eq!(hits, [("/c".to_owned(), 0), ("/b".to_owned(), 3)]);
-    }
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        let at = |secs: u64, ms: u64| UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + ms);
-        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(at(951_782_400, 5)), "2000-02-29T00:00:00.005Z");
-        assert_eq!(rfc3339(at(1_714_566_645, 123)), "2024-05-01T12:30:45.123Z");
-    }
-
-    #[test]
-    fn query_pairs_decode_plus_and_percent() {
-        let pairs: Vec<_> = query_pairs("q=rust+lang&x=%2Fa%ZZ&flag&&e=%41").collect();
-        assert_eq!(
-            pairs,
-            [
-                ("q".into(), "rust lang".into()),
-                ("x".into(), "/a%ZZ".into()),
-                ("flag".into(), String::new()),
-                ("e".into(), "A".into())
-            ]
-        );
-        assert_eq!(percent_decode("50%"), "50%");
-        assert_eq!(percent_decode("%4"), "%4");
     }
 }

@@ -10,9 +10,9 @@ use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTE
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::journal::rfc3339;
-use crate::live::Live;
-use crate::respond::{self, Body};
+use crate::reload::Live;
+use crate::route::respond::{self, Body};
+use crate::util::time::rfc3339_millis as rfc3339;
 
 /// The page: HTML, CSS and script in one file, no build step.
 pub const PAGE: &str = include_str!("dashboard.html");

@@ -19,20 +19,29 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
-use crate::error::{LineIndex, LoadError, LoadErrors};
-use crate::inputs::Inputs;
-use crate::limits::{Limits, SizeSpec};
+use error::LineIndex;
+use inputs::Inputs;
+use limits::SizeSpec;
 
+pub(crate) mod error;
 mod include;
+pub(crate) mod inputs;
+pub(crate) mod json_template;
+pub(crate) mod limits;
+mod model;
 
 mod script;
-pub use script::{
-    CorsSpec, CorsTableSpec, DirConfig, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, ScriptConfig,
-    SequenceConfig, SequenceItemSpec,
-};
+pub use error::{LoadError, LoadErrors};
+pub use limits::Limits;
+pub use model::{Condition, CorsConfig, Fault, MatchConfig, compile_regex};
+pub use script::{CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, ScriptConfig, SequenceItemSpec};
 
-/// The address served when neither the file nor the command line names one (the seed note's port).
+/// The address served when neither the file nor the command line names one (port 3000, as the Go example this
+/// project grew from).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+/// How many requests the journal keeps unless `[server] journal` says otherwise.
+pub const DEFAULT_JOURNAL: usize = 1000;
 
 /// The largest `[server] journal` size accepted, so that a typo cannot ask for gigabytes.
 pub const MAX_JOURNAL: usize = 1_000_000;
@@ -254,12 +263,27 @@ pub struct Origin {
 }
 
 /// Which methods a route answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Methods {
     /// Every method (`"ANY"`).
     Any,
     /// These methods. `GET` implies `HEAD`.
     List(Vec<Method>),
+}
+
+impl Methods {
+    /// The method names, `["ANY"]` for all.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Methods::Any => vec!["ANY".to_owned()],
+            Methods::List(list) => list.iter().map(|m| m.as_str().to_owned()).collect(),
+        }
+    }
+
+    /// The methods as a JSON list, `["ANY"]` for all.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.names().into()
+    }
 }
 
 impl Methods {
@@ -331,7 +355,7 @@ pub struct ServerConfig {
     /// Whether to write an access-log line per request.
     pub log_requests: bool,
     /// CORS, when on.
-    pub cors: Option<crate::cors::CorsConfig>,
+    pub cors: Option<crate::config::CorsConfig>,
     /// The answer when no route matches (none: the near-miss 404).
     pub not_found: Option<ReplyConfig>,
     /// Seed for the template helpers.
@@ -517,16 +541,16 @@ impl Checker<'_> {
         };
         let headers = self.headers(&spec.headers);
         let journal = match &spec.journal {
-            None => crate::journal::DEFAULT_CAPACITY,
+            None => DEFAULT_JOURNAL,
             Some(n) => usize::try_from(*n.get_ref()).ok().filter(|&n| n <= MAX_JOURNAL).unwrap_or_else(|| {
                 let msg = format!("journal size {} is out of range", n.get_ref());
                 self.error(n.span(), msg, "use a number of requests from 0 (off) to 1000000");
-                crate::journal::DEFAULT_CAPACITY
+                DEFAULT_JOURNAL
             }),
         };
         let admin = spec.admin.unwrap_or(true);
         let (cors, not_found, seed) = self.server_script(spec, &headers);
-        let limits = crate::limits::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
+        let limits = crate::config::limits::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
         let log_requests = spec.log_requests;
         (ServerConfig { listen, admin, journal, log_requests, cors, not_found, seed, limits }, headers)
     }
@@ -655,7 +679,7 @@ impl Checker<'_> {
         } else if let Some(j) = json {
             let json = toml_to_json(j.get_ref());
             if template {
-                let source = crate::template::json_template_source(&json);
+                let source = crate::config::json_template::json_template_source(&json);
                 (BodyConfig::Template { source, span: j.span() }, Some("application/json".to_owned()))
             } else {
                 let bytes = serde_json::to_vec(&json).unwrap_or_default();

@@ -8,25 +8,9 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 
-use crate::respond::Body;
-use crate::router::RequestView;
-
-/// The checked `cors` setting.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CorsConfig {
-    /// Allowed origins (`https://app.example`); none means any origin.
-    pub origins: Option<Vec<String>>,
-    /// Methods a preflight allows; none means the methods the path answers.
-    pub methods: Option<Vec<Method>>,
-    /// Request headers a preflight allows; none means whatever the browser asks for.
-    pub headers: Option<Vec<HeaderName>>,
-    /// Response headers the browser may show to the page.
-    pub expose_headers: Vec<HeaderName>,
-    /// Whether credentialed requests (cookies) are allowed; the origin is then echoed instead of `*`.
-    pub credentials: bool,
-    /// How long, in seconds, a browser may cache a preflight answer.
-    pub max_age: Option<u64>,
-}
+use crate::config::CorsConfig;
+use crate::request::RequestView;
+use crate::route::respond::Body;
 
 /// CORS ready to apply: the header values are made once.
 #[derive(Debug)]

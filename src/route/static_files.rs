@@ -23,8 +23,8 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::respond::Body;
-use crate::router::RequestView;
+use crate::request::RequestView;
+use crate::route::respond::Body;
 
 /// A folder served by a `dir` route.
 #[derive(Debug)]
@@ -205,7 +205,7 @@ impl DirRequest {
         if let Err(e) = read.await {
             tracing::warn!(request = %self.target, "dir: cannot read `{}`: {e}", path.display());
             let text = format!("500 cannot read the file for {}: {e}\n", self.target);
-            return crate::respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, &self.method);
+            return crate::route::respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, &self.method);
         }
         reply(status, headers, Bytes::from(body), &self.method)
     }

@@ -7,10 +7,9 @@
 //! latency histogram is lock-free for the same reason.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -18,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use crate::router::{Route, Router};
+use crate::route::{Route, Router};
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -64,16 +63,6 @@ impl RouteSlot {
     }
 }
 
-/// The slots of one router's routes, in the router's order.
-#[derive(Debug)]
-struct Slots {
-    /// Which router they belong to. A `Weak` keeps the allocation's address from being reused while these slots
-    /// exist, without keeping an old router's routes in memory.
-    router: Weak<Router>,
-    /// Filled on each route's first request; an empty cell costs no allocation of its own at load.
-    routes: Vec<OnceLock<Arc<RouteSlot>>>,
-}
-
 /// Which kind of request a [`Metrics::record`] is about when no route answered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unrouted {
@@ -95,7 +84,6 @@ pub struct Metrics {
     reload_failures: Counter,
     generation: Gauge,
     routes: Gauge,
-    slots: ArcSwap<Slots>,
     no_route: RouteSlot,
     admin: RouteSlot,
 }
@@ -150,30 +138,20 @@ impl Metrics {
             reload_failures,
             generation,
             routes,
-            slots: ArcSwap::from_pointee(Slots { router: Weak::new(), routes: Vec::new() }),
             no_route: RouteSlot::new(dash.clone(), dash.clone()),
             admin: RouteSlot::new("admin".into(), dash),
         }
     }
 
-    /// Makes room for the labels of `router`'s routes before it serves (a reload calls this for the new router);
-    /// each route's labels are made on its first request.
-    pub fn routes_loaded(&self, router: &Arc<Router>) {
-        let routes = std::iter::repeat_with(OnceLock::new).take(router.routes().len()).collect();
-        self.slots.store(Arc::new(Slots { router: Arc::downgrade(router), routes }));
+    /// `router` is in service now (at start, and after each good reload).
+    pub fn routes_loaded(&self, router: &Router) {
         self.routes.set(router.routes().len() as i64);
     }
 
-    /// The slot of `route`, a route of `router`.
-    pub fn route(&self, router: &Router, route: &Route) -> Arc<RouteSlot> {
-        let slots = self.slots.load();
-        if std::ptr::eq(slots.router.as_ptr(), router)
-            && let Some(cell) = route_index(router, route).and_then(|i| slots.routes.get(i))
-        {
-            return cell.get_or_init(|| Arc::new(RouteSlot::for_route(route))).clone();
-        }
-        // A request that took the router just before a reload swapped it out: rare, so labels made on the spot.
-        Arc::new(RouteSlot::for_route(route))
+    /// The slot of `route`, made on the route's first request and kept in the route.
+    pub fn route(&self, route: &Route) -> Arc<RouteSlot> {
+        // The route holds only slots of this type; the fallback (labels made on the spot) is unreachable.
+        route.observed(|| RouteSlot::for_route(route)).unwrap_or_else(|| Arc::new(RouteSlot::for_route(route)))
     }
 
     /// Counts one answered request and its latency.
@@ -243,14 +221,6 @@ fn labels(slot: &RouteSlot, status: u16) -> RequestLabels {
     RequestLabels { route: slot.location.clone(), path: slot.path.clone(), status }
 }
 
-/// The index of `route` in `router.routes()`, from its address: O(1) where a search would be O(routes).
-fn route_index(router: &Router, route: &Route) -> Option<usize> {
-    let routes = router.routes();
-    let offset = (route as *const Route as usize).checked_sub(routes.as_ptr() as usize)?;
-    let i = offset / std::mem::size_of::<Route>().max(1);
-    routes.get(i).filter(|r| std::ptr::eq(*r, route)).map(|_| i)
-}
-
 /// A latency histogram with atomic buckets (prometheus-client's own takes a lock per observation).
 #[derive(Debug, Clone, Default)]
 struct Latency(Arc<LatencyInner>);
@@ -303,7 +273,7 @@ mod tests {
         let m = Metrics::new();
         let r = router("[[route]]\npath = \"/a\"\nbody = \"a\"\n\n[[route]]\npath = \"/b\"\nbody = \"b\"\n");
         m.routes_loaded(&r);
-        let b = m.route(&r, &r.routes()[1]);
+        let b = m.route(&r.routes()[1]);
         assert_eq!(b.location(), "routes.toml:5");
         // More statuses than the cache holds: the rest still count.
         for status in [200, 200, 500, 404, 503, 503, 200] {
@@ -329,15 +299,15 @@ mod tests {
     }
 
     #[test]
-    fn a_route_of_a_replaced_router_still_gets_its_labels() {
+    fn each_router_names_its_own_routes() {
         let m = Metrics::new();
         let old = router("[[route]]\npath = \"/a\"\nbody = \"a\"\n");
         m.routes_loaded(&old);
         let new = router("\n[[route]]\npath = \"/a\"\nbody = \"a\"\n");
         m.routes_loaded(&new);
-        assert_eq!(m.route(&old, &old.routes()[0]).location(), "routes.toml:1");
-        assert_eq!(m.route(&new, &new.routes()[0]).location(), "routes.toml:2");
-        // A route that is not the router's is never mistaken for one of its slots.
-        assert_eq!(m.route(&new, &old.routes()[0]).location(), "routes.toml:1");
+        assert_eq!(m.route(&old.routes()[0]).location(), "routes.toml:1");
+        assert_eq!(m.route(&new.routes()[0]).location(), "routes.toml:2");
+        // Made once per route.
+        assert!(Arc::ptr_eq(&m.route(&new.routes()[0]), &m.route(&new.routes()[0])));
     }
 }

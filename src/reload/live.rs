@@ -11,11 +11,13 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::error::LoadErrors;
-use crate::inputs::Inputs;
-use crate::journal::Journal;
-use crate::metrics::Metrics;
-use crate::router::Router;
+use super::watch::{WatchError, WatchHandle};
+
+use crate::config::error::LoadErrors;
+use crate::config::inputs::Inputs;
+use crate::observe::journal::Journal;
+use crate::observe::metrics::Metrics;
+use crate::route::Router;
 
 /// A reload that failed; the previous routes kept serving.
 #[derive(Debug, Clone)]
@@ -62,6 +64,12 @@ impl Live {
             reloaded: tokio::sync::Notify::new(),
             metrics,
         }
+    }
+
+    /// Starts watching the route file and every file it reads: each change reloads the routes (see
+    /// [`WatchHandle`]). Dropping the handle stops watching.
+    pub fn watch(self: &Arc<Self>) -> Result<WatchHandle, WatchError> {
+        super::watch::spawn(self.clone())
     }
 
     /// The server's metrics.

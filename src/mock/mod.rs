@@ -22,6 +22,8 @@
 //! the `_blocking` constructors there). Each server has its own port, routes and journal, so tests run in parallel
 //! without seeing each other's requests. Dropping the server stops it and frees its port before `drop` returns.
 
+pub(crate) mod expect;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,12 +32,13 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::error::{LoadErrors, ServeError};
-use crate::expect::{Expect, VerifyError};
-use crate::journal::{Coverage, RecordedRequest};
-use crate::live::Live;
-use crate::router::Router;
-use crate::server::{ServeOptions, Server};
+use crate::config::LoadErrors;
+use crate::mock::expect::{Expect, VerifyError};
+use crate::observe::journal::{Coverage, RecordedRequest};
+use crate::reload::Live;
+use crate::route::Router;
+use crate::serve::ServeError;
+use crate::serve::{ServeOptions, Server};
 
 /// The name that load errors and route locations give to routes passed as a string, e.g. `mock.toml:3`.
 pub const STRING_SOURCE: &str = "mock.toml";
@@ -62,7 +65,7 @@ pub enum MockError {
     Thread(std::io::Error),
     /// The route file could not be watched.
     #[error("{0}")]
-    Watch(#[from] crate::watch::WatchError),
+    Watch(#[from] crate::reload::watch::WatchError),
 }
 
 /// The routes did not reach a generation in time.
@@ -90,7 +93,7 @@ pub struct MockServer {
     runtime: tokio::runtime::Handle,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    watcher: Option<crate::watch::WatchHandle>,
+    watcher: Option<crate::reload::watch::WatchHandle>,
 }
 
 impl MockServer {
@@ -129,7 +132,11 @@ impl MockServer {
             let _context = runtime.enter();
             Server::from_listener(listener, live.clone())?
         };
-        let server = server.with_options(ServeOptions { grace: DROP_GRACE, ..ServeOptions::default() });
+        // The route file's `[server]` settings apply (limits, admin, journal) as in the binary; only the grace period
+        // is the mock's own, so that dropping a server never waits long.
+        let mut options = ServeOptions::from_config(live.router().server());
+        options.limits.grace = options.limits.grace.min(DROP_GRACE);
+        let server = server.with_options(options);
         let addr = server.local_addr();
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -152,7 +159,7 @@ impl MockServer {
     /// binary does, until the server is dropped. Pair an edit with [`MockServer::wait_for_generation`].
     pub fn watch(mut self) -> Result<MockServer, MockError> {
         if self.watcher.is_none() {
-            self.watcher = Some(crate::watch::spawn(self.live.clone())?);
+            self.watcher = Some(self.live.watch()?);
         }
         Ok(self)
     }
@@ -214,13 +221,13 @@ impl MockServer {
     /// Clears the journal, the coverage counts, and every route's `count` (so sequences start over).
     pub fn reset(&self) {
         self.live.journal().clear();
-        self.live.journal().reset_coverage();
+        self.live.journal().reset_coverage(&self.live.router());
         self.live.router().reset_counters();
     }
 
     /// Which routes answered no request, and which requests no route answered.
     pub fn coverage(&self) -> Coverage {
-        self.live.journal().coverage(&self.live)
+        self.live.journal().coverage(&self.live.router())
     }
 
     /// How many times the routes have been loaded: 1 at start, one more per successful reload.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use notify_debouncer_full::notify::{self, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
-use crate::live::Live;
+use crate::reload::Live;
 
 /// How long notify-debouncer-full holds a path's events before passing them on (also its polling tick).
 pub const DEBOUNCE: Duration = Duration::from_millis(5);

@@ -5,37 +5,10 @@
 //! per request, however many routes look at it, by [`RequestData`]. When no route matches, [`MatchConfig::explain`]
 //! says in words which condition failed, for the near-miss 404.
 
-use std::cell::OnceCell;
 use std::fmt::Write as _;
 
-use http::HeaderName;
-use regex::{Regex, RegexBuilder};
-
-use crate::router::RequestView;
-
-/// The most memory one compiled regex may take (the `regex` crate's own guard against huge automata).
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
-/// The deepest nesting of groups and repetitions a regex may have.
-pub const REGEX_NEST_LIMIT: u32 = 50;
-
-/// Compiles a route file regex with hotroute's limits. The `regex` crate runs in time linear in the input.
-pub fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .nest_limit(REGEX_NEST_LIMIT)
-        .build()
-}
-
-/// How one value (a query parameter, a header) must look.
-#[derive(Debug, Clone)]
-pub enum Condition {
-    /// Equal to this text.
-    Equals(String),
-    /// Contains a match of this regex (anchor it with `^...$` to match the whole value).
-    Regex(Regex),
-}
+use crate::config::{Condition, MatchConfig};
+use crate::request::RequestData;
 
 impl Condition {
     fn holds(&self, value: &str) -> bool {
@@ -51,23 +24,6 @@ impl Condition {
             Condition::Regex(re) => format!("a match of /{}/", re.as_str()),
         }
     }
-}
-
-/// The checked `[route.match]` table of one route.
-#[derive(Debug, Clone, Default)]
-pub struct MatchConfig {
-    /// Query parameters (decoded) and what one of their values must be.
-    pub query: Vec<(String, Condition)>,
-    /// Headers and what one of their values must be.
-    pub headers: Vec<(HeaderName, Condition)>,
-    /// Text the body must contain.
-    pub body_contains: Option<String>,
-    /// A JSON value the body must contain (see [`json_contains`]).
-    pub json: Option<serde_json::Value>,
-    /// A regex the URL path must match.
-    pub path_regex: Option<Regex>,
-    /// A regex the body (as text) must match.
-    pub body_regex: Option<Regex>,
 }
 
 /// Which condition failed, in [`MatchConfig`]'s check order.
@@ -88,16 +44,6 @@ pub enum Failed {
 }
 
 impl MatchConfig {
-    /// Whether there are no conditions at all (such a table is refused at load time).
-    pub fn is_empty(&self) -> bool {
-        self.query.is_empty()
-            && self.headers.is_empty()
-            && self.body_contains.is_none()
-            && self.json.is_none()
-            && self.path_regex.is_none()
-            && self.body_regex.is_none()
-    }
-
     /// Whether every condition holds for the request.
     pub fn holds(&self, req: &RequestData<'_>) -> bool {
         self.first_failed(req).is_none()
@@ -188,43 +134,6 @@ impl MatchConfig {
                 (Some(_), None) => String::new(),
             },
         })
-    }
-}
-
-/// A request as matching and templates see it: the view, and what is parsed from it on first use.
-#[derive(Debug)]
-pub struct RequestData<'a> {
-    /// The request.
-    pub view: &'a RequestView<'a>,
-    query: OnceCell<Vec<(String, String)>>,
-    json: OnceCell<Option<serde_json::Value>>,
-}
-
-impl<'a> RequestData<'a> {
-    /// Wraps a request; nothing is parsed yet.
-    pub fn new(view: &'a RequestView<'a>) -> Self {
-        RequestData { view, query: OnceCell::new(), json: OnceCell::new() }
-    }
-
-    /// The query parameters, decoded (`+` is a space), in order; a name may repeat.
-    pub fn query(&self) -> &[(String, String)] {
-        self.query.get_or_init(|| {
-            self.view
-                .uri
-                .query()
-                .map(|q| form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
-                .unwrap_or_default()
-        })
-    }
-
-    /// The body parsed as JSON, or none when it is empty or not JSON.
-    pub fn json(&self) -> Option<&serde_json::Value> {
-        self.json.get_or_init(|| serde_json::from_slice(self.view.body).ok()).as_ref()
-    }
-
-    /// The body as text (invalid UTF-8 replaced).
-    pub fn body_text(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(self.view.body)
     }
 }
 
@@ -340,8 +249,8 @@ mod tests {
 
     #[test]
     fn regex_limits_refuse_huge_automata() {
-        assert!(compile_regex("^a+$").is_ok());
-        assert!(compile_regex("(((a{100}){100}){100})").is_err());
-        assert!(compile_regex(&"(".repeat(60)).is_err());
+        assert!(crate::config::compile_regex("^a+$").is_ok());
+        assert!(crate::config::compile_regex("(((a{100}){100}){100})").is_err());
+        assert!(crate::config::compile_regex(&"(".repeat(60)).is_err());
     }
 }

@@ -10,7 +10,6 @@
 //! the same on every run), from the thread's random generator otherwise.
 
 use std::cell::{Cell, RefCell};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,7 +19,25 @@ use fake::rand::{Rng, SeedableRng};
 use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind};
 
-use crate::matching::RequestData;
+use crate::request::RequestData;
+
+/// The stack templates are compiled and rendered on. MiniJinja recurses as deep as a template's expressions nest
+/// (`- - - 1`, `a.b.c`, `elif` chains: up to one level per source byte when compiling) and as deep as the values it
+/// builds nest (up to one level per instruction, which the fuel bounds). Measured in debug builds at about 1.4 KiB
+/// per level, the worst case of either is below this size.
+pub const TEMPLATE_STACK: usize = 256 << 20;
+/// Template work runs in place when this much stack is left, else on a fresh [`TEMPLATE_STACK`].
+const TEMPLATE_RED_ZONE: usize = 192 << 20;
+/// The stack size of the binary's worker threads: enough that template work never needs a fresh stack.
+pub const WORKER_STACK: usize = TEMPLATE_STACK + (8 << 20);
+
+/// Runs template work (compiling or rendering) with [`TEMPLATE_STACK`] of stack, so that a deeply nested template
+/// is an error instead of a stack overflow that would abort the whole server. On threads with that much stack left
+/// (the binary's workers, see [`WORKER_STACK`]) it runs in place; elsewhere it gets a stack of its own for the call
+/// (a map and unmap, some microseconds).
+pub fn on_template_stack<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(TEMPLATE_RED_ZONE, TEMPLATE_STACK, f)
+}
 
 /// The most instructions one render may run before it is stopped with an error.
 pub const FUEL: u64 = 100_000;
@@ -133,9 +150,9 @@ impl Templates {
     }
 
     /// Compiles `source` under `name` (unique per template, e.g. `routes.toml:12 body`).
-    /// Sources over [`crate::limits::MAX_TEMPLATE_SOURCE`] are refused: their nesting bounds the stack needed.
+    /// Sources over [`crate::config::limits::MAX_TEMPLATE_SOURCE`] are refused: their nesting bounds the stack needed.
     pub fn compile(&mut self, name: String, source: String) -> Result<Compiled, Error> {
-        let limit = crate::limits::MAX_TEMPLATE_SOURCE;
+        let limit = crate::config::limits::MAX_TEMPLATE_SOURCE;
         if source.len() > limit {
             let detail = format!(
                 "the template is {} bytes, over the limit of {limit} bytes; serve large fixed content without \
@@ -145,7 +162,7 @@ impl Templates {
             return Err(Error::new(minijinja::ErrorKind::InvalidOperation, detail));
         }
         // Compiling recurses as deep as the template nests: on a stack big enough for the worst case.
-        crate::limits::on_template_stack(|| {
+        crate::route::template::on_template_stack(|| {
             self.env.add_template_owned(name.clone(), source)?;
             let needs = Needs::of(self.env.get_template(&name)?.undeclared_variables(false));
             Ok(Compiled { name, needs })
@@ -161,10 +178,10 @@ impl Templates {
     }
 
     /// Renders a compiled template with `ctx` (made by [`context`]), after [`Templates::begin`].
-    /// Runs on a stack big enough for the deepest values the fuel allows (see [`crate::limits::on_template_stack`]);
+    /// Runs on a stack big enough for the deepest values the fuel allows (see [`crate::route::template::on_template_stack`]);
     /// the error is formatted there too, as it can hold the template's values.
     pub fn render(&self, template: &Compiled, ctx: &Value) -> Result<String, RenderError> {
-        crate::limits::on_template_stack(|| {
+        crate::route::template::on_template_stack(|| {
             self.env.get_template(&template.name).and_then(|t| t.render(ctx)).map_err(|e| RenderError(format!("{e:#}")))
         })
     }
@@ -304,81 +321,6 @@ fn json_filter(value: &Value) -> Result<Value, Error> {
         .map_err(|e| invalid(format!("cannot write this value as JSON: {e}")))
 }
 
-/// Whether `s` holds template syntax at all.
-pub fn has_template_syntax(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%") || s.contains("{#")
-}
-
-/// The template that renders a `json = ...` value: every string in it is a template whose output is a JSON string,
-/// and a string that is one `{{ expression }}` and nothing else gives the expression's JSON value (so
-/// `"{{ count }}"` is a number and `"{{ json.items }}"` an array). Object keys are not templates. The structure is
-/// written as JSON text, so the output is valid JSON whatever the strings render to.
-pub fn json_template_source(value: &serde_json::Value) -> String {
-    let mut out = String::new();
-    write_json_template(value, &mut out);
-    out
-}
-
-fn write_json_template(value: &serde_json::Value, out: &mut String) {
-    use serde_json::Value as J;
-    match value {
-        J::String(s) if !has_template_syntax(s) => out.push_str(&J::String(s.clone()).to_string()),
-        J::String(s) => match single_expression(s) {
-            Some(expr) => {
-                let _ = write!(out, "{{{{ ({expr}) | {JSON_FILTER} }}}}");
-            }
-            None => {
-                let _ = write!(out, "{{% filter {JSON_FILTER} %}}");
-                out.push_str(s);
-                out.push_str("{% endfilter %}");
-            }
-        },
-        J::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json_template(item, out);
-            }
-            out.push(']');
-        }
-        J::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let key = J::String(key.clone()).to_string();
-                if has_template_syntax(&key) || key.contains("}}") || key.contains("%}") {
-                    // A space keeps the object's `{` from touching `{% raw %}`, which would read as `{{`.
-                    if out.ends_with('{') {
-                        out.push(' ');
-                    }
-                    out.push_str("{% raw %}");
-                    out.push_str(&key);
-                    out.push_str("{% endraw %}");
-                } else {
-                    out.push_str(&key);
-                }
-                out.push(':');
-                write_json_template(item, out);
-            }
-            out.push('}');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// The expression of a string that is exactly `{{ expression }}`.
-fn single_expression(s: &str) -> Option<&str> {
-    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
-    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
-    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
-    let nested = ["{{", "}}", "{%", "%}", "{#", "#}"].iter().any(|t| inner.contains(t));
-    (!nested && !inner.trim().is_empty()).then(|| inner.trim())
-}
-
 thread_local! {
     static SEED: Cell<Option<u64>> = const { Cell::new(None) };
     static RNG: RefCell<Option<SmallRng>> = const { RefCell::new(None) };
@@ -442,9 +384,9 @@ pub fn strftime(format: &str, secs: u64, nanos: u32) -> Result<String, Error> {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let (year, month, day) = crate::access_log::civil_from_days(days);
+    let (year, month, day) = crate::util::time::civil_from_days(days);
     let weekday = (days + 4).rem_euclid(7) as usize;
-    let yday = days - days_from_civil(year, 1, 1) + 1;
+    let yday = days - crate::util::time::days_from_civil(year, 1, 1) + 1;
     let mut out = String::with_capacity(format.len() + 16);
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
@@ -520,16 +462,6 @@ fn push_num(out: &mut String, mut n: u64, width: usize) {
         out.push('0');
     }
     out.extend(digits[i..].iter().map(|&d| char::from(d)));
-}
-
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// `uuid()`: a random version 4 UUID.
@@ -632,7 +564,7 @@ mod tests {
     #[test]
     fn json_template_keeps_the_structure_and_types() {
         let v = serde_json::json!({"id": "{{ path.id }}", "n": 3, "k{{x}}": "a {{ b }} c", "l": ["x", "{{ y }}"]});
-        let src = json_template_source(&v);
+        let src = crate::config::json_template::json_template_source(&v);
         let mut t = Templates::new(None);
         let c = t.compile("t".into(), src).unwrap();
         let ctx = minijinja::context! { path => minijinja::context!{ id => "7" }, b => "\"q\"", y => 5 };

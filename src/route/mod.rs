@@ -5,30 +5,41 @@
 //! with `match` conditions is skipped when they do not hold, and the next one in file order is tried.
 //!
 //! A plain route answers from a [`Prepared`] response: a header map clone and a body reference count. Everything
-//! else (templates, sequences, delays, faults, static folders) is a scripted route, which counts its answers in a
-//! [`RouteState`] that a reload carries over when the route's definition did not change.
+//! else (templates, sequences, delays, faults, static folders) is a scripted route, which counts its answers.
+//!
+//! Each route carries its own [`RouteStats`]: its answer count (a sequence's position), its coverage hits, the name
+//! the journal gives it, and the observe layer's metric slot. [`Router::adopt_state`] is the one place that decides
+//! what survives a reload.
 
+pub(crate) mod cors;
+pub(crate) mod matching;
+pub(crate) mod not_found;
+pub(crate) mod reply;
+pub(crate) mod respond;
+pub(crate) mod static_files;
+pub(crate) mod template;
+
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::HeaderValue;
-use http::{HeaderMap, Method, Response, StatusCode, Uri};
+use http::{Method, Response, StatusCode};
 
+use crate::config::MatchConfig;
+use crate::config::error::{LoadError, LoadErrors};
 use crate::config::{BodyConfig, Config, Methods, RouteConfig, ServerConfig};
-use crate::cors::Cors;
-use crate::error::{LoadError, LoadErrors};
-use crate::matching::{MatchConfig, RequestData};
-use crate::not_found::NearMiss;
-use crate::reply::{Reply, ReplyParts};
-use crate::respond::{self, Body, Prepared};
-use crate::static_files::{DirRequest, StaticDir};
-use crate::template::{Templates, Vars};
+use crate::request::{RequestData, RequestView};
+use cors::Cors;
+use not_found::NearMiss;
+use reply::{Reply, ReplyParts};
+use respond::{Body, Prepared};
+use static_files::{DirRequest, StaticDir};
+use template::{Templates, Vars};
 
 /// How a route produces its response.
 #[derive(Debug)]
@@ -39,11 +50,44 @@ enum Responder {
     Scripted(Box<Script>),
 }
 
-/// The per-route state that outlives a reload when the route's definition did not change.
+/// What one route has counted, and what is made for it on its first request. Kept in the route itself, so that a
+/// request finds it without a lookup.
 #[derive(Debug, Default)]
-pub struct RouteState {
-    /// How many times the route has answered.
-    hits: AtomicU64,
+struct RouteStats {
+    /// How many times a scripted route has answered: its position in its sequence. A reload keeps it when the route's
+    /// definition did not change (a changed sequence starts again).
+    answers: Arc<AtomicU64>,
+    /// How many requests the route answered, for coverage. A reload keeps it when the route keeps its methods, path
+    /// and rank among the routes of that path (an edited body is still the same route for coverage).
+    hits: Arc<AtomicU64>,
+    /// The route as the journal names it.
+    info: OnceLock<Arc<RouteInfo>>,
+    /// The observe layer's slot (metric labels and counters). Not carried over: its labels name the route's line.
+    observed: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+/// A route as the journal and coverage name it.
+#[derive(Debug)]
+pub struct RouteInfo {
+    /// The methods it answers.
+    pub methods: Methods,
+    /// Its URL pattern as written, e.g. `/users/{id}`.
+    pub path: String,
+    /// Where it is defined: `file:line`.
+    pub location: String,
+}
+
+impl RouteInfo {
+    /// The route as JSON: methods, path and location.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "methods": self.methods.to_json(), "path": self.path, "location": self.location })
+    }
+}
+
+impl std::fmt::Display for RouteInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({})", self.methods, self.path, self.location)
+    }
 }
 
 #[derive(Debug)]
@@ -51,7 +95,6 @@ struct Script {
     /// The route's one answer, or its sequence.
     replies: Vec<Reply>,
     cycle: bool,
-    state: Arc<RouteState>,
     dir: Option<(Arc<StaticDir>, Option<String>)>,
     /// `file:line` of the route, which template errors name on the request path.
     location: String,
@@ -82,6 +125,7 @@ pub struct Route {
     matcher: Option<MatchConfig>,
     /// The hash of its definition (see [`crate::config::ScriptConfig::key`]).
     key: u64,
+    stats: RouteStats,
 }
 
 impl Route {
@@ -94,8 +138,42 @@ impl Route {
     pub fn count(&self) -> Option<u64> {
         match &self.responder {
             Responder::Static(_) => None,
-            Responder::Scripted(s) => Some(s.state.hits.load(Ordering::Relaxed)),
+            Responder::Scripted(_) => Some(self.stats.answers.load(Ordering::Relaxed)),
         }
+    }
+
+    /// How many requests the route answered since the start or the last coverage reset (counted by the journal).
+    pub fn hits(&self) -> u64 {
+        self.stats.hits.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request the route answered, for coverage.
+    pub(crate) fn hit(&self) {
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets the coverage count back to zero.
+    pub(crate) fn reset_hits(&self) {
+        self.stats.hits.store(0, Ordering::Relaxed);
+    }
+
+    /// The route as the journal names it, made on its first request and shared by every record of it.
+    pub fn info(&self) -> Arc<RouteInfo> {
+        self.stats
+            .info
+            .get_or_init(|| {
+                Arc::new(RouteInfo {
+                    methods: self.methods.clone(),
+                    path: self.path.clone(),
+                    location: self.location(),
+                })
+            })
+            .clone()
+    }
+
+    /// The observe layer's per-route slot of type `T`, made by `make` on the route's first request.
+    pub(crate) fn observed<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<Arc<T>> {
+        self.stats.observed.get_or_init(|| Arc::new(make())).clone().downcast().ok()
     }
 
     /// Whether the route does per-request work (templates, a sequence, a delay, a fault or a folder), for the trace.
@@ -113,40 +191,6 @@ struct PathEntry {
     allow: HeaderValue,
     /// Whether a route names `OPTIONS` itself (it then answers CORS preflights instead of the CORS layer).
     options: bool,
-}
-
-/// What a request matched.
-#[derive(Debug)]
-pub enum Lookup<'r, 'p> {
-    /// A route answers; `params` holds the captured path parameters.
-    Found {
-        /// The route.
-        route: &'r Route,
-        /// Captured `{name}` segments.
-        params: matchit::Params<'r, 'p>,
-    },
-    /// The path exists, but not for this method.
-    MethodNotAllowed {
-        /// The methods it does accept.
-        allow: &'r HeaderValue,
-    },
-    /// No route has this path.
-    NotFound,
-}
-
-/// A request as the routes see it: the head, the whole body (already read, within the body limit) and the peer.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestView<'a> {
-    /// Request method.
-    pub method: &'a Method,
-    /// Request target.
-    pub uri: &'a Uri,
-    /// Request headers.
-    pub headers: &'a HeaderMap,
-    /// The request body.
-    pub body: &'a Bytes,
-    /// The client's address.
-    pub peer: SocketAddr,
 }
 
 /// A response and the route that gave it (none for a 404 or 405).
@@ -194,7 +238,8 @@ pub struct Router {
     templates: Templates,
     server: ServerConfig,
     cors: Option<Cors>,
-    not_found: Option<(Reply, RouteState)>,
+    /// `[server] not_found` and how many times it answered.
+    not_found: Option<(Reply, AtomicU64)>,
     /// Made on the first near-miss 404, so that loading many routes does not pay for it.
     near: OnceLock<NearMiss>,
 }
@@ -208,7 +253,7 @@ impl Router {
     /// Like [`Router::load_file`], recording in `inputs` every file the load read, for the watcher.
     pub(crate) fn load_file_tracked(
         path: &std::path::Path,
-        inputs: &mut crate::inputs::Inputs,
+        inputs: &mut crate::config::inputs::Inputs,
     ) -> Result<Router, LoadErrors> {
         Self::build_checked(crate::config::check_file_tracked(path, inputs)?)
     }
@@ -283,6 +328,7 @@ impl Router {
                 responder,
                 matcher: rc.script.matcher.as_ref().map(|m| m.0.clone()),
                 key: rc.script.key,
+                stats: RouteStats::default(),
             });
         }
         let not_found = match &config.server.not_found {
@@ -297,7 +343,7 @@ impl Router {
                     fault: nf.fault,
                 };
                 match Reply::build(parts, &mut templates, "[server] not_found", &config.sources[0].text) {
-                    Ok(reply) => Some((reply, RouteState::default())),
+                    Ok(reply) => Some((reply, AtomicU64::new(0))),
                     Err(e) => {
                         errors.push(config.error_at(0, e.span, e.message, Some(TEMPLATE_HELP)));
                         None
@@ -327,44 +373,40 @@ impl Router {
         })
     }
 
-    /// Takes over the counters and sequence positions of `previous`'s routes whose definition did not change, so
-    /// that a reload does not restart them. [`crate::Live::swap`] calls it.
+    /// Takes over the counts of `previous`'s routes, so that a reload restarts neither sequences nor coverage: a
+    /// scripted route's answer count when its definition did not change, and every route's coverage hits when it
+    /// keeps its methods, path and rank among the routes of that path. [`crate::Live`] calls it before each swap.
     pub fn adopt_state(&mut self, previous: &Router) {
-        let mut old: HashMap<u64, &Arc<RouteState>> = HashMap::new();
+        let mut answers: HashMap<u64, &Arc<AtomicU64>> = HashMap::new();
+        let mut hits: HashMap<(&Methods, &str, usize), &Arc<AtomicU64>> = HashMap::new();
+        let mut rank: HashMap<(&Methods, &str), usize> = HashMap::new();
         for route in &previous.routes {
-            if let Responder::Scripted(s) = &route.responder {
-                old.entry(route.key).or_insert(&s.state);
+            if let Responder::Scripted(_) = &route.responder {
+                answers.entry(route.key).or_insert(&route.stats.answers);
             }
+            let nth = rank.entry((&route.methods, route.path.as_str())).or_default();
+            hits.insert((&route.methods, route.path.as_str(), *nth), &route.stats.hits);
+            *nth += 1;
         }
-        if old.is_empty() {
-            return;
-        }
+        let mut rank: HashMap<(Methods, String), usize> = HashMap::new();
         for route in &mut self.routes {
-            if let Responder::Scripted(s) = &mut route.responder
-                && let Some(state) = old.remove(&route.key)
+            if let Responder::Scripted(_) = &route.responder
+                && let Some(count) = answers.remove(&route.key)
             {
-                s.state = Arc::clone(state);
+                route.stats.answers = Arc::clone(count);
             }
+            let nth = rank.entry((route.methods.clone(), route.path.clone())).or_default();
+            if let Some(count) = hits.get(&(&route.methods, route.path.as_str(), *nth)) {
+                route.stats.hits = Arc::clone(count);
+            }
+            *nth += 1;
         }
     }
 
-    /// Sets every route's count (and so its sequence position) back to zero.
+    /// Sets every route's answer count (and so its sequence position) back to zero.
     pub fn reset_counters(&self) {
         for route in &self.routes {
-            if let Responder::Scripted(s) = &route.responder {
-                s.state.hits.store(0, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Finds the route for `method` and `path`, ignoring `match` conditions: the first route of the path whose
-    /// methods fit. [`Router::respond`] checks the conditions too.
-    pub fn lookup<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Lookup<'r, 'p> {
-        let Ok(m) = self.tree.at(path) else { return Lookup::NotFound };
-        let entry = &self.entries[*m.value];
-        match entry.routes.iter().map(|&i| &self.routes[i]).find(|r| r.methods.allows(method)) {
-            Some(route) => Lookup::Found { route, params: m.params },
-            None => Lookup::MethodNotAllowed { allow: &entry.allow },
+            route.stats.answers.store(0, Ordering::Relaxed);
         }
     }
 
@@ -425,7 +467,7 @@ impl Router {
         data: &RequestData<'_>,
     ) -> (Response<Body>, Option<Pending>) {
         let req = data.view;
-        let count = script.state.hits.fetch_add(1, Ordering::Relaxed) + 1;
+        let count = route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1;
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
             let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
@@ -445,8 +487,8 @@ impl Router {
     /// when the path matched but no route's conditions held.
     fn not_found<'r>(&'r self, data: &RequestData<'_>, entry: Option<&PathEntry>) -> Answer<'r> {
         let req = data.view;
-        if let Some((reply, state)) = &self.not_found {
-            let count = state.hits.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some((reply, answers)) = &self.not_found {
+            let count = answers.fetch_add(1, Ordering::Relaxed) + 1;
             let vars = Vars { req: data, params: &[], count };
             let mut response = reply.render(&self.templates, &vars, (0, count), req.method, "[server] not_found");
             if let Some(fault) = reply.fault {
@@ -471,27 +513,49 @@ impl Router {
             }
             return text;
         }
-        let near = self
-            .near
-            .get_or_init(|| {
-                NearMiss::new(self.entries.iter().enumerate().map(|(i, e)| (self.routes[e.routes[0]].path.as_str(), i)))
-            })
-            .nearest(req.uri.path());
+        let near = self.nearest(req.uri.path());
         if near.is_empty() {
             return text;
         }
         text.push_str("nearest routes:\n");
-        for n in &near {
-            for route in self.entries[n.entry].routes.iter().map(|&i| &self.routes[i]) {
-                let method = if route.methods.allows(req.method) {
-                    String::new()
-                } else {
-                    format!("; the method differs too: the route answers {}", route.methods)
-                };
-                let _ = writeln!(text, "  {} {} ({}): {}{method}", route.methods, route.path, route.location(), n.why);
-            }
+        for (route, why) in &near {
+            let method = if route.methods.allows(req.method) {
+                String::new()
+            } else {
+                format!("; the method differs too: the route answers {}", route.methods)
+            };
+            let _ = writeln!(text, "  {} {} ({}): {why}{method}", route.methods, route.path, route.location());
         }
         text
+    }
+
+    /// The routes whose pattern is one segment away from `path`, with how the path differs, in file order: the
+    /// near-miss engine of both the 404 and the trace. Its index is made on first use.
+    pub(crate) fn nearest(&self, path: &str) -> Vec<(&Route, String)> {
+        let near = self.near.get_or_init(|| {
+            NearMiss::new(self.entries.iter().enumerate().map(|(i, e)| (self.routes[e.routes[0]].path.as_str(), i)))
+        });
+        let mut out = Vec::new();
+        for n in near.nearest(path) {
+            out.extend(self.entries[n.entry].routes.iter().map(|&i| (&self.routes[i], n.why.clone())));
+        }
+        out
+    }
+
+    /// What the request's path captures by the pattern it matches: `{id}` and `{*rest}` names and values.
+    pub(crate) fn captures(&self, path: &str) -> Vec<(String, String)> {
+        self.tree
+            .at(path)
+            .map(|m| m.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The routes of `path` (whatever their methods and conditions), in file order.
+    pub(crate) fn routes_of(&self, path: &str) -> Vec<&Route> {
+        self.tree
+            .at(path)
+            .map(|m| self.entries[*m.value].routes.iter().map(|&i| &self.routes[i]).collect())
+            .unwrap_or_default()
     }
 
     /// The routes, in file order.
@@ -519,8 +583,9 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
     let location_string = format!("{}:{}", config.sources[rc.origin.source].path.display(), rc.origin.line);
     let location = location_string.as_str();
     let text = &config.sources[rc.origin.source].text;
-    let error =
-        |e: crate::reply::CompileError| config.error_at(rc.origin.source, e.span, e.message, Some(TEMPLATE_HELP));
+    let error = |e: crate::route::reply::CompileError| {
+        config.error_at(rc.origin.source, e.span, e.message, Some(TEMPLATE_HELP))
+    };
     let replies = match &script.sequence {
         None => {
             let parts = ReplyParts {
@@ -553,7 +618,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
     let dir =
         script.dir.as_ref().map(|d| (Arc::new(StaticDir::new(d.root.clone(), location.to_owned())), d.param.clone()));
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
-    Ok(Responder::Scripted(Box::new(Script { replies, cycle, state: Arc::default(), dir, location: location_string })))
+    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, location: location_string })))
 }
 
 /// Whether `earlier` answers every request that `later` would (on the methods they share): it has no `match`

@@ -1,0 +1,135 @@
+//! Checked settings whose behaviour lives in the route layer: CORS, `match` conditions and faults. The data is
+//! defined here, with the route file, so that loading needs nothing above it; `crate::route` gives them behaviour.
+
+use std::fmt;
+use std::str::FromStr;
+
+use http::{HeaderName, Method};
+use regex::{Regex, RegexBuilder};
+
+/// The checked `cors` setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorsConfig {
+    /// Allowed origins (`https://app.example`); none means any origin.
+    pub origins: Option<Vec<String>>,
+    /// Methods a preflight allows; none means the methods the path answers.
+    pub methods: Option<Vec<Method>>,
+    /// Request headers a preflight allows; none means whatever the browser asks for.
+    pub headers: Option<Vec<HeaderName>>,
+    /// Response headers the browser may show to the page.
+    pub expose_headers: Vec<HeaderName>,
+    /// Whether credentialed requests (cookies) are allowed; the origin is then echoed instead of `*`.
+    pub credentials: bool,
+    /// How long, in seconds, a browser may cache a preflight answer.
+    pub max_age: Option<u64>,
+}
+
+/// The most memory one compiled regex may take (the `regex` crate's own guard against huge automata).
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The deepest nesting of groups and repetitions a regex may have.
+pub const REGEX_NEST_LIMIT: u32 = 50;
+
+/// Compiles a route file regex with hotroute's limits. The `regex` crate runs in time linear in the input.
+pub fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(REGEX_NEST_LIMIT)
+        .build()
+}
+
+/// How one value (a query parameter, a header) must look.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// Equal to this text.
+    Equals(String),
+    /// Contains a match of this regex (anchor it with `^...$` to match the whole value).
+    Regex(Regex),
+}
+
+/// The checked `[route.match]` table of one route.
+#[derive(Debug, Clone, Default)]
+pub struct MatchConfig {
+    /// Query parameters (decoded) and what one of their values must be.
+    pub query: Vec<(String, Condition)>,
+    /// Headers and what one of their values must be.
+    pub headers: Vec<(HeaderName, Condition)>,
+    /// Text the body must contain.
+    pub body_contains: Option<String>,
+    /// A JSON value the body must contain (see [`json_contains`]).
+    pub json: Option<serde_json::Value>,
+    /// A regex the URL path must match.
+    pub path_regex: Option<Regex>,
+    /// A regex the body (as text) must match.
+    pub body_regex: Option<Regex>,
+}
+
+impl MatchConfig {
+    /// Whether there are no conditions at all (such a table is refused at load time).
+    pub fn is_empty(&self) -> bool {
+        self.query.is_empty()
+            && self.headers.is_empty()
+            && self.body_contains.is_none()
+            && self.json.is_none()
+            && self.path_regex.is_none()
+            && self.body_regex.is_none()
+    }
+}
+
+/// What a faulty route does to the connection instead of answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// Abort the connection with a TCP reset (RST): the client sees "connection reset by peer".
+    Reset,
+    /// Close the connection without an answer: the client sees the connection end before a response.
+    Close,
+    /// Send bytes that are not HTTP, then close: the client sees a response it cannot parse.
+    Garbage,
+}
+
+impl Fault {
+    /// The name used in the route file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Reset => "reset",
+            Fault::Close => "close",
+            Fault::Garbage => "garbage",
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Fault::Reset => 1,
+            Fault::Close => 2,
+            Fault::Garbage => 3,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Fault> {
+        match code {
+            1 => Some(Fault::Reset),
+            2 => Some(Fault::Close),
+            3 => Some(Fault::Garbage),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Fault {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "reset" => Ok(Fault::Reset),
+            "close" => Ok(Fault::Close),
+            "garbage" => Ok(Fault::Garbage),
+            _ => Err(()),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! What can go wrong when binding and serving.
+
+/// Errors from binding and serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The port is taken, with what to do about it.
+    #[error(
+        "cannot listen on {addr}: address already in use\n  another program (perhaps another hotroute) is listening on that port.\n  help: stop it, or pick another port with `--port 8080` (or `--port 0` for any free port)"
+    )]
+    AddrInUse {
+        /// The address that could not be bound.
+        addr: String,
+    },
+    /// Any other failure to bind the listening socket.
+    #[error(
+        "cannot listen on {addr}: {source}\n  help: check the address (e.g. `127.0.0.1:3000` or `0.0.0.0:8080`) and your permissions"
+    )]
+    Bind {
+        /// The address that could not be bound.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The listen address is not an `IP:PORT`.
+    #[error("`{addr}` is not a listen address\n  help: write it as IP:PORT, e.g. `127.0.0.1:3000` or `0.0.0.0:8080`")]
+    BadAddr {
+        /// What was given.
+        addr: String,
+    },
+    /// An I/O failure of the listening socket itself.
+    #[error("the listening socket failed: {0}")]
+    Io(#[from] std::io::Error),
+}

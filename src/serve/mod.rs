@@ -1,0 +1,177 @@
+//! Serving: the listening socket, one task per connection, HTTP/1.1 and HTTP/2 on the same port, and shutdown.
+//!
+//! This is the journey of a request through Go's `net/http`, in Rust: the kernel's listening socket is polled by
+//! tokio's reactor (epoll on Linux), each accepted connection gets its own task with its I/O stacked by [`io`], and
+//! hyper reads each request head and calls the connection's [`service::Pipeline`], which answers it.
+
+mod error;
+pub(crate) mod io;
+mod service;
+
+pub use error::ServeError;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::config::limits::{DEFAULT_MAX_HEADERS, MIN_MAX_HEADER_SIZE};
+use crate::config::{Limits, ServerConfig};
+use crate::observe::Observer;
+use crate::observe::access_log::LogFormat;
+use crate::reload::Live;
+
+/// Tunables of the serving loop: the route file's limits, and what the command line adds.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Limits and timeouts (`[server]` in the route file, or their defaults).
+    pub limits: Limits,
+    /// Whether `/__admin/` answers (when the route file's `[server] admin` does not turn it off).
+    pub admin: bool,
+    /// Write an access-log line per request to stderr, in this format (`--log-requests`).
+    pub access_log: Option<LogFormat>,
+    /// Trace each connection's and request's journey on stderr (`--trace`).
+    pub trace: bool,
+}
+
+impl ServeOptions {
+    /// The options a route file's `[server]` table asks for: its limits, the admin API on, and the access log on if
+    /// `log_requests`.
+    pub fn from_config(server: &ServerConfig) -> Self {
+        ServeOptions {
+            limits: server.limits.clone(),
+            admin: true,
+            access_log: server.log_requests.then(LogFormat::default),
+            trace: false,
+        }
+    }
+
+    /// The options for these limits (admin on, access log and trace off).
+    pub fn from_limits(limits: Limits) -> Self {
+        ServeOptions { limits, admin: true, access_log: None, trace: false }
+    }
+}
+
+/// A bound listening socket and the routes it will serve.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    live: Arc<Live>,
+    options: ServeOptions,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port). A taken port gives [`ServeError::AddrInUse`]. The server applies the
+    /// route file's `[server]` settings ([`ServeOptions::from_config`]); [`Server::with_options`] replaces them.
+    pub async fn bind(addr: SocketAddr, live: Arc<Live>) -> Result<Server, ServeError> {
+        let listener = TcpListener::bind(addr).await.map_err(|source| bind_error(addr, source))?;
+        let options = ServeOptions::from_config(live.router().server());
+        Ok(Server { listener, live, options })
+    }
+
+    /// Wraps a socket bound elsewhere (e.g. a std listener from a test harness).
+    pub fn from_listener(listener: std::net::TcpListener, live: Arc<Live>) -> Result<Server, ServeError> {
+        listener.set_nonblocking(true)?;
+        let options = ServeOptions::from_config(live.router().server());
+        Ok(Server { listener: TcpListener::from_std(listener)?, live, options })
+    }
+
+    /// Replaces the serving options.
+    pub fn with_options(mut self, options: ServeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The address actually bound (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound TCP listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish for up to the grace
+    /// period, and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let Server { listener, live, options } = self;
+        let limits = &options.limits;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper's header-read timeout does nothing without a timer: set one, or slow clients hold connections forever.
+        let mut http1 = builder.http1();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            // The read buffer's size bounds the request head (hyper-util's builder has no max_header_size).
+            .max_buf_size(limits.max_header_size.max(MIN_MAX_HEADER_SIZE));
+        // hyper parses headers on the heap once max_headers is set: only set it when it is not hyper's own default.
+        if limits.max_headers != DEFAULT_MAX_HEADERS {
+            http1.max_headers(limits.max_headers);
+        }
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+        let cap = io::ConnectionCap::new(limits.max_connections);
+        let (idle_timeout, write_timeout, grace) = (limits.idle_timeout, limits.write_timeout, limits.grace);
+        let builder = Arc::new(builder);
+        let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
+        let observer = Observer::new(&listener, options.trace);
+        let served = Arc::new(service::Served::new(live, options));
+        tokio::pin!(shutdown);
+
+        loop {
+            let (stream, peer, permit) = tokio::select! {
+                accepted = io::accept(&listener, &cap) => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and similar: wait a little instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            while connections.try_join_next().is_some() {}
+            // Small responses go out at once instead of waiting for Nagle's algorithm.
+            let _ = stream.set_nodelay(true);
+            tracing::trace!(%peer, "connection accepted");
+            let stream = observer.accepted(stream, peer, served.live().metrics());
+            // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
+            let trigger = io::Trigger::default();
+            let pipeline = service::Pipeline::new(served.clone(), stream.conn(), trigger.clone(), peer);
+            let io = TokioIo::new(io::wrap(stream, trigger, idle_timeout, write_timeout));
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            connections.spawn(async move {
+                let _permit = permit;
+                let service = service_fn(move |req| pipeline.call(req));
+                if let Err(e) = watcher.watch(builder.serve_connection(io, service)).await {
+                    tracing::debug!(%peer, "connection ended with an error: {e}");
+                }
+            });
+        }
+
+        drop(listener);
+        tracing::info!("shutting down: waiting up to {grace:?} for {} open connection(s)", graceful.count());
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!("grace period over: closing the connections that are still open");
+        }
+        connections.shutdown().await;
+        Ok(())
+    }
+}
+
+fn bind_error(addr: SocketAddr, source: std::io::Error) -> ServeError {
+    if source.kind() == std::io::ErrorKind::AddrInUse {
+        ServeError::AddrInUse { addr: addr.to_string() }
+    } else {
+        ServeError::Bind { addr: addr.to_string(), source }
+    }
+}

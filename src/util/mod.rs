@@ -1,0 +1,4 @@
+//! Small helpers shared by every layer; they import nothing of hotroute's.
+
+pub(crate) mod process;
+pub(crate) mod time;
