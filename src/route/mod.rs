@@ -11,6 +11,7 @@
 //! the journal gives it, and the observe layer's metric slot. [`Router::adopt_state`] is the one place that decides
 //! what survives a reload.
 
+pub(crate) mod body;
 pub(crate) mod cors;
 pub(crate) mod matching;
 pub(crate) mod not_found;

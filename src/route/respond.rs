@@ -7,10 +7,8 @@
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::Full;
 
-/// The body type of every response hotroute sends.
-pub type Body = Full<Bytes>;
+pub use super::body::Body;
 
 /// A response ready to be sent any number of times.
 #[derive(Debug, Clone)]
@@ -40,7 +38,7 @@ impl Prepared {
     /// The response for one request. `HEAD` gets the same headers and no body.
     pub fn to_response(&self, method: &Method) -> Response<Body> {
         let body = if method == Method::HEAD { Bytes::new() } else { self.body.clone() };
-        let mut res = Response::new(Full::new(body));
+        let mut res = Response::new(Body::full(body));
         *res.status_mut() = self.status;
         *res.headers_mut() = self.headers.clone();
         res
@@ -51,7 +49,7 @@ impl Prepared {
 pub fn with_body(status: StatusCode, mut headers: HeaderMap, body: Bytes, method: &Method) -> Response<Body> {
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     let body = if method == Method::HEAD { Bytes::new() } else { body };
-    let mut res = Response::new(Full::new(body));
+    let mut res = Response::new(Body::full(body));
     *res.status_mut() = status;
     *res.headers_mut() = headers;
     res

@@ -20,11 +20,10 @@ use http::header::{
     LAST_MODIFIED, LOCATION, RANGE,
 };
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::request::RequestView;
-use crate::route::respond::Body;
+use crate::route::respond::{self, Body};
 
 /// A folder served by a `dir` route.
 #[derive(Debug)]
@@ -87,7 +86,7 @@ impl DirRequest {
                     None => format!("{}/", self.path),
                 };
                 headers.remove(CONTENT_TYPE);
-                let mut res = reply(StatusCode::MOVED_PERMANENTLY, headers, Bytes::new(), &self.method);
+                let mut res = respond::with_body(StatusCode::MOVED_PERMANENTLY, headers, Bytes::new(), &self.method);
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     res.headers_mut().insert(LOCATION, v);
                 }
@@ -103,7 +102,7 @@ impl DirRequest {
             "404 not found: {}\nno such file in the folder served by the route at {}\n",
             self.target, self.dir.route
         );
-        reply(StatusCode::NOT_FOUND, headers, Bytes::from(text), &self.method)
+        respond::with_body(StatusCode::NOT_FOUND, headers, Bytes::from(text), &self.method)
     }
 
     async fn find(&self) -> Found {
@@ -167,7 +166,7 @@ impl DirRequest {
 
         if self.not_modified(etag.as_deref(), modified.map(|m| m.as_secs())) {
             headers.remove(CONTENT_TYPE);
-            return reply(StatusCode::NOT_MODIFIED, headers, Bytes::new(), &Method::HEAD);
+            return respond::with_body(StatusCode::NOT_MODIFIED, headers, Bytes::new(), &Method::HEAD);
         }
 
         let range = match &self.range {
@@ -185,12 +184,12 @@ impl DirRequest {
                 let v = format!("bytes */{len}");
                 headers.insert(CONTENT_RANGE, HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("")));
                 headers.remove(CONTENT_TYPE);
-                return reply(StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new(), &self.method);
+                return respond::with_body(StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new(), &self.method);
             }
         };
         if self.method == Method::HEAD {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
-            let mut res = Response::new(Full::new(Bytes::new()));
+            let mut res = Response::new(Body::default());
             *res.status_mut() = status;
             *res.headers_mut() = headers;
             return res;
@@ -207,7 +206,7 @@ impl DirRequest {
             let text = format!("500 cannot read the file for {}: {e}\n", self.target);
             return crate::route::respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, &self.method);
         }
-        reply(status, headers, Bytes::from(body), &self.method)
+        respond::with_body(status, headers, Bytes::from(body), &self.method)
     }
 
     /// Whether the client's copy is current: `If-None-Match` when sent, else `If-Modified-Since`.
@@ -326,15 +325,6 @@ pub fn content_type(path: &Path) -> String {
     } else {
         mime.to_string()
     }
-}
-
-fn reply(status: StatusCode, mut headers: HeaderMap, body: Bytes, method: &Method) -> Response<Body> {
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let body = if method == Method::HEAD { Bytes::new() } else { body };
-    let mut res = Response::new(Full::new(body));
-    *res.status_mut() = status;
-    *res.headers_mut() = headers;
-    res
 }
 
 #[cfg(test)]
