@@ -1,18 +1,14 @@
-// hotroute as a mock API in a node:test suite: start `hotroute --port 0`, read its address, test, stop it.
-// Run with `node --test examples/node/hotroute.test.mjs` (Node 18+). Set HOTROUTE_BIN to the binary's path, or
-// it uses this repository's target/debug/hotroute.
+// hotroute as a mock API in a node:test suite, with the helper in ./hotroute.mjs: start `hotroute --port 0`, read
+// its address, test, stop it. Run with `node --test examples/node/hotroute.test.mjs` (Node 18+). The binary is
+// $HOTROUTE_BIN, else target/release/hotroute, else target/debug/hotroute, else `hotroute` on PATH.
 
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 
-const BIN = process.env.HOTROUTE_BIN ?? fileURLToPath(new URL("../../target/debug/hotroute", import.meta.url));
+import { findHotroute, startHotroute } from "./hotroute.mjs";
 
 const ROUTES = `
 [[route]]
@@ -26,43 +22,12 @@ method = "POST"
 status = 201
 `;
 
-/** Starts hotroute on a free port with `routes`; resolves to { url, stop }. */
-export async function startHotroute(routes) {
-  const dir = mkdtempSync(join(tmpdir(), "hotroute-"));
-  writeFileSync(join(dir, "routes.toml"), routes);
-  const child = spawn(BIN, [join(dir, "routes.toml"), "--port", "0", "--log-level", "warn"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout });
-  const first = await Promise.race([
-    once(lines, "line").then(([line]) => line),
-    once(child, "exit").then(([code]) => `exited with status ${code}`),
-    once(child, "error").then(([err]) => `failed to start: ${err.message}`),
-    new Promise((resolve) => setTimeout(resolve, 10_000, "no output within 10 s").unref()),
-  ]);
-  if (!first.startsWith("listening on ")) {
-    child.kill();
-    throw new Error(`hotroute did not start (${first}); is it built? (cargo build)`);
-  }
-  const base = first.slice("listening on ".length);
-  return {
-    url: (path) => base + path,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = once(child, "exit");
-        child.kill("SIGTERM"); // hotroute finishes requests in flight and exits
-        await exited;
-      }
-    },
-  };
-}
-
 let api;
 before(async () => {
   api = await startHotroute(ROUTES);
 });
 after(async () => {
-  await api.stop();
+  await api?.stop(); // `api` is unset when the server did not start: `before` has already said why
 });
 beforeEach(async () => {
   await fetch(api.url("/__admin/requests"), { method: "DELETE" }); // each test sees only its own requests
@@ -101,4 +66,65 @@ test("unmatched requests are flagged and show in coverage", async () => {
   const coverage = await (await fetch(api.url("/__admin/coverage"))).json();
   assert.equal(coverage.complete, false);
   assert.deepEqual(coverage.unmatched_requests, [{ method: "GET", path: "/teams/1", count: 1, status: 404 }]);
+});
+
+// The helper itself.
+
+/** A temp folder removed after the test. */
+function tempDir(t, prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test("without HOTROUTE_BIN or a build in target/, the binary on PATH is used", async (t) => {
+  const bin = tempDir(t, "hotroute-path-");
+  symlinkSync(findHotroute(), join(bin, "hotroute"));
+  const emptyTarget = tempDir(t, "hotroute-target-");
+
+  const found = findHotroute({ PATH: bin, CARGO_TARGET_DIR: emptyTarget });
+  assert.equal(found, join(bin, "hotroute"));
+
+  const server = await startHotroute('[[route]]\npath = "/ping"\nbody = "pong"\n', { bin: found });
+  try {
+    assert.equal(await (await fetch(server.url("/ping"))).text(), "pong");
+  } finally {
+    await server.stop();
+  }
+});
+
+test("a missing binary is one error naming every place tried and how to build it", (t) => {
+  const emptyTarget = tempDir(t, "hotroute-target-");
+  assert.throws(
+    () => findHotroute({ PATH: emptyTarget, CARGO_TARGET_DIR: emptyTarget }),
+    (err) => {
+      assert.match(err.message, /^hotroute binary not found/);
+      assert.ok(err.message.includes("$HOTROUTE_BIN (not set)"), err.message);
+      assert.ok(err.message.includes(join(emptyTarget, "release", "hotroute")), err.message);
+      assert.ok(err.message.includes(join(emptyTarget, "debug", "hotroute")), err.message);
+      assert.ok(err.message.includes("on PATH"), err.message);
+      assert.ok(err.message.includes("cargo build --release"), err.message);
+      return true;
+    },
+  );
+  assert.throws(() => findHotroute({ HOTROUTE_BIN: join(emptyTarget, "nope") }), /HOTROUTE_BIN is .*nope/);
+});
+
+test("a bad route file fails with the server's own error, not a guess", async () => {
+  await assert.rejects(startHotroute('[[route]]\npath = "nope"\n'), (err) => {
+    assert.match(err.message, /^hotroute did not start: it exited with status 1; its stderr:\n/);
+    assert.match(err.message, /route path `nope` does not start with `\/`/);
+    assert.match(err.message, /routes\.toml:2:8/);
+    assert.doesNotMatch(err.message, /is it built/);
+    return true;
+  });
+});
+
+test("stop ends the server and removes its temp folder", async () => {
+  const server = await startHotroute('[[route]]\npath = "/ping"\nbody = "pong"\n');
+  assert.ok(existsSync(join(server.dir, "routes.toml")));
+  await server.stop();
+  assert.equal(existsSync(server.dir), false);
+  await assert.rejects(fetch(server.url("/ping"))); // nobody listens there any more
+  await server.stop(); // twice is fine
 });

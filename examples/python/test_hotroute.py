@@ -1,4 +1,10 @@
-"""hotroute as a mock API in pytest: the `hotroute` fixture comes from conftest.py."""
+"""hotroute as a mock API in pytest: the `hotroute` fixture comes from conftest.py, the helper from hotroute.py."""
+
+import os
+
+import pytest
+
+from hotroute import Hotroute, HotrouteError, find_hotroute
 
 USERS = """
 [[route]]
@@ -66,3 +72,59 @@ def test_a_post_is_recorded(hotroute):
     [sent] = api.requests()
     assert sent["body"] == '{"name": "Grace"}' and sent["route"]["path"] == "/users"
     assert api.coverage()["complete"]
+
+
+# The helper itself.
+
+PING = '[[route]]\npath = "/ping"\nbody = "pong"\n'
+
+
+def test_without_hotroute_bin_or_a_build_the_binary_on_path_is_used(tmp_path):
+    bin_dir, empty_target = tmp_path / "bin", tmp_path / "target"
+    bin_dir.mkdir()
+    empty_target.mkdir()
+    os.symlink(find_hotroute(), bin_dir / "hotroute")
+
+    found = find_hotroute({"PATH": str(bin_dir), "CARGO_TARGET_DIR": str(empty_target)})
+    assert found == str(bin_dir / "hotroute")
+
+    server = Hotroute(PING, binary=found)
+    try:
+        assert server.get("/ping").text() == "pong"
+    finally:
+        server.stop()
+
+
+def test_a_missing_binary_is_one_error_naming_every_place_tried(tmp_path):
+    with pytest.raises(HotrouteError) as err:
+        find_hotroute({"PATH": str(tmp_path), "CARGO_TARGET_DIR": str(tmp_path)})
+    message = str(err.value)
+    assert message.startswith("hotroute binary not found")
+    assert "$HOTROUTE_BIN (not set)" in message
+    assert str(tmp_path / "release" / "hotroute") in message
+    assert str(tmp_path / "debug" / "hotroute") in message
+    assert "on PATH" in message and "cargo build --release" in message
+
+    with pytest.raises(HotrouteError, match="HOTROUTE_BIN is .*nope"):
+        find_hotroute({"HOTROUTE_BIN": str(tmp_path / "nope")})
+
+
+def test_a_bad_route_file_fails_with_the_servers_own_error(hotroute):
+    with pytest.raises(HotrouteError) as err:
+        hotroute('[[route]]\npath = "nope"\n')
+    message = str(err.value)
+    assert message.startswith("hotroute did not start: it exited with status 1; its stderr:\n")
+    assert "route path `nope` does not start with `/`" in message
+    assert "routes.toml:2:8" in message
+    assert "above" not in message
+
+
+def test_stop_ends_the_server_and_removes_its_temp_folder():
+    server = Hotroute(PING)
+    assert (server.folder / "routes.toml").exists()
+    server.stop()
+    assert not server.folder.exists()
+    assert server.process.returncode == 0
+    with pytest.raises(OSError):  # nobody listens there any more
+        server.get("/ping")
+    server.stop()  # twice is fine
