@@ -55,6 +55,7 @@ pub const MAX_TEMPLATE_SOURCE: usize = 128 * 1024;
 
 /// The limits of the `[server]` table, checked and with defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// `grace`: how long shutdown waits for requests in flight.
     pub grace: Duration,

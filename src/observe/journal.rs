@@ -89,7 +89,7 @@ impl RecordedRequest {
         }
     }
 
-    /// Its number: 1 for the first request the server received, counting on across [`Journal::clear`].
+    /// Its number: 1 for the first request the server received, counting on when the journal is cleared.
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -271,7 +271,7 @@ pub struct Coverage {
     pub routes: Vec<RouteHits>,
     /// Requests no route answered, by method and path.
     pub unmatched: Vec<Unmatched>,
-    /// Unmatched requests not listed because [`UNMATCHED_LIMIT`] distinct pairs were already listed.
+    /// Unmatched requests not listed because 1000 distinct pairs were already listed.
     pub unmatched_not_listed: u64,
 }
 

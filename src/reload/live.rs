@@ -21,6 +21,7 @@ use crate::route::Router;
 
 /// A reload that failed; the previous routes kept serving.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReloadFailure {
     /// Every problem found in the route file (there is at least one).
     pub errors: LoadErrors,

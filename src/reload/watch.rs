@@ -44,6 +44,7 @@ const MAX_HOPS: usize = 40;
 
 /// Why the watcher could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatchError {
     /// The routes were not loaded from a file.
     #[error("there is no route file to watch: these routes were not loaded from a file")]
