@@ -39,6 +39,11 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library, behind the default `cli` feature.
 #![warn(missing_docs)]
 
+// The README's Rust examples compile as doc tests, so that the front page cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod admin;
 mod config;
 mod mock;
