@@ -350,7 +350,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Whether the admin API under `/__admin/` answers.
     pub admin: bool,
-    /// How many requests the journal keeps (see [`crate::journal`]).
+    /// How many requests the journal keeps (see [`crate::observe::journal`]).
     pub journal: usize,
     /// Whether to write an access-log line per request.
     pub log_requests: bool,

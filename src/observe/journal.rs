@@ -2,8 +2,8 @@
 //! never used.
 //!
 //! Every request that reaches the routes (not the admin API) is recorded in a bounded ring, oldest dropped first:
-//! 1000 requests (`crate::config::DEFAULT_JOURNAL`) unless `[server] journal = N` says otherwise (0 turns the journal off). Bodies are
-//! kept up to [`BODY_LIMIT`] bytes; [`RecordedRequest::body_size`] still tells the full size.
+//! 1000 requests (`crate::config::DEFAULT_JOURNAL`) unless `[server] journal = N` says otherwise (0 turns the journal
+//! off). Bodies are kept up to [`BODY_LIMIT`] bytes; [`RecordedRequest::body_size`] still tells the full size.
 //!
 //! Coverage is counted apart from the ring, so that it covers every request since the start (or the last reset),
 //! not only the ones still in the journal: hits per route, and the requests no route answered, grouped by method and

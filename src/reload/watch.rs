@@ -6,8 +6,8 @@
 //! the watcher watches **folders** (non-recursively): the folder of the route file, of every included file and body
 //! file, of every include pattern, and of every symlink met on the way to each of them. The event kinds are not
 //! trusted either: an event about a path that matters only means "look again". The watcher then re-reads every file
-//! the routes depend on and compares content hashes with what the last load read ([`crate::inputs`]); only a real
-//! change reloads, and the reload builds the new router off the request path before swapping it in ([`Live`]).
+//! the routes depend on and compares content hashes with what the last load read ([`crate::config::inputs`]); only a
+//! real change reloads, and the reload builds the new router off the request path before swapping it in ([`Live`]).
 //!
 //! Timing: notify-debouncer-full merges the raw events of each path for [`DEBOUNCE`]; the watcher then waits until
 //! no relevant event came for [`QUIET`] (a save is several events; a tool may write a thousand times), but never
