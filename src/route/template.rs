@@ -47,6 +47,9 @@ pub fn on_template_stack<R>(f: impl FnOnce() -> R) -> R {
 /// request waits no longer than this for its render, so a template never holds a request or a worker for longer.
 pub const RENDER_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a request waits for its render before it lets the other tasks of its async worker move elsewhere.
+const RENDER_QUICK: Duration = Duration::from_millis(2);
+
 /// How many threads render templates. A render runs there, never on an async worker; a render that overruns
 /// [`RENDER_TIMEOUT`] in a comparison (which has no place to stop it) keeps its thread until it ends, so there
 /// are a few.
@@ -285,7 +288,19 @@ impl Templates {
             };
             return Err(RenderRefused(why));
         }
-        rx.recv_timeout(RENDER_TIMEOUT).map_err(|_| {
+        // Most renders take microseconds: wait for them in place. A longer one would hold this async worker and
+        // every task queued on it, so the wait goes on inside `block_in_place`, which hands the worker's other
+        // tasks to another thread meanwhile (on a multi-thread runtime; elsewhere there is no one to hand them to).
+        let waited = match rx.recv_timeout(RENDER_QUICK) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let multi_thread = tokio::runtime::Handle::try_current()
+                    .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+                if multi_thread { tokio::task::block_in_place(|| rx.recv_timeout(left)) } else { rx.recv_timeout(left) }
+            }
+            other => other,
+        };
+        waited.map_err(|_| {
             RenderRefused(format!(
                 "the templates took longer than {} ms to render (printing or comparing a large nested value?)",
                 RENDER_TIMEOUT.as_millis()
