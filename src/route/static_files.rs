@@ -243,7 +243,7 @@ impl DirRequest {
 }
 
 /// The largest chunk of a file read and sent at once.
-pub const CHUNK: usize = 64 * 1024;
+pub const CHUNK: usize = 32 * 1024;
 
 /// The rest of a file's body: `left` bytes from where `file` stands, read a chunk at a time as the client reads.
 struct FileBody {
