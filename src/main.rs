@@ -120,9 +120,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runtime.worker_threads(usize::from(n));
     }
     let runtime = runtime
+        // The default stack: templates render on threads of their own with a big stack (see
+        // hotroute::WORKER_STACK); giving it to every worker and blocking-pool thread cost GiBs of address space.
         .enable_all()
-        // Deep enough for any template without a stack switch per render (see hotroute::WORKER_STACK).
-        .thread_stack_size(hotroute::WORKER_STACK)
         .build()
         .context("cannot start the async runtime")?;
     let options = ServeOptions::from_config(live.router().server());

@@ -77,6 +77,8 @@ pub struct Limits {
     pub max_uri: usize,
     /// `max_connections`: how many connections are served at once.
     pub max_connections: usize,
+    /// `max_route_file`: the largest route file, included file or body file read, in bytes.
+    pub max_route_file: u64,
 }
 
 impl Default for Limits {
@@ -92,6 +94,7 @@ impl Default for Limits {
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             max_uri: DEFAULT_MAX_URI,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_route_file: crate::config::inputs::DEFAULT_MAX_ROUTE_FILE,
         }
     }
 }
@@ -185,6 +188,7 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
     let max_body = size(&spec.max_body, "max_body", d.max_body, 0);
     let max_header_size = size(&spec.max_header_size, "max_header_size", d.max_header_size, MIN_MAX_HEADER_SIZE);
     let max_uri = size(&spec.max_uri, "max_uri", d.max_uri, 1);
+    let max_route_file = size(&spec.max_route_file, "max_route_file", d.max_route_file as usize, 1) as u64;
 
     let mut count = |value: &Option<Spanned<u64>>, key: &str, default: usize| {
         let Some(v) = value else { return default };
@@ -210,5 +214,6 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
         max_header_size,
         max_uri,
         max_connections,
+        max_route_file,
     }
 }

@@ -125,6 +125,11 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<u64>", range(min = 1))]
     pub max_connections: Option<Spanned<u64>>,
+    /// Largest route file, included file or body file read, e.g. `"64MiB"` (default 64 MiB); a larger one is a load
+    /// error. The route file itself is read with the limit of the routes in service (64 MiB at start).
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_route_file: Option<Spanned<SizeSpec>>,
     /// Time a client has to send a request head, e.g. `"10s"` (default 10 s).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -402,7 +407,9 @@ pub fn load_file(path: &Path) -> Result<Config, LoadErrors> {
 
 fn read_route_file(path: &Path, inputs: &mut Inputs) -> Result<String, LoadError> {
     let bytes = inputs.read(path).map_err(|e| {
-        let help = if e.kind() == std::io::ErrorKind::NotFound {
+        let help = if e.kind() == std::io::ErrorKind::FileTooLarge {
+            "make the file smaller, or raise `max_route_file` in [server]"
+        } else if e.kind() == std::io::ErrorKind::NotFound {
             "create it (see the README for an example), or name another file: `hotroute path/to/routes.toml`"
         } else {
             "check that it is a readable UTF-8 text file"
@@ -551,6 +558,8 @@ impl Checker<'_> {
         let admin = spec.admin.unwrap_or(true);
         let (cors, not_found, seed) = self.server_script(spec, &headers);
         let limits = crate::config::limits::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
+        // Included files and body files are read after this: with the file's own limit.
+        self.inputs.set_limit(limits.max_route_file);
         let log_requests = spec.log_requests;
         (ServerConfig { listen, admin, journal, log_requests, cors, not_found, seed, limits }, headers)
     }

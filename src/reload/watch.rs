@@ -39,6 +39,9 @@ pub const QUIET: Duration = Duration::from_millis(10);
 /// The longest the watcher waits after the first event of a burst before it looks at the files anyway.
 pub const MAX_DELAY: Duration = Duration::from_millis(100);
 
+/// How long stopping the watcher waits for its thread to end.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
 /// Symlinks followed from one file before giving up (the same bound as the kernel's).
 const MAX_HOPS: usize = 40;
 
@@ -93,8 +96,17 @@ impl WatchHandle {
 impl Drop for WatchHandle {
     fn drop(&mut self) {
         let _ = self.tx.send(Msg::Stop);
-        if let Some(thread) = self.thread.take() {
+        let Some(thread) = self.thread.take() else { return };
+        // A bounded wait: a reload stuck in a read (a FIFO, a hung mount) must not keep the process from exiting.
+        // The thread then ends on its own when the read does, or with the process.
+        let deadline = Instant::now() + STOP_WAIT;
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if thread.is_finished() {
             let _ = thread.join();
+        } else {
+            tracing::warn!("the file watcher is still busy reading the route files; not waiting for it");
         }
     }
 }
