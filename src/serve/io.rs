@@ -415,7 +415,7 @@ impl<S> Guarded<S> {
                 let at = now + (self.write_ms - stalled);
                 next = Some(next.map_or(at, |n: u64| n.min(at)));
             }
-            let Some(at) = next else { return None };
+            let at = next?;
             if self.deadline_at != Some(at) {
                 self.deadline.as_mut().reset(epoch() + Duration::from_millis(at));
                 self.deadline_at = Some(at);
