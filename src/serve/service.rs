@@ -286,7 +286,7 @@ async fn read_body(
 
 /// The largest piece of a response body handed to hyper at once: each piece is a sign that the client is reading
 /// (see [`Tracked`]), so a big body is not handed over (and buffered by HTTP/2) in one go.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 16 * 1024;
 
 /// A response body on its way to the client, which tells the connection's [`Activity`] what it is doing: in flight
 /// until hyper drops it, and making progress each time hyper takes a chunk. hyper's HTTP/2 takes a chunk only when the
