@@ -32,6 +32,17 @@ struct Pinged {
 /// while it reads (answering SETTINGS like a client must, but never opening its window). Returns when the server
 /// closes the connection, resets stream 1, or `wait` passes.
 async fn h2_pinging(addr: std::net::SocketAddr, settings: &[(u16, u32)], path: Option<&str>, wait: Duration) -> Pinged {
+    h2_client(addr, settings, path, false, wait).await
+}
+
+/// [`h2_pinging`], and with `more`, a new GET of `path` on a new stream with each PING.
+async fn h2_client(
+    addr: std::net::SocketAddr,
+    settings: &[(u16, u32)],
+    path: Option<&str>,
+    more: bool,
+    wait: Duration,
+) -> Pinged {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut out = h2::PREFACE.to_vec();
     out.extend(h2::settings(settings));
@@ -46,7 +57,12 @@ async fn h2_pinging(addr: std::net::SocketAddr, settings: &[(u16, u32)], path: O
         tokio::select! {
             _ = tick.tick() => {
                 n += 1;
-                if s.write_all(&h2::ping(n)).await.is_err() {
+                let mut out = h2::ping(n);
+                if let (true, Some(path)) = (more, path) {
+                    let stream = 1 + 2 * u32::try_from(n).unwrap();
+                    out.extend(h2::frame(h2::HEADERS, h2::END_HEADERS | h2::END_STREAM, stream, &h2::request_headers(false, path)));
+                }
+                if s.write_all(&out).await.is_err() {
                     return Pinged { frames, closed: true };
                 }
             }
@@ -85,6 +101,16 @@ async fn a_response_held_by_a_shut_http2_window_ends_after_the_write_timeout() {
     assert!(started.elapsed() >= Duration::from_millis(900), "cut before the write timeout: {:?}", started.elapsed());
     // The server still serves others.
     assert_eq!(wire::get(bin.addr, "/hello").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_streams_do_not_keep_a_stalled_response_alive() {
+    let bin = Bin::start(&format!("[server]\nwrite_timeout = \"1s\"\nidle_timeout = \"60s\"\n{HELLO}"));
+    // Each new stream's response starts (its head goes out) but, like the first, never moves.
+    let window = [(h2::SETTINGS_INITIAL_WINDOW_SIZE, 0)];
+    let got = h2_client(bin.addr, &window, Some("/hello"), true, Duration::from_secs(10)).await;
+    let reset = got.frames.iter().any(|f| f.0 == h2::RST_STREAM && f.2 == 1);
+    assert!(got.closed || reset, "new streams kept a stalled response open for 10 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

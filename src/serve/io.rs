@@ -166,12 +166,13 @@ impl AsyncWrite for FaultIo {
 pub(crate) struct Activity {
     /// Requests whose service has started and whose response body hyper has not yet dropped.
     in_flight: AtomicUsize,
-    /// Response bodies handed to hyper and not yet finished.
+    /// Response bodies handed to hyper and not yet finished (how many are in `bodies`, read without the lock).
     sending: AtomicUsize,
+    /// For each of those bodies, when hyper last took a chunk of it (or it started), in [`now_ms`] milliseconds. Each
+    /// body has its own clock: a client cannot keep a stalled stream alive by opening new ones.
+    bodies: Mutex<Vec<Arc<AtomicU64>>>,
     /// When `in_flight` last went to 0 (or the connection was accepted), in [`now_ms`] milliseconds.
     idle_since: AtomicU64,
-    /// When hyper last took a chunk of a response body (or a body started), in [`now_ms`] milliseconds.
-    progress: AtomicU64,
     /// Set by the accept loop: close this connection as soon as it is idle, to admit a new one.
     evicted: AtomicBool,
     /// The connection task's waker, for the changes above that must wake it (eviction, going idle).
@@ -196,7 +197,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             sending: AtomicUsize::new(0),
             idle_since: AtomicU64::new(now),
-            progress: AtomicU64::new(now),
+            bodies: Mutex::default(),
             evicted: AtomicBool::new(false),
             waker: Mutex::new(None),
         })
@@ -211,9 +212,19 @@ impl Activity {
 
     /// A response body is handed to hyper; the guard records each chunk hyper takes until it drops.
     pub(crate) fn sending(self: &Arc<Self>) -> Sending {
-        self.progress.store(now_ms(), Ordering::SeqCst);
+        let progress = Arc::new(AtomicU64::new(now_ms()));
+        self.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(progress.clone());
         self.sending.fetch_add(1, Ordering::SeqCst);
-        Sending(self.clone())
+        Sending { activity: self.clone(), progress }
+    }
+
+    /// When the body that has waited longest for hyper last moved; `None` when no body is being sent.
+    fn oldest_progress(&self) -> Option<u64> {
+        if self.sending.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies.iter().map(|p| p.load(Ordering::Relaxed)).min()
     }
 
     /// How long the connection has been idle (no request in flight), in milliseconds; `None` while one is.
@@ -252,18 +263,25 @@ impl Drop for Busy {
 
 /// A response body being sent (see [`Activity::sending`]).
 #[derive(Debug)]
-pub(crate) struct Sending(Arc<Activity>);
+pub(crate) struct Sending {
+    activity: Arc<Activity>,
+    progress: Arc<AtomicU64>,
+}
 
 impl Sending {
-    /// hyper took a chunk (or asked for one): the client is reading.
+    /// hyper took a chunk (or asked for one): the client is reading this response.
     pub(crate) fn progress(&self) {
-        self.0.progress.store(now_ms(), Ordering::Relaxed);
+        self.progress.store(now_ms(), Ordering::Relaxed);
     }
 }
 
 impl Drop for Sending {
     fn drop(&mut self) {
-        self.0.sending.fetch_sub(1, Ordering::SeqCst);
+        let mut bodies = self.activity.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = bodies.iter().position(|p| Arc::ptr_eq(p, &self.progress)) {
+            bodies.swap_remove(i);
+        }
+        self.activity.sending.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -403,8 +421,8 @@ impl<S> Guarded<S> {
                 }
                 next = Some(now + (self.idle_ms - idle));
             }
-            if a.sending.load(Ordering::SeqCst) > 0 {
-                let stalled = now.saturating_sub(a.progress.load(Ordering::Relaxed));
+            if let Some(progress) = a.oldest_progress() {
+                let stalled = now.saturating_sub(progress);
                 if stalled >= self.write_ms {
                     let message = format!(
                         "a response made no progress for {stalled} ms (write_timeout; an HTTP/2 client that keeps its \
