@@ -57,7 +57,7 @@ mod util;
 pub use config::{Config, Limits, LoadError, LoadErrors, json_schema, load_file, load_str};
 pub use mock::expect::{Expect, Times, VerifyError};
 pub use mock::{MockError, MockServer, WaitError};
-pub use observe::access_log::LogFormat;
+pub use observe::access_log::{LogFormat, QueuedStderr, flush_stderr};
 pub use observe::journal::{Coverage, RecordedRequest, RouteHits, Unmatched};
 pub use reload::watch::{WatchError, WatchHandle};
 pub use reload::{Live, ReloadFailure};

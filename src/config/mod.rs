@@ -130,6 +130,15 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<SizeSpec>")]
     pub max_route_file: Option<Spanned<SizeSpec>>,
+    /// Requests one HTTP/2 connection may have open at once (default 100).
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    pub max_concurrent_streams: Option<Spanned<u64>>,
+    /// Bytes of request bodies all connections together may hold while they are read (default 256 MiB); a body
+    /// that would go over gets 503 with `retry-after`.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_body_buffers: Option<Spanned<SizeSpec>>,
     /// Time a client has to send a request head, e.g. `"10s"` (default 10 s).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -138,7 +147,8 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub body_timeout: Option<Spanned<String>>,
-    /// A connection on which nothing arrives (and nothing is written) for this long is closed (default 60 s).
+    /// A connection with no request in flight for this long is closed, whatever bytes (HTTP/2 PINGs) it sends
+    /// (default 60 s).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub idle_timeout: Option<Spanned<String>>,
