@@ -364,6 +364,31 @@ pub struct ServerConfig {
     pub limits: Limits,
 }
 
+impl ServerConfig {
+    /// The settings read only when the server starts that differ between `self` (in service) and `new` (just
+    /// loaded), by their `[server]` key: a reload cannot apply them, and says so instead of ignoring them silently.
+    pub fn start_only_changes(&self, new: &ServerConfig) -> Vec<&'static str> {
+        let (a, b) = (&self.limits, &new.limits);
+        [
+            ("listen", self.listen != new.listen),
+            ("log_requests", self.log_requests != new.log_requests),
+            ("grace", a.grace != b.grace),
+            ("header_read_timeout", a.header_read_timeout != b.header_read_timeout),
+            ("body_timeout", a.body_timeout != b.body_timeout),
+            ("idle_timeout", a.idle_timeout != b.idle_timeout),
+            ("write_timeout", a.write_timeout != b.write_timeout),
+            ("max_body", a.max_body != b.max_body),
+            ("max_headers", a.max_headers != b.max_headers),
+            ("max_header_size", a.max_header_size != b.max_header_size),
+            ("max_uri", a.max_uri != b.max_uri),
+            ("max_connections", a.max_connections != b.max_connections),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+    }
+}
+
 /// A checked route file: settings, routes in file order, and what it was read from.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -402,6 +427,12 @@ pub fn load_file(path: &Path) -> Result<Config, LoadErrors> {
 
 fn read_route_file(path: &Path, inputs: &mut Inputs) -> Result<String, LoadError> {
     let bytes = inputs.read(path).map_err(|e| {
+        if path.is_dir() {
+            let inside = path.join("routes.toml");
+            let help = format!("name the route file inside it, e.g. `{}`", inside.display());
+            let message = format!("`{}` is a folder, not a route file", path.display());
+            return LoadError::file(path, message, &help);
+        }
         let help = if e.kind() == std::io::ErrorKind::NotFound {
             "create it (see the README for an example), or name another file: `hotroute path/to/routes.toml`"
         } else {

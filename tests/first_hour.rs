@@ -1,0 +1,230 @@
+//! What a newcomer meets in the first hour (issue 13): the CLI's words, the log's form, the messages for common
+//! mistakes. Each test runs the real binary or loads a real route file.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
+
+fn routes_dir(toml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), toml).unwrap();
+    dir
+}
+
+/// A running binary; `finish` kills it and returns everything it wrote to stderr.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Running {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the binary starts");
+        let addr = common::listening::read_address(&mut child).unwrap_or_else(|line| {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("first stdout line was {line:?}; stderr: {err}")
+        });
+        Running { child, addr }
+    }
+
+    fn finish(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut err = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        err
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn request(addr: SocketAddr, head: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN).args(args).current_dir(dir).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const HELLO: &str = "[[route]]\npath = \"/hello\"\nbody = \"hi\"\n";
+
+#[test]
+fn log_level_refuses_a_word_that_is_no_level_and_names_the_levels() {
+    let dir = routes_dir(HELLO);
+    for (word, guess) in [("warning", "did you mean `warn`?"), ("verbose", "did you mean `debug`?"), ("loud", "")] {
+        let out = run(&["--port", "0", "--log-level", word], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{word}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("unknown log level `{word}`")), "{err}");
+        assert!(err.contains(guess), "{err}");
+        assert!(err.contains("error, warn, info, debug, trace, off"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn log_level_takes_a_level_or_a_filter_directive() {
+    let dir = routes_dir(HELLO);
+    for level in ["warn", "hotroute=debug", "info,hotroute=trace"] {
+        let server = Running::start(&["--port", "0", "--log-level", level, "--no-watch"], dir.path(), &[]);
+        drop(server);
+    }
+    let out = run(&["--port", "0", "--log-level", "hotroute=loud"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown log level `loud`"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_startup_error_says_error_once() {
+    let dir = routes_dir("[[route]]\npath = \"/a\"\nstauts = 200\n");
+    let out = run(&["--port", "0"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("error: error"), "{err}");
+}
+
+#[test]
+fn a_reload_error_says_error_once_and_a_start_only_change_is_named() {
+    let dir = routes_dir(HELLO);
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[]);
+    std::fs::write(dir.path().join("routes.toml"), "[[route]]\npath = \"/a\"\nstauts = 200\n").unwrap();
+    let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "");
+    assert!(res.starts_with("HTTP/1.1 422"), "{res}");
+    let changed = format!("[server]\nlog_requests = true\nmax_body = \"2MiB\"\n\n{HELLO}");
+    std::fs::write(dir.path().join("routes.toml"), changed).unwrap();
+    let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "");
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    let err = server.finish();
+    let failed = err.lines().find(|l| l.contains("ERROR")).unwrap_or_else(|| panic!("{err}"));
+    assert!(!failed.contains("error:"), "{failed}");
+    assert!(failed.contains("`stauts`"), "{failed}");
+    assert!(
+        err.contains("[server] `log_requests`, `max_body` changed, but is read only at start: restart hotroute to apply it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reload_refuses_a_body_and_says_the_routes_come_from_the_file() {
+    let dir = routes_dir(HELLO);
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[]);
+    let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "[[route]]\npath = \"/x\"\n");
+    assert!(res.starts_with("HTTP/1.1 400"), "{res}");
+    assert!(res.contains("POST /__admin/reload takes no body: it reloads the route file from disk"), "{res}");
+    assert!(res.contains("runtime-routes API"), "{res}");
+    let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "");
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+}
+
+#[test]
+fn check_counts_one_route_in_the_singular() {
+    let dir = routes_dir(HELLO);
+    let out = run(&["check", "routes.toml"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "routes.toml: 1 route, ok\n");
+}
+
+#[test]
+fn check_on_a_folder_suggests_the_route_file_inside_it() {
+    let dir = routes_dir(HELLO);
+    std::fs::create_dir(dir.path().join("api")).unwrap();
+    let out = run(&["check", "api"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("`api` is a folder, not a route file"), "{err}");
+    assert!(err.contains("help: name the route file inside it, e.g. `api/routes.toml`"), "{err}");
+}
+
+#[test]
+fn listen_takes_a_host_name_and_resolves_it() {
+    let dir = routes_dir(HELLO);
+    let server = Running::start(&["--listen", "localhost:0", "--no-watch"], dir.path(), &[]);
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    let res = request(server.addr, "GET /hello HTTP/1.1", "");
+    assert!(res.ends_with("hi"), "{res}");
+    let out = run(&["--listen", "no-such-host.invalid:0"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("`--listen no-such-host.invalid:0` is not an address"), "{err}");
+    assert!(err.contains("help: give an IP address and a port"), "{err}");
+    assert!(!err.contains("error: error"), "{err}");
+}
+
+#[test]
+fn an_all_interfaces_listen_prints_a_url_a_client_can_use() {
+    let dir = routes_dir("[server]\nlisten = \"0.0.0.0:0\"\n\n[[route]]\npath = \"/hello\"\nbody = \"hi\"\n");
+    let server = Running::start(&["--no-watch"], dir.path(), &[]);
+    assert_eq!(server.addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(server.addr.port(), 0);
+    let res = request(server.addr, "GET /hello HTTP/1.1", "");
+    assert!(res.ends_with("hi"), "{res}");
+    let port = server.addr.port();
+    let err = server.finish();
+    assert!(err.contains(&format!("serving on all interfaces (0.0.0.0:{port})")), "{err}");
+}
+
+#[test]
+fn the_coverage_error_puts_the_os_error_before_the_help() {
+    let dir = routes_dir(HELLO);
+    let out = run(&["--port", "0", "--coverage", "/nonexistent/folder/coverage.json"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let first = err.lines().find(|l| l.starts_with("error")).unwrap_or_else(|| panic!("{err}"));
+    assert!(first.starts_with("error: cannot write the coverage report to /nonexistent/folder/coverage.json: "), "{err}");
+    assert!(first.contains("os error"), "{err}");
+    assert!(err.trim_end().ends_with("help: create its folder, or give --coverage another path"), "{err}");
+}
+
+/// `2026-05-01T10:11:12.345Z`: the one timestamp form of every log line.
+fn millis_stamp(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 24
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && b[20..23].iter().all(u8::is_ascii_digit)
+        && b[23] == b'Z'
+        && b[24] == b' '
+}
+
+#[test]
+fn logs_have_no_colour_off_a_terminal_and_one_timestamp_form() {
+    let dir = routes_dir(HELLO);
+    let server = Running::start(&["--port", "0", "--no-watch", "--log-requests"], dir.path(), &[("TERM", "xterm")]);
+    let res = request(server.addr, "GET /hello HTTP/1.1", "");
+    assert!(res.ends_with("hi"), "{res}");
+    let err = server.finish();
+    assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
+    let serving = err.lines().find(|l| l.contains("serving")).unwrap_or_else(|| panic!("{err}"));
+    let access = err.lines().find(|l| l.contains("GET /hello")).unwrap_or_else(|| panic!("{err}"));
+    assert!(millis_stamp(serving), "{serving}");
+    assert!(millis_stamp(access), "{access}");
+}
