@@ -228,3 +228,90 @@ fn logs_have_no_colour_off_a_terminal_and_one_timestamp_form() {
     assert!(millis_stamp(serving), "{serving}");
     assert!(millis_stamp(access), "{access}");
 }
+
+// Messages for common mistakes: each says what to write instead.
+
+use common::load_error;
+
+#[test]
+fn single_brackets_say_write_double_brackets() {
+    let text = load_error("[route]\npath = \"/a\"\n");
+    assert!(text.contains("`[route]` is a single table, but each route is an entry in a list"), "{text}");
+    assert!(text.contains("help: write `[[route]]` (double brackets) for each route"), "{text}");
+}
+
+#[test]
+fn a_quoted_status_says_it_is_a_number() {
+    let text = load_error("[[route]]\npath = \"/a\"\nstatus = \"201\"\n");
+    assert!(text.contains("status is a number, not a string: `status = 201`"), "{text}");
+    assert!(text.contains("routes.toml:3:10"), "{text}");
+}
+
+#[test]
+fn misspelt_keys_get_the_nearest_known_key() {
+    let text = load_error("[[routes]]\npath = \"/a\"\n");
+    assert!(text.contains("unknown field `routes`") && text.contains("help: did you mean `route`?"), "{text}");
+    let text = load_error("[[route]]\npath = \"/a\"\nstauts = 200\n");
+    assert!(text.contains("unknown field `stauts`") && text.contains("help: did you mean `status`?"), "{text}");
+    let text = load_error("[[route]]\npath = \"/a\"\nzzz = 1\n");
+    assert!(text.contains("help: the keys here are `path`, `method`, `status`"), "{text}");
+}
+
+#[test]
+fn include_below_a_table_says_move_it_up() {
+    for toml in ["[server]\nadmin = true\ninclude = [\"x.toml\"]\n", "[[route]]\npath = \"/a\"\ninclude = [\"x.toml\"]\n"] {
+        let text = load_error(toml);
+        assert!(text.contains("`include` is inside a table here"), "{text}");
+        assert!(text.contains("help: move `include` above the first table"), "{text}");
+    }
+}
+
+#[test]
+fn bad_route_paths_are_said_in_hotroutes_words() {
+    let text = load_error("[[route]]\npath = \"/a/{x\"\n");
+    assert!(text.contains("route path `/a/{x` has a parameter without a name or an unclosed brace"), "{text}");
+    assert!(!text.contains("Parameters must be registered"), "{text}");
+    let text = load_error("[[route]]\npath = \"/a/{x}-{y}\"\n");
+    assert!(text.contains("has two parameters in one segment"), "{text}");
+}
+
+#[test]
+fn colon_and_star_parameters_are_refused_with_the_right_syntax() {
+    let text = load_error("[[route]]\npath = \"/users/:id\"\n");
+    assert!(text.contains("route path `/users/:id` writes a parameter as `:id`"), "{text}");
+    assert!(text.contains("help: write `{id}`: \"/users/{id}\""), "{text}");
+    let text = load_error("[[route]]\npath = \"/a/*\"\n");
+    assert!(text.contains("help: write `{*rest}`: \"/a/{*rest}\""), "{text}");
+    let text = load_error("[[route]]\npath = \"/files/*path\"\n");
+    assert!(text.contains("help: write `{*path}`"), "{text}");
+    // A colon inside a segment is literal text, as in `/v1/models:generate`.
+    let dir = routes_dir("[[route]]\npath = \"/v1/models:generate\"\n");
+    assert!(run(&["check"], dir.path()).status.success());
+}
+
+#[test]
+fn a_delay_with_another_unit_lists_only_the_allowed_units() {
+    let text = load_error("[[route]]\npath = \"/a\"\ndelay = \"5 parsecs\"\n");
+    assert!(text.contains("`5 parsecs` is not a delay: unknown unit `parsecs`"), "{text}");
+    assert!(text.contains("the units are ms, s, m and h"), "{text}");
+    assert!(!text.contains("months"), "{text}");
+}
+
+#[test]
+fn the_duplicate_route_label_is_on_the_line_the_message_names() {
+    let text = load_error("[[route]]\npath = \"/a\"\n\n[[route]]\npath = \"/a\"\n");
+    assert!(text.contains("the one at line 1 always answers first"), "{text}");
+    let label = text.lines().position(|l| l.contains("first defined here")).unwrap_or_else(|| panic!("{text}"));
+    let above = text.lines().nth(label - 1).unwrap();
+    assert!(above.starts_with("1 | [[route]]"), "{text}");
+}
+
+#[test]
+fn json_written_as_a_string_is_refused_with_the_table_form() {
+    let text = load_error("[[route]]\npath = \"/a\"\njson = '{\"a\": 1}'\n");
+    assert!(text.contains("`json` is a string holding JSON text, so it would be served as one JSON string"), "{text}");
+    assert!(text.contains("json = { a = 1 }"), "{text}");
+    // A plain string is a fine JSON value.
+    let dir = routes_dir("[[route]]\npath = \"/a\"\njson = \"hello\"\n");
+    assert!(run(&["check"], dir.path()).status.success());
+}

@@ -521,10 +521,56 @@ fn check_text(
 fn parse(source: &Source) -> Result<RouteFileSpec, LoadError> {
     toml::from_str(&source.text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        let message = e.message().trim_end().to_owned();
-        let help = toml_help(&message);
-        LoadError::at(&source.path, &source.text, span, message, Some(help))
+        let raw = e.message().trim_end().to_owned();
+        let (message, help) = common_mistake(&raw, &source.text, span.clone())
+            .unwrap_or_else(|| (raw.clone(), toml_help(&raw).to_owned()));
+        LoadError::at(&source.path, &source.text, span, message, Some(&help))
     })
+}
+
+/// Words for the mistakes people make most, where the TOML parser's own message would leave them guessing:
+/// `[route]` for `[[route]]`, a quoted number, a misspelt key, `include` below a table. None for anything else.
+fn common_mistake(raw: &str, text: &str, span: Range<usize>) -> Option<(String, String)> {
+    let at = text.get(span.clone()).unwrap_or("");
+    if let Some(rest) = raw.strip_prefix("unknown field `") {
+        let (key, expected) = rest.split_once('`')?;
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        if key == "include" {
+            return Some((
+                "`include` is inside a table here, so it is read as one of that table's keys".to_owned(),
+                "move `include` above the first table (`[server]` or `[[route]]`): keys below a table header belong \
+                 to that table"
+                    .to_owned(),
+            ));
+        }
+        let message = format!("unknown field `{key}`");
+        let help = match crate::util::text::did_you_mean(key, known.iter().copied()) {
+            Some(k) => format!("did you mean `{k}`?"),
+            None => format!("the keys here are {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+        };
+        return Some((message, help));
+    }
+    if raw.starts_with("invalid type: map, expected a sequence") && at.trim_start().starts_with('[') {
+        let name = at.trim().trim_matches(['[', ']']).trim();
+        return Some((
+            format!("`[{name}]` is a single table, but each {name} is an entry in a list"),
+            format!("write `[[{name}]]` (double brackets) for each {name}"),
+        ));
+    }
+    if let Some(rest) = raw.strip_prefix("invalid type: string \"") {
+        let (value, expected) = rest.split_once("\", expected ")?;
+        let numeric = ["u8", "u16", "u32", "u64", "i64", "an integer", "integer"].contains(&expected);
+        if numeric && value.trim().parse::<i64>().is_ok() {
+            let line_start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+            let key = text[line_start..span.start.min(text.len())].trim().trim_end_matches('=').trim();
+            let key = if key.is_empty() { "this value" } else { key };
+            return Some((
+                format!("{key} is a number, not a string: `{key} = {}`", value.trim()),
+                "remove the quotes".to_owned(),
+            ));
+        }
+    }
+    None
 }
 
 fn toml_help(message: &str) -> &'static str {
@@ -537,6 +583,21 @@ fn toml_help(message: &str) -> &'static str {
     } else {
         "fix the TOML syntax here; the rest of the file was not read"
     }
+}
+
+/// A segment written in another router's parameter syntax (`:id`, `*`, `*rest`), and hotroute's way to write it
+/// (`{id}`, `{*rest}`).
+fn foreign_param(path: &str) -> Option<(&str, String)> {
+    let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    path.split('/').find_map(|seg| {
+        if let Some(name) = seg.strip_prefix(':').filter(|n| ident(n)) {
+            Some((seg, format!("{{{name}}}")))
+        } else if seg == "*" {
+            Some((seg, "{*rest}".to_owned()))
+        } else {
+            seg.strip_prefix('*').filter(|n| ident(n)).map(|name| (seg, format!("{{*{name}}}")))
+        }
+    })
 }
 
 /// Collects every problem in one pass, so that a user sees them all at once.
@@ -624,6 +685,14 @@ impl Checker<'_> {
                 format!("route path `{path}` does not start with `/`"),
                 "write it from the root, e.g. \"/hello\" or \"/users/{id}\"",
             );
+        } else if let Some((seg, right)) = foreign_param(path) {
+            // Refused rather than taken as aliases: `:` and `*` are legal in a literal path, and a pattern that
+            // means one thing here and another in the user's last framework should be said, not guessed.
+            self.error(
+                spec.path.span(),
+                format!("route path `{path}` writes a parameter as `{seg}`, which hotroute reads as literal text"),
+                &format!("write `{right}`: \"{}\"", path.replacen(seg, &right, 1)),
+            );
         } else if path == ADMIN_PREFIX || path.starts_with(&format!("{ADMIN_PREFIX}/")) {
             self.error(
                 spec.path.span(),
@@ -708,6 +777,18 @@ impl Checker<'_> {
             };
             (body, Some("text/plain; charset=utf-8".to_owned()))
         } else if let Some(j) = json {
+            if let toml::Value::String(text) = j.get_ref()
+                && matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+                && serde_json::from_str::<serde_json::Value>(text).is_ok()
+            {
+                // Served as written it would be one JSON string holding JSON text: never what was meant.
+                self.error(
+                    j.span(),
+                    "`json` is a string holding JSON text, so it would be served as one JSON string",
+                    "write the value as TOML, e.g. `json = { a = 1 }` (or a `[route.json]` table), or keep the text \
+                     in `body` with `headers = { content-type = \"application/json\" }`",
+                );
+            }
             let json = toml_to_json(j.get_ref());
             if template {
                 let source = crate::config::json_template::json_template_source(&json);

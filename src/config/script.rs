@@ -376,10 +376,17 @@ impl Checker<'_> {
                 None
             }
             Err(e) => {
+                // humantime's own message lists months and years, which a delay (at most 1h) cannot use.
+                let why = match e {
+                    humantime::DurationError::UnknownUnit { unit, .. } => format!("unknown unit `{unit}`"),
+                    humantime::DurationError::NumberExpected(_) => "a number is missing".to_owned(),
+                    humantime::DurationError::InvalidCharacter(_) => "it has a character that is no unit".to_owned(),
+                    e => e.to_string(),
+                };
                 self.error(
                     spec.span(),
-                    format!("`{}` is not a duration: {e}", spec.get_ref()),
-                    "write it like \"300ms\", \"2s\" or \"1m 30s\"",
+                    format!("`{}` is not a delay: {why}", spec.get_ref()),
+                    "the units are ms, s, m and h, e.g. \"300ms\", \"2s\" or \"1m 30s\" (at most \"1h\")",
                 );
                 None
             }

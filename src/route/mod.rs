@@ -682,11 +682,20 @@ fn clash(config: &Config, earlier: &RouteConfig, later: &RouteConfig) -> LoadErr
             later.path_span.clone(),
             msg,
             Some(&help),
-            Some((earlier.path_span.clone(), label)),
+            // The label goes on the earlier route's `[[route]]` line: the line the message names.
+            Some((header_line(&src.text, earlier.origin.span.start), label)),
         )
     } else {
         LoadError::at(&src.path, &src.text, later.path_span.clone(), msg, Some(&help))
     }
+}
+
+/// The span of the line holding byte `at` (without its newline).
+fn header_line(text: &str, at: usize) -> std::ops::Range<usize> {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    start..end
 }
 
 fn insert_error(
@@ -708,6 +717,20 @@ fn insert_error(
                 "give both parameters the same name, or make the paths differ by a fixed segment",
             )
         }
+        matchit::InsertError::InvalidParamSegment => (
+            format!("route path `{}` has two parameters in one segment", rc.path),
+            "give each parameter a segment of its own, e.g. \"/files/{name}/{ext}\"; text around one parameter is \
+             fine, e.g. \"/files/{name}.json\"",
+        ),
+        matchit::InsertError::InvalidParam => (
+            format!("route path `{}` has a parameter without a name or an unclosed brace", rc.path),
+            "write a parameter as `{name}` (letters, digits, `_`), e.g. \"/users/{id}\"; a literal brace is written \
+             `{{` or `}}`",
+        ),
+        matchit::InsertError::InvalidCatchAll => (
+            format!("route path `{}` has a catch-all `{{*...}}` before its end", rc.path),
+            "a catch-all takes the rest of the path, so it comes last, e.g. \"/files/{*rest}\"",
+        ),
         _ => (
             format!("bad route path `{}`: {e}", rc.path),
             "paths look like \"/users/{id}\" or \"/files/{*rest}\"; a literal brace is written `{{` or `}}`",
