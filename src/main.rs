@@ -295,7 +295,9 @@ fn parse_log_level(value: &str) -> Result<String, String> {
             return Err(format!("unknown log level `{level}`{guess}: {help}"));
         }
     }
-    tracing_subscriber::EnvFilter::builder().parse(value).map_err(|e| format!("`{value}` is not a log filter ({e}): {help}"))?;
+    tracing_subscriber::EnvFilter::builder()
+        .parse(value)
+        .map_err(|e| format!("`{value}` is not a log filter ({e}): {help}"))?;
     Ok(value.to_owned())
 }
 

@@ -127,7 +127,9 @@ fn a_reload_error_says_error_once_and_a_start_only_change_is_named() {
     assert!(!failed.contains("error:"), "{failed}");
     assert!(failed.contains("`stauts`"), "{failed}");
     assert!(
-        err.contains("[server] `log_requests`, `max_body` changed, but is read only at start: restart hotroute to apply it"),
+        err.contains(
+            "[server] `log_requests`, `max_body` changed, but is read only at start: restart hotroute to apply it"
+        ),
         "{err}"
     );
 }
@@ -198,7 +200,10 @@ fn the_coverage_error_puts_the_os_error_before_the_help() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     let first = err.lines().find(|l| l.starts_with("error")).unwrap_or_else(|| panic!("{err}"));
-    assert!(first.starts_with("error: cannot write the coverage report to /nonexistent/folder/coverage.json: "), "{err}");
+    assert!(
+        first.starts_with("error: cannot write the coverage report to /nonexistent/folder/coverage.json: "),
+        "{err}"
+    );
     assert!(first.contains("os error"), "{err}");
     assert!(err.trim_end().ends_with("help: create its folder, or give --coverage another path"), "{err}");
 }
@@ -259,7 +264,9 @@ fn misspelt_keys_get_the_nearest_known_key() {
 
 #[test]
 fn include_below_a_table_says_move_it_up() {
-    for toml in ["[server]\nadmin = true\ninclude = [\"x.toml\"]\n", "[[route]]\npath = \"/a\"\ninclude = [\"x.toml\"]\n"] {
+    for toml in
+        ["[server]\nadmin = true\ninclude = [\"x.toml\"]\n", "[[route]]\npath = \"/a\"\ninclude = [\"x.toml\"]\n"]
+    {
         let text = load_error(toml);
         assert!(text.contains("`include` is inside a table here"), "{text}");
         assert!(text.contains("help: move `include` above the first table"), "{text}");
@@ -313,5 +320,73 @@ fn json_written_as_a_string_is_refused_with_the_table_form() {
     assert!(text.contains("json = { a = 1 }"), "{text}");
     // A plain string is a fine JSON value.
     let dir = routes_dir("[[route]]\npath = \"/a\"\njson = \"hello\"\n");
+    assert!(run(&["check"], dir.path()).status.success());
+}
+
+// Behaviour a newcomer meets in the first requests.
+
+use common::{TestServer, client};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulted_request_is_recorded_as_a_fault_not_as_200() {
+    let s = TestServer::start("[[route]]\npath = \"/reset\"\nfault = \"reset\"\n").await;
+    let c = client();
+    assert!(c.get(s.url("/reset")).send().await.is_err(), "the client sees the reset");
+    let journal: serde_json::Value = c.get(s.url("/__admin/requests")).send().await.unwrap().json().await.unwrap();
+    let entry = &journal["requests"][0];
+    assert_eq!(entry["status"], 0, "{journal}");
+    assert_eq!(entry["fault"], "reset", "{journal}");
+    let metrics = c.get(s.url("/__admin/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = metrics.lines().find(|l| l.contains("path=\"/reset\"")).unwrap_or_else(|| panic!("{metrics}"));
+    assert!(line.contains("status=\"0\""), "{line}");
+    let requests = s.live.journal().requests();
+    assert_eq!(requests[0].fault(), Some("reset"));
+    assert!(requests[0].to_string().starts_with("#1 GET /reset -> fault:reset, route GET /reset"), "{}", requests[0]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_headers_are_on_hotroutes_own_answers_too() {
+    let s = TestServer::start(
+        "[server]\nheaders = { x-served-by = \"hotroute\" }\n\n[[route]]\npath = \"/a\"\nmethod = \"POST\"\nbody = \"a\"\n",
+    )
+    .await;
+    let c = client();
+    for (method, path, status) in
+        [("POST", "/a", 200), ("GET", "/nowhere", 404), ("GET", "/a", 405), ("GET", "/__admin/health", 200)]
+    {
+        let res = c.request(method.parse().unwrap(), s.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), status, "{method} {path}");
+        assert_eq!(res.headers()["x-served-by"], "hotroute", "{method} {path}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_keys_keep_the_order_of_the_file() {
+    let s = TestServer::start(
+        "[[route]]\npath = \"/a\"\njson = { zebra = 1, apple = { pear = 2, fig = 3 } }\n\n\
+         [[route]]\npath = \"/t\"\ntemplate = true\njson = { zebra = \"{{ 1 }}\", apple = 2 }\n",
+    )
+    .await;
+    let c = client();
+    assert_eq!(
+        c.get(s.url("/a")).send().await.unwrap().text().await.unwrap(),
+        r#"{"zebra":1,"apple":{"pear":2,"fig":3}}"#
+    );
+    let t = c.get(s.url("/t")).send().await.unwrap().text().await.unwrap();
+    assert!(t.find("zebra").unwrap() < t.find("apple").unwrap(), "{t}");
+    s.stop().await;
+}
+
+#[test]
+fn an_unknown_fake_kind_is_a_load_error() {
+    let text = load_error("[[route]]\npath = \"/a\"\ntemplate = true\nbody = \"{{ fake('nonsense') }}\"\n");
+    assert!(text.contains("fake('nonsense'): unknown kind; the kinds are first_name, last_name"), "{text}");
+    assert!(text.contains("routes.toml:4:"), "{text}");
+    let text = load_error("[[route]]\npath = \"/a\"\ntemplate = true\nbody = '{{ fake(\"emial\") }}'\n");
+    assert!(text.contains("did you mean `email`?"), "{text}");
+    // A kind known only at render time is checked then.
+    let dir = routes_dir("[[route]]\npath = \"/a\"\ntemplate = true\nbody = \"{{ fake(query.kind) }}\"\n");
     assert!(run(&["check"], dir.path()).status.success());
 }

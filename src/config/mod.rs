@@ -362,6 +362,9 @@ pub struct ServerConfig {
     pub seed: Option<u64>,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// `[server] headers`: already in every route's headers; the pipeline adds them to hotroute's own answers too
+    /// (404, 405, admin, limits), where no route's headers are.
+    pub headers: HeaderMap,
 }
 
 impl ServerConfig {
@@ -546,7 +549,9 @@ fn common_mistake(raw: &str, text: &str, span: Range<usize>) -> Option<(String, 
         let message = format!("unknown field `{key}`");
         let help = match crate::util::text::did_you_mean(key, known.iter().copied()) {
             Some(k) => format!("did you mean `{k}`?"),
-            None => format!("the keys here are {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+            None => {
+                format!("the keys here are {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+            }
         };
         return Some((message, help));
     }
@@ -644,7 +649,18 @@ impl Checker<'_> {
         let (cors, not_found, seed) = self.server_script(spec, &headers);
         let limits = crate::config::limits::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
         let log_requests = spec.log_requests;
-        (ServerConfig { listen, admin, journal, log_requests, cors, not_found, seed, limits }, headers)
+        let server = ServerConfig {
+            listen,
+            admin,
+            journal,
+            log_requests,
+            cors,
+            not_found,
+            seed,
+            limits,
+            headers: headers.clone(),
+        };
+        (server, headers)
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {

@@ -271,8 +271,12 @@ impl<'a> Probe<'a> {
     /// The response is ready: counts it, logs it, traces it, and gives it back to be sent.
     pub fn finish(mut self, response: Response<Body>) -> Response<Body> {
         let elapsed = self.head_at.elapsed();
-        let status = response.status();
-        self.metrics.record(self.route.as_deref().ok_or(self.unrouted), status.as_u16(), elapsed);
+        // A route's fault sends no HTTP answer: it counts and logs as status 0, not as the status it would have had.
+        let status = match response.extensions().get::<crate::config::Fault>() {
+            Some(_) => 0,
+            None => response.status().as_u16(),
+        };
+        self.metrics.record(self.route.as_deref().ok_or(self.unrouted), status, elapsed);
         let Some(d) = self.detail.take() else { return response };
         let bytes = response.body().size_hint().exact().unwrap_or(0);
         let route = match (&self.route, self.unrouted) {
@@ -286,7 +290,7 @@ impl<'a> Probe<'a> {
                 peer: d.peer,
                 method: d.method.as_str(),
                 path: &d.target,
-                status: status.as_u16(),
+                status,
                 bytes,
                 duration: elapsed,
                 route,
@@ -311,7 +315,7 @@ impl<'a> Probe<'a> {
                 t.line(Some(*n), format_args!("handed to hyper's h2 stream; it goes out as HEADERS and DATA frames"));
             } else {
                 let keep = trace::keep_alive(d.version, &d.request_headers, response.headers());
-                t.response_ready(*n, status, self.head_at, keep);
+                t.response_ready(*n, response.status(), self.head_at, keep);
             }
         }
         response

@@ -161,6 +161,14 @@ impl Templates {
             );
             return Err(Error::new(minijinja::ErrorKind::InvalidOperation, detail));
         }
+        // An unknown kind written as a literal is known now: say it at load, like a syntax error, not per request.
+        if let Some(kind) = unknown_fake_kind(&source) {
+            let hint = crate::util::text::did_you_mean(&kind, FAKE_KINDS.iter().copied())
+                .map(|k| format!("did you mean `{k}`? "))
+                .unwrap_or_default();
+            let detail = format!("fake('{kind}'): unknown kind; {hint}the kinds are {}", FAKE_KINDS.join(", "));
+            return Err(Error::new(minijinja::ErrorKind::InvalidOperation, detail));
+        }
         // Compiling recurses as deep as the template nests: on a stack big enough for the worst case.
         crate::route::template::on_template_stack(|| {
             self.env.add_template_owned(name.clone(), source)?;
@@ -487,6 +495,19 @@ fn random_int(a: i64, b: i64) -> Result<i64, Error> {
         return Err(invalid(format!("random_int({a}, {b}): the first bound is larger than the second")));
     }
     Ok(with_rng(|r| r.random_range(a..=b)))
+}
+
+/// The first `fake('kind')` or `fake("kind")` call in `source` whose literal kind is not in [`FAKE_KINDS`]. A kind
+/// computed at render time is checked then.
+fn unknown_fake_kind(source: &str) -> Option<String> {
+    static CALL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"\bfake\(\s*(?:'([^'\\]*)'|"([^"\\]*)")"#).expect("the fake() pattern compiles")
+    });
+    CALL.captures_iter(source)
+        .filter_map(|c| c.get(1).or_else(|| c.get(2)))
+        .map(|m| m.as_str())
+        .find(|kind| !FAKE_KINDS.contains(kind))
+        .map(str::to_owned)
 }
 
 /// `fake(kind)` or `fake(kind, n)`: realistic data of a kind from [`FAKE_KINDS`] (English locale).
