@@ -390,3 +390,35 @@ fn an_unknown_fake_kind_is_a_load_error() {
     let dir = routes_dir("[[route]]\npath = \"/a\"\ntemplate = true\nbody = \"{{ fake(query.kind) }}\"\n");
     assert!(run(&["check"], dir.path()).status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_miss_404_names_the_right_segment_ranks_case_first_and_every_failed_condition() {
+    let s = TestServer::start(
+        "[[route]]\npath = \"/user\"\nbody = \"a\"\n\n[[route]]\npath = \"/Users\"\nbody = \"b\"\n\n\
+         [[route]]\npath = \"/users/{id}\"\nbody = \"c\"\n\n\
+         [[route]]\npath = \"/search\"\nmatch = { query = { q = \"x\" }, headers = { x-key = \"1\" } }\nbody = \"d\"\n",
+    )
+    .await;
+    let c = client();
+    let text = |path: &'static str| {
+        let c = c.clone();
+        let url = s.url(path);
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let t = text("/users/7/extra").await;
+    assert!(
+        t.contains("GET /users/{id} (") && t.contains("routes.toml:9): the path has an extra segment `extra`"),
+        "{t}"
+    );
+    let t = text("/users").await;
+    let case = t.find("letter case differs").unwrap_or_else(|| panic!("{t}"));
+    assert!(case < t.find("GET /user (").unwrap(), "the letter-case miss comes first: {t}");
+    let t = text("/usres/7").await;
+    assert!(t.contains("the path has `usres` where the route has `users`"), "{t}");
+    let t = text("/search?q=y").await;
+    assert!(
+        t.contains("query parameter `q` is `y`, the route wants `x`; header `x-key` is missing, the route wants `1`"),
+        "{t}"
+    );
+    s.stop().await;
+}
