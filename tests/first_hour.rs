@@ -422,3 +422,45 @@ async fn the_near_miss_404_names_the_right_segment_ranks_case_first_and_every_fa
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dir_catch_all_answers_its_bare_prefix_and_a_fallback_answers_unknown_paths() {
+    let s = TestServer::start_with_files(
+        "[[route]]\npath = \"/docs/{*rest}\"\ndir = \"docs\"\n\n\
+         [[route]]\npath = \"/app/{*rest}\"\ndir = \"app\"\nfallback = \"index.html\"\n",
+        &[
+            ("docs/index.html", "<h1>docs</h1>"),
+            ("docs/a.txt", "a"),
+            ("app/index.html", "<h1>spa</h1>"),
+            ("app/app.js", "js"),
+        ],
+    )
+    .await;
+    let c = client();
+    let get = |path: &'static str| {
+        let (c, url) = (c.clone(), s.url(path));
+        async move {
+            let res = c.get(url).send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/docs/").await, (200, "<h1>docs</h1>".to_owned()));
+    assert_eq!(get("/docs/a.txt").await, (200, "a".to_owned()));
+    assert_eq!(get("/docs/missing").await.0, 404, "no fallback, no file: 404");
+    assert_eq!(get("/app/").await, (200, "<h1>spa</h1>".to_owned()));
+    assert_eq!(get("/app/app.js").await, (200, "js".to_owned()));
+    assert_eq!(get("/app/settings/profile").await, (200, "<h1>spa</h1>".to_owned()));
+    assert_eq!(get("/app/%2e%2e/secret").await.0, 404, "a refused path gets no fallback");
+    s.stop().await;
+}
+
+#[test]
+fn a_fallback_is_checked_at_load() {
+    let dir = routes_dir("[[route]]\npath = \"/app/{*rest}\"\ndir = \"app\"\nfallback = \"nope.html\"\n");
+    std::fs::create_dir(dir.path().join("app")).unwrap();
+    let out = run(&["check"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot open fallback `nope.html`"), "{}", stderr(&out));
+    let text = load_error("[[route]]\npath = \"/a\"\nbody = \"x\"\nfallback = \"index.html\"\n");
+    assert!(text.contains("`fallback` without a `dir`"), "{text}");
+}

@@ -206,6 +206,11 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub dir: Option<Spanned<String>>,
+    /// With `dir`: the file (relative to the folder) that answers paths with no file of their own, e.g.
+    /// `"index.html"` for a single-page app whose client-side router owns those paths.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub fallback: Option<Spanned<String>>,
 }
 
 /// `method = "GET"` or `method = ["GET", "POST"]`.

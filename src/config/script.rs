@@ -225,6 +225,8 @@ pub struct DirConfig {
     pub root: PathBuf,
     /// The name of the path's catch-all parameter that names the file (none: the folder's `index.html`).
     pub param: Option<String>,
+    /// `fallback`: the file, canonical and inside `root`, that answers a path with no file of its own.
+    pub fallback: Option<PathBuf>,
 }
 
 /// The scripted parts of a route; all empty for a plain route.
@@ -296,6 +298,20 @@ impl Checker<'_> {
             }
             self.dir(d, spec.path.get_ref())
         });
+        let dir = match (dir, &spec.fallback) {
+            (dir, None) => dir,
+            (Some(dir), Some(fallback)) => self.fallback(dir, fallback),
+            (None, Some(fallback)) => {
+                if spec.dir.is_none() {
+                    self.error(
+                        fallback.span(),
+                        "`fallback` without a `dir`",
+                        "`fallback` names a file of a `dir` route's folder: add `dir = \"public\"`, or remove it",
+                    );
+                }
+                None
+            }
+        };
         if spec.template && !has_body && header_templates.is_empty() && spec.sequence.is_none() {
             self.error(
                 span_of_key(&self.source.text, &origin.span, "template"),
@@ -605,7 +621,38 @@ impl Checker<'_> {
             .and_then(|last| last.strip_prefix("{*"))
             .and_then(|p| p.strip_suffix('}'))
             .map(str::to_owned);
-        Some(DirConfig { root, param })
+        Some(DirConfig { root, param, fallback: None })
+    }
+
+    /// Checks `fallback` (a file inside the folder) and adds it to `dir`.
+    fn fallback(&mut self, mut dir: DirConfig, spec: &Spanned<String>) -> Option<DirConfig> {
+        let name = spec.get_ref();
+        match dir.root.join(name).canonicalize() {
+            Ok(file) if file.starts_with(&dir.root) && file.is_file() => {
+                dir.fallback = Some(file);
+                Some(dir)
+            }
+            Ok(file) if !file.starts_with(&dir.root) => {
+                self.error(
+                    spec.span(),
+                    format!("fallback `{name}` is outside the folder `{}`", dir.root.display()),
+                    "name a file inside the route's `dir`, relative to it, e.g. \"index.html\"",
+                );
+                None
+            }
+            Ok(_) => {
+                self.error(spec.span(), format!("fallback `{name}` is not a file"), "name a file, e.g. \"index.html\"");
+                None
+            }
+            Err(e) => {
+                self.error(
+                    spec.span(),
+                    format!("cannot open fallback `{name}` in `{}`: {e}", dir.root.display()),
+                    "the fallback is relative to the route's `dir`, e.g. \"index.html\" for `dir`/index.html",
+                );
+                None
+            }
+        }
     }
 
     fn cors(&mut self, spec: &Spanned<CorsSpec>) -> Option<CorsConfig> {

@@ -332,6 +332,24 @@ impl Router {
                 stats: RouteStats::default(),
             });
         }
+        // A catch-all needs at least one character, so `/docs/{*rest}` alone would answer 404 for `/docs/`: a `dir`
+        // route also takes its bare prefix (the folder's `index.html`), unless a route of the file has that path.
+        for &ci in &config_index {
+            let rc = &config.routes[ci];
+            let Some(prefix) = rc
+                .script
+                .dir
+                .as_ref()
+                .and_then(|d| d.param.as_ref())
+                .and_then(|p| rc.path.strip_suffix(&format!("{{*{p}}}")).filter(|prefix| prefix.ends_with('/')))
+            else {
+                continue;
+            };
+            if let (false, Some(&entry)) = (by_path.contains_key(prefix), by_path.get(rc.path.as_str())) {
+                // A clash with another pattern (e.g. `/docs/{page}`) leaves that one in charge: not an error.
+                let _ = tree.insert(prefix.to_owned(), entry);
+            }
+        }
         let not_found = match &config.server.not_found {
             None => None,
             Some(nf) => {
@@ -616,8 +634,10 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
             replies
         }
     };
-    let dir =
-        script.dir.as_ref().map(|d| (Arc::new(StaticDir::new(d.root.clone(), location.to_owned())), d.param.clone()));
+    let dir = script.dir.as_ref().map(|d| {
+        let dir = StaticDir::new(d.root.clone(), location.to_owned()).with_fallback(d.fallback.clone());
+        (Arc::new(dir), d.param.clone())
+    });
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
     Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, location: location_string })))
 }
