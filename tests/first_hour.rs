@@ -464,3 +464,52 @@ fn a_fallback_is_checked_at_load() {
     let text = load_error("[[route]]\npath = \"/a\"\nbody = \"x\"\nfallback = \"index.html\"\n");
     assert!(text.contains("`fallback` without a `dir`"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_can_be_a_template_and_url_path_is_the_path_without_the_query() {
+    let s = TestServer::start(
+        "[[route]]\npath = \"/items\"\nmethod = \"POST\"\ntemplate = true\n\
+         status = \"{{ 201 if json else 400 }}\"\nbody = \"{{ url_path }} {{ url }}\"\n\n\
+         [[route]]\npath = \"/bad\"\ntemplate = true\nstatus = \"{{ query.s }}\"\nbody = \"x\"\n",
+    )
+    .await;
+    let c = client();
+    let res = c.post(s.url("/items?x=1")).body("{\"a\": 1}").send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.text().await.unwrap(), "/items /items?x=1");
+    let res = c.post(s.url("/items")).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = c.get(s.url("/bad?s=204")).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    for bad in ["/bad?s=abc", "/bad?s=99", "/bad?s=600"] {
+        let res = c.get(s.url(bad)).send().await.unwrap();
+        assert_eq!(res.status(), 500, "{bad}");
+        let text = res.text().await.unwrap();
+        assert!(text.contains("which is not a status code from 100 to 599"), "{text}");
+    }
+    s.stop().await;
+}
+
+#[test]
+fn a_text_status_without_a_template_says_how_to_write_one() {
+    let text = load_error("[[route]]\npath = \"/a\"\nstatus = \"{{ 201 }}\"\n");
+    assert!(text.contains("status `{{ 201 }}` is text, not a status code"), "{text}");
+    assert!(text.contains("needs `template = true`"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn int_on_a_value_that_is_no_number_names_the_json_key_and_the_value() {
+    let s = TestServer::start(
+        "[[route]]\npath = \"/users/{id}\"\ntemplate = true\njson = { id = \"{{ path.id | int }}\" }\n",
+    )
+    .await;
+    let c = client();
+    assert_eq!(c.get(s.url("/users/7")).send().await.unwrap().text().await.unwrap(), r#"{"id":7}"#);
+    let res = c.get(s.url("/users/abc")).send().await.unwrap();
+    assert_eq!(res.status(), 500);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("`abc` is not a number, so `int` cannot make it one"), "{text}");
+    assert!(text.contains(" json:1"), "names the `json` key: {text}");
+    assert!(!text.contains("body:1") && !text.contains("float literal"), "{text}");
+    s.stop().await;
+}

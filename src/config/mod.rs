@@ -158,10 +158,11 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<MethodsSpec>")]
     pub method: Option<Spanned<MethodsSpec>>,
-    /// Response status code (default 200).
+    /// Response status code (default 200); with `template = true`, a template that renders one, e.g.
+    /// `"{{ 201 if json else 400 }}"`.
     #[serde(default)]
-    #[schemars(with = "Option<u16>", range(min = 100, max = 999))]
-    pub status: Option<Spanned<u16>>,
+    #[schemars(with = "Option<StatusSpec>")]
+    pub status: Option<Spanned<StatusSpec>>,
     /// Response headers.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
@@ -394,6 +395,39 @@ impl ServerConfig {
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))
         .collect()
+    }
+}
+
+/// A route's `status`: a number, or (with `template = true`) a template that renders one.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(untagged)]
+pub enum StatusSpec {
+    /// A status code, e.g. `201`.
+    Code(i64),
+    /// A template rendering a status code, e.g. `"{{ 201 if json else 400 }}"`.
+    Template(String),
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    // Hand-written so that a wrong type gets a clear message instead of serde's "did not match any variant".
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = StatusSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a status code like 201, or a template with `template = true`")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(StatusSpec::Code(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(StatusSpec::Code(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(StatusSpec::Template(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -723,16 +757,42 @@ impl Checker<'_> {
         }
 
         let methods = self.methods(spec.method.as_ref());
+        let mut status_template = None;
         let status = match &spec.status {
             None => StatusCode::OK,
-            Some(s) => StatusCode::from_u16(*s.get_ref()).unwrap_or_else(|_| {
-                self.error(
-                    s.span(),
-                    format!("`{}` is not an HTTP status code", s.get_ref()),
-                    "use a number from 100 to 999, e.g. 200, 404 or 503",
-                );
-                StatusCode::OK
-            }),
+            Some(s) => match s.get_ref() {
+                StatusSpec::Code(code) => {
+                    u16::try_from(*code).ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or_else(|| {
+                        self.error(
+                            s.span(),
+                            format!("`{code}` is not an HTTP status code"),
+                            "use a number from 100 to 999, e.g. 200, 404 or 503",
+                        );
+                        StatusCode::OK
+                    })
+                }
+                StatusSpec::Template(text) if text.trim().parse::<i64>().is_ok() => {
+                    self.error(
+                        s.span(),
+                        format!("status is a number, not a string: `status = {}`", text.trim()),
+                        "remove the quotes",
+                    );
+                    StatusCode::OK
+                }
+                StatusSpec::Template(text) if spec.template && json_template::has_template_syntax(text) => {
+                    status_template = Some((text.clone(), s.span()));
+                    StatusCode::OK
+                }
+                StatusSpec::Template(text) => {
+                    self.error(
+                        s.span(),
+                        format!("status `{text}` is text, not a status code"),
+                        "write a number, e.g. `status = 201`; a status computed per request is a template, which \
+                         needs `template = true` on the route, e.g. `status = \"{{ 201 if json else 400 }}\"`",
+                    );
+                    StatusCode::OK
+                }
+            },
         };
 
         let mut headers = server_headers.clone();
@@ -749,7 +809,8 @@ impl Checker<'_> {
         {
             headers.insert(CONTENT_TYPE, v);
         }
-        let script = self.route_script(spec, &origin, status, &mut headers);
+        let mut script = self.route_script(spec, &origin, status, &mut headers);
+        script.status_template = status_template;
 
         if self.errors.len() > errors_before {
             return None;

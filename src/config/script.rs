@@ -246,6 +246,8 @@ pub struct ScriptConfig {
     pub fault: Option<Fault>,
     /// `dir`.
     pub dir: Option<DirConfig>,
+    /// `status` as a template (with `template = true`), and its span; rendered per request.
+    pub status_template: Option<(String, Range<usize>)>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
 }
@@ -259,6 +261,7 @@ impl ScriptConfig {
             && self.delay.is_none()
             && self.fault.is_none()
             && self.dir.is_none()
+            && self.status_template.is_none()
     }
 }
 
@@ -319,7 +322,17 @@ impl Checker<'_> {
                 "add a `body = \"...\"` (or `json`, `file`, a header) with the template, or remove `template`",
             );
         }
-        ScriptConfig { template: spec.template, header_templates, matcher, sequence, delay, fault, dir, key: 0 }
+        ScriptConfig {
+            template: spec.template,
+            header_templates,
+            matcher,
+            sequence,
+            delay,
+            fault,
+            dir,
+            status_template: None,
+            key: 0,
+        }
     }
 
     pub(super) fn server_script(
