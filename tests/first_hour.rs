@@ -470,7 +470,8 @@ async fn status_can_be_a_template_and_url_path_is_the_path_without_the_query() {
     let s = TestServer::start(
         "[[route]]\npath = \"/items\"\nmethod = \"POST\"\ntemplate = true\n\
          status = \"{{ 201 if json else 400 }}\"\nbody = \"{{ url_path }} {{ url }}\"\n\n\
-         [[route]]\npath = \"/bad\"\ntemplate = true\nstatus = \"{{ query.s }}\"\nbody = \"x\"\n",
+         [[route]]\npath = \"/bad\"\ntemplate = true\nstatus = \"{{ query.s }}\"\nbody = \"x\"\n\n\
+         [[route]]\npath = \"/only\"\ntemplate = true\nstatus = \"{{ 202 }}\"\n",
     )
     .await;
     let c = client();
@@ -479,6 +480,7 @@ async fn status_can_be_a_template_and_url_path_is_the_path_without_the_query() {
     assert_eq!(res.text().await.unwrap(), "/items /items?x=1");
     let res = c.post(s.url("/items")).send().await.unwrap();
     assert_eq!(res.status(), 400);
+    assert_eq!(c.get(s.url("/only")).send().await.unwrap().status(), 202);
     let res = c.get(s.url("/bad?s=204")).send().await.unwrap();
     assert_eq!(res.status(), 204);
     for bad in ["/bad?s=abc", "/bad?s=99", "/bad?s=600"] {

@@ -315,7 +315,8 @@ impl Checker<'_> {
                 None
             }
         };
-        if spec.template && !has_body && header_templates.is_empty() && spec.sequence.is_none() {
+        let status_template = matches!(spec.status.as_ref().map(|s| s.get_ref()), Some(super::StatusSpec::Template(_)));
+        if spec.template && !has_body && header_templates.is_empty() && spec.sequence.is_none() && !status_template {
             self.error(
                 span_of_key(&self.source.text, &origin.span, "template"),
                 "`template = true` but the route has nothing to render",

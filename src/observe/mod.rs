@@ -272,10 +272,8 @@ impl<'a> Probe<'a> {
     pub fn finish(mut self, response: Response<Body>) -> Response<Body> {
         let elapsed = self.head_at.elapsed();
         // A route's fault sends no HTTP answer: it counts and logs as status 0, not as the status it would have had.
-        let status = match response.extensions().get::<crate::config::Fault>() {
-            Some(_) => 0,
-            None => response.status().as_u16(),
-        };
+        let fault = response.extensions().get::<crate::config::Fault>().copied();
+        let status = if fault.is_some() { 0 } else { response.status().as_u16() };
         self.metrics.record(self.route.as_deref().ok_or(self.unrouted), status, elapsed);
         let Some(d) = self.detail.take() else { return response };
         let bytes = response.body().size_hint().exact().unwrap_or(0);
@@ -309,7 +307,10 @@ impl<'a> Probe<'a> {
             let work = work.map_or_else(String::new, |w| format!(" (routing and response {w:.3}ms)"));
             t.line(
                 Some(*n),
-                format_args!("response ready: {status}, {bytes} body bytes, {what}, {ms:.3}ms after the head{work}"),
+                format_args!(
+                    "response ready: {}, {bytes} body bytes, {what}, {ms:.3}ms after the head{work}",
+                    fault.map_or_else(|| response.status().to_string(), |f| format!("fault:{}", f.name()))
+                ),
             );
             if d.version == Version::HTTP_2 {
                 t.line(Some(*n), format_args!("handed to hyper's h2 stream; it goes out as HEADERS and DATA frames"));
