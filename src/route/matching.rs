@@ -93,9 +93,8 @@ impl MatchConfig {
         }
         if let Some(want) = &self.json
             && !req.json().is_some_and(|got| json_contains(got, want))
-            && !on_failed(Failed::Json)
         {
-            return;
+            on_failed(Failed::Json);
         }
     }
 
