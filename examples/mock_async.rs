@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     server.verify(Expect::get("/users/7").once());
     server.verify(Expect::post("/users").json(json!({ "name": "Grace" })).once());
     let last = server.requests().pop().expect("two requests were received");
-    println!("last request: {last}, content-type {:?}", last.header("content-type"));
+    println!("last request: {last}, content-type {}", last.header("content-type").unwrap_or("none"));
 
     // A wrong expectation fails with the list of what was received (`verify` panics with this message).
     let failure = server.check(&Expect::delete("/users/7")).unwrap_err();
@@ -50,8 +50,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     server.reset();
     http.get(server.url("/nowhere")).send().await?;
     let coverage = server.coverage();
-    println!("routes never hit: {:?}", coverage.never_hit().map(|r| &r.path).collect::<Vec<_>>());
-    println!("requests no route answered: {:?}", coverage.unmatched);
+    let never: Vec<&str> = coverage.never_hit().map(|r| r.path.as_str()).collect();
+    println!("routes never hit: {}", never.join(", "));
+    for u in &coverage.unmatched {
+        println!("no route answered: {} {} ({} times, last answered {})", u.method, u.path, u.count, u.status);
+    }
     assert!(!coverage.is_complete());
     Ok(())
 }

@@ -76,4 +76,5 @@ pub mod __internals {
     pub use crate::observe::{Conn, Observer, Probe};
     pub use crate::request::RequestView;
     pub use crate::serve::io::GARBAGE;
+    pub use crate::util::time::rfc3339_millis;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hotroute::{Live, LogFormat, Router, ServeError, ServeOptions, Server, WatchHandle};
+use hotroute::{Live, LogFormat, Router, ServeOptions, Server, WatchHandle};
 
 /// mimalloc instead of glibc's malloc: a reload allocates the new router while the old one is still alive and frees
 /// the old one afterwards, and after a few reloads glibc spends most of the load consolidating its fragmented heap
@@ -43,8 +43,9 @@ struct ServeArgs {
     /// At shutdown, write the coverage report (routes never hit, requests no route answered) to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     coverage: Option<PathBuf>,
-    /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG takes precedence.
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    /// Log level for stderr: error, warn, info, debug, trace or off, or a filter like `hotroute=debug`; RUST_LOG
+    /// takes precedence.
+    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_log_level)]
     log_level: String,
     /// Write one access-log line per request to stderr (also `[server] log_requests = true`).
     #[arg(long)]
@@ -99,7 +100,13 @@ fn main() -> ExitCode {
         None => match serve(cli.serve) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                // A load error is rendered with its own `error:` heading; say it once.
+                let text = format!("{e:#}");
+                if text.starts_with("error") {
+                    eprintln!("{text}");
+                } else {
+                    eprintln!("error: {text}");
+                }
                 ExitCode::FAILURE
             }
         },
@@ -109,7 +116,7 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match Router::load_file(path) {
         Ok(router) => {
-            println!("{}: {} routes, ok", path.display(), router.routes().len());
+            println!("{}: {}, ok", path.display(), plural(router.routes().len(), "route"));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -126,7 +133,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Err(e) => anyhow::bail!("{e}"),
     };
     let addr: SocketAddr = match (&args.listen, args.port) {
-        (Some(listen), _) => listen.parse().map_err(|_| ServeError::BadAddr { addr: listen.clone() })?,
+        (Some(listen), _) => resolve_listen(listen)?,
         (None, Some(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
         (None, None) => live.router().server().listen,
     };
@@ -166,19 +173,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let write_coverage = || -> anyhow::Result<()> {
             let Some(path) = &args.coverage else { return Ok(()) };
             let report = serde_json::to_string_pretty(&live.journal().coverage(&live.router()).to_json())? + "\n";
-            std::fs::write(path, report).with_context(|| {
-                format!(
-                    "cannot write the coverage report to {}\n  help: create its folder, or give --coverage another path",
+            // The OS error goes in the first line, not after the help (where anyhow's `{:#}` would glue it).
+            std::fs::write(path, report).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot write the coverage report to {}: {e}\n  help: create its folder, or give --coverage another path",
                     path.display()
                 )
             })
         };
         write_coverage()?;
         // The first stdout line is a contract: tests in any language read the address from it.
+        // An unspecified address (0.0.0.0, [::]) is not one a client can connect to: print the loopback address
+        // of the same family, which reaches the server, and say that every interface is served.
+        let bound = server.local_addr();
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{}", server.local_addr())?;
+        writeln!(out, "listening on http://{}", client_addr(bound))?;
         out.flush()?;
         drop(out);
+        if bound.ip().is_unspecified() {
+            tracing::info!("serving on all interfaces ({bound}): reach it on this machine's addresses, port {}", bound.port());
+        }
         tracing::info!(routes = live.router().routes().len(), file = %args.routes.display(), "serving");
         server.serve(shutdown).await?;
         write_coverage()?;
@@ -281,5 +295,88 @@ fn init_logging(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     // Through the same bounded queue as the access log: a stderr nobody reads must not block a worker.
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| hotroute::QueuedStderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| hotroute::QueuedStderr)
+        .with_target(false)
+        .with_ansi(colour_stderr())
+        .with_timer(MillisUtc)
+        .init();
+}
+
+/// Colour codes only where a person reads them: stderr is a terminal, `NO_COLOR` is unset or empty
+/// (<https://no-color.org>) and `TERM` is not `dumb`. CI logs, test runners and `docker logs` get plain text.
+fn colour_stderr() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    std::io::stderr().is_terminal() && !no_color && !dumb
+}
+
+/// Log timestamps in the access log's form (`2026-05-01T10:11:12.345Z`), so that both kinds of line in one stream
+/// have one precision.
+struct MillisUtc;
+
+impl tracing_subscriber::fmt::time::FormatTime for MillisUtc {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        w.write_str(&hotroute::__internals::rfc3339_millis(std::time::SystemTime::now()))
+    }
+}
+
+/// The levels `--log-level` documents; a bare word that is none of them would be read by `EnvFilter` as a target
+/// name and silence every log line.
+const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+/// Accepts a level, or a filter whose every comma-separated part is a level or names one (`hotroute=debug`).
+fn parse_log_level(value: &str) -> Result<String, String> {
+    let help = "use one of error, warn, info, debug, trace, off, or a filter like `hotroute=debug`";
+    for part in value.split(',').map(str::trim) {
+        let level = part.rsplit_once('=').map_or(part, |(_, level)| level);
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            let guess = match level.to_ascii_lowercase().as_str() {
+                "warning" => " (did you mean `warn`?)",
+                "verbose" => " (did you mean `debug`?)",
+                "err" | "fatal" => " (did you mean `error`?)",
+                "none" | "quiet" | "silent" => " (did you mean `off`?)",
+                _ => "",
+            };
+            return Err(format!("unknown log level `{level}`{guess}: {help}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(value)
+        .map_err(|e| format!("`{value}` is not a log filter ({e}): {help}"))?;
+    Ok(value.to_owned())
+}
+
+/// `--listen`: an `IP:PORT`, or a `host:port` such as `localhost:3000`, resolved here (the first address wins).
+fn resolve_listen(listen: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = listen.parse() {
+        return Ok(addr);
+    }
+    match listen.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| {
+            anyhow::anyhow!("`--listen {listen}`: the name resolves to no address\n  help: give an IP address and a port, e.g. 127.0.0.1:3000")
+        }),
+        Err(e) => anyhow::bail!(
+            "`--listen {listen}` is not an address: {e}\n  help: give an IP address and a port, e.g. 127.0.0.1:3000 or 0.0.0.0:3000"
+        ),
+    }
+}
+
+/// The address a client on this machine connects to: loopback for an unspecified (all-interfaces) bind.
+fn client_addr(bound: SocketAddr) -> SocketAddr {
+    match bound.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], bound.port())),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, bound.port()))
+        }
+        _ => bound,
+    }
+}
+
+/// `1 route`, `2 routes`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") }
 }

@@ -600,7 +600,7 @@ async fn no_watch_ignores_saves_but_the_admin_reload_works() {
     assert_eq!(health(no_watch.addr).await.0, 1, "--no-watch does not reload on a save");
     assert_eq!(get(&no_watch.url("/v")).await, (200, "one".into()));
     assert!(no_watch.stderr().contains("file watching is off"), "{}", no_watch.stderr());
-    assert!(watching.stderr().contains("reloaded 1 routes in"), "{}", watching.stderr());
+    assert!(watching.stderr().contains("reloaded 1 route in"), "{}", watching.stderr());
     let res = client().post(no_watch.url("/__admin/reload")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let v: serde_json::Value = res.json().await.unwrap();
@@ -618,7 +618,7 @@ async fn sighup_reloads_and_a_bad_file_is_logged_and_keeps_the_routes() {
     bin.hangup();
     bin.wait_generation(2).await;
     assert_eq!(get(&bin.url("/v")).await, (200, "two".into()));
-    assert!(bin.stderr().contains("reloaded 1 routes in") && bin.stderr().contains("(generation 2)"));
+    assert!(bin.stderr().contains("reloaded 1 route in") && bin.stderr().contains("(generation 2)"));
     // A bad file: SIGHUP logs the error with its place and keeps serving.
     save(&path, "[[route]]\npath = \"/v\"\nbody = 1\n", Save::TempThenRename);
     bin.hangup();

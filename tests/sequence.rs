@@ -151,7 +151,7 @@ fn bad_sequences_and_delays_are_load_errors() {
     let text = load_error("[[route]]\npath = \"/a\"\nbody = \"x\"\nsequence = [{ body = \"y\" }]\n");
     assert!(text.contains("gives its bodies in the sequence items"), "{text}");
     let text = load_error("[[route]]\npath = \"/a\"\ndelay = \"soon\"\n");
-    assert!(text.contains("`soon` is not a duration") && text.contains("routes.toml:3:"), "{text}");
+    assert!(text.contains("`soon` is not a delay") && text.contains("routes.toml:3:"), "{text}");
     let text = load_error("[[route]]\npath = \"/a\"\nsequence = [{ delay = \"3 weeks\" }]\n");
     assert!(text.contains("over an hour"), "{text}");
     assert!(load_error("[[route]]\npath = \"/a\"\nrepeat = \"cycle\"\n").contains("`repeat` without a `sequence`"));

@@ -198,7 +198,9 @@ fn two_routes_with_the_same_method_and_path_are_an_error_naming_both_lines() {
 #[test]
 fn bad_paths_methods_statuses_and_headers_are_errors() {
     assert!(load_error("[[route]]\npath = \"hello\"\n").contains("does not start with `/`"));
-    assert!(load_error("[[route]]\npath = \"/a/{id\"\n").contains("bad route path"));
+    assert!(
+        load_error("[[route]]\npath = \"/a/{id\"\n").contains("has a parameter without a name or an unclosed brace")
+    );
     assert!(load_error("[[route]]\npath = \"/a/{x}\"\n[[route]]\npath = \"/a/{y}\"\n").contains("conflicts with"));
     assert!(load_error("[[route]]\npath = \"/a\"\nmethod = \"G T\"\n").contains("not an HTTP method"));
     assert!(load_error("[[route]]\npath = \"/a\"\nstatus = 42\n").contains("not an HTTP status code"));

@@ -202,7 +202,8 @@ body = "{% include 'routes.toml' %}"
 [[route]]
 path = "/fake"
 template = true
-body = "{{ fake('unicorn') }}"
+# A literal unknown kind is a load error; one known only per request fails then.
+body = "{{ fake(query.kind) }}"
 
 [[route]]
 path = "/ok"
@@ -228,7 +229,7 @@ body = "fine"
     assert_eq!(res.status(), 500);
     let text = res.text().await.unwrap();
     assert!(text.contains("routes.toml") && !text.contains("[[route]]"), "{text}");
-    let text = c.get(s.url("/fake")).send().await.unwrap().text().await.unwrap();
+    let text = c.get(s.url("/fake?kind=unicorn")).send().await.unwrap().text().await.unwrap();
     assert!(text.contains("unknown kind") && text.contains("first_name"), "{text}");
     assert_eq!(c.get(s.url("/ok")).send().await.unwrap().status(), 200);
     s.stop().await;

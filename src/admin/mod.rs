@@ -39,6 +39,14 @@ pub async fn handle(live: &Arc<Live>, req: Request<Incoming>) -> Response<Body> 
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/") => dashboard::page(req.method()),
         (&Method::GET, "/health") => health(live),
+        // Routes cannot be sent here: the reload reads the route file. A body means the caller thinks otherwise.
+        (&Method::POST, "/reload") if !hyper::body::Body::is_end_stream(req.body()) => respond::text(
+            StatusCode::BAD_REQUEST,
+            "POST /__admin/reload takes no body: it reloads the route file from disk, so edit the file and post \
+             again without a body. Sending routes over HTTP is planned as a separate runtime-routes API.\n"
+                .to_owned(),
+            &Method::POST,
+        ),
         (&Method::POST, "/reload") => reload(live).await,
         (&Method::GET, "/requests") => requests(live, req.uri().query()),
         (&Method::DELETE, "/requests") => {

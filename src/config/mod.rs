@@ -173,10 +173,11 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<MethodsSpec>")]
     pub method: Option<Spanned<MethodsSpec>>,
-    /// Response status code (default 200).
+    /// Response status code (default 200); with `template = true`, a template that renders one, e.g.
+    /// `"{{ 201 if json else 400 }}"`.
     #[serde(default)]
-    #[schemars(with = "Option<u16>", range(min = 100, max = 999))]
-    pub status: Option<Spanned<u16>>,
+    #[schemars(with = "Option<StatusSpec>")]
+    pub status: Option<Spanned<StatusSpec>>,
     /// Response headers.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
@@ -221,6 +222,11 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub dir: Option<Spanned<String>>,
+    /// With `dir`: the file (relative to the folder) that answers paths with no file of their own, e.g.
+    /// `"index.html"` for a single-page app whose client-side router owns those paths.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub fallback: Option<Spanned<String>>,
 }
 
 /// `method = "GET"` or `method = ["GET", "POST"]`.
@@ -377,6 +383,67 @@ pub struct ServerConfig {
     pub seed: Option<u64>,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// `[server] headers`: already in every route's headers; the pipeline adds them to hotroute's own answers too
+    /// (404, 405, admin, limits), where no route's headers are.
+    pub headers: HeaderMap,
+}
+
+impl ServerConfig {
+    /// The settings read only when the server starts that differ between `self` (in service) and `new` (just
+    /// loaded), by their `[server]` key: a reload cannot apply them, and says so instead of ignoring them silently.
+    pub fn start_only_changes(&self, new: &ServerConfig) -> Vec<&'static str> {
+        let (a, b) = (&self.limits, &new.limits);
+        [
+            ("listen", self.listen != new.listen),
+            ("log_requests", self.log_requests != new.log_requests),
+            ("grace", a.grace != b.grace),
+            ("header_read_timeout", a.header_read_timeout != b.header_read_timeout),
+            ("body_timeout", a.body_timeout != b.body_timeout),
+            ("idle_timeout", a.idle_timeout != b.idle_timeout),
+            ("write_timeout", a.write_timeout != b.write_timeout),
+            ("max_body", a.max_body != b.max_body),
+            ("max_headers", a.max_headers != b.max_headers),
+            ("max_header_size", a.max_header_size != b.max_header_size),
+            ("max_uri", a.max_uri != b.max_uri),
+            ("max_connections", a.max_connections != b.max_connections),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+    }
+}
+
+/// A route's `status`: a number, or (with `template = true`) a template that renders one.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(untagged)]
+pub enum StatusSpec {
+    /// A status code, e.g. `201`.
+    Code(i64),
+    /// A template rendering a status code, e.g. `"{{ 201 if json else 400 }}"`.
+    Template(String),
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    // Hand-written so that a wrong type gets a clear message instead of serde's "did not match any variant".
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = StatusSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a status code like 201, or a template with `template = true`")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(StatusSpec::Code(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(StatusSpec::Code(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(StatusSpec::Template(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A checked route file: settings, routes in file order, and what it was read from.
@@ -417,6 +484,12 @@ pub fn load_file(path: &Path) -> Result<Config, LoadErrors> {
 
 fn read_route_file(path: &Path, inputs: &mut Inputs) -> Result<String, LoadError> {
     let bytes = inputs.read(path).map_err(|e| {
+        if path.is_dir() {
+            let inside = path.join("routes.toml");
+            let help = format!("name the route file inside it, e.g. `{}`", inside.display());
+            let message = format!("`{}` is a folder, not a route file", path.display());
+            return LoadError::file(path, message, &help);
+        }
         let help = if e.kind() == std::io::ErrorKind::FileTooLarge {
             "make the file smaller, or raise `max_route_file` in [server]"
         } else if e.kind() == std::io::ErrorKind::NotFound {
@@ -507,10 +580,58 @@ fn check_text(
 fn parse(source: &Source) -> Result<RouteFileSpec, LoadError> {
     toml::from_str(&source.text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        let message = e.message().trim_end().to_owned();
-        let help = toml_help(&message);
-        LoadError::at(&source.path, &source.text, span, message, Some(help))
+        let raw = e.message().trim_end().to_owned();
+        let (message, help) = common_mistake(&raw, &source.text, span.clone())
+            .unwrap_or_else(|| (raw.clone(), toml_help(&raw).to_owned()));
+        LoadError::at(&source.path, &source.text, span, message, Some(&help))
     })
+}
+
+/// Words for the mistakes people make most, where the TOML parser's own message would leave them guessing:
+/// `[route]` for `[[route]]`, a quoted number, a misspelt key, `include` below a table. None for anything else.
+fn common_mistake(raw: &str, text: &str, span: Range<usize>) -> Option<(String, String)> {
+    let at = text.get(span.clone()).unwrap_or("");
+    if let Some(rest) = raw.strip_prefix("unknown field `") {
+        let (key, expected) = rest.split_once('`')?;
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        if key == "include" {
+            return Some((
+                "`include` is inside a table here, so it is read as one of that table's keys".to_owned(),
+                "move `include` above the first table (`[server]` or `[[route]]`): keys below a table header belong \
+                 to that table"
+                    .to_owned(),
+            ));
+        }
+        let message = format!("unknown field `{key}`");
+        let help = match crate::util::text::did_you_mean(key, known.iter().copied()) {
+            Some(k) => format!("did you mean `{k}`?"),
+            None => {
+                format!("the keys here are {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+            }
+        };
+        return Some((message, help));
+    }
+    if raw.starts_with("invalid type: map, expected a sequence") && at.trim_start().starts_with('[') {
+        let name = at.trim().trim_matches(['[', ']']).trim();
+        return Some((
+            format!("`[{name}]` is a single table, but each {name} is an entry in a list"),
+            format!("write `[[{name}]]` (double brackets) for each {name}"),
+        ));
+    }
+    if let Some(rest) = raw.strip_prefix("invalid type: string \"") {
+        let (value, expected) = rest.split_once("\", expected ")?;
+        let numeric = ["u8", "u16", "u32", "u64", "i64", "an integer", "integer"].contains(&expected);
+        if numeric && value.trim().parse::<i64>().is_ok() {
+            let line_start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+            let key = text[line_start..span.start.min(text.len())].trim().trim_end_matches('=').trim();
+            let key = if key.is_empty() { "this value" } else { key };
+            return Some((
+                format!("{key} is a number, not a string: `{key} = {}`", value.trim()),
+                "remove the quotes".to_owned(),
+            ));
+        }
+    }
+    None
 }
 
 fn toml_help(message: &str) -> &'static str {
@@ -523,6 +644,21 @@ fn toml_help(message: &str) -> &'static str {
     } else {
         "fix the TOML syntax here; the rest of the file was not read"
     }
+}
+
+/// A segment written in another router's parameter syntax (`:id`, `*`, `*rest`), and hotroute's way to write it
+/// (`{id}`, `{*rest}`).
+fn foreign_param(path: &str) -> Option<(&str, String)> {
+    let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    path.split('/').find_map(|seg| {
+        if let Some(name) = seg.strip_prefix(':').filter(|n| ident(n)) {
+            Some((seg, format!("{{{name}}}")))
+        } else if seg == "*" {
+            Some((seg, "{*rest}".to_owned()))
+        } else {
+            seg.strip_prefix('*').filter(|n| ident(n)).map(|name| (seg, format!("{{*{name}}}")))
+        }
+    })
 }
 
 /// Collects every problem in one pass, so that a user sees them all at once.
@@ -571,7 +707,18 @@ impl Checker<'_> {
         // Included files and body files are read after this: with the file's own limit.
         self.inputs.set_limit(limits.max_route_file);
         let log_requests = spec.log_requests;
-        (ServerConfig { listen, admin, journal, log_requests, cors, not_found, seed, limits }, headers)
+        let server = ServerConfig {
+            listen,
+            admin,
+            journal,
+            log_requests,
+            cors,
+            not_found,
+            seed,
+            limits,
+            headers: headers.clone(),
+        };
+        (server, headers)
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {
@@ -612,6 +759,14 @@ impl Checker<'_> {
                 format!("route path `{path}` does not start with `/`"),
                 "write it from the root, e.g. \"/hello\" or \"/users/{id}\"",
             );
+        } else if let Some((seg, right)) = foreign_param(path) {
+            // Refused rather than taken as aliases: `:` and `*` are legal in a literal path, and a pattern that
+            // means one thing here and another in the user's last framework should be said, not guessed.
+            self.error(
+                spec.path.span(),
+                format!("route path `{path}` writes a parameter as `{seg}`, which hotroute reads as literal text"),
+                &format!("write `{right}`: \"{}\"", path.replacen(seg, &right, 1)),
+            );
         } else if path == ADMIN_PREFIX || path.starts_with(&format!("{ADMIN_PREFIX}/")) {
             self.error(
                 spec.path.span(),
@@ -621,16 +776,42 @@ impl Checker<'_> {
         }
 
         let methods = self.methods(spec.method.as_ref());
+        let mut status_template = None;
         let status = match &spec.status {
             None => StatusCode::OK,
-            Some(s) => StatusCode::from_u16(*s.get_ref()).unwrap_or_else(|_| {
-                self.error(
-                    s.span(),
-                    format!("`{}` is not an HTTP status code", s.get_ref()),
-                    "use a number from 100 to 999, e.g. 200, 404 or 503",
-                );
-                StatusCode::OK
-            }),
+            Some(s) => match s.get_ref() {
+                StatusSpec::Code(code) => {
+                    u16::try_from(*code).ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or_else(|| {
+                        self.error(
+                            s.span(),
+                            format!("`{code}` is not an HTTP status code"),
+                            "use a number from 100 to 999, e.g. 200, 404 or 503",
+                        );
+                        StatusCode::OK
+                    })
+                }
+                StatusSpec::Template(text) if text.trim().parse::<i64>().is_ok() => {
+                    self.error(
+                        s.span(),
+                        format!("status is a number, not a string: `status = {}`", text.trim()),
+                        "remove the quotes",
+                    );
+                    StatusCode::OK
+                }
+                StatusSpec::Template(text) if spec.template && json_template::has_template_syntax(text) => {
+                    status_template = Some((text.clone(), s.span()));
+                    StatusCode::OK
+                }
+                StatusSpec::Template(text) => {
+                    self.error(
+                        s.span(),
+                        format!("status `{text}` is text, not a status code"),
+                        "write a number, e.g. `status = 201`; a status computed per request is a template, which \
+                         needs `template = true` on the route, e.g. `status = \"{{ 201 if json else 400 }}\"`",
+                    );
+                    StatusCode::OK
+                }
+            },
         };
 
         let mut headers = server_headers.clone();
@@ -647,7 +828,8 @@ impl Checker<'_> {
         {
             headers.insert(CONTENT_TYPE, v);
         }
-        let script = self.route_script(spec, &origin, status, &mut headers);
+        let mut script = self.route_script(spec, &origin, status, &mut headers);
+        script.status_template = status_template;
 
         if self.errors.len() > errors_before {
             return None;
@@ -696,6 +878,18 @@ impl Checker<'_> {
             };
             (body, Some("text/plain; charset=utf-8".to_owned()))
         } else if let Some(j) = json {
+            if let toml::Value::String(text) = j.get_ref()
+                && matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+                && serde_json::from_str::<serde_json::Value>(text).is_ok()
+            {
+                // Served as written it would be one JSON string holding JSON text: never what was meant.
+                self.error(
+                    j.span(),
+                    "`json` is a string holding JSON text, so it would be served as one JSON string",
+                    "write the value as TOML, e.g. `json = { a = 1 }` (or a `[route.json]` table), or keep the text \
+                     in `body` with `headers = { content-type = \"application/json\" }`",
+                );
+            }
             let json = toml_to_json(j.get_ref());
             if template {
                 let source = crate::config::json_template::json_template_source(&json);

@@ -225,6 +225,8 @@ pub struct DirConfig {
     pub root: PathBuf,
     /// The name of the path's catch-all parameter that names the file (none: the folder's `index.html`).
     pub param: Option<String>,
+    /// `fallback`: the file, canonical and inside `root`, that answers a path with no file of its own.
+    pub fallback: Option<PathBuf>,
 }
 
 /// The scripted parts of a route; all empty for a plain route.
@@ -244,6 +246,8 @@ pub struct ScriptConfig {
     pub fault: Option<Fault>,
     /// `dir`.
     pub dir: Option<DirConfig>,
+    /// `status` as a template (with `template = true`), and its span; rendered per request.
+    pub status_template: Option<(String, Range<usize>)>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
 }
@@ -253,13 +257,15 @@ impl ScriptConfig {
     pub fn is_plain(&self) -> bool {
         // Destructured whole, so that a new field is a compile error here until it is classified. `matcher` picks
         // the route but not its answer; `key` is derived.
-        let ScriptConfig { template, header_templates, matcher: _, sequence, delay, fault, dir, key: _ } = self;
+        let ScriptConfig { template, header_templates, matcher: _, sequence, delay, fault, dir, status_template, key: _ } =
+            self;
         !template
             && header_templates.is_empty()
             && sequence.is_none()
             && delay.is_none()
             && fault.is_none()
             && dir.is_none()
+            && status_template.is_none()
     }
 }
 
@@ -299,14 +305,39 @@ impl Checker<'_> {
             }
             self.dir(d, spec.path.get_ref())
         });
-        if spec.template && !has_body && header_templates.is_empty() && spec.sequence.is_none() {
+        let dir = match (dir, &spec.fallback) {
+            (dir, None) => dir,
+            (Some(dir), Some(fallback)) => self.fallback(dir, fallback),
+            (None, Some(fallback)) => {
+                if spec.dir.is_none() {
+                    self.error(
+                        fallback.span(),
+                        "`fallback` without a `dir`",
+                        "`fallback` names a file of a `dir` route's folder: add `dir = \"public\"`, or remove it",
+                    );
+                }
+                None
+            }
+        };
+        let status_template = matches!(spec.status.as_ref().map(|s| s.get_ref()), Some(super::StatusSpec::Template(_)));
+        if spec.template && !has_body && header_templates.is_empty() && spec.sequence.is_none() && !status_template {
             self.error(
                 span_of_key(&self.source.text, &origin.span, "template"),
                 "`template = true` but the route has nothing to render",
                 "add a `body = \"...\"` (or `json`, `file`, a header) with the template, or remove `template`",
             );
         }
-        ScriptConfig { template: spec.template, header_templates, matcher, sequence, delay, fault, dir, key: 0 }
+        ScriptConfig {
+            template: spec.template,
+            header_templates,
+            matcher,
+            sequence,
+            delay,
+            fault,
+            dir,
+            status_template: None,
+            key: 0,
+        }
     }
 
     pub(super) fn server_script(
@@ -379,10 +410,17 @@ impl Checker<'_> {
                 None
             }
             Err(e) => {
+                // humantime's own message lists months and years, which a delay (at most 1h) cannot use.
+                let why = match e {
+                    humantime::DurationError::UnknownUnit { unit, .. } => format!("unknown unit `{unit}`"),
+                    humantime::DurationError::NumberExpected(_) => "a number is missing".to_owned(),
+                    humantime::DurationError::InvalidCharacter(_) => "it has a character that is no unit".to_owned(),
+                    e => e.to_string(),
+                };
                 self.error(
                     spec.span(),
-                    format!("`{}` is not a duration: {e}", spec.get_ref()),
-                    "write it like \"300ms\", \"2s\" or \"1m 30s\"",
+                    format!("`{}` is not a delay: {why}", spec.get_ref()),
+                    "the units are ms, s, m and h, e.g. \"300ms\", \"2s\" or \"1m 30s\" (at most \"1h\")",
                 );
                 None
             }
@@ -601,7 +639,38 @@ impl Checker<'_> {
             .and_then(|last| last.strip_prefix("{*"))
             .and_then(|p| p.strip_suffix('}'))
             .map(str::to_owned);
-        Some(DirConfig { root, param })
+        Some(DirConfig { root, param, fallback: None })
+    }
+
+    /// Checks `fallback` (a file inside the folder) and adds it to `dir`.
+    fn fallback(&mut self, mut dir: DirConfig, spec: &Spanned<String>) -> Option<DirConfig> {
+        let name = spec.get_ref();
+        match dir.root.join(name).canonicalize() {
+            Ok(file) if file.starts_with(&dir.root) && file.is_file() => {
+                dir.fallback = Some(file);
+                Some(dir)
+            }
+            Ok(file) if !file.starts_with(&dir.root) => {
+                self.error(
+                    spec.span(),
+                    format!("fallback `{name}` is outside the folder `{}`", dir.root.display()),
+                    "name a file inside the route's `dir`, relative to it, e.g. \"index.html\"",
+                );
+                None
+            }
+            Ok(_) => {
+                self.error(spec.span(), format!("fallback `{name}` is not a file"), "name a file, e.g. \"index.html\"");
+                None
+            }
+            Err(e) => {
+                self.error(
+                    spec.span(),
+                    format!("cannot open fallback `{name}` in `{}`: {e}", dir.root.display()),
+                    "the fallback is relative to the route's `dir`, e.g. \"index.html\" for `dir`/index.html",
+                );
+                None
+            }
+        }
     }
 
     fn cors(&mut self, spec: &Spanned<CorsSpec>) -> Option<CorsConfig> {
@@ -694,7 +763,8 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     // Destructured whole, so that a field added to a route is a compile error here until it is hashed (or said not
     // to matter): forgetting it would carry a changed route's counters over a reload.
     let RouteConfig { path, path_span: _, methods, status, headers, body, script, origin: _ } = route;
-    let ScriptConfig { template, header_templates, matcher, sequence, delay, fault, dir, key: _ } = script;
+    let ScriptConfig { template, header_templates, matcher, sequence, delay, fault, dir, status_template, key: _ } =
+        script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     path.hash(&mut h);
     methods.to_string().hash(&mut h);
@@ -712,6 +782,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     delay.hash(&mut h);
     fault.hash(&mut h);
     dir.as_ref().map(|d| (&d.root, &d.param)).hash(&mut h);
+    status_template.as_ref().map(|(source, _)| source).hash(&mut h);
     h.finish()
 }
 

@@ -40,6 +40,8 @@ pub struct RecordedRequest {
     time: SystemTime,
     method: Method,
     status: StatusCode,
+    /// The route's `fault`, when it cut the connection instead of answering with `status`.
+    fault: Option<crate::config::Fault>,
     route: Option<Arc<RouteInfo>>,
     body_size: usize,
     /// `data[..target_end]` is `path[?query]`, `data[target_end..headers_end]` is `name:value\n` per header (neither
@@ -81,6 +83,7 @@ impl RecordedRequest {
             time,
             method: req.method.clone(),
             status,
+            fault: None,
             route,
             body_size: req.body.len(),
             target_end,
@@ -182,6 +185,12 @@ impl RecordedRequest {
         self.status
     }
 
+    /// The route's fault (`reset`, `close`, `garbage`) when the client got no HTTP answer; then the JSON form's
+    /// `status` is 0 and `status()` is the status the route would have sent.
+    pub fn fault(&self) -> Option<&'static str> {
+        self.fault.map(crate::config::Fault::name)
+    }
+
     /// The route that answered, or none for a request no route matched (404 or 405).
     pub fn route(&self) -> Option<&RouteInfo> {
         self.route.as_deref()
@@ -218,7 +227,8 @@ impl RecordedRequest {
             "body": self.body_text(),
             "body_size": self.body_size,
             "body_truncated": self.body_truncated(),
-            "status": self.status.as_u16(),
+            "status": if self.fault.is_some() { 0 } else { self.status.as_u16() },
+            "fault": self.fault(),
             "matched": self.matched(),
             "route": self.route().map(RouteInfo::to_json),
         })
@@ -228,7 +238,10 @@ impl RecordedRequest {
 impl fmt::Display for RecordedRequest {
     /// `#id METHOD target -> status, route ...` on one line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{} {} {} -> {}", self.id, self.method, self.target(), self.status.as_u16())?;
+        match self.fault() {
+            Some(fault) => write!(f, "#{} {} {} -> fault:{fault}", self.id, self.method, self.target())?,
+            None => write!(f, "#{} {} {} -> {}", self.id, self.method, self.target(), self.status.as_u16())?,
+        }
         match self.route() {
             Some(r) => write!(f, ", route {r}"),
             None => f.write_str(", no route matched"),
@@ -350,7 +363,9 @@ impl Journal {
         });
         let time = SystemTime::now();
         // Copy the request before taking the lock, so that the lock is held only for the push.
-        let entry = (capacity > 0).then(|| RecordedRequest::new(0, time, req, status, route));
+        let fault = answer.response.extensions().get::<crate::config::Fault>().copied();
+        let entry =
+            (capacity > 0).then(|| RecordedRequest { fault, ..RecordedRequest::new(0, time, req, status, route) });
         let mut state = self.lock();
         state.total += 1;
         state.next_id += 1;

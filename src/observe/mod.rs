@@ -271,8 +271,10 @@ impl<'a> Probe<'a> {
     /// The response is ready: counts it, logs it, traces it, and gives it back to be sent.
     pub fn finish(mut self, response: Response<Body>) -> Response<Body> {
         let elapsed = self.head_at.elapsed();
-        let status = response.status();
-        self.metrics.record(self.route.as_deref().ok_or(self.unrouted), status.as_u16(), elapsed);
+        // A route's fault sends no HTTP answer: it counts and logs as status 0, not as the status it would have had.
+        let fault = response.extensions().get::<crate::config::Fault>().copied();
+        let status = if fault.is_some() { 0 } else { response.status().as_u16() };
+        self.metrics.record(self.route.as_deref().ok_or(self.unrouted), status, elapsed);
         let Some(d) = self.detail.take() else { return response };
         let bytes = response.body().size_hint().exact().unwrap_or(0);
         let route = match (&self.route, self.unrouted) {
@@ -286,7 +288,7 @@ impl<'a> Probe<'a> {
                 peer: d.peer,
                 method: d.method.as_str(),
                 path: &d.target,
-                status: status.as_u16(),
+                status,
                 bytes,
                 duration: elapsed,
                 route,
@@ -305,13 +307,16 @@ impl<'a> Probe<'a> {
             let work = work.map_or_else(String::new, |w| format!(" (routing and response {w:.3}ms)"));
             t.line(
                 Some(*n),
-                format_args!("response ready: {status}, {bytes} body bytes, {what}, {ms:.3}ms after the head{work}"),
+                format_args!(
+                    "response ready: {}, {bytes} body bytes, {what}, {ms:.3}ms after the head{work}",
+                    fault.map_or_else(|| response.status().to_string(), |f| format!("fault:{}", f.name()))
+                ),
             );
             if d.version == Version::HTTP_2 {
                 t.line(Some(*n), format_args!("handed to hyper's h2 stream; it goes out as HEADERS and DATA frames"));
             } else {
                 let keep = trace::keep_alive(d.version, &d.request_headers, response.headers());
-                t.response_ready(*n, status, self.head_at, keep);
+                t.response_ready(*n, response.status(), self.head_at, keep);
             }
         }
         response

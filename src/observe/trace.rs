@@ -294,7 +294,7 @@ mod tests {
         assert_eq!(
             describe(ROUTES, "GET", "/Hello"),
             "no route: 404, no route pattern matches /Hello; nearest: routes.toml:1 GET /hello: \
-             the path has `Hello` where the route has `hello`"
+             the path has `Hello` where the route has `hello`: letter case differs"
         );
         assert_eq!(
             describe(ROUTES, "GET", "/user/7"),

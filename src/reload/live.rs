@@ -320,10 +320,16 @@ impl Live {
         match loaded {
             Ok(router) => {
                 let n = router.routes().len();
+                let ignored = self.router().server().start_only_changes(router.server());
+                if !ignored.is_empty() {
+                    let keys = ignored.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                    tracing::warn!("[server] {keys} changed, but is read only at start: restart hotroute to apply it");
+                }
                 let (generation, old) = self.replace(router);
                 self.metrics.reloaded(true);
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
-                tracing::info!("reloaded {n} routes in {ms:.1} ms (generation {generation})");
+                let routes = if n == 1 { "route" } else { "routes" };
+                tracing::info!("reloaded {n} {routes} in {ms:.1} ms (generation {generation})");
                 // Requests already use the new routes; freeing the old ones (tens of ms for a large file) is done
                 // on another thread, so that it delays neither this reload's caller nor the next reload. Requests
                 // still in flight on them keep them alive until done.
@@ -332,7 +338,9 @@ impl Live {
             }
             Err(e) => {
                 self.metrics.reloaded(false);
-                tracing::error!("{e}\nkeeping the previous routes");
+                // The log line has its own ERROR level: drop the text's `error: ` heading, so it reads once.
+                let text = e.to_string();
+                tracing::error!("{}\nkeeping the previous routes", text.strip_prefix("error: ").unwrap_or(&text));
                 let failure = ReloadFailure { errors: e.clone(), at: SystemTime::now() };
                 *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure);
                 Err(e)

@@ -51,43 +51,67 @@ impl MatchConfig {
 
     /// The first condition that does not hold, if any.
     pub fn first_failed(&self, req: &RequestData<'_>) -> Option<Failed> {
+        let mut first = None;
+        self.each_failed(req, &mut |failed| {
+            first = Some(failed);
+            false
+        });
+        first
+    }
+
+    /// Calls `on_failed` with each condition that does not hold, in file order, until it returns false.
+    fn each_failed(&self, req: &RequestData<'_>, on_failed: &mut dyn FnMut(Failed) -> bool) {
         if let Some(re) = &self.path_regex
             && !re.is_match(req.view.uri.path())
+            && !on_failed(Failed::PathRegex)
         {
-            return Some(Failed::PathRegex);
+            return;
         }
         for (i, (name, cond)) in self.query.iter().enumerate() {
-            if !req.query().iter().any(|(k, v)| k == name && cond.holds(v)) {
-                return Some(Failed::Query(i));
+            if !req.query().iter().any(|(k, v)| k == name && cond.holds(v)) && !on_failed(Failed::Query(i)) {
+                return;
             }
         }
         for (i, (name, cond)) in self.headers.iter().enumerate() {
-            if !req.view.headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| cond.holds(v))) {
-                return Some(Failed::Header(i));
+            if !req.view.headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| cond.holds(v)))
+                && !on_failed(Failed::Header(i))
+            {
+                return;
             }
         }
         if let Some(needle) = &self.body_contains
             && memchr::memmem::find(req.view.body, needle.as_bytes()).is_none()
+            && !on_failed(Failed::BodyContains)
         {
-            return Some(Failed::BodyContains);
+            return;
         }
         if let Some(re) = &self.body_regex
             && !re.is_match(&req.body_text())
+            && !on_failed(Failed::BodyRegex)
         {
-            return Some(Failed::BodyRegex);
+            return;
         }
         if let Some(want) = &self.json
             && !req.json().is_some_and(|got| json_contains(got, want))
         {
-            return Some(Failed::Json);
+            on_failed(Failed::Json);
         }
-        None
     }
 
-    /// Why the request does not match, in words, e.g. "query `page` is `3`, the route wants `2`".
+    /// Why the request does not match, in words, e.g. "query `page` is `3`, the route wants `2`": every condition
+    /// that fails, joined by `; `.
     pub fn explain(&self, req: &RequestData<'_>) -> Option<String> {
-        let failed = self.first_failed(req)?;
-        Some(match failed {
+        let mut failed = Vec::new();
+        self.each_failed(req, &mut |f| {
+            failed.push(f);
+            true
+        });
+        let words: Vec<String> = failed.into_iter().map(|f| self.describe_failed(req, f)).collect();
+        (!words.is_empty()).then(|| words.join("; "))
+    }
+
+    fn describe_failed(&self, req: &RequestData<'_>, failed: Failed) -> String {
+        match failed {
             Failed::PathRegex => {
                 let re = self.path_regex.as_ref().map_or("", |r| r.as_str());
                 format!("the path does not match /{re}/")
@@ -133,7 +157,7 @@ impl MatchConfig {
                 }
                 (Some(_), None) => String::new(),
             },
-        })
+        }
     }
 }
 

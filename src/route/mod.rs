@@ -332,6 +332,24 @@ impl Router {
                 stats: RouteStats::default(),
             });
         }
+        // A catch-all needs at least one character, so `/docs/{*rest}` alone would answer 404 for `/docs/`: a `dir`
+        // route also takes its bare prefix (the folder's `index.html`), unless a route of the file has that path.
+        for &ci in &config_index {
+            let rc = &config.routes[ci];
+            let Some(prefix) = rc
+                .script
+                .dir
+                .as_ref()
+                .and_then(|d| d.param.as_ref())
+                .and_then(|p| rc.path.strip_suffix(&format!("{{*{p}}}")).filter(|prefix| prefix.ends_with('/')))
+            else {
+                continue;
+            };
+            if let (false, Some(&entry)) = (by_path.contains_key(prefix), by_path.get(rc.path.as_str())) {
+                // A clash with another pattern (e.g. `/docs/{page}`) leaves that one in charge: not an error.
+                let _ = tree.insert(prefix.to_owned(), entry);
+            }
+        }
         let not_found = match &config.server.not_found {
             None => None,
             Some(nf) => {
@@ -339,6 +357,7 @@ impl Router {
                     status: nf.status,
                     headers: &nf.headers,
                     header_templates: &nf.header_templates,
+                    status_template: None,
                     body: &nf.body,
                     delay: nf.delay,
                     fault: nf.fault,
@@ -593,6 +612,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
                 status: rc.status,
                 headers: &rc.headers,
                 header_templates: &script.header_templates,
+                status_template: script.status_template.as_ref(),
                 body: &rc.body,
                 delay: script.delay,
                 fault: script.fault,
@@ -606,6 +626,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
                     status: item.status,
                     headers: &item.headers,
                     header_templates: &item.header_templates,
+                    status_template: None,
                     body: &item.body,
                     delay: item.delay.or(script.delay),
                     fault: item.fault.or(script.fault),
@@ -616,8 +637,10 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
             replies
         }
     };
-    let dir =
-        script.dir.as_ref().map(|d| (Arc::new(StaticDir::new(d.root.clone(), location.to_owned())), d.param.clone()));
+    let dir = script.dir.as_ref().map(|d| {
+        let dir = StaticDir::new(d.root.clone(), location.to_owned()).with_fallback(d.fallback.clone());
+        (Arc::new(dir), d.param.clone())
+    });
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
     Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, location: location_string })))
 }
@@ -682,11 +705,20 @@ fn clash(config: &Config, earlier: &RouteConfig, later: &RouteConfig) -> LoadErr
             later.path_span.clone(),
             msg,
             Some(&help),
-            Some((earlier.path_span.clone(), label)),
+            // The label goes on the earlier route's `[[route]]` line: the line the message names.
+            Some((header_line(&src.text, earlier.origin.span.start), label)),
         )
     } else {
         LoadError::at(&src.path, &src.text, later.path_span.clone(), msg, Some(&help))
     }
+}
+
+/// The span of the line holding byte `at` (without its newline).
+fn header_line(text: &str, at: usize) -> std::ops::Range<usize> {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    start..end
 }
 
 fn insert_error(
@@ -708,6 +740,20 @@ fn insert_error(
                 "give both parameters the same name, or make the paths differ by a fixed segment",
             )
         }
+        matchit::InsertError::InvalidParamSegment => (
+            format!("route path `{}` has two parameters in one segment", rc.path),
+            "give each parameter a segment of its own, e.g. \"/files/{name}/{ext}\"; text around one parameter is \
+             fine, e.g. \"/files/{name}.json\"",
+        ),
+        matchit::InsertError::InvalidParam => (
+            format!("route path `{}` has a parameter without a name or an unclosed brace", rc.path),
+            "write a parameter as `{name}` (letters, digits, `_`), e.g. \"/users/{id}\"; a literal brace is written \
+             `{{` or `}}`",
+        ),
+        matchit::InsertError::InvalidCatchAll => (
+            format!("route path `{}` has a catch-all `{{*...}}` before its end", rc.path),
+            "a catch-all takes the rest of the path, so it comes last, e.g. \"/files/{*rest}\"",
+        ),
         _ => (
             format!("bad route path `{}`: {e}", rc.path),
             "paths look like \"/users/{id}\" or \"/files/{*rest}\"; a literal brace is written `{{` or `}}`",

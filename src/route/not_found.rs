@@ -48,19 +48,22 @@ impl NearMiss {
         NearMiss { patterns: patterns.into_iter().map(|(p, e)| (split_pattern(p), e)).collect() }
     }
 
-    /// The patterns one segment away from `path`, in registration order, at most [`MAX_NEAR`].
+    /// The patterns one segment away from `path`, at most [`MAX_NEAR`]: the closest first (letter case only, then
+    /// a typo, then a segment more or less), in registration order among equals.
     pub fn nearest(&self, path: &str) -> Vec<Near> {
         let request: Vec<&str> = path.split('/').collect();
-        let mut out = Vec::new();
+        let mut found: Vec<(u8, Near)> = Vec::new();
         for (segs, entry) in &self.patterns {
-            if out.len() == MAX_NEAR {
-                break;
-            }
-            if let Some(why) = one_off(&request, segs) {
-                out.push(Near { entry: *entry, why });
+            if let Some((rank, why)) = one_off(&request, segs) {
+                found.push((rank, Near { entry: *entry, why }));
+                // Nothing ranks before a letter-case miss: enough of those end the search.
+                if found.iter().filter(|(r, _)| *r == 0).count() == MAX_NEAR {
+                    break;
+                }
             }
         }
-        out
+        found.sort_by_key(|(rank, _)| *rank);
+        found.into_iter().take(MAX_NEAR).map(|(_, near)| near).collect()
     }
 }
 
@@ -99,35 +102,13 @@ fn fit(got: &str, want: &Seg) -> Fit {
     }
 }
 
-/// A typo: equal but for letter case, or an edit distance of at most a third of the length (at least 1).
+/// A typo: equal but for letter case, or a small edit distance counting a swap of two letters as one edit.
 fn similar(a: &str, b: &str) -> bool {
-    if a.eq_ignore_ascii_case(b) {
-        return true;
-    }
-    let longest = a.chars().count().max(b.chars().count());
-    if longest > 64 {
-        return false;
-    }
-    levenshtein(a, b) <= (longest / 3).max(1)
+    crate::util::text::is_typo_of(a, b)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
-/// Says how `request` is one segment away from `pattern`, or none when it is not.
-fn one_off(request: &[&str], pattern: &[Seg]) -> Option<String> {
+/// Says how `request` is one segment away from `pattern`, with a rank (0 nearest), or none when it is not.
+fn one_off(request: &[&str], pattern: &[Seg]) -> Option<(u8, String)> {
     // A catch-all takes the rest of the path: compare the segments before it.
     if let Some(Seg::CatchAll(_)) = pattern.last() {
         let fixed = &pattern[..pattern.len() - 1];
@@ -136,7 +117,7 @@ fn one_off(request: &[&str], pattern: &[Seg]) -> Option<String> {
         let rest_empty = request.len() <= fixed.len() || request[fixed.len()..].iter().all(|s| s.is_empty());
         if exact && rest_empty {
             let prefix: Vec<String> = fixed.iter().map(Seg::show).collect();
-            return Some(format!("the route wants more after `{}/`", prefix.join("/")));
+            return Some((2, format!("the route wants more after `{}/`", prefix.join("/"))));
         }
         return if request.len() > fixed.len() { one_off(head, fixed) } else { one_off(request, fixed) };
     }
@@ -156,13 +137,18 @@ fn one_off(request: &[&str], pattern: &[Seg]) -> Option<String> {
         }
         let i = off?;
         return Some(match &pattern[i] {
-            Seg::Literal(w) => format!("the path has `{}` where the route has `{w}`", request[i]),
-            p => format!("the path has an empty segment where the route has `{}`", p.show()),
+            Seg::Literal(w) if w.eq_ignore_ascii_case(request[i]) => {
+                (0, format!("the path has `{}` where the route has `{w}`: letter case differs", request[i]))
+            }
+            Seg::Literal(w) => (1, format!("the path has `{}` where the route has `{w}`", request[i])),
+            p => (1, format!("the path has an empty segment where the route has `{}`", p.show())),
         });
     }
     // One segment more or less: find the one place where skipping it makes the rest line up.
     let (long, short_is_request) = if n > m { (n, false) } else { (m, true) };
-    for skip in 0..long {
+    // From the end: when a parameter could take either of two segments, the later one is the extra (or missing)
+    // one, as in `/users/7/extra` against `/users/{id}`.
+    for skip in (0..long).rev() {
         let lines_up = if short_is_request {
             (0..n).all(|i| fit(request[i], &pattern[if i < skip { i } else { i + 1 }]) == Fit::Same)
         } else {
@@ -170,14 +156,19 @@ fn one_off(request: &[&str], pattern: &[Seg]) -> Option<String> {
         };
         if lines_up {
             let trailing = skip == long - 1;
-            return Some(match (short_is_request, trailing) {
-                (false, true) if request[skip].is_empty() => "the path ends with `/`, the route does not".to_owned(),
-                (true, true) if matches!(&pattern[skip], Seg::Literal(s) if s.is_empty()) => {
-                    "the route ends with `/`, the path does not".to_owned()
-                }
-                (false, _) => format!("the path has an extra segment `{}`", request[skip]),
-                (true, _) => format!("the path lacks the segment `{}`", pattern[skip].show()),
-            });
+            return Some((
+                2,
+                match (short_is_request, trailing) {
+                    (false, true) if request[skip].is_empty() => {
+                        "the path ends with `/`, the route does not".to_owned()
+                    }
+                    (true, true) if matches!(&pattern[skip], Seg::Literal(s) if s.is_empty()) => {
+                        "the route ends with `/`, the path does not".to_owned()
+                    }
+                    (false, _) => format!("the path has an extra segment `{}`", request[skip]),
+                    (true, _) => format!("the path lacks the segment `{}`", pattern[skip].show()),
+                },
+            ));
         }
     }
     None
@@ -199,6 +190,15 @@ mod tests {
             vec![(0, "the path has `user` where the route has `users`".into())]
         );
         assert_eq!(near(&["/Users"], "/users")[0].0, 0);
+        assert_eq!(near(&["/users/{id}"], "/usres/7")[0].1, "the path has `usres` where the route has `users`");
+        assert_eq!(near(&["/users/{id}"], "/users/7/extra")[0].1, "the path has an extra segment `extra`");
+        assert_eq!(
+            near(&["/user", "/Users"], "/users"),
+            vec![
+                (1, "the path has `users` where the route has `Users`: letter case differs".into()),
+                (0, "the path has `users` where the route has `user`".into()),
+            ]
+        );
         assert_eq!(near(&["/users/{id}"], "/users/")[0].1, "the path has an empty segment where the route has `{id}`");
         assert_eq!(near(&["/users"], "/users/")[0].1, "the path ends with `/`, the route does not");
         assert_eq!(near(&["/users/"], "/users")[0].1, "the route ends with `/`, the path does not");

@@ -32,6 +32,8 @@ pub(crate) struct Reply {
     status: StatusCode,
     headers: HeaderMap,
     header_templates: Vec<(HeaderName, Compiled)>,
+    /// `status` as a template, rendered per request to a code from 100 to 599.
+    status_template: Option<Compiled>,
     body: ReplyBody,
     needs: Needs,
     pub delay: Option<Duration>,
@@ -43,6 +45,7 @@ pub(crate) struct ReplyParts<'a> {
     pub status: StatusCode,
     pub headers: &'a HeaderMap,
     pub header_templates: &'a [HeaderTemplate],
+    pub status_template: Option<&'a (String, Range<usize>)>,
     pub body: &'a BodyConfig,
     pub delay: Option<Duration>,
     pub fault: Option<Fault>,
@@ -65,17 +68,29 @@ impl Reply {
             needs = needs.union(compiled.needs);
             header_templates.push((t.name.clone(), compiled));
         }
+        let status_template = match parts.status_template {
+            None => None,
+            Some((source, span)) => {
+                let compiled = templates
+                    .compile(format!("{name} status"), source.clone())
+                    .map_err(|e| compile_error(&e, span.clone(), text))?;
+                needs = needs.union(compiled.needs);
+                Some(compiled)
+            }
+        };
         let body = match parts.body {
             BodyConfig::Fixed(bytes) => ReplyBody::Fixed(bytes.clone()),
             BodyConfig::Template { source, span } => {
+                // Named by its key (`body`, `json` or `file`), so that an error names the place the user wrote.
+                let key = key_of(text, span.start);
                 let compiled = templates
-                    .compile(format!("{name} body"), source.clone())
+                    .compile(format!("{name} {key}"), source.clone())
                     .map_err(|e| compile_error(&e, span.clone(), text))?;
                 needs = needs.union(compiled.needs);
                 ReplyBody::Template(compiled)
             }
         };
-        let prepared = match (&body, header_templates.is_empty()) {
+        let prepared = match (&body, header_templates.is_empty() && status_template.is_none()) {
             (ReplyBody::Fixed(bytes), true) => Some(Prepared::new(parts.status, parts.headers.clone(), bytes.clone())),
             _ => None,
         };
@@ -84,6 +99,7 @@ impl Reply {
             status: parts.status,
             headers: parts.headers.clone(),
             header_templates,
+            status_template,
             body,
             needs,
             delay: parts.delay,
@@ -114,7 +130,8 @@ impl Reply {
         }
         let ctx = context(vars, self.needs);
         // Every template of the answer in one trip to a render thread: headers in order, then the body.
-        let mut jobs: Vec<Compiled> = self.header_templates.iter().map(|(_, t)| t.clone()).collect();
+        let mut jobs: Vec<Compiled> = self.status_template.iter().cloned().collect();
+        jobs.extend(self.header_templates.iter().map(|(_, t)| t.clone()));
         if let ReplyBody::Template(t) = &self.body {
             jobs.push(t.clone());
         }
@@ -127,6 +144,20 @@ impl Reply {
                 res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return res;
             }
+        };
+        let status = match &self.status_template {
+            None => self.status,
+            Some(_) => match rendered.next() {
+                Some(Ok(text)) => match text.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c)) {
+                    Some(code) => StatusCode::from_u16(code).unwrap_or(self.status),
+                    None => {
+                        let why = format!("status rendered {text:?}, which is not a status code from 100 to 599");
+                        return render_error(location, &why, method);
+                    }
+                },
+                Some(Err(e)) => return render_error(location, &format!("status: {e}"), method),
+                None => return render_error(location, "status: not rendered", method),
+            },
         };
         let mut headers = self.headers.clone();
         for (name, _) in &self.header_templates {
@@ -155,7 +186,18 @@ impl Reply {
                 None => return render_error(location, "the body was not rendered", method),
             },
         };
-        respond::with_body(self.status, headers, body, method)
+        respond::with_body(status, headers, body, method)
+    }
+}
+
+/// The key whose value starts at byte `at` of the route file (`json` for `json = { ... }`), or `body`.
+fn key_of(text: &str, at: usize) -> &str {
+    let at = at.min(text.len());
+    let Some(before) = text.get(..at) else { return "body" };
+    let line = &before[before.rfind(['\n', '{', ',']).map_or(0, |i| i + 1)..];
+    match line.trim_end().strip_suffix('=').map(str::trim) {
+        Some(key) if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => key,
+        _ => "body",
     }
 }
 

@@ -38,12 +38,20 @@ pub struct StaticDir {
     root: PathBuf,
     /// The route, as `file:line`, for 404 messages.
     route: String,
+    /// The file that answers a path with no file of its own (a single-page app's `index.html`), canonical.
+    fallback: Option<PathBuf>,
 }
 
 impl StaticDir {
     /// Serves the folder at `root`, which must be canonical (see [`std::fs::canonicalize`]).
     pub fn new(root: PathBuf, route: String) -> Self {
-        StaticDir { root, route }
+        StaticDir { root, route, fallback: None }
+    }
+
+    /// Answers paths with no file of their own with `file` (canonical, inside the folder) instead of a 404.
+    pub fn with_fallback(mut self, file: Option<PathBuf>) -> Self {
+        self.fallback = file;
+        self
     }
 }
 
@@ -112,7 +120,22 @@ impl DirRequest {
         respond::with_body(StatusCode::NOT_FOUND, headers, Bytes::from(text), &self.method)
     }
 
+    /// The file for the request, or the folder's fallback when it has none (never for a refused path).
     async fn find(&self) -> Found {
+        match self.find_own().await {
+            Found::Nothing if safe_relative(&self.rest).is_some() => match &self.dir.fallback {
+                // Checked again: it may have been removed since the load.
+                Some(file) => match self.inside(file).await {
+                    Some(file) if tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_file()) => Found::File(file),
+                    _ => Found::Nothing,
+                },
+                None => Found::Nothing,
+            },
+            found => found,
+        }
+    }
+
+    async fn find_own(&self) -> Found {
         let Some(relative) = safe_relative(&self.rest) else {
             tracing::debug!(request = %self.target, "dir: refused path `{}`", self.rest);
             return Found::Nothing;

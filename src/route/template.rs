@@ -133,17 +133,18 @@ const JSON_FILTER: &str = "hotroute_json";
 
 /// Which request variables a template uses; only those are built for a render.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs(u8);
+pub struct Needs(u16);
 
 impl Needs {
-    const METHOD: u8 = 1;
-    const PATH: u8 = 1 << 1;
-    const URL: u8 = 1 << 2;
-    const QUERY: u8 = 1 << 3;
-    const HEADERS: u8 = 1 << 4;
-    const BODY: u8 = 1 << 5;
-    const JSON: u8 = 1 << 6;
-    const COUNT: u8 = 1 << 7;
+    const METHOD: u16 = 1;
+    const PATH: u16 = 1 << 1;
+    const URL: u16 = 1 << 2;
+    const QUERY: u16 = 1 << 3;
+    const HEADERS: u16 = 1 << 4;
+    const BODY: u16 = 1 << 5;
+    const JSON: u16 = 1 << 6;
+    const COUNT: u16 = 1 << 7;
+    const URL_PATH: u16 = 1 << 8;
 
     fn of(names: impl IntoIterator<Item = String>) -> Needs {
         let mut bits = 0;
@@ -152,6 +153,7 @@ impl Needs {
                 "method" => Self::METHOD,
                 "path" => Self::PATH,
                 "url" => Self::URL,
+                "url_path" => Self::URL_PATH,
                 "query" => Self::QUERY,
                 "headers" => Self::HEADERS,
                 "body" => Self::BODY,
@@ -168,7 +170,7 @@ impl Needs {
         Needs(self.0 | other.0)
     }
 
-    fn has(self, bit: u8) -> bool {
+    fn has(self, bit: u16) -> bool {
         self.0 & bit != 0
     }
 }
@@ -202,6 +204,8 @@ impl Templates {
         env.add_function("random_int", random_int);
         env.add_function("fake", fake_data);
         env.add_filter(JSON_FILTER, json_filter);
+        // MiniJinja's own `int` says "invalid float literal" for `/users/abc`: say what the value is instead.
+        env.add_filter("int", int_filter);
         Templates { env: Arc::new(env), seed }
     }
 
@@ -215,6 +219,14 @@ impl Templates {
                  `template = true`, e.g. with `file =`",
                 source.len()
             );
+            return Err(Error::new(minijinja::ErrorKind::InvalidOperation, detail));
+        }
+        // An unknown kind written as a literal is known now: say it at load, like a syntax error, not per request.
+        if let Some(kind) = unknown_fake_kind(&source) {
+            let hint = crate::util::text::did_you_mean(&kind, FAKE_KINDS.iter().copied())
+                .map(|k| format!("did you mean `{k}`? "))
+                .unwrap_or_default();
+            let detail = format!("fake('{kind}'): unknown kind; {hint}the kinds are {}", FAKE_KINDS.join(", "));
             return Err(Error::new(minijinja::ErrorKind::InvalidOperation, detail));
         }
         // Compiling recurses as deep as the template nests: on a stack big enough for the worst case.
@@ -384,6 +396,9 @@ pub fn context(vars: &Vars<'_, '_>, needs: Needs) -> Value {
         let url = view.uri.path_and_query().map_or_else(|| view.uri.path(), |pq| pq.as_str());
         ctx.url = Some(Value::from(url));
     }
+    if needs.has(Needs::URL_PATH) {
+        ctx.url_path = Some(Value::from(view.uri.path()));
+    }
     if needs.has(Needs::QUERY) {
         let mut query: Vec<(String, Value)> = Vec::new();
         for (k, v) in vars.req.query() {
@@ -425,6 +440,7 @@ struct RenderContext {
     method: Option<Value>,
     path: Option<Value>,
     url: Option<Value>,
+    url_path: Option<Value>,
     query: Option<Value>,
     headers: Option<Value>,
     body: Option<Value>,
@@ -438,6 +454,7 @@ impl Object for RenderContext {
             "method" => self.method.clone(),
             "path" => self.path.clone(),
             "url" => self.url.clone(),
+            "url_path" => self.url_path.clone(),
             "query" => self.query.clone(),
             "headers" => self.headers.clone(),
             "body" => self.body.clone(),
@@ -448,7 +465,7 @@ impl Object for RenderContext {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["method", "path", "url", "query", "headers", "body", "json", "count"])
+        Enumerator::Str(&["method", "path", "url", "url_path", "query", "headers", "body", "json", "count"])
     }
 }
 
@@ -648,6 +665,45 @@ fn random_int(a: i64, b: i64) -> Result<i64, Error> {
         return Err(invalid(format!("random_int({a}, {b}): the first bound is larger than the second")));
     }
     Ok(with_rng(|r| r.random_range(a..=b)))
+}
+
+/// The first `fake('kind')` or `fake("kind")` call in `source` whose literal kind is not in [`FAKE_KINDS`]. A kind
+/// computed at render time is checked then.
+fn unknown_fake_kind(source: &str) -> Option<String> {
+    static CALL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"\bfake\(\s*(?:'([^'\\]*)'|"([^"\\]*)")"#).expect("the fake() pattern compiles")
+    });
+    CALL.captures_iter(source)
+        .filter_map(|c| c.get(1).or_else(|| c.get(2)))
+        .map(|m| m.as_str())
+        .find(|kind| !FAKE_KINDS.contains(kind))
+        .map(str::to_owned)
+}
+
+/// `value | int`: a number as an integer (a float is cut toward zero), a string holding a number the same way, and
+/// for anything else an error that quotes the value, e.g. for a path parameter that is not a number.
+fn int_filter(value: Value) -> Result<Value, Error> {
+    if let Ok(n) = i64::try_from(value.clone()) {
+        return Ok(Value::from(n));
+    }
+    if let Ok(f) = f64::try_from(value.clone())
+        && f.is_finite()
+    {
+        return Ok(Value::from(f.trunc() as i64));
+    }
+    if let Some(text) = value.as_str() {
+        let text = text.trim();
+        if let Ok(n) = text.parse::<i64>() {
+            return Ok(Value::from(n));
+        }
+        if let Ok(f) = text.parse::<f64>()
+            && f.is_finite()
+        {
+            return Ok(Value::from(f.trunc() as i64));
+        }
+        return Err(invalid(format!("`{text}` is not a number, so `int` cannot make it one")));
+    }
+    Err(invalid(format!("{value} ({}) is not a number, so `int` cannot make it one", value.kind())))
 }
 
 /// `fake(kind)` or `fake(kind, n)`: realistic data of a kind from [`FAKE_KINDS`] (English locale).

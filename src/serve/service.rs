@@ -89,7 +89,8 @@ impl Pipeline {
             let (live, options) = (&served.live, &served.options);
             let admin = admin::is_admin_path(req.uri().path()) && options.admin && live.router().server().admin;
             let mut probe = Probe::start(live.metrics(), options.access_log, conn, *peer, &req, admin);
-            let response = answer(served, *peer, req, admin, &mut probe).await;
+            let mut response = answer(served, *peer, req, admin, &mut probe).await;
+            add_server_headers(&mut response, &live.router().server().headers);
             let response = trigger.check(probe.finish(response))?;
             Ok(response.map(|body| Tracked::new(body, busy, activity)))
         }
@@ -130,6 +131,16 @@ async fn answer(
             let response = answer.response;
             drop(router);
             pending.finish(response).await
+        }
+    }
+}
+
+/// `[server] headers` are "added to every response": routes carry them already (their own headers win), and this
+/// adds them where missing, to the answers hotroute makes itself (404, 405, admin, limits). Once, here, for all.
+fn add_server_headers<B>(response: &mut Response<B>, headers: &http::HeaderMap) {
+    for (name, value) in headers {
+        if !response.headers().contains_key(name) {
+            response.headers_mut().insert(name.clone(), value.clone());
         }
     }
 }

@@ -1,4 +1,5 @@
 //! Small helpers shared by every layer; they import nothing of hotroute's.
 
 pub(crate) mod process;
+pub(crate) mod text;
 pub(crate) mod time;

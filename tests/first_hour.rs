@@ -1,0 +1,517 @@
+//! What a newcomer meets in the first hour (issue 13): the CLI's words, the log's form, the messages for common
+//! mistakes. Each test runs the real binary or loads a real route file.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
+
+fn routes_dir(toml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), toml).unwrap();
+    dir
+}
+
+/// A running binary; `finish` kills it and returns everything it wrote to stderr.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Running {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the binary starts");
+        let addr = common::listening::read_address(&mut child).unwrap_or_else(|line| {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("first stdout line was {line:?}; stderr: {err}")
+        });
+        Running { child, addr }
+    }
+
+    fn finish(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut err = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        err
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn request(addr: SocketAddr, head: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN).args(args).current_dir(dir).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const HELLO: &str = "[[route]]\npath = \"/hello\"\nbody = \"hi\"\n";
+
+#[test]
+fn log_level_refuses_a_word_that_is_no_level_and_names_the_levels() {
+    let dir = routes_dir(HELLO);
+    for (word, guess) in [("warning", "did you mean `warn`?"), ("verbose", "did you mean `debug`?"), ("loud", "")] {
+        let out = run(&["--port", "0", "--log-level", word], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{word}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("unknown log level `{word}`")), "{err}");
+        assert!(err.contains(guess), "{err}");
+        assert!(err.contains("error, warn, info, debug, trace, off"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn log_level_takes_a_level_or_a_filter_directive() {
+    let dir = routes_dir(HELLO);
+    for level in ["warn", "hotroute=debug", "info,hotroute=trace"] {
+        let server = Running::start(&["--port", "0", "--log-level", level, "--no-watch"], dir.path(), &[]);
+        drop(server);
+    }
+    let out = run(&["--port", "0", "--log-level", "hotroute=loud"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown log level `loud`"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_startup_error_says_error_once() {
+    let dir = routes_dir("[[route]]\npath = \"/a\"\nstauts = 200\n");
+    let out = run(&["--port", "0"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("error: error"), "{err}");
+}
+
+#[test]
+fn a_reload_error_says_error_once_and_a_start_only_change_is_named() {
+    let dir = routes_dir(HELLO);
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[]);
+    std::fs::write(dir.path().join("routes.toml"), "[[route]]\npath = \"/a\"\nstauts = 200\n").unwrap();
+    let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "");
+    assert!(res.starts_with("HTTP/1.1 422"), "{res}");
+    let changed = format!("[server]\nlog_requests = true\nmax_body = \"2MiB\"\n\n{HELLO}");
+    std::fs::write(dir.path().join("routes.toml"), changed).unwrap();
+    let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "");
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    let err = server.finish();
+    let failed = err.lines().find(|l| l.contains("ERROR")).unwrap_or_else(|| panic!("{err}"));
+    assert!(!failed.contains("error:"), "{failed}");
+    assert!(failed.contains("`stauts`"), "{failed}");
+    assert!(
+        err.contains(
+            "[server] `log_requests`, `max_body` changed, but is read only at start: restart hotroute to apply it"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn reload_refuses_a_body_and_says_the_routes_come_from_the_file() {
+    let dir = routes_dir(HELLO);
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[]);
+    let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "[[route]]\npath = \"/x\"\n");
+    assert!(res.starts_with("HTTP/1.1 400"), "{res}");
+    assert!(res.contains("POST /__admin/reload takes no body: it reloads the route file from disk"), "{res}");
+    assert!(res.contains("runtime-routes API"), "{res}");
+    let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "");
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+}
+
+#[test]
+fn check_counts_one_route_in_the_singular() {
+    let dir = routes_dir(HELLO);
+    let out = run(&["check", "routes.toml"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "routes.toml: 1 route, ok\n");
+}
+
+#[test]
+fn check_on_a_folder_suggests_the_route_file_inside_it() {
+    let dir = routes_dir(HELLO);
+    std::fs::create_dir(dir.path().join("api")).unwrap();
+    let out = run(&["check", "api"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("`api` is a folder, not a route file"), "{err}");
+    assert!(err.contains("help: name the route file inside it, e.g. `api/routes.toml`"), "{err}");
+}
+
+#[test]
+fn listen_takes_a_host_name_and_resolves_it() {
+    let dir = routes_dir(HELLO);
+    let server = Running::start(&["--listen", "localhost:0", "--no-watch"], dir.path(), &[]);
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    let res = request(server.addr, "GET /hello HTTP/1.1", "");
+    assert!(res.ends_with("hi"), "{res}");
+    let out = run(&["--listen", "no-such-host.invalid:0"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("`--listen no-such-host.invalid:0` is not an address"), "{err}");
+    assert!(err.contains("help: give an IP address and a port"), "{err}");
+    assert!(!err.contains("error: error"), "{err}");
+}
+
+#[test]
+fn an_all_interfaces_listen_prints_a_url_a_client_can_use() {
+    let dir = routes_dir("[server]\nlisten = \"0.0.0.0:0\"\n\n[[route]]\npath = \"/hello\"\nbody = \"hi\"\n");
+    let server = Running::start(&["--no-watch"], dir.path(), &[]);
+    assert_eq!(server.addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(server.addr.port(), 0);
+    let res = request(server.addr, "GET /hello HTTP/1.1", "");
+    assert!(res.ends_with("hi"), "{res}");
+    let port = server.addr.port();
+    let err = server.finish();
+    assert!(err.contains(&format!("serving on all interfaces (0.0.0.0:{port})")), "{err}");
+}
+
+#[test]
+fn the_coverage_error_puts_the_os_error_before_the_help() {
+    let dir = routes_dir(HELLO);
+    let out = run(&["--port", "0", "--coverage", "/nonexistent/folder/coverage.json"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let first = err.lines().find(|l| l.starts_with("error")).unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        first.starts_with("error: cannot write the coverage report to /nonexistent/folder/coverage.json: "),
+        "{err}"
+    );
+    assert!(first.contains("os error"), "{err}");
+    assert!(err.trim_end().ends_with("help: create its folder, or give --coverage another path"), "{err}");
+}
+
+/// `2026-05-01T10:11:12.345Z`: the one timestamp form of every log line.
+fn millis_stamp(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 24
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && b[20..23].iter().all(u8::is_ascii_digit)
+        && b[23] == b'Z'
+        && b[24] == b' '
+}
+
+#[test]
+fn logs_have_no_colour_off_a_terminal_and_one_timestamp_form() {
+    let dir = routes_dir(HELLO);
+    let server = Running::start(&["--port", "0", "--no-watch", "--log-requests"], dir.path(), &[("TERM", "xterm")]);
+    let res = request(server.addr, "GET /hello HTTP/1.1", "");
+    assert!(res.ends_with("hi"), "{res}");
+    let err = server.finish();
+    assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
+    let serving = err.lines().find(|l| l.contains("serving")).unwrap_or_else(|| panic!("{err}"));
+    let access = err.lines().find(|l| l.contains("GET /hello")).unwrap_or_else(|| panic!("{err}"));
+    assert!(millis_stamp(serving), "{serving}");
+    assert!(millis_stamp(access), "{access}");
+}
+
+// Messages for common mistakes: each says what to write instead.
+
+use common::load_error;
+
+#[test]
+fn single_brackets_say_write_double_brackets() {
+    let text = load_error("[route]\npath = \"/a\"\n");
+    assert!(text.contains("`[route]` is a single table, but each route is an entry in a list"), "{text}");
+    assert!(text.contains("help: write `[[route]]` (double brackets) for each route"), "{text}");
+}
+
+#[test]
+fn a_quoted_status_says_it_is_a_number() {
+    let text = load_error("[[route]]\npath = \"/a\"\nstatus = \"201\"\n");
+    assert!(text.contains("status is a number, not a string: `status = 201`"), "{text}");
+    assert!(text.contains("routes.toml:3:10"), "{text}");
+}
+
+#[test]
+fn misspelt_keys_get_the_nearest_known_key() {
+    let text = load_error("[[routes]]\npath = \"/a\"\n");
+    assert!(text.contains("unknown field `routes`") && text.contains("help: did you mean `route`?"), "{text}");
+    let text = load_error("[[route]]\npath = \"/a\"\nstauts = 200\n");
+    assert!(text.contains("unknown field `stauts`") && text.contains("help: did you mean `status`?"), "{text}");
+    let text = load_error("[[route]]\npath = \"/a\"\nzzz = 1\n");
+    assert!(text.contains("help: the keys here are `path`, `method`, `status`"), "{text}");
+}
+
+#[test]
+fn include_below_a_table_says_move_it_up() {
+    for toml in
+        ["[server]\nadmin = true\ninclude = [\"x.toml\"]\n", "[[route]]\npath = \"/a\"\ninclude = [\"x.toml\"]\n"]
+    {
+        let text = load_error(toml);
+        assert!(text.contains("`include` is inside a table here"), "{text}");
+        assert!(text.contains("help: move `include` above the first table"), "{text}");
+    }
+}
+
+#[test]
+fn bad_route_paths_are_said_in_hotroutes_words() {
+    let text = load_error("[[route]]\npath = \"/a/{x\"\n");
+    assert!(text.contains("route path `/a/{x` has a parameter without a name or an unclosed brace"), "{text}");
+    assert!(!text.contains("Parameters must be registered"), "{text}");
+    let text = load_error("[[route]]\npath = \"/a/{x}-{y}\"\n");
+    assert!(text.contains("has two parameters in one segment"), "{text}");
+}
+
+#[test]
+fn colon_and_star_parameters_are_refused_with_the_right_syntax() {
+    let text = load_error("[[route]]\npath = \"/users/:id\"\n");
+    assert!(text.contains("route path `/users/:id` writes a parameter as `:id`"), "{text}");
+    assert!(text.contains("help: write `{id}`: \"/users/{id}\""), "{text}");
+    let text = load_error("[[route]]\npath = \"/a/*\"\n");
+    assert!(text.contains("help: write `{*rest}`: \"/a/{*rest}\""), "{text}");
+    let text = load_error("[[route]]\npath = \"/files/*path\"\n");
+    assert!(text.contains("help: write `{*path}`"), "{text}");
+    // A colon inside a segment is literal text, as in `/v1/models:generate`.
+    let dir = routes_dir("[[route]]\npath = \"/v1/models:generate\"\n");
+    assert!(run(&["check"], dir.path()).status.success());
+}
+
+#[test]
+fn a_delay_with_another_unit_lists_only_the_allowed_units() {
+    let text = load_error("[[route]]\npath = \"/a\"\ndelay = \"5 parsecs\"\n");
+    assert!(text.contains("`5 parsecs` is not a delay: unknown unit `parsecs`"), "{text}");
+    assert!(text.contains("the units are ms, s, m and h"), "{text}");
+    assert!(!text.contains("months"), "{text}");
+}
+
+#[test]
+fn the_duplicate_route_label_is_on_the_line_the_message_names() {
+    let text = load_error("[[route]]\npath = \"/a\"\n\n[[route]]\npath = \"/a\"\n");
+    assert!(text.contains("the one at line 1 always answers first"), "{text}");
+    let label = text.lines().position(|l| l.contains("first defined here")).unwrap_or_else(|| panic!("{text}"));
+    let above = text.lines().nth(label - 1).unwrap();
+    assert!(above.starts_with("1 | [[route]]"), "{text}");
+}
+
+#[test]
+fn json_written_as_a_string_is_refused_with_the_table_form() {
+    let text = load_error("[[route]]\npath = \"/a\"\njson = '{\"a\": 1}'\n");
+    assert!(text.contains("`json` is a string holding JSON text, so it would be served as one JSON string"), "{text}");
+    assert!(text.contains("json = { a = 1 }"), "{text}");
+    // A plain string is a fine JSON value.
+    let dir = routes_dir("[[route]]\npath = \"/a\"\njson = \"hello\"\n");
+    assert!(run(&["check"], dir.path()).status.success());
+}
+
+// Behaviour a newcomer meets in the first requests.
+
+use common::{TestServer, client};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulted_request_is_recorded_as_a_fault_not_as_200() {
+    let s = TestServer::start("[[route]]\npath = \"/reset\"\nfault = \"reset\"\n").await;
+    let c = client();
+    assert!(c.get(s.url("/reset")).send().await.is_err(), "the client sees the reset");
+    let journal: serde_json::Value = c.get(s.url("/__admin/requests")).send().await.unwrap().json().await.unwrap();
+    let entry = &journal["requests"][0];
+    assert_eq!(entry["status"], 0, "{journal}");
+    assert_eq!(entry["fault"], "reset", "{journal}");
+    let metrics = c.get(s.url("/__admin/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = metrics.lines().find(|l| l.contains("path=\"/reset\"")).unwrap_or_else(|| panic!("{metrics}"));
+    assert!(line.contains("status=\"0\""), "{line}");
+    let requests = s.live.journal().requests();
+    assert_eq!(requests[0].fault(), Some("reset"));
+    assert!(requests[0].to_string().starts_with("#1 GET /reset -> fault:reset, route GET /reset"), "{}", requests[0]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_headers_are_on_hotroutes_own_answers_too() {
+    let s = TestServer::start(
+        "[server]\nheaders = { x-served-by = \"hotroute\" }\n\n[[route]]\npath = \"/a\"\nmethod = \"POST\"\nbody = \"a\"\n",
+    )
+    .await;
+    let c = client();
+    for (method, path, status) in
+        [("POST", "/a", 200), ("GET", "/nowhere", 404), ("GET", "/a", 405), ("GET", "/__admin/health", 200)]
+    {
+        let res = c.request(method.parse().unwrap(), s.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), status, "{method} {path}");
+        assert_eq!(res.headers()["x-served-by"], "hotroute", "{method} {path}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_keys_keep_the_order_of_the_file() {
+    let s = TestServer::start(
+        "[[route]]\npath = \"/a\"\njson = { zebra = 1, apple = { pear = 2, fig = 3 } }\n\n\
+         [[route]]\npath = \"/t\"\ntemplate = true\njson = { zebra = \"{{ 1 }}\", apple = 2 }\n",
+    )
+    .await;
+    let c = client();
+    assert_eq!(
+        c.get(s.url("/a")).send().await.unwrap().text().await.unwrap(),
+        r#"{"zebra":1,"apple":{"pear":2,"fig":3}}"#
+    );
+    let t = c.get(s.url("/t")).send().await.unwrap().text().await.unwrap();
+    assert!(t.find("zebra").unwrap() < t.find("apple").unwrap(), "{t}");
+    s.stop().await;
+}
+
+#[test]
+fn an_unknown_fake_kind_is_a_load_error() {
+    let text = load_error("[[route]]\npath = \"/a\"\ntemplate = true\nbody = \"{{ fake('nonsense') }}\"\n");
+    assert!(text.contains("fake('nonsense'): unknown kind; the kinds are first_name, last_name"), "{text}");
+    assert!(text.contains("routes.toml:4:"), "{text}");
+    let text = load_error("[[route]]\npath = \"/a\"\ntemplate = true\nbody = '{{ fake(\"emial\") }}'\n");
+    assert!(text.contains("did you mean `email`?"), "{text}");
+    // A kind known only at render time is checked then.
+    let dir = routes_dir("[[route]]\npath = \"/a\"\ntemplate = true\nbody = \"{{ fake(query.kind) }}\"\n");
+    assert!(run(&["check"], dir.path()).status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_miss_404_names_the_right_segment_ranks_case_first_and_every_failed_condition() {
+    let s = TestServer::start(
+        "[[route]]\npath = \"/user\"\nbody = \"a\"\n\n[[route]]\npath = \"/Users\"\nbody = \"b\"\n\n\
+         [[route]]\npath = \"/users/{id}\"\nbody = \"c\"\n\n\
+         [[route]]\npath = \"/search\"\nmatch = { query = { q = \"x\" }, headers = { x-key = \"1\" } }\nbody = \"d\"\n",
+    )
+    .await;
+    let c = client();
+    let text = |path: &'static str| {
+        let c = c.clone();
+        let url = s.url(path);
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let t = text("/users/7/extra").await;
+    assert!(
+        t.contains("GET /users/{id} (") && t.contains("routes.toml:9): the path has an extra segment `extra`"),
+        "{t}"
+    );
+    let t = text("/users").await;
+    let case = t.find("letter case differs").unwrap_or_else(|| panic!("{t}"));
+    assert!(case < t.find("GET /user (").unwrap(), "the letter-case miss comes first: {t}");
+    let t = text("/usres/7").await;
+    assert!(t.contains("the path has `usres` where the route has `users`"), "{t}");
+    let t = text("/search?q=y").await;
+    assert!(
+        t.contains("query parameter `q` is `y`, the route wants `x`; header `x-key` is missing, the route wants `1`"),
+        "{t}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dir_catch_all_answers_its_bare_prefix_and_a_fallback_answers_unknown_paths() {
+    let s = TestServer::start_with_files(
+        "[[route]]\npath = \"/docs/{*rest}\"\ndir = \"docs\"\n\n\
+         [[route]]\npath = \"/app/{*rest}\"\ndir = \"app\"\nfallback = \"index.html\"\n",
+        &[
+            ("docs/index.html", "<h1>docs</h1>"),
+            ("docs/a.txt", "a"),
+            ("app/index.html", "<h1>spa</h1>"),
+            ("app/app.js", "js"),
+        ],
+    )
+    .await;
+    let c = client();
+    let get = |path: &'static str| {
+        let (c, url) = (c.clone(), s.url(path));
+        async move {
+            let res = c.get(url).send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/docs/").await, (200, "<h1>docs</h1>".to_owned()));
+    assert_eq!(get("/docs/a.txt").await, (200, "a".to_owned()));
+    assert_eq!(get("/docs/missing").await.0, 404, "no fallback, no file: 404");
+    assert_eq!(get("/app/").await, (200, "<h1>spa</h1>".to_owned()));
+    assert_eq!(get("/app/app.js").await, (200, "js".to_owned()));
+    assert_eq!(get("/app/settings/profile").await, (200, "<h1>spa</h1>".to_owned()));
+    assert_eq!(get("/app/%2e%2e/secret").await.0, 404, "a refused path gets no fallback");
+    s.stop().await;
+}
+
+#[test]
+fn a_fallback_is_checked_at_load() {
+    let dir = routes_dir("[[route]]\npath = \"/app/{*rest}\"\ndir = \"app\"\nfallback = \"nope.html\"\n");
+    std::fs::create_dir(dir.path().join("app")).unwrap();
+    let out = run(&["check"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot open fallback `nope.html`"), "{}", stderr(&out));
+    let text = load_error("[[route]]\npath = \"/a\"\nbody = \"x\"\nfallback = \"index.html\"\n");
+    assert!(text.contains("`fallback` without a `dir`"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_can_be_a_template_and_url_path_is_the_path_without_the_query() {
+    let s = TestServer::start(
+        "[[route]]\npath = \"/items\"\nmethod = \"POST\"\ntemplate = true\n\
+         status = \"{{ 201 if json else 400 }}\"\nbody = \"{{ url_path }} {{ url }}\"\n\n\
+         [[route]]\npath = \"/bad\"\ntemplate = true\nstatus = \"{{ query.s }}\"\nbody = \"x\"\n\n\
+         [[route]]\npath = \"/only\"\ntemplate = true\nstatus = \"{{ 202 }}\"\n",
+    )
+    .await;
+    let c = client();
+    let res = c.post(s.url("/items?x=1")).body("{\"a\": 1}").send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.text().await.unwrap(), "/items /items?x=1");
+    let res = c.post(s.url("/items")).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(c.get(s.url("/only")).send().await.unwrap().status(), 202);
+    let res = c.get(s.url("/bad?s=204")).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    for bad in ["/bad?s=abc", "/bad?s=99", "/bad?s=600"] {
+        let res = c.get(s.url(bad)).send().await.unwrap();
+        assert_eq!(res.status(), 500, "{bad}");
+        let text = res.text().await.unwrap();
+        assert!(text.contains("which is not a status code from 100 to 599"), "{text}");
+    }
+    s.stop().await;
+}
+
+#[test]
+fn a_text_status_without_a_template_says_how_to_write_one() {
+    let text = load_error("[[route]]\npath = \"/a\"\nstatus = \"{{ 201 }}\"\n");
+    assert!(text.contains("status `{{ 201 }}` is text, not a status code"), "{text}");
+    assert!(text.contains("needs `template = true`"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn int_on_a_value_that_is_no_number_names_the_json_key_and_the_value() {
+    let s = TestServer::start(
+        "[[route]]\npath = \"/users/{id}\"\ntemplate = true\njson = { id = \"{{ path.id | int }}\" }\n",
+    )
+    .await;
+    let c = client();
+    assert_eq!(c.get(s.url("/users/7")).send().await.unwrap().text().await.unwrap(), r#"{"id":7}"#);
+    let res = c.get(s.url("/users/abc")).send().await.unwrap();
+    assert_eq!(res.status(), 500);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("`abc` is not a number, so `int` cannot make it one"), "{text}");
+    assert!(text.contains(" json:1"), "names the `json` key: {text}");
+    assert!(!text.contains("body:1") && !text.contains("float literal"), "{text}");
+    s.stop().await;
+}
