@@ -257,8 +257,17 @@ impl ScriptConfig {
     pub fn is_plain(&self) -> bool {
         // Destructured whole, so that a new field is a compile error here until it is classified. `matcher` picks
         // the route but not its answer; `key` is derived.
-        let ScriptConfig { template, header_templates, matcher: _, sequence, delay, fault, dir, status_template, key: _ } =
-            self;
+        let ScriptConfig {
+            template,
+            header_templates,
+            matcher: _,
+            sequence,
+            delay,
+            fault,
+            dir,
+            status_template,
+            key: _,
+        } = self;
         !template
             && header_templates.is_empty()
             && sequence.is_none()
