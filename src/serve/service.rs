@@ -33,11 +33,12 @@ use crate::route::respond::{self, Body};
 pub(crate) struct Served {
     live: Arc<Live>,
     options: ServeOptions,
+    access: admin::Access,
 }
 
 impl Served {
-    pub(crate) fn new(live: Arc<Live>, options: ServeOptions) -> Self {
-        Served { live, options }
+    pub(crate) fn new(live: Arc<Live>, options: ServeOptions, access: admin::Access) -> Self {
+        Served { live, options, access }
     }
 
     pub(crate) fn live(&self) -> &Arc<Live> {
@@ -74,26 +75,25 @@ impl Pipeline {
             let (live, options) = (&served.live, &served.options);
             let admin = admin::is_admin_path(req.uri().path()) && options.admin && live.router().server().admin;
             let mut probe = Probe::start(live.metrics(), options.access_log, conn, *peer, &req, admin);
-            let response = answer(live, options, *peer, req, admin, &mut probe).await;
+            let response = answer(served, *peer, req, admin, &mut probe).await;
             trigger.check(probe.finish(response))
         }
     }
 }
 
 async fn answer(
-    live: &Arc<Live>,
-    options: &ServeOptions,
+    served: &Served,
     peer: SocketAddr,
     req: Request<Incoming>,
     admin: bool,
     probe: &mut Probe<'_>,
 ) -> Response<Body> {
-    let limits = &options.limits;
+    let (live, limits) = (&served.live, &served.options.limits);
     if let Some(refused) = check_head(&req, limits.max_uri, limits.max_headers) {
         return refused;
     }
     if admin {
-        return admin::handle(live, req).await;
+        return admin::handle(live, &served.access, req).await;
     }
     let (parts, body) = req.into_parts();
     let body = match read_body(body, limits.max_body, limits.body_timeout).await {
