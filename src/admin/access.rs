@@ -8,9 +8,9 @@
 //!   visits can point its own DNS name at 127.0.0.1 and then read the admin API as same-origin; its requests carry
 //!   that name in `Host`, and are refused here.
 //! - CSRF: a `POST` or `DELETE` must come from the server's own origin (an `Origin` header from another site gets
-//!   403), and without a valid token it must be one a browser sends cross-origin only after a preflight: JSON
-//!   (`content-type: application/json`) or with an `X-Hotroute` header. An HTML form or a `text/plain` fetch from
-//!   another site is neither.
+//!   403), and a `POST` without a valid token must be one a browser sends cross-origin only after a CORS preflight
+//!   (which the admin API never grants): JSON (`content-type: application/json`) or with an `X-Hotroute` header. An
+//!   HTML form or a `text/plain` fetch from another site is neither. A `DELETE` always needs a preflight.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -23,6 +23,10 @@ use crate::route::respond::{self, Body};
 
 /// The header that marks a state-changing admin call as made on purpose by a script, not by another site's page.
 pub const CSRF_HEADER: &str = "x-hotroute";
+
+/// The admin calls that change state, checked against cross-site requests. (Other methods and paths get 405 or
+/// 404 and change nothing.)
+const CHANGES_STATE: &[(&str, &str)] = &[("POST", "/reload"), ("DELETE", "/requests"), ("DELETE", "/coverage")];
 
 /// How many admin reads that can be large (`/__admin/requests`, `/__admin/routes`, `/__admin/coverage`) are
 /// answered at once; more get 503 with `retry-after`. A read holds its place until its answer is sent.
@@ -93,7 +97,7 @@ impl Access {
                 }
             }
         };
-        if matches!(*req.method(), Method::POST | Method::DELETE | Method::PUT | Method::PATCH) {
+        if CHANGES_STATE.contains(&(req.method().as_str(), path)) {
             self.check_csrf(req, host, grant == Grant::Full && self.token.is_some())?;
         }
         Ok(grant)
@@ -115,7 +119,9 @@ impl Access {
             req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
                 v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json")
             });
-        if with_token || json || req.headers().contains_key(CSRF_HEADER) {
+        // A page on another site can send a POST without asking first (a form, or a `text/plain` fetch), but not a
+        // DELETE, a JSON POST or a custom header: those need a CORS preflight, which the admin API never grants.
+        if with_token || req.method() != Method::POST || json || req.headers().contains_key(CSRF_HEADER) {
             return Ok(());
         }
         let text = format!(

@@ -47,8 +47,8 @@ pub(super) fn get(live: &Live, query: Option<&str>, permit: OwnedSemaphorePermit
         };
         if !parsed {
             let text = format!(
-                "400 bad query parameter {name}={value:?}: after and limit take a whole number, bodies true or false, \
-                 e.g. /__admin/requests?after=41&limit=100&bodies=true\n"
+                "400 bad query parameter {name}={value:?}: a whole number is expected for after and limit, true or \
+                 false for bodies, e.g. /__admin/requests?after=41&limit=100&bodies=true\n"
             );
             return respond::text(StatusCode::BAD_REQUEST, text, &Method::GET);
         }
