@@ -65,6 +65,7 @@ pub use util::process::raise_fd_limit;
 /// Internals for hotroute's own benches and tests. Not part of the API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __internals {
+    pub use crate::admin::access::MAX_ADMIN_READS;
     pub use crate::admin::dashboard::{PAGE, SCRIPT_SHA256, STYLE_SHA256};
     pub use crate::config::RouteFileSpec;
     pub use crate::observe::journal::BODY_LIMIT;
