@@ -32,6 +32,9 @@ const CHANGES_STATE: &[(&str, &str)] = &[("POST", "/reload"), ("DELETE", "/reque
 /// answered at once; more get 503 with `retry-after`. A read holds its place until its answer is sent.
 pub const MAX_ADMIN_READS: usize = 4;
 
+/// The answer to a request that is refused (boxed: an error this large would make every `Result` large).
+pub type Refusal = Box<Response<Body>>;
+
 /// The admin API's access rules for one server; see the [module documentation](self).
 #[derive(Debug)]
 pub struct Access {
@@ -56,7 +59,7 @@ impl Access {
     }
 
     /// A place among the [`MAX_ADMIN_READS`] large reads, or the 503 to answer.
-    pub fn read_permit(&self) -> Result<OwnedSemaphorePermit, Response<Body>> {
+    pub fn read_permit(&self) -> Result<OwnedSemaphorePermit, Refusal> {
         self.reads.clone().try_acquire_owned().map_err(|_| {
             let text = format!(
                 "503 {MAX_ADMIN_READS} admin reads are being answered already\n\
@@ -64,12 +67,12 @@ impl Access {
             );
             let mut res = respond::text(StatusCode::SERVICE_UNAVAILABLE, text, &Method::GET);
             res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-            res
+            Box::new(res)
         })
     }
 
     /// Checks `req` (for admin endpoint `path`, without the prefix): the grant, or the refusal to answer.
-    pub fn check<B>(&self, req: &Request<B>, path: &str) -> Result<Grant, Response<Body>> {
+    pub fn check<B>(&self, req: &Request<B>, path: &str) -> Result<Grant, Refusal> {
         let host = request_host(req);
         if self.bound.ip().is_loopback()
             && let Some(host) = host
@@ -82,7 +85,7 @@ impl Access {
                  use http://{}/__admin/ instead\n",
                 self.bound, self.bound
             );
-            return Err(forbidden(text, req.method()));
+            return Err(Box::new(forbidden(text, req.method())));
         }
         let grant = match (&self.token, bearer(req)) {
             (None, _) => Grant::Full,
@@ -93,7 +96,7 @@ impl Access {
                 if open {
                     Grant::Open
                 } else {
-                    return Err(unauthorized(sent.is_some(), req.method()));
+                    return Err(Box::new(unauthorized(sent.is_some(), req.method())));
                 }
             }
         };
@@ -103,7 +106,7 @@ impl Access {
         Ok(grant)
     }
 
-    fn check_csrf<B>(&self, req: &Request<B>, host: Option<&str>, with_token: bool) -> Result<(), Response<Body>> {
+    fn check_csrf<B>(&self, req: &Request<B>, host: Option<&str>, with_token: bool) -> Result<(), Refusal> {
         if let Some(origin) = req.headers().get(ORIGIN) {
             let own = host.map_or_else(|| format!("http://{}", self.bound), |h| format!("http://{h}"));
             if !origin.as_bytes().eq_ignore_ascii_case(own.as_bytes()) {
@@ -112,7 +115,7 @@ impl Access {
                     req.method(),
                     String::from_utf8_lossy(origin.as_bytes())
                 );
-                return Err(forbidden(text, req.method()));
+                return Err(Box::new(forbidden(text, req.method())));
             }
         }
         let json =
@@ -134,7 +137,7 @@ impl Access {
             self.bound,
             req.uri().path()
         );
-        Err(forbidden(text, req.method()))
+        Err(Box::new(forbidden(text, req.method())))
     }
 
     /// Whether `host` (a `Host` header: a name or address and maybe a port) names this machine's loopback or the

@@ -42,7 +42,7 @@ pub async fn handle(live: &Live, access: &Access, req: Request<Incoming>) -> Res
     let path = if path.is_empty() { "/" } else { path };
     let grant = match access.check(&req, path) {
         Ok(grant) => grant,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/") => dashboard::page(req.method()),
@@ -50,14 +50,14 @@ pub async fn handle(live: &Live, access: &Access, req: Request<Incoming>) -> Res
         (&Method::POST, "/reload") => reload(live),
         (&Method::GET, "/requests") => match access.read_permit() {
             Ok(permit) => requests::get(live, req.uri().query(), permit),
-            Err(busy) => busy,
+            Err(busy) => *busy,
         },
         (&Method::DELETE, "/requests") => {
             respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": live.journal().clear() }))
         }
         (&Method::GET, "/routes") => match access.read_permit() {
             Ok(_permit) => routes(live),
-            Err(busy) => busy,
+            Err(busy) => *busy,
         },
         (&Method::GET, "/coverage") => match access.read_permit() {
             Ok(_permit) => {
@@ -68,7 +68,7 @@ pub async fn handle(live: &Live, access: &Access, req: Request<Incoming>) -> Res
                 }
                 respond::json(StatusCode::OK, &coverage.to_json())
             }
-            Err(busy) => busy,
+            Err(busy) => *busy,
         },
         (&Method::DELETE, "/coverage") => {
             live.journal().reset_coverage(&live.router());

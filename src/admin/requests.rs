@@ -39,8 +39,14 @@ pub(super) fn get(live: &Live, query: Option<&str>, permit: OwnedSemaphorePermit
             "after" => value.parse().map(|v| after = v).is_ok(),
             "limit" => value.parse().map(|v: usize| limit = v.min(MAX_LIMIT)).is_ok(),
             "bodies" => match value.as_str() {
-                "true" | "1" => Some(bodies = true).is_some(),
-                "false" | "0" => Some(bodies = false).is_some(),
+                "true" | "1" => {
+                    bodies = true;
+                    true
+                }
+                "false" | "0" => {
+                    bodies = false;
+                    true
+                }
                 _ => false,
             },
             _ => true,
