@@ -54,6 +54,7 @@ mod route;
 mod serve;
 mod util;
 
+pub use config::admin::{DEFAULT_JOURNAL_REDACT, check_admin_token};
 pub use config::{Config, Limits, LoadError, LoadErrors, json_schema, load_file, load_str};
 pub use mock::expect::{Expect, Times, VerifyError};
 pub use mock::{MockError, MockServer, WaitError};
@@ -69,6 +70,7 @@ pub use util::process::raise_fd_limit;
 /// Internals for hotroute's own benches and tests. Not part of the API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __internals {
+    pub use crate::admin::access::MAX_ADMIN_READS;
     pub use crate::admin::dashboard::{PAGE, SCRIPT_SHA256, STYLE_SHA256};
     pub use crate::config::RouteFileSpec;
     pub use crate::observe::journal::BODY_LIMIT;

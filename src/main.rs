@@ -56,6 +56,11 @@ struct ServeArgs {
     /// Trace each connection and request on stderr: accept, socket fd, task, protocol, routing, write, close.
     #[arg(long)]
     trace: bool,
+    /// The admin API's token: admin requests must send `Authorization: Bearer TOKEN` (the dashboard takes it as
+    /// /__admin/#token=TOKEN). Also HOTROUTE_ADMIN_TOKEN or [server] admin_token. Off loopback, one is made and
+    /// printed on stderr when none is given.
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
     /// Worker threads serving requests (default: one per CPU core). Fewer leave cores to a load generator or the
     /// code under test on the same machine.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -163,7 +168,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let mut options = options;
         options.access_log = log_requests.then(|| args.log_format.unwrap_or_default());
         options.trace = args.trace;
-        let server = Server::bind(addr, live.clone()).await?.with_options(options);
+        // The command line wins over the environment, which wins over the route file.
+        let token = args.admin_token.clone().or_else(|| std::env::var("HOTROUTE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()));
+        if let Some(token) = token {
+            hotroute::check_admin_token(&token).map_err(|why| {
+                anyhow::anyhow!(
+                    "{why} (--admin-token or HOTROUTE_ADMIN_TOKEN)\n  help: use a random string of 16 or more letters \
+                     and digits, e.g. from `openssl rand -hex 32`"
+                )
+            })?;
+            options.admin_token = Some(token);
+        }
+        let mut server = Server::bind(addr, live.clone()).await?.with_options(options);
+        // Made before the first stdout line, so that whoever reads that line can read the token already.
+        if let Some(token) = server.require_admin_token()? {
+            eprintln!(
+                "{addr} is not loopback and no admin token was given, so the admin API needs this one (printed once):\n  \
+                 {token}\n  send it as `Authorization: Bearer {token}`, or open the dashboard at \
+                 http://{}/__admin/#token={token}\n  set your own with --admin-token or HOTROUTE_ADMIN_TOKEN",
+                server.local_addr()
+            );
+        }
         // All in place before the first stdout line, so that a test that read it can edit the file or send SIGHUP
         // or SIGTERM at once (the default actions of those signals would end the process).
         let shutdown = shutdown_signal(grace)?;

@@ -101,7 +101,7 @@ fn exchange(addr: SocketAddr, request: &str) -> (SocketAddr, String) {
 }
 
 fn get(addr: SocketAddr, target: &str) -> (SocketAddr, String) {
-    exchange(addr, &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    exchange(addr, &format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
 }
 
 /// Reads one response with a content-length from a kept-alive connection.
@@ -389,7 +389,7 @@ fn metrics_count_reloads_and_failed_reloads() {
     let server = Running::start(ROUTES, &["--no-watch"]);
     let routes = server._dir.path().join("routes.toml");
     let reload = |addr| {
-        exchange(addr, "POST /__admin/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").1
+        exchange(addr, "POST /__admin/reload HTTP/1.1\r\nHost: localhost\r\nX-Hotroute: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").1
     };
     std::fs::write(&routes, "[[route]]\npath = \"/hello\"\nstauts = 200\n").unwrap();
     assert!(reload(server.addr).starts_with("HTTP/1.1 422"));

@@ -223,7 +223,7 @@ async fn a_bad_edit_keeps_the_old_routes_and_the_fix_is_picked_up() {
     assert!(error.contains("stauts = 200"), "the error shows the offending line: {error}");
     assert_eq!(hot.get("/v").await, (200, "good".into()), "the old routes keep serving");
     // The admin reload says the same, with a 422.
-    let res = client().post(hot.url("/__admin/reload")).send().await.unwrap();
+    let res = client().post(hot.url("/__admin/reload")).header("x-hotroute", "1").send().await.unwrap();
     assert_eq!(res.status(), 422);
     let text = res.text().await.unwrap();
     assert!(text.contains("routes.toml:3:1") && text.contains("keeping the previous routes"), "{text}");
@@ -406,7 +406,7 @@ async fn admin_false_turns_the_admin_api_off_and_back_on_with_a_reload() {
     write(&path, &format!("[server]\nadmin = false\n\n{}", route("/v", "one")));
     let hot = Hot::start(&path).await;
     assert_eq!(hot.get("/__admin/health").await.0, 404);
-    let res = client().post(hot.url("/__admin/reload")).send().await.unwrap();
+    let res = client().post(hot.url("/__admin/reload")).header("x-hotroute", "1").send().await.unwrap();
     assert_eq!(res.status(), 404, "with the admin API off, /__admin/ paths are ordinary unknown paths");
     save(&path, &format!("[server]\nadmin = true\n\n{}", route("/v", "two")), Save::TempThenRename);
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -601,7 +601,7 @@ async fn no_watch_ignores_saves_but_the_admin_reload_works() {
     assert_eq!(get(&no_watch.url("/v")).await, (200, "one".into()));
     assert!(no_watch.stderr().contains("file watching is off"), "{}", no_watch.stderr());
     assert!(watching.stderr().contains("reloaded 1 route in"), "{}", watching.stderr());
-    let res = client().post(no_watch.url("/__admin/reload")).send().await.unwrap();
+    let res = client().post(no_watch.url("/__admin/reload")).header("x-hotroute", "1").send().await.unwrap();
     assert_eq!(res.status(), 200);
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["generation"], 2);

@@ -46,7 +46,7 @@ test("the journal shows what the client sent", async () => {
     body: JSON.stringify({ name: "Grace" }),
   });
   assert.equal(created.status, 201);
-  const { requests } = await (await fetch(api.url("/__admin/requests"))).json();
+  const { requests } = await (await fetch(api.url("/__admin/requests?bodies=true"))).json();
   assert.equal(requests.length, 1);
   const [sent] = requests;
   assert.equal(sent.method, "POST");
@@ -58,7 +58,7 @@ test("the journal shows what the client sent", async () => {
 
 test("unmatched requests are flagged and show in coverage", async () => {
   assert.equal((await fetch(api.url("/teams/1"))).status, 404);
-  const { requests } = await (await fetch(api.url("/__admin/requests"))).json();
+  const { requests } = await (await fetch(api.url("/__admin/requests?bodies=true"))).json();
   assert.deepEqual(
     requests.map((r) => [r.path, r.matched, r.route]),
     [["/teams/1", false, null]],

@@ -145,7 +145,7 @@ class Hotroute:
 
     def requests(self):
         """The journal: what the server received, oldest first."""
-        return self.get("/__admin/requests").json()["requests"]
+        return self.get("/__admin/requests?bodies=true&limit=1000").json()["requests"]
 
     def clear(self):
         self.request("DELETE", "/__admin/requests")

@@ -19,7 +19,7 @@ pub const PAGE: &str = include_str!("dashboard.html");
 
 /// The SHA-256 (base64) of the page's `<script>` text, for the Content-Security-Policy. The browser test checks it
 /// against the page and prints the right value when the page changed.
-pub const SCRIPT_SHA256: &str = "/AWBTj/UByH9qyqlnbzfqdzKjA0Ppw7JBeQ9mV1Fnmg=";
+pub const SCRIPT_SHA256: &str = "C85EIugKgiC5L7RKbvXwWyBnSsoOZ99FXVT+5gDRknU=";
 
 /// The SHA-256 (base64) of the page's `<style>` text, checked like [`SCRIPT_SHA256`].
 pub const STYLE_SHA256: &str = "pnmSGXE8VpBnB9O1HRbPwsPcdyoBD+7DLGfWnbxqAVA=";
@@ -43,8 +43,10 @@ pub fn page(method: &Method) -> Response<Body> {
 }
 
 /// The reload status for `GET /__admin/health`: the route file, when the routes in service were loaded, and the last
-/// failed reload (`null` once a good one followed), with each error's place and the full report.
+/// failed reload (`null` once a good one followed), with each error's place and the full report. Paths are relative
+/// to the route file's folder.
 pub fn reload_status(live: &Live) -> Map<String, Value> {
+    let base = super::base_dir(live);
     let last_error = live.last_failure().map(|failure| {
         let errors: Vec<Value> = failure
             .errors
@@ -52,18 +54,21 @@ pub fn reload_status(live: &Live) -> Map<String, Value> {
             .iter()
             .map(|e| {
                 json!({
-                    "file": e.file.display().to_string(),
+                    "file": super::relative(&base, &e.file.display().to_string()),
                     "line": e.line,
                     "column": e.column,
-                    "location": e.location(),
+                    "location": super::relative(&base, &e.location()),
                     "message": e.message,
                 })
             })
             .collect();
-        json!({ "at": rfc3339(failure.at), "text": failure.errors.to_string(), "errors": errors })
+        let text = failure.errors.to_string();
+        let text = if base.is_empty() { text } else { text.replace(&base, "") };
+        json!({ "at": rfc3339(failure.at), "text": text, "errors": errors })
     });
     let mut status = Map::new();
-    status.insert("file".into(), live.source().map(|p| p.display().to_string()).into());
+    let file = live.source().map(|p| super::relative(&base, &p.display().to_string()).to_owned());
+    status.insert("file".into(), file.into());
     status.insert("loaded_at".into(), rfc3339(live.loaded_at()).into());
     status.insert("last_error".into(), last_error.into());
     status

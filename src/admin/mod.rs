@@ -1,7 +1,12 @@
 //! The admin API under `/__admin/`: health and reload, the request journal, the routes and their coverage, and
 //! Prometheus metrics, so that tests, probes and monitoring can see and drive the server.
+//!
+//! Who may call it is decided first, by [`access`]: the token, the `Host` check and the cross-site checks. The
+//! answers name files relative to the route file's folder, so that they do not tell where the server's files live.
 
+pub(crate) mod access;
 pub(crate) mod dashboard;
+mod requests;
 
 use std::sync::Arc;
 
@@ -9,9 +14,10 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
+pub use access::{Access, Grant};
+
 use crate::config::ADMIN_PREFIX;
 use crate::reload::Live;
-use crate::request::query_pairs;
 use crate::route::respond::{self, Body};
 
 /// The admin endpoints and the methods each answers, for 405 and 404 answers.
@@ -30,15 +36,19 @@ pub fn is_admin_path(path: &str) -> bool {
     path.strip_prefix(ADMIN_PREFIX).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Answers a request whose path is an admin path (see [`is_admin_path`]). Admin requests are not recorded in the
-/// journal.
-pub async fn handle(live: &Arc<Live>, req: Request<Incoming>) -> Response<Body> {
+/// Answers a request whose path is an admin path (see [`is_admin_path`]), if `access` lets it in. Admin requests
+/// are not recorded in the journal.
+pub async fn handle(live: &Arc<Live>, access: &Access, req: Request<Incoming>) -> Response<Body> {
     let path = &req.uri().path()[ADMIN_PREFIX.len()..];
     // `/__admin` without the slash is the dashboard too: it is what people type.
     let path = if path.is_empty() { "/" } else { path };
+    let grant = match access.check(&req, path) {
+        Ok(grant) => grant,
+        Err(refused) => return *refused,
+    };
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/") => dashboard::page(req.method()),
-        (&Method::GET, "/health") => health(live),
+        (&Method::GET, "/health") => health(live, grant),
         // Routes cannot be sent here: the reload reads the route file. A body means the caller thinks otherwise.
         (&Method::POST, "/reload") if !hyper::body::Body::is_end_stream(req.body()) => respond::text(
             StatusCode::BAD_REQUEST,
@@ -48,14 +58,28 @@ pub async fn handle(live: &Arc<Live>, req: Request<Incoming>) -> Response<Body> 
             &Method::POST,
         ),
         (&Method::POST, "/reload") => reload(live).await,
-        (&Method::GET, "/requests") => requests(live, req.uri().query()),
+        (&Method::GET, "/requests") => match access.read_permit() {
+            Ok(permit) => requests::get(live, req.uri().query(), permit),
+            Err(busy) => *busy,
+        },
         (&Method::DELETE, "/requests") => {
             respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": live.journal().clear() }))
         }
-        (&Method::GET, "/routes") => routes(live),
-        (&Method::GET, "/coverage") => {
-            respond::json(StatusCode::OK, &live.journal().coverage(&live.router()).to_json())
-        }
+        (&Method::GET, "/routes") => match access.read_permit() {
+            Ok(_permit) => routes(live),
+            Err(busy) => *busy,
+        },
+        (&Method::GET, "/coverage") => match access.read_permit() {
+            Ok(_permit) => {
+                let mut coverage = live.journal().coverage(&live.router());
+                let base = base_dir(live);
+                for r in &mut coverage.routes {
+                    r.location = relative(&base, &r.location).to_owned();
+                }
+                respond::json(StatusCode::OK, &coverage.to_json())
+            }
+            Err(busy) => *busy,
+        },
         (&Method::DELETE, "/coverage") => {
             live.journal().reset_coverage(&live.router());
             respond::json(StatusCode::OK, &json!({ "status": "ok" }))
@@ -75,47 +99,54 @@ pub async fn handle(live: &Arc<Live>, req: Request<Incoming>) -> Response<Body> 
     }
 }
 
-fn capacity(live: &Live) -> usize {
-    live.router().server().journal
+/// The route file's folder with a trailing `/`, cut from the front of the paths the admin API shows; empty for
+/// routes given as a string or a file named without a folder.
+pub(crate) fn base_dir(live: &Live) -> String {
+    match live.source().and_then(|p| p.parent()).map(|d| d.display().to_string()) {
+        Some(dir) if !dir.is_empty() => {
+            if dir.ends_with(std::path::MAIN_SEPARATOR) {
+                dir
+            } else {
+                format!("{dir}{}", std::path::MAIN_SEPARATOR)
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+/// `path` without `base` in front (when it is there and `base` is not empty).
+pub(crate) fn relative<'a>(base: &str, path: &'a str) -> &'a str {
+    if base.is_empty() { path } else { path.strip_prefix(base).unwrap_or(path) }
 }
 
 fn routes(live: &Live) -> Response<Body> {
     let router = live.router();
+    let base = base_dir(live);
     let routes: Vec<_> = router
         .routes()
         .iter()
-        .map(|r| json!({ "methods": r.methods.to_json(), "path": r.path, "location": r.location() }))
+        .map(|r| {
+            let location = r.location();
+            json!({ "methods": r.methods.to_json(), "path": r.path, "location": relative(&base, &location) })
+        })
         .collect();
     respond::json(StatusCode::OK, &json!({ "generation": live.generation(), "routes": routes }))
 }
 
-fn health(live: &Live) -> Response<Body> {
+/// Health: always the status, the route count and the generation; with a [`Grant::Full`], also the route file and
+/// the last reload error. Probes need no token, and learn nothing about the files from it.
+fn health(live: &Live, grant: Grant) -> Response<Body> {
     let routes = live.router().routes().len();
     let mut health = json!({ "status": "ok", "routes": routes, "generation": live.generation() });
     if let Some(health) = health.as_object_mut() {
-        health.extend(dashboard::reload_status(live));
-    }
-    respond::json(StatusCode::OK, &health)
-}
-
-/// The journal; `?after=ID` keeps the requests after that id, `?limit=N` the newest N of them.
-fn requests(live: &Live, query: Option<&str>) -> Response<Body> {
-    let (mut after, mut limit) = (0, usize::MAX);
-    for (name, value) in query.map(query_pairs).into_iter().flatten() {
-        let parsed = match name.as_str() {
-            "after" => value.parse().map(|v| after = v).is_ok(),
-            "limit" => value.parse().map(|v| limit = v).is_ok(),
-            _ => true,
-        };
-        if !parsed {
-            let text = format!(
-                "400 bad query parameter {name}={value:?}: a whole number is expected, \
-                 e.g. /__admin/requests?after=41&limit=100\n"
-            );
-            return respond::text(StatusCode::BAD_REQUEST, text, &Method::GET);
+        match grant {
+            Grant::Full => health.extend(dashboard::reload_status(live)),
+            Grant::Open => {
+                health.insert("reload_failed".into(), live.last_failure().is_some().into());
+            }
         }
     }
-    respond::json(StatusCode::OK, &live.journal().to_json_after(capacity(live), after, limit))
+    respond::json(StatusCode::OK, &health)
 }
 
 /// Prometheus metrics, in the OpenMetrics text format.
@@ -134,11 +165,10 @@ pub const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 async fn reload(live: &Arc<Live>) -> Response<Body> {
     match live.reload_shared(RELOAD_WAIT).await {
         Some(Ok(generation)) => respond::json(StatusCode::OK, &json!({ "status": "ok", "generation": generation })),
-        Some(Err(e)) => respond::text(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{e}\nkeeping the previous routes\n"),
-            &Method::POST,
-        ),
+        Some(Err(e)) => {
+            let text = e.to_string().replace(&base_dir(live), "");
+            respond::text(StatusCode::UNPROCESSABLE_ENTITY, format!("{text}\nkeeping the previous routes\n"), &Method::POST)
+        }
         None => {
             let text = format!(
                 "503 the reload is still running after {} s (is the route file on a hung mount, or a FIFO nobody \

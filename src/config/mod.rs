@@ -23,6 +23,7 @@ use error::LineIndex;
 use inputs::Inputs;
 use limits::SizeSpec;
 
+pub(crate) mod admin;
 pub(crate) mod error;
 mod include;
 pub(crate) mod inputs;
@@ -91,6 +92,16 @@ pub struct ServerSpec {
     /// Write one access-log line per request to stderr (like `--log-requests`). Default false. Read at start.
     #[serde(default)]
     pub log_requests: bool,
+    /// The admin API's token, sent as `Authorization: Bearer TOKEN` (`--admin-token` and `HOTROUTE_ADMIN_TOKEN`
+    /// win). Required off loopback: without one, a random token is made at start and printed on stderr. Read at start.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub admin_token: Option<Spanned<String>>,
+    /// Request headers whose values the journal stores as `<redacted>` (default `authorization`,
+    /// `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`; `[]` keeps every value).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub journal_redact: Option<Vec<Spanned<String>>>,
     /// `true`, or a table of `origins`, `methods`, `headers`, `expose_headers`, `credentials`, `max_age`: answer CORS
     /// preflight requests and add the CORS headers to every response.
     #[serde(default)]
@@ -375,6 +386,10 @@ pub struct ServerConfig {
     pub journal: usize,
     /// Whether to write an access-log line per request.
     pub log_requests: bool,
+    /// The admin API's token from `[server] admin_token`, if any.
+    pub admin_token: Option<String>,
+    /// The request headers (lower case) whose values the journal redacts.
+    pub journal_redact: std::sync::Arc<[http::HeaderName]>,
     /// CORS, when on.
     pub cors: Option<crate::config::CorsConfig>,
     /// The answer when no route matches (none: the near-miss 404).
@@ -707,11 +722,15 @@ impl Checker<'_> {
         // Included files and body files are read after this: with the file's own limit.
         self.inputs.set_limit(limits.max_route_file);
         let log_requests = spec.log_requests;
+        let (admin_token, journal_redact) =
+            crate::config::admin::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
         let server = ServerConfig {
             listen,
             admin,
             journal,
             log_requests,
+            admin_token,
+            journal_redact,
             cors,
             not_found,
             seed,

@@ -174,6 +174,10 @@ impl Expect {
     }
 
     /// Only requests with header `name` (any case) equal to `value` (in any of its values).
+    ///
+    /// The journal stores the values of the headers in `[server] journal_redact` as `<redacted>` (by default
+    /// `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`), so those cannot be matched by
+    /// value: use [`Expect::header_present`], or put `journal_redact = []` in the mock's `[server]` table.
     pub fn header(mut self, name: &str, value: &str) -> Expect {
         self.headers.push((name.to_ascii_lowercase(), Some(value.to_owned())));
         self

@@ -19,9 +19,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::config::admin::REDACTED;
 use crate::request::{RequestView, query_pairs};
 use crate::route::{Answer, RouteInfo, Router};
 
@@ -33,7 +35,13 @@ pub const UNMATCHED_LIMIT: usize = 1000;
 
 /// One recorded request.
 ///
-/// The request target, headers and (cut) body live in one buffer; the accessors read them from it.
+/// The request target, headers and (cut) body live in one shared buffer; the accessors read them from it. A clone
+/// shares that buffer (a reference count), so that the admin API can copy a page of the journal under its lock in
+/// microseconds and write it out after letting go of the lock.
+///
+/// The values of the headers in `[server] journal_redact` (by default those that carry credentials:
+/// `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`) are stored as `<redacted>`: the
+/// journal, the admin API and the Rust API never see them, and an [`crate::Expect`] cannot match them by value.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
     id: u64,
@@ -48,7 +56,7 @@ pub struct RecordedRequest {
     /// can hold a `\n`, and names cannot hold a `:`), the rest is the body.
     target_end: usize,
     headers_end: usize,
-    data: Box<[u8]>,
+    data: Bytes,
 }
 
 impl RecordedRequest {
@@ -58,11 +66,13 @@ impl RecordedRequest {
         req: &RequestView<'_>,
         status: StatusCode,
         route: Option<Arc<RouteInfo>>,
+        redact: &[HeaderName],
     ) -> Self {
         let (path, query) = (req.uri.path(), req.uri.query());
         let body = &req.body[..req.body.len().min(BODY_LIMIT)];
         let target_len = path.len() + query.map_or(0, |q| q.len() + 1);
-        let headers_len: usize = req.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 2).sum();
+        let headers_len: usize =
+            req.headers.iter().map(|(n, v)| n.as_str().len() + value(redact, n, v).len() + 2).sum();
         let mut data = Vec::with_capacity(target_len + headers_len + body.len());
         data.extend_from_slice(path.as_bytes());
         if let Some(q) = query {
@@ -70,10 +80,11 @@ impl RecordedRequest {
             data.extend_from_slice(q.as_bytes());
         }
         let target_end = data.len();
-        for (name, value) in req.headers {
+        for (name, v) in req.headers {
+            let v = value(redact, name, v);
             data.extend_from_slice(name.as_str().as_bytes());
             data.push(b':');
-            data.extend_from_slice(value.as_bytes());
+            data.extend_from_slice(v);
             data.push(b'\n');
         }
         let headers_end = data.len();
@@ -88,7 +99,7 @@ impl RecordedRequest {
             body_size: req.body.len(),
             target_end,
             headers_end,
-            data: data.into_boxed_slice(),
+            data: Bytes::from(data),
         }
     }
 
@@ -201,8 +212,14 @@ impl RecordedRequest {
         self.route.is_some()
     }
 
-    /// The request as the admin API shows it.
+    /// The request as the admin API shows it, with its body.
     pub fn to_json(&self) -> Value {
+        self.to_json_with(true, "")
+    }
+
+    /// The request as the admin API shows it: with its body when `body`, and with `base` (the route file's folder,
+    /// ending in `/`) cut from the front of the route's location.
+    pub fn to_json_with(&self, body: bool, base: &str) -> Value {
         let mut headers = serde_json::Map::new();
         for (name, value) in self.header_pairs() {
             let value = String::from_utf8_lossy(value);
@@ -217,22 +234,34 @@ impl RecordedRequest {
                 }
             }
         }
-        json!({
+        let route = self.route().map(|r| {
+            let location = r.location.strip_prefix(base).filter(|_| !base.is_empty()).unwrap_or(&r.location);
+            json!({ "methods": r.methods.to_json(), "path": r.path, "location": location })
+        });
+        let mut json = json!({
             "id": self.id,
             "time": crate::util::time::rfc3339_millis(self.time),
             "method": self.method.as_str(),
             "path": self.path(),
             "query": self.query(),
             "headers": headers,
-            "body": self.body_text(),
             "body_size": self.body_size,
             "body_truncated": self.body_truncated(),
             "status": if self.fault.is_some() { 0 } else { self.status.as_u16() },
             "fault": self.fault(),
             "matched": self.matched(),
-            "route": self.route().map(RouteInfo::to_json),
-        })
+            "route": route,
+        });
+        if let (true, Some(object)) = (body, json.as_object_mut()) {
+            object.insert("body".into(), self.body_text().into());
+        }
+        json
     }
+}
+
+/// A header's value as the journal stores it: [`REDACTED`] for a name in `redact`.
+fn value<'a>(redact: &[HeaderName], name: &HeaderName, value: &'a HeaderValue) -> &'a [u8] {
+    if redact.contains(name) { REDACTED.as_bytes() } else { value.as_bytes() }
 }
 
 impl fmt::Display for RecordedRequest {
@@ -364,8 +393,9 @@ impl Journal {
         let time = SystemTime::now();
         // Copy the request before taking the lock, so that the lock is held only for the push.
         let fault = answer.response.extensions().get::<crate::config::Fault>().copied();
-        let entry =
-            (capacity > 0).then(|| RecordedRequest { fault, ..RecordedRequest::new(0, time, req, status, route) });
+        let redact = &router.server().journal_redact;
+        let entry = (capacity > 0)
+            .then(|| RecordedRequest { fault, ..RecordedRequest::new(0, time, req, status, route, redact) });
         let mut state = self.lock();
         state.total += 1;
         state.next_id += 1;
@@ -437,8 +467,8 @@ impl Journal {
         Coverage { total_requests: state.total, routes, unmatched, unmatched_not_listed: state.unmatched_not_listed }
     }
 
-    /// The journal as `GET /__admin/requests` gives it: capacity, dropped count, the id of the last request
-    /// received, and the requests oldest first.
+    /// The journal as `GET /__admin/requests?bodies=true` gives it (without its page limit): capacity, dropped
+    /// count, the id of the last request received, and the requests oldest first.
     pub fn to_json(&self, capacity: usize) -> Value {
         self.to_json_after(capacity, 0, usize::MAX)
     }
@@ -446,13 +476,34 @@ impl Journal {
     /// Like [`Journal::to_json`], with only the newest `limit` of the requests whose id is above `after`: a page
     /// that polls asks only for what it has not seen yet.
     pub fn to_json_after(&self, capacity: usize, after: u64, limit: usize) -> Value {
+        let page = self.page(after, limit);
+        let requests: Vec<Value> = page.requests.iter().map(RecordedRequest::to_json).collect();
+        json!({ "capacity": capacity, "dropped": page.dropped, "last_id": page.last_id, "requests": requests })
+    }
+
+    /// The newest `limit` of the requests whose id is above `after`, oldest first, with the journal's counts. Only
+    /// reference counts are taken under the lock: what is written from the page is written after it is let go.
+    pub fn page(&self, after: u64, limit: usize) -> Page {
         let state = self.lock();
         // Ids grow along the ring, so the new ones are a suffix of it.
         let new = state.entries.len() - state.entries.partition_point(|r| r.id <= after);
         let skip = state.entries.len() - new.min(limit);
-        let requests: Vec<Value> = state.entries.iter().skip(skip).map(RecordedRequest::to_json).collect();
-        json!({ "capacity": capacity, "dropped": state.dropped, "last_id": state.next_id, "requests": requests })
+        let requests = state.entries.range(skip..).cloned().collect();
+        Page { dropped: state.dropped, last_id: state.next_id, omitted: new - new.min(limit), requests }
     }
+}
+
+/// A page of the journal: see [`Journal::page`].
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Requests pushed out of the ring since the last clear.
+    pub dropped: u64,
+    /// The id of the last request received.
+    pub last_id: u64,
+    /// Requests after `after` left out of the page because of its limit (the oldest of them).
+    pub omitted: usize,
+    /// The requests, oldest first.
+    pub requests: Vec<RecordedRequest>,
 }
 
 #[cfg(test)]

@@ -99,18 +99,29 @@ impl MatchConfig {
     }
 
     /// Why the request does not match, in words, e.g. "query `page` is `3`, the route wants `2`": every condition
-    /// that fails, joined by `; `.
+    /// that fails, joined by `; `, for the near-miss 404 that any client reads. A header condition is named but
+    /// neither its value nor the request's is shown: a header condition is often a secret (`authorization = "Bearer
+    /// ..."`). [`MatchConfig::explain_all`] says it.
     pub fn explain(&self, req: &RequestData<'_>) -> Option<String> {
+        self.explain_with(req, false)
+    }
+
+    /// Like [`MatchConfig::explain`], with the value a header condition wants: for the server's own log.
+    pub fn explain_all(&self, req: &RequestData<'_>) -> Option<String> {
+        self.explain_with(req, true)
+    }
+
+    fn explain_with(&self, req: &RequestData<'_>, reveal: bool) -> Option<String> {
         let mut failed = Vec::new();
         self.each_failed(req, &mut |f| {
             failed.push(f);
             true
         });
-        let words: Vec<String> = failed.into_iter().map(|f| self.describe_failed(req, f)).collect();
+        let words: Vec<String> = failed.into_iter().map(|f| self.describe_failed(req, f, reveal)).collect();
         (!words.is_empty()).then(|| words.join("; "))
     }
 
-    fn describe_failed(&self, req: &RequestData<'_>, failed: Failed) -> String {
+    fn describe_failed(&self, req: &RequestData<'_>, failed: Failed, reveal: bool) -> String {
         match failed {
             Failed::PathRegex => {
                 let re = self.path_regex.as_ref().map_or("", |r| r.as_str());
@@ -124,6 +135,17 @@ impl MatchConfig {
                     format!("query parameter `{name}` is missing, the route wants {}", cond.describe())
                 } else {
                     format!("query parameter `{name}` is {}, the route wants {}", got.join(" and "), cond.describe())
+                }
+            }
+            Failed::Header(i) if !reveal => {
+                let (name, _) = &self.headers[i];
+                if req.view.headers.contains_key(name) {
+                    format!(
+                        "header `{name}` does not have the value the route wants \
+                         (the server's log says which at debug level: --log-level debug)"
+                    )
+                } else {
+                    format!("header `{name}` is missing, the route wants one")
                 }
             }
             Failed::Header(i) => {

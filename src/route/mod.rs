@@ -529,6 +529,11 @@ impl Router {
             text.push_str("routes for this path did not match:\n");
             for route in entry.routes.iter().map(|&i| &self.routes[i]).filter(|r| r.methods.allows(req.method)) {
                 let why = route.matcher.as_ref().and_then(|m| m.explain(data)).unwrap_or_default();
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    // The 404 hides what a header condition wants; the server's own log may say it.
+                    let all = route.matcher.as_ref().and_then(|m| m.explain_all(data)).unwrap_or_default();
+                    tracing::debug!("{} {} ({}) did not match: {all}", route.methods, route.path, route.location());
+                }
                 let _ = writeln!(text, "  {} {} ({}): {why}", route.methods, route.path, route.location());
             }
             return text;

@@ -28,6 +28,14 @@ pub enum ServeError {
         /// What was given.
         addr: String,
     },
+    /// No admin token could be made for a server that needs one (off loopback, none configured).
+    #[error(
+        "cannot make a random admin token: {reason}\n  help: give one with --admin-token, HOTROUTE_ADMIN_TOKEN or [server] admin_token, or turn the admin API off with [server] admin = false"
+    )]
+    Token {
+        /// What the operating system's random generator said.
+        reason: String,
+    },
     /// An I/O failure of the listening socket itself.
     #[error("the listening socket failed: {0}")]
     Io(#[from] std::io::Error),

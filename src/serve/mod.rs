@@ -40,6 +40,10 @@ pub struct ServeOptions {
     pub access_log: Option<LogFormat>,
     /// Trace each connection's and request's journey on stderr (`--trace`).
     pub trace: bool,
+    /// The admin API's token (`Authorization: Bearer TOKEN`): `[server] admin_token`, or what the command line sets.
+    /// None on loopback: no token is asked for. None off loopback: [`Server::serve`] makes one (see
+    /// [`Server::require_admin_token`]).
+    pub admin_token: Option<String>,
 }
 
 impl ServeOptions {
@@ -51,12 +55,13 @@ impl ServeOptions {
             admin: true,
             access_log: server.log_requests.then(LogFormat::default),
             trace: false,
+            admin_token: server.admin_token.clone(),
         }
     }
 
     /// The options for these limits (admin on, access log and trace off).
     pub fn from_limits(limits: Limits) -> Self {
-        ServeOptions { limits, admin: true, access_log: None, trace: false }
+        ServeOptions { limits, admin: true, access_log: None, trace: false, admin_token: None }
     }
 }
 
@@ -95,9 +100,36 @@ impl Server {
         self.listener.local_addr().expect("a bound TCP listener has an address")
     }
 
+    /// Makes sure the admin API has a token when it must: when it is on and the address is not loopback, a server
+    /// without one gets a random one. Returns the token made, if one was, for the caller to show (once) to whoever
+    /// runs the server; [`Server::serve`] calls this and prints a token it makes on stderr.
+    pub fn require_admin_token(&mut self) -> Result<Option<String>, ServeError> {
+        if !self.options.admin || self.options.admin_token.is_some() || self.local_addr().ip().is_loopback() {
+            return Ok(None);
+        }
+        let token = crate::admin::access::generate_token().map_err(|e| ServeError::Token { reason: e.to_string() })?;
+        self.options.admin_token = Some(token.clone());
+        Ok(Some(token))
+    }
+
+    /// The admin API's token, if it has one.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.options.admin_token.as_deref()
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish for up to the grace
     /// period, and returns.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        if let Some(token) = self.require_admin_token()? {
+            eprintln!("admin API token (send it as `Authorization: Bearer TOKEN`): {token}");
+        }
+        let bound = self.local_addr();
+        if self.options.admin && self.live.router().server().admin && !bound.ip().is_loopback() {
+            tracing::warn!(
+                "the admin API (/__admin/) is on and {bound} is reachable from other machines: it answers only with \
+                 the admin token; turn it off with [server] admin = false if nothing needs it"
+            );
+        }
         let Server { listener, live, options } = self;
         let limits = &options.limits;
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -123,7 +155,8 @@ impl Server {
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
         let observer = Observer::new(&listener, options.trace);
-        let served = Arc::new(service::Served::new(live, options));
+        let access = crate::admin::Access::new(options.admin_token.clone(), bound);
+        let served = Arc::new(service::Served::new(live, options, access));
         tokio::pin!(shutdown);
 
         loop {

@@ -38,12 +38,13 @@ pub(crate) struct Served {
     live: Arc<Live>,
     options: ServeOptions,
     bodies: BodyBudget,
+    access: admin::Access,
 }
 
 impl Served {
-    pub(crate) fn new(live: Arc<Live>, options: ServeOptions) -> Self {
+    pub(crate) fn new(live: Arc<Live>, options: ServeOptions, access: admin::Access) -> Self {
         let bodies = BodyBudget { used: AtomicUsize::new(0), max: options.limits.max_body_buffers };
-        Served { live, options, bodies }
+        Served { live, options, bodies, access }
     }
 
     pub(crate) fn live(&self) -> &Arc<Live> {
@@ -104,13 +105,12 @@ async fn answer(
     admin: bool,
     probe: &mut Probe<'_>,
 ) -> Response<Body> {
-    let (live, options) = (&served.live, &served.options);
-    let limits = &options.limits;
+    let (live, limits) = (&served.live, &served.options.limits);
     if let Some(refused) = check_head(&req, limits.max_uri, limits.max_headers) {
         return refused;
     }
     if admin {
-        return admin::handle(live, req).await;
+        return admin::handle(live, &served.access, req).await;
     }
     let (parts, body) = req.into_parts();
     // The reservation lives as long as the body it counts: until the answer is ready.
