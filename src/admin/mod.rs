@@ -167,7 +167,11 @@ async fn reload(live: &Arc<Live>) -> Response<Body> {
         Some(Ok(generation)) => respond::json(StatusCode::OK, &json!({ "status": "ok", "generation": generation })),
         Some(Err(e)) => {
             let text = e.to_string().replace(&base_dir(live), "");
-            respond::text(StatusCode::UNPROCESSABLE_ENTITY, format!("{text}\nkeeping the previous routes\n"), &Method::POST)
+            respond::text(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{text}\nkeeping the previous routes\n"),
+                &Method::POST,
+            )
         }
         None => {
             let text = format!(
