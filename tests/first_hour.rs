@@ -40,7 +40,13 @@ impl Running {
         Running { child, addr }
     }
 
+    /// Stops the server with SIGTERM (so that the log lines it has queued are written) and returns its stderr.
     fn finish(mut self) -> String {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while self.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let mut err = String::new();
@@ -59,7 +65,13 @@ impl Drop for Running {
 fn request(addr: SocketAddr, head: &str, body: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    // A loopback Host and the header that state-changing admin calls need (README "Security").
+    write!(
+        s,
+        "{head}\r\nHost: localhost\r\nX-Hotroute: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -417,7 +429,7 @@ async fn the_near_miss_404_names_the_right_segment_ranks_case_first_and_every_fa
     assert!(t.contains("the path has `usres` where the route has `users`"), "{t}");
     let t = text("/search?q=y").await;
     assert!(
-        t.contains("query parameter `q` is `y`, the route wants `x`; header `x-key` is missing, the route wants `1`"),
+        t.contains("query parameter `q` is `y`, the route wants `x`; header `x-key` is missing, the route wants one"),
         "{t}"
     );
     s.stop().await;

@@ -139,7 +139,7 @@ async fn a_file_emptied_for_good_keeps_the_routes_unless_it_says_route_is_empty(
     let client = reqwest::Client::new();
 
     std::fs::write(&routes, "").unwrap();
-    let res = client.post(server.url("/__admin/reload")).send().await.unwrap();
+    let res = client.post(server.url("/__admin/reload")).header("x-hotroute", "1").send().await.unwrap();
     assert_eq!(res.status(), 422);
     let text = res.text().await.unwrap();
     assert!(text.contains("has no routes now") && text.contains("route = []"), "{text}");
@@ -147,7 +147,7 @@ async fn a_file_emptied_for_good_keeps_the_routes_unless_it_says_route_is_empty(
     assert_eq!(generation(&client, &server).await, 1);
 
     std::fs::write(&routes, "route = []\n").unwrap();
-    let res = client.post(server.url("/__admin/reload")).send().await.unwrap();
+    let res = client.post(server.url("/__admin/reload")).header("x-hotroute", "1").send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(client.get(server.url("/x")).send().await.unwrap().status(), 404);
     assert_eq!(generation(&client, &server).await, 2);
@@ -222,7 +222,7 @@ async fn a_reload_blocked_on_a_fifo_holds_neither_the_server_nor_the_shutdown() 
             let (client, url) = (client.clone(), server.url("/__admin/reload"));
             tokio::spawn(async move {
                 let started = Instant::now();
-                let res = client.post(url).send().await;
+                let res = client.post(url).header("x-hotroute", "1").send().await;
                 (res.map(|r| r.status().as_u16()), started.elapsed())
             })
         })
