@@ -25,7 +25,8 @@ mod hardening;
 // The request journal, routes and coverage through the admin API, and `--coverage FILE`.
 mod journal;
 // `[route.match]`: routes told apart by the request, and the 404 that names the nearest.
-mod r#match;
+#[path = "match.rs"] // `match` is a keyword: `r#match::` would be the test names' prefix.
+mod matching;
 // The `MockServer` API: start, requests, verify, reload, reset, coverage, runtimes, drop.
 mod mock;
 // The access log, the journey trace and the metrics of the binary.
