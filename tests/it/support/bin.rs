@@ -238,6 +238,25 @@ impl Bin {
         }
     }
 
+    /// All of stderr so far, joined, once it satisfies `pred` (a line logged after a change the test saw over HTTP
+    /// may still be on its way through the pipe); panics with what it saw after 10 s.
+    pub fn stderr_until(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.stderr();
+            if pred(&text) {
+                return text;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    panic!("no stderr {what} within 10 s; saw:\n{}", self.seen.join("\n"))
+                }
+            }
+        }
+    }
+
     /// Stops the server with SIGTERM and returns all of its stderr lines (waiting up to 10 s for each new one).
     pub fn stop(mut self) -> Vec<String> {
         self.terminate();
