@@ -39,6 +39,11 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library, behind the default `cli` feature.
 #![warn(missing_docs)]
 
+// The README's Rust examples compile as doc tests, so that the front page cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod admin;
 mod config;
 mod mock;
@@ -52,7 +57,7 @@ mod util;
 pub use config::{Config, Limits, LoadError, LoadErrors, json_schema, load_file, load_str};
 pub use mock::expect::{Expect, Times, VerifyError};
 pub use mock::{MockError, MockServer, WaitError};
-pub use observe::access_log::LogFormat;
+pub use observe::access_log::{LogFormat, QueuedStderr, flush_stderr};
 pub use observe::journal::{Coverage, RecordedRequest, RouteHits, Unmatched};
 pub use reload::watch::{WatchError, WatchHandle};
 pub use reload::{Live, ReloadFailure};

@@ -3,6 +3,8 @@
 
 pub(crate) mod dashboard;
 
+use std::sync::Arc;
+
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -30,14 +32,14 @@ pub fn is_admin_path(path: &str) -> bool {
 
 /// Answers a request whose path is an admin path (see [`is_admin_path`]). Admin requests are not recorded in the
 /// journal.
-pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(live: &Arc<Live>, req: Request<Incoming>) -> Response<Body> {
     let path = &req.uri().path()[ADMIN_PREFIX.len()..];
     // `/__admin` without the slash is the dashboard too: it is what people type.
     let path = if path.is_empty() { "/" } else { path };
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/") => dashboard::page(req.method()),
         (&Method::GET, "/health") => health(live),
-        (&Method::POST, "/reload") => reload(live),
+        (&Method::POST, "/reload") => reload(live).await,
         (&Method::GET, "/requests") => requests(live, req.uri().query()),
         (&Method::DELETE, "/requests") => {
             respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": live.journal().clear() }))
@@ -116,13 +118,28 @@ fn metrics(live: &Live) -> Response<Body> {
     respond::with_body(StatusCode::OK, headers, text.into(), &Method::GET)
 }
 
-fn reload(live: &Live) -> Response<Body> {
-    match live.reload() {
-        Ok(generation) => respond::json(StatusCode::OK, &json!({ "status": "ok", "generation": generation })),
-        Err(e) => respond::text(
+/// How long `POST /__admin/reload` waits for the reload before it answers that it is still running.
+pub const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reloads off the async workers (see [`Live::reload_shared`]): a route file whose read blocks holds a reload
+/// thread, never the server.
+async fn reload(live: &Arc<Live>) -> Response<Body> {
+    match live.reload_shared(RELOAD_WAIT).await {
+        Some(Ok(generation)) => respond::json(StatusCode::OK, &json!({ "status": "ok", "generation": generation })),
+        Some(Err(e)) => respond::text(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("{e}\nkeeping the previous routes\n"),
             &Method::POST,
         ),
+        None => {
+            let text = format!(
+                "503 the reload is still running after {} s (is the route file on a hung mount, or a FIFO nobody \
+                 writes?); the previous routes keep serving, and requests sent meanwhile share the next reload\n",
+                RELOAD_WAIT.as_secs()
+            );
+            let mut res = respond::text(StatusCode::SERVICE_UNAVAILABLE, text, &Method::POST);
+            res.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("10"));
+            res
+        }
     }
 }

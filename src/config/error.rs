@@ -12,6 +12,7 @@ use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
 /// One problem found while loading a route file.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LoadError {
     /// The file the problem is in (the route file or one it includes).
     pub file: PathBuf,

@@ -8,17 +8,57 @@
 
 use std::collections::HashSet;
 use std::hash::Hasher;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// The largest route file (or included file, or body file) read unless `[server] max_route_file` says otherwise.
+pub const DEFAULT_MAX_ROUTE_FILE: u64 = 64 << 20;
+
+/// Reads at most `limit` bytes of the file at `path`. A longer file is an error of kind `FileTooLarge` that names
+/// its size (as far as it was read) and the setting, without reading the rest: a route file symlinked to a huge
+/// file, or a FIFO that never ends, must not fill the memory. The buffer grows with what is read, never from the
+/// file's metadata, which can lie (`/proc`, FIFOs, a file that grows while read).
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells "exactly at the limit" from "over it".
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        let size = std::fs::metadata(path).map(|m| m.len()).ok().filter(|&n| n > limit);
+        let size = match size {
+            Some(n) => format!("{n} bytes"),
+            None => format!("more than {limit} bytes"),
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "the file is {size}, over the limit of {} ([server] max_route_file); raise the limit in the \
+                 route file's [server] table, e.g. `max_route_file = \"256MiB\"`, or check that the path names the \
+                 file you meant (a symlink to a large file?)",
+                bytesize::ByteSize::b(limit).display().iec()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
 
 /// The length and a 64-bit hash of a file's content; `None` where the file could not be read.
 type Digest = Option<(u64, u64)>;
 
 /// Every file and include pattern one load read, with what it found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Inputs {
     files: Vec<(PathBuf, Digest)>,
     seen: HashSet<PathBuf>,
     globs: Vec<GlobInput>,
+    /// The most bytes read from one file (see [`read_bounded`]).
+    limit: u64,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs { files: Vec::new(), seen: HashSet::new(), globs: Vec::new(), limit: DEFAULT_MAX_ROUTE_FILE }
+    }
 }
 
 /// An include pattern and the files it matched, in order.
@@ -32,9 +72,26 @@ struct GlobInput {
 impl Inputs {
     /// Reads the file at `path` and records what was read (or that it could not be read).
     pub(crate) fn read(&mut self, path: &Path) -> std::io::Result<Vec<u8>> {
-        let result = std::fs::read(path);
+        let result = read_bounded(path, self.limit);
         self.record(path, digest(result.as_deref().ok()));
         result
+    }
+
+    /// Sets the most bytes read from one file from now on (`[server] max_route_file`, once the route file is read).
+    pub(crate) fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+    }
+
+    /// The most bytes read from one file.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Whether the file at `path` still holds what this load read from it (false if it was not read).
+    pub fn unchanged(&self, path: &Path) -> bool {
+        self.files
+            .iter()
+            .any(|(p, recorded)| p == path && digest(read_bounded(p, self.limit).ok().as_deref()) == *recorded)
     }
 
     /// Records that the routes depend on `path`, which could not be read (e.g. a body file that does not exist yet).
@@ -58,7 +115,7 @@ impl Inputs {
 
     /// Whether a file or a pattern's matches differ from what was recorded. Reads every recorded file.
     pub fn changed(&self) -> bool {
-        self.files.iter().any(|(path, recorded)| digest(std::fs::read(path).ok().as_deref()) != *recorded)
+        self.files.iter().any(|(path, recorded)| digest(read_bounded(path, self.limit).ok().as_deref()) != *recorded)
             || self.globs.iter().any(|g| expand(&g.pattern).map_or(true, |now| now != g.matches))
     }
 

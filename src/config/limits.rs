@@ -10,7 +10,10 @@
 //! - request head: hyper (header-read timeout with a timer, header count, head size as its read buffer's size) and
 //!   the serving layer's head check (URI length, and header count on HTTP/2, where hyper has no count limit);
 //! - request body: the serving layer's body reader (size while reading, a declared size before, and a deadline);
-//! - connections: the serving layer's accept loop (the cap) and its I/O watchdogs (idle and stalled-write timeouts).
+//! - request bodies held at once: the serving layer's body budget (`max_body_buffers`);
+//! - connections: the serving layer's accept loop (the cap, which closes the longest-idle connection to admit a new
+//!   one) and its I/O watchdogs (idle, stalled-write and stalled-response timeouts); HTTP/2 streams: hyper
+//!   (`max_concurrent_streams`).
 //!
 //! The checking lives here, with the route file; the enforcing lives in `crate::serve`.
 
@@ -44,7 +47,13 @@ pub const MIN_MAX_HEADER_SIZE: usize = 8 * 1024;
 pub const DEFAULT_MAX_URI: usize = 8 * 1024;
 /// How long a client may take to send a request body by default, from the end of its head; then 408.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a connection may stay silent by default (nothing arrives, nothing is written) before it is closed.
+/// How many streams (requests at once) one HTTP/2 connection may open by default. hyper's own default is 200; each
+/// stream may hold a response, so fewer bound what one connection can make the server hold.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: usize = 100;
+/// How many bytes of request bodies all connections together may hold while they are read, by default (256 MiB);
+/// a body that would go over gets 503 with `retry-after`.
+pub const DEFAULT_MAX_BODY_BUFFERS: usize = 256 * 1024 * 1024;
+/// How long a connection may stay idle (no request in flight, whatever bytes it sends) by default before it is closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a response write may stay stalled by default (the client reads nothing) before the connection is closed.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,6 +64,7 @@ pub const MAX_TEMPLATE_SOURCE: usize = 128 * 1024;
 
 /// The limits of the `[server]` table, checked and with defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// `grace`: how long shutdown waits for requests in flight.
     pub grace: Duration,
@@ -76,6 +86,12 @@ pub struct Limits {
     pub max_uri: usize,
     /// `max_connections`: how many connections are served at once.
     pub max_connections: usize,
+    /// `max_route_file`: the largest route file, included file or body file read, in bytes.
+    pub max_route_file: u64,
+    /// `max_concurrent_streams`: how many requests one HTTP/2 connection may have open at once.
+    pub max_concurrent_streams: usize,
+    /// `max_body_buffers`: how many bytes of request bodies all connections together may hold.
+    pub max_body_buffers: usize,
 }
 
 impl Default for Limits {
@@ -91,6 +107,9 @@ impl Default for Limits {
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             max_uri: DEFAULT_MAX_URI,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_route_file: crate::config::inputs::DEFAULT_MAX_ROUTE_FILE,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_body_buffers: DEFAULT_MAX_BODY_BUFFERS,
         }
     }
 }
@@ -184,6 +203,8 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
     let max_body = size(&spec.max_body, "max_body", d.max_body, 0);
     let max_header_size = size(&spec.max_header_size, "max_header_size", d.max_header_size, MIN_MAX_HEADER_SIZE);
     let max_uri = size(&spec.max_uri, "max_uri", d.max_uri, 1);
+    let max_route_file = size(&spec.max_route_file, "max_route_file", d.max_route_file as usize, 1) as u64;
+    let max_body_buffers = size(&spec.max_body_buffers, "max_body_buffers", d.max_body_buffers, 1);
 
     let mut count = |value: &Option<Spanned<u64>>, key: &str, default: usize| {
         let Some(v) = value else { return default };
@@ -197,6 +218,8 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
     };
     let max_headers = count(&spec.max_headers, "max_headers", d.max_headers);
     let max_connections = count(&spec.max_connections, "max_connections", d.max_connections);
+    let max_concurrent_streams =
+        count(&spec.max_concurrent_streams, "max_concurrent_streams", d.max_concurrent_streams);
 
     Limits {
         grace,
@@ -209,5 +232,8 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
         max_header_size,
         max_uri,
         max_connections,
+        max_route_file,
+        max_concurrent_streams,
+        max_body_buffers,
     }
 }

@@ -125,6 +125,20 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<u64>", range(min = 1))]
     pub max_connections: Option<Spanned<u64>>,
+    /// Largest route file, included file or body file read, e.g. `"64MiB"` (default 64 MiB); a larger one is a load
+    /// error. The route file itself is read with the limit of the routes in service (64 MiB at start).
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_route_file: Option<Spanned<SizeSpec>>,
+    /// Requests one HTTP/2 connection may have open at once (default 100).
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    pub max_concurrent_streams: Option<Spanned<u64>>,
+    /// Bytes of request bodies all connections together may hold while they are read (default 256 MiB); a body
+    /// that would go over gets 503 with `retry-after`.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_body_buffers: Option<Spanned<SizeSpec>>,
     /// Time a client has to send a request head, e.g. `"10s"` (default 10 s).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -133,7 +147,8 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub body_timeout: Option<Spanned<String>>,
-    /// A connection on which nothing arrives (and nothing is written) for this long is closed (default 60 s).
+    /// A connection with no request in flight for this long is closed, whatever bytes (HTTP/2 PINGs) it sends
+    /// (default 60 s).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub idle_timeout: Option<Spanned<String>>,
@@ -350,7 +365,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Whether the admin API under `/__admin/` answers.
     pub admin: bool,
-    /// How many requests the journal keeps (see [`crate::journal`]).
+    /// How many requests the journal keeps (see [`crate::observe::journal`]).
     pub journal: usize,
     /// Whether to write an access-log line per request.
     pub log_requests: bool,
@@ -402,7 +417,9 @@ pub fn load_file(path: &Path) -> Result<Config, LoadErrors> {
 
 fn read_route_file(path: &Path, inputs: &mut Inputs) -> Result<String, LoadError> {
     let bytes = inputs.read(path).map_err(|e| {
-        let help = if e.kind() == std::io::ErrorKind::NotFound {
+        let help = if e.kind() == std::io::ErrorKind::FileTooLarge {
+            "make the file smaller, or raise `max_route_file` in [server]"
+        } else if e.kind() == std::io::ErrorKind::NotFound {
             "create it (see the README for an example), or name another file: `hotroute path/to/routes.toml`"
         } else {
             "check that it is a readable UTF-8 text file"
@@ -551,6 +568,8 @@ impl Checker<'_> {
         let admin = spec.admin.unwrap_or(true);
         let (cors, not_found, seed) = self.server_script(spec, &headers);
         let limits = crate::config::limits::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
+        // Included files and body files are read after this: with the file's own limit.
+        self.inputs.set_limit(limits.max_route_file);
         let log_requests = spec.log_requests;
         (ServerConfig { listen, admin, journal, log_requests, cors, not_found, seed, limits }, headers)
     }

@@ -57,7 +57,7 @@ pub struct MatchConfig {
     pub headers: Vec<(HeaderName, Condition)>,
     /// Text the body must contain.
     pub body_contains: Option<String>,
-    /// A JSON value the body must contain (see [`json_contains`]).
+    /// A JSON value the body must contain (see `crate::route::matching::json_contains`).
     pub json: Option<serde_json::Value>,
     /// A regex the URL path must match.
     pub path_regex: Option<Regex>,

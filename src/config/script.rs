@@ -251,12 +251,15 @@ pub struct ScriptConfig {
 impl ScriptConfig {
     /// Whether the route answers the same bytes every time, at once (nothing here is set).
     pub fn is_plain(&self) -> bool {
-        !self.template
-            && self.header_templates.is_empty()
-            && self.sequence.is_none()
-            && self.delay.is_none()
-            && self.fault.is_none()
-            && self.dir.is_none()
+        // Destructured whole, so that a new field is a compile error here until it is classified. `matcher` picks
+        // the route but not its answer; `key` is derived.
+        let ScriptConfig { template, header_templates, matcher: _, sequence, delay, fault, dir, key: _ } = self;
+        !template
+            && header_templates.is_empty()
+            && sequence.is_none()
+            && delay.is_none()
+            && fault.is_none()
+            && dir.is_none()
     }
 }
 
@@ -688,14 +691,17 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     if route.script.is_plain() && matches!(route.body, BodyConfig::Fixed(_)) {
         return 0;
     }
+    // Destructured whole, so that a field added to a route is a compile error here until it is hashed (or said not
+    // to matter): forgetting it would carry a changed route's counters over a reload.
+    let RouteConfig { path, path_span: _, methods, status, headers, body, script, origin: _ } = route;
+    let ScriptConfig { template, header_templates, matcher, sequence, delay, fault, dir, key: _ } = script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    route.path.hash(&mut h);
-    route.methods.to_string().hash(&mut h);
-    hash_reply(route.status, &route.headers, &route.script.header_templates, &route.body, &mut h);
-    let s = &route.script;
-    s.template.hash(&mut h);
-    s.matcher.as_ref().map(|m| &m.1).hash(&mut h);
-    if let Some(seq) = &s.sequence {
+    path.hash(&mut h);
+    methods.to_string().hash(&mut h);
+    hash_reply(*status, headers, header_templates, body, &mut h);
+    template.hash(&mut h);
+    matcher.as_ref().map(|m| &m.1).hash(&mut h);
+    if let Some(seq) = sequence {
         seq.cycle.hash(&mut h);
         for item in &seq.items {
             hash_reply(item.status, &item.headers, &item.header_templates, &item.body, &mut h);
@@ -703,9 +709,9 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
             item.fault.hash(&mut h);
         }
     }
-    s.delay.hash(&mut h);
-    s.fault.hash(&mut h);
-    s.dir.as_ref().map(|d| (&d.root, &d.param)).hash(&mut h);
+    delay.hash(&mut h);
+    fault.hash(&mut h);
+    dir.as_ref().map(|d| (&d.root, &d.param)).hash(&mut h);
     h.finish()
 }
 

@@ -51,6 +51,7 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
 /// Why a mock server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MockError {
     /// The routes do not load; the message points at the line.
     #[error("{0}")]
@@ -85,7 +86,29 @@ pub struct WaitError {
     pub last_error: Option<String>,
 }
 
-/// A hotroute server for one test. See the [module documentation](self).
+/// hotroute as a mock API in Rust tests: [`MockServer`] serves a route file (or a TOML string) on a free port of
+/// 127.0.0.1, records what it receives, and checks expectations on it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use hotroute::{Expect, MockServer};
+/// let server = MockServer::start(r#"
+///     [[route]]
+///     path = "/users/{id}"
+///     template = true
+///     json = { id = "{{ path.id }}" }
+/// "#).await?;
+/// let user: serde_json::Value = reqwest::get(server.url("/users/7")).await?.json().await?;
+/// assert_eq!(user["id"], "7");
+/// server.verify(Expect::get("/users/7").once());
+/// assert_eq!(server.requests()[0].route().unwrap().path, "/users/{id}");
+/// # Ok(()) }
+/// ```
+///
+/// The server runs on a thread of its own with its own single-threaded tokio runtime, as wiremock-rs does, so it
+/// answers whatever runtime the test uses: `#[tokio::test]` on one thread or many, another executor, or none (use
+/// the `_blocking` constructors there). Each server has its own port, routes and journal, so tests run in parallel
+/// without seeing each other's requests. Dropping the server stops it and frees its port before `drop` returns.
 #[derive(Debug)]
 pub struct MockServer {
     addr: SocketAddr,
@@ -246,7 +269,7 @@ impl MockServer {
     }
 
     /// Waits until the routes reach `generation` (e.g. after a reload started elsewhere), for up to
-    /// [`DEFAULT_WAIT`]. Works from any runtime: the waiting is done on the server's own runtime.
+    /// 10 s. Works from any runtime: the waiting is done on the server's own runtime.
     pub async fn wait_for_generation(&self, generation: u64) -> Result<u64, WaitError> {
         self.wait_for_generation_timeout(generation, DEFAULT_WAIT).await
     }
@@ -294,7 +317,7 @@ fn wait_error(live: &Live, wanted: u64, waited: Duration) -> WaitError {
 }
 
 impl Drop for MockServer {
-    /// Stops accepting, gives requests in flight up to [`DROP_GRACE`], and returns once the port is free.
+    /// Stops accepting, gives requests in flight up to 1 s, and returns once the port is free.
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -1,10 +1,15 @@
 //! The access log: one line per request on stderr, as text or JSON (`--log-requests`, `--log-format json`).
 //!
 //! Each line goes out in one `write` to stderr, so lines from connections served at the same time never interleave.
+//! The writes happen on a thread of their own behind a bounded queue ([`write_stderr`]): a stderr that blocks (a pipe
+//! nobody reads) loses lines, counted and reported, instead of freezing the server.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// How access-log lines are written.
@@ -104,9 +109,86 @@ struct JsonLine<'a> {
     route: Option<&'a str>,
 }
 
-/// Writes `bytes` to stderr in one call, ignoring errors.
+/// How many lines may wait for stderr; more are dropped (and counted) rather than wait.
+const QUEUE_LINES: usize = 16 * 1024;
+
+/// The lines on their way to stderr: a bounded queue to one writer thread, so that a stderr nobody reads (a full
+/// pipe) blocks that thread only, never a tokio worker. Lines that do not fit are dropped and counted; the count is
+/// written before the next line that gets through.
+struct StderrQueue {
+    tx: Option<SyncSender<Vec<u8>>>,
+    dropped: Arc<AtomicU64>,
+    /// Lines queued and not yet written, for [`flush_stderr`].
+    pending: Arc<AtomicUsize>,
+}
+
+fn queue() -> &'static StderrQueue {
+    static QUEUE: OnceLock<StderrQueue> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE_LINES);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let pending = Arc::new(AtomicUsize::new(0));
+        let (d, p) = (dropped.clone(), pending.clone());
+        let spawned = std::thread::Builder::new().name("hotroute-stderr".into()).spawn(move || {
+            for line in rx {
+                let mut err = std::io::stderr().lock();
+                let lost = d.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    let _ = writeln!(
+                        err,
+                        "hotroute: {lost} log line(s) dropped: stderr was not read fast enough (is it a pipe nobody reads?)"
+                    );
+                }
+                let _ = err.write_all(&line);
+                p.fetch_sub(1, Ordering::Release);
+            }
+        });
+        // Without the thread, lines are written in place (as before): better than losing them all.
+        StderrQueue { tx: spawned.ok().map(|_| tx), dropped, pending }
+    })
+}
+
+/// Hands `bytes` (one or more whole lines) to the stderr writer thread without waiting; when its queue is full the
+/// line is dropped and counted. Logging never holds up a request.
 pub(crate) fn write_stderr(bytes: &[u8]) {
-    let _ = std::io::stderr().lock().write_all(bytes);
+    let q = queue();
+    let Some(tx) = &q.tx else {
+        let _ = std::io::stderr().lock().write_all(bytes);
+        return;
+    };
+    q.pending.fetch_add(1, Ordering::AcqRel);
+    if tx.try_send(bytes.to_vec()).is_err() {
+        q.pending.fetch_sub(1, Ordering::AcqRel);
+        q.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A writer for a logging library (e.g. `tracing-subscriber`'s `with_writer(|| QueuedStderr)`) that goes through the
+/// same queue as the access log: each `write` call is queued as one line, never waits, and is dropped if the queue is
+/// full.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueuedStderr;
+
+impl std::io::Write for QueuedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write_stderr(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits up to `wait` for the lines already queued to reach stderr (call it before the process exits). Returns how
+/// many lines were dropped and not yet reported.
+pub fn flush_stderr(wait: Duration) -> u64 {
+    let q = queue();
+    let deadline = std::time::Instant::now() + wait;
+    while q.pending.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    q.dropped.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

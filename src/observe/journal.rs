@@ -2,8 +2,8 @@
 //! never used.
 //!
 //! Every request that reaches the routes (not the admin API) is recorded in a bounded ring, oldest dropped first:
-//! 1000 requests (`crate::config::DEFAULT_JOURNAL`) unless `[server] journal = N` says otherwise (0 turns the journal off). Bodies are
-//! kept up to [`BODY_LIMIT`] bytes; [`RecordedRequest::body_size`] still tells the full size.
+//! 1000 requests (`crate::config::DEFAULT_JOURNAL`) unless `[server] journal = N` says otherwise (0 turns the journal
+//! off). Bodies are kept up to [`BODY_LIMIT`] bytes; [`RecordedRequest::body_size`] still tells the full size.
 //!
 //! Coverage is counted apart from the ring, so that it covers every request since the start (or the last reset),
 //! not only the ones still in the journal: hits per route, and the requests no route answered, grouped by method and
@@ -89,7 +89,7 @@ impl RecordedRequest {
         }
     }
 
-    /// Its number: 1 for the first request the server received, counting on across [`Journal::clear`].
+    /// Its number: 1 for the first request the server received, counting on when the journal is cleared.
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -271,7 +271,7 @@ pub struct Coverage {
     pub routes: Vec<RouteHits>,
     /// Requests no route answered, by method and path.
     pub unmatched: Vec<Unmatched>,
-    /// Unmatched requests not listed because [`UNMATCHED_LIMIT`] distinct pairs were already listed.
+    /// Unmatched requests not listed because 1000 distinct pairs were already listed.
     pub unmatched_not_listed: u64,
 }
 

@@ -2,9 +2,9 @@
 //!
 //! Every line starts `trace conn=N fd=F +T.TTTms`: the connection's number, its socket's file descriptor, and the
 //! time since it was accepted; request steps add `req=N`. So `grep 'conn=3 '` follows one connection, and the
-//! lines of one connection read like the journey of a request through Go's `net/http`: the accept loop takes the socket from
-//! the listening descriptor and hands it to a new task; the task reads the bytes, hyper parses the head, the router
-//! picks the route, and the response is written back into the socket.
+//! lines of one connection read like the journey of a request through Go's `net/http`: the accept loop takes the
+//! socket from the listening descriptor and hands it to a new task; the task reads the bytes, hyper parses the head,
+//! the router picks the route, and the response is written back into the socket.
 
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};

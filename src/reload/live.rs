@@ -10,17 +10,26 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
+use std::time::Duration;
 
 use super::watch::{WatchError, WatchHandle};
 
-use crate::config::error::LoadErrors;
+use crate::config::error::{LoadError, LoadErrors};
 use crate::config::inputs::Inputs;
 use crate::observe::journal::Journal;
 use crate::observe::metrics::Metrics;
 use crate::route::Router;
 
+/// How long the route files must stay the same before a read that looks half-written (unparsable, or no routes
+/// where there were some) counts: longer than the pause a tool makes between truncating a file and writing it.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+/// The longest the watcher reads a file again while it keeps changing: then the last read counts.
+pub const SETTLE_MAX: Duration = Duration::from_secs(2);
+
 /// A reload that failed; the previous routes kept serving.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReloadFailure {
     /// Every problem found in the route file (there is at least one).
     pub errors: LoadErrors,
@@ -44,6 +53,19 @@ pub struct Live {
     journal: Journal,
     reloaded: tokio::sync::Notify,
     metrics: Metrics,
+    /// Reloads asked for by the admin API: one at a time, off the async workers.
+    rounds: Mutex<Rounds>,
+}
+
+/// The result of one reload: the new generation, or why the old routes kept serving.
+pub type ReloadResult = Result<u64, LoadErrors>;
+
+/// The admin API's reloads: whether one runs, and the one that will run next (which every request that comes
+/// meanwhile waits for).
+#[derive(Debug, Default)]
+struct Rounds {
+    running: bool,
+    next: Option<tokio::sync::watch::Sender<Option<ReloadResult>>>,
 }
 
 impl Live {
@@ -63,6 +85,7 @@ impl Live {
             journal: Journal::default(),
             reloaded: tokio::sync::Notify::new(),
             metrics,
+            rounds: Mutex::new(Rounds::default()),
         }
     }
 
@@ -169,14 +192,76 @@ impl Live {
     }
 
     /// Re-reads the route file and swaps in the result. On error the old routes keep serving, and the error is
-    /// returned, logged, and remembered for the admin API.
+    /// returned, logged, and remembered for the admin API. A file that now has no routes, where the routes in
+    /// service had some, is refused the same way unless it says so (`route = []`): an empty file is far more often
+    /// a save caught half-way, or a mistake, than a wish to serve nothing.
     pub fn reload(&self) -> Result<u64, LoadErrors> {
         let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        self.reload_locked()
+        self.reload_locked(false)
+    }
+
+    /// Reloads like [`Live::reload`] on a thread of its own and waits for the result, for up to `wait`; `None` when
+    /// the reload is still running then (a route file on a hung mount, a FIFO nobody writes).
+    ///
+    /// The reload never runs on the async workers: it reads files and may block for as long as the file system
+    /// does. Requests that come while a reload runs do not start one each: they share the next reload, which
+    /// starts when the running one ends and reads the files as they are then. The thread is detached (not tokio's
+    /// blocking pool), so that a reload stuck in a read cannot keep the process from exiting.
+    pub async fn reload_shared(self: &Arc<Self>, wait: Duration) -> Option<ReloadResult> {
+        let mut rx = self.join_round();
+        match tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(result)) => result.clone(),
+            _ => None,
+        }
+    }
+
+    /// Joins the next reload, starting it if none is running.
+    fn join_round(self: &Arc<Self>) -> tokio::sync::watch::Receiver<Option<ReloadResult>> {
+        let mut rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(next) = &rounds.next {
+            return next.subscribe();
+        }
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        if rounds.running {
+            rounds.next = Some(tx);
+            return rx;
+        }
+        rounds.running = true;
+        drop(rounds);
+        let live = self.clone();
+        let started = std::thread::Builder::new().name("hotroute-reload".into()).spawn(move || live.run_rounds(tx));
+        if let Err(e) = started {
+            self.rounds.lock().unwrap_or_else(|e| e.into_inner()).running = false;
+            let path = self.source.clone().unwrap_or_default();
+            let error = LoadError::file(&path, format!("cannot start a thread to reload the routes: {e}"), "try again");
+            let (tx, rx) = tokio::sync::watch::channel(Some(Err(LoadErrors(vec![error]))));
+            drop(tx);
+            return rx;
+        }
+        rx
+    }
+
+    /// Runs reloads until no one waits for another.
+    fn run_rounds(&self, mut tx: tokio::sync::watch::Sender<Option<ReloadResult>>) {
+        loop {
+            tx.send_replace(Some(self.reload()));
+            let mut rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
+            match rounds.next.take() {
+                Some(next) => tx = next,
+                None => {
+                    rounds.running = false;
+                    return;
+                }
+            }
+        }
     }
 
     /// Reloads like [`Live::reload`] only if a file the routes were loaded from (route file, included files, body
     /// files, include pattern matches) changed since the last load; `None` when nothing did.
+    ///
+    /// Meant for the file watcher, right after a change: a read that fails to parse or finds no routes is taken as
+    /// a save still under way (`cat new.toml > routes.toml` truncates first, then writes), and the files are read
+    /// again until they stay the same for [`SETTLE`] (at most [`SETTLE_MAX`]) before the result counts.
     pub fn reload_if_changed(&self) -> Option<Result<u64, LoadErrors>> {
         let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let inputs = self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -184,16 +269,53 @@ impl Live {
         if !inputs.is_empty() && !inputs.changed() {
             return None;
         }
-        Some(self.reload_locked())
+        Some(self.reload_locked(true))
     }
 
-    fn reload_locked(&self) -> Result<u64, LoadErrors> {
+    /// Reads and builds the routes; with `settle`, reads again while what was read looks like a save in progress.
+    fn load_settled(&self, path: &Path, settle: bool) -> (Inputs, Result<Router, LoadErrors>) {
+        let limit = self.router.load().server().limits.max_route_file;
+        let had_routes = !self.router.load().routes().is_empty();
+        let started = Instant::now();
+        loop {
+            let mut inputs = Inputs::default();
+            inputs.set_limit(limit);
+            let loaded = Router::load_file_tracked(path, &mut inputs);
+            let suspicious = match &loaded {
+                Err(_) => true,
+                Ok(router) => had_routes && router.routes().is_empty(),
+            };
+            if !settle || !suspicious || started.elapsed() >= SETTLE_MAX {
+                return (inputs, loaded);
+            }
+            std::thread::sleep(SETTLE);
+            // The same content a whole window later: the writer is done, and what was read is what was meant.
+            if !inputs.changed() {
+                return (inputs, loaded);
+            }
+            tracing::debug!("{} changed while it was read; reading it again", path.display());
+        }
+    }
+
+    fn reload_locked(&self, settle: bool) -> Result<u64, LoadErrors> {
         let Some(path) = &self.source else {
             return Ok(self.generation());
         };
         let started = Instant::now();
-        let mut inputs = Inputs::default();
-        let loaded = Router::load_file_tracked(path, &mut inputs);
+        let (inputs, loaded) = self.load_settled(path, settle);
+        let loaded = loaded.and_then(|router| {
+            let before = self.router.load().routes().len();
+            if before == 0 || !router.routes().is_empty() || declares_no_routes(path, &inputs) {
+                return Ok(router);
+            }
+            let message = format!(
+                "route file `{}` has no routes now (the routes in service have {before}); it looks empty or \
+                 half-written",
+                path.display()
+            );
+            let help = "if you mean to serve no routes, say so with `route = []`; otherwise save the file again";
+            Err(LoadErrors(vec![LoadError::file(path, message, help)]))
+        });
         *self.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
         match loaded {
             Ok(router) => {
@@ -217,6 +339,15 @@ impl Live {
             }
         }
     }
+}
+
+/// Whether the route file at `path` says in so many words that it has no routes: a top-level `route` key (e.g.
+/// `route = []`), or an `include` list. Read again, and believed only if it still holds what the load read.
+fn declares_no_routes(path: &Path, inputs: &Inputs) -> bool {
+    let Ok(bytes) = crate::config::inputs::read_bounded(path, inputs.limit()) else { return false };
+    let Ok(text) = std::str::from_utf8(&bytes) else { return false };
+    let Ok(table) = text.parse::<toml::Table>() else { return false };
+    (table.contains_key("route") || table.contains_key("include")) && inputs.unchanged(path)
 }
 
 /// Drops `old` on a background thread: freeing a router of 10,000 routes takes tens of milliseconds of `free`, which

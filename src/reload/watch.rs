@@ -6,8 +6,8 @@
 //! the watcher watches **folders** (non-recursively): the folder of the route file, of every included file and body
 //! file, of every include pattern, and of every symlink met on the way to each of them. The event kinds are not
 //! trusted either: an event about a path that matters only means "look again". The watcher then re-reads every file
-//! the routes depend on and compares content hashes with what the last load read ([`crate::inputs`]); only a real
-//! change reloads, and the reload builds the new router off the request path before swapping it in ([`Live`]).
+//! the routes depend on and compares content hashes with what the last load read ([`crate::config::inputs`]); only a
+//! real change reloads, and the reload builds the new router off the request path before swapping it in ([`Live`]).
 //!
 //! Timing: notify-debouncer-full merges the raw events of each path for [`DEBOUNCE`]; the watcher then waits until
 //! no relevant event came for [`QUIET`] (a save is several events; a tool may write a thousand times), but never
@@ -39,11 +39,15 @@ pub const QUIET: Duration = Duration::from_millis(10);
 /// The longest the watcher waits after the first event of a burst before it looks at the files anyway.
 pub const MAX_DELAY: Duration = Duration::from_millis(100);
 
+/// How long stopping the watcher waits for its thread to end.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
 /// Symlinks followed from one file before giving up (the same bound as the kernel's).
 const MAX_HOPS: usize = 40;
 
 /// Why the watcher could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatchError {
     /// The routes were not loaded from a file.
     #[error("there is no route file to watch: these routes were not loaded from a file")]
@@ -92,8 +96,17 @@ impl WatchHandle {
 impl Drop for WatchHandle {
     fn drop(&mut self) {
         let _ = self.tx.send(Msg::Stop);
-        if let Some(thread) = self.thread.take() {
+        let Some(thread) = self.thread.take() else { return };
+        // A bounded wait: a reload stuck in a read (a FIFO, a hung mount) must not keep the process from exiting.
+        // The thread then ends on its own when the read does, or with the process.
+        let deadline = Instant::now() + STOP_WAIT;
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if thread.is_finished() {
             let _ = thread.join();
+        } else {
+            tracing::warn!("the file watcher is still busy reading the route files; not waiting for it");
         }
     }
 }

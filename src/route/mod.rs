@@ -1,7 +1,7 @@
 //! The immutable router: a matchit radix tree from paths to routes, each with its response prepared.
 //!
 //! A [`Router`] is built once per load of the route file and never changes; a reload builds a new one and swaps it
-//! in (see [`crate::live`]). Matching is one tree lookup plus a scan of the few routes that share the path; a route
+//! in (see [`crate::reload`]). Matching is one tree lookup plus a scan of the few routes that share the path; a route
 //! with `match` conditions is skipped when they do not hold, and the next one in file order is tried.
 //!
 //! A plain route answers from a [`Prepared`] response: a header map clone and a body reference count. Everything

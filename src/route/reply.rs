@@ -112,13 +112,28 @@ impl Reply {
         if let Some(prepared) = &self.prepared {
             return prepared.to_response(method);
         }
-        templates.begin(rng_key);
         let ctx = context(vars, self.needs);
+        // Every template of the answer in one trip to a render thread: headers in order, then the body.
+        let mut jobs: Vec<Compiled> = self.header_templates.iter().map(|(_, t)| t.clone()).collect();
+        if let ReplyBody::Template(t) = &self.body {
+            jobs.push(t.clone());
+        }
+        let mut rendered = match templates.render_answer(rng_key, ctx, jobs) {
+            Ok(rendered) => rendered.into_iter(),
+            Err(refused) => {
+                tracing::error!(route = %location, "template not rendered: {}", refused.0);
+                let text = format!("503 template not rendered in route {location}: {}\n", refused.0);
+                let mut res = respond::text(StatusCode::SERVICE_UNAVAILABLE, text, method);
+                res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return res;
+            }
+        };
         let mut headers = self.headers.clone();
-        for (name, template) in &self.header_templates {
-            let value = match templates.render(template, &ctx) {
-                Ok(v) => v,
-                Err(e) => return render_error(location, &format!("header `{name}`: {e}"), method),
+        for (name, _) in &self.header_templates {
+            let value = match rendered.next() {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return render_error(location, &format!("header `{name}`: {e}"), method),
+                None => return render_error(location, &format!("header `{name}`: not rendered"), method),
             };
             match HeaderValue::from_str(&value) {
                 Ok(v) => {
@@ -134,9 +149,10 @@ impl Reply {
         }
         let body = match &self.body {
             ReplyBody::Fixed(bytes) => bytes.clone(),
-            ReplyBody::Template(template) => match templates.render(template, &ctx) {
-                Ok(text) => Bytes::from(text),
-                Err(e) => return render_error(location, &e.to_string(), method),
+            ReplyBody::Template(_) => match rendered.next() {
+                Some(Ok(text)) => Bytes::from(text),
+                Some(Err(e)) => return render_error(location, &e.to_string(), method),
+                None => return render_error(location, "the body was not rendered", method),
             },
         };
         respond::with_body(self.status, headers, body, method)

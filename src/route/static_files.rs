@@ -6,8 +6,10 @@
 //! joined to the folder, canonicalized (which resolves every symlink) and served only if the result still lies under
 //! the folder, so a symlink that leads out answers 404 too. The canonical path is what gets opened.
 //!
-//! Files are read into memory per request (the response body type is a full buffer); a Range request reads only
-//! its range.
+//! File bodies are streamed in chunks of at most [`CHUNK`] bytes, read as the client takes them, so a download holds
+//! one chunk in memory whatever the file's size; a Range request reads only its range. Nothing is allocated from
+//! the file's metadata (which a file growing or shrinking meanwhile makes wrong): a file that ends early ends the
+//! response with an error, which closes the connection rather than send a short body.
 
 use std::io::SeekFrom;
 use std::path::{Component, Path, PathBuf};
@@ -20,7 +22,12 @@ use http::header::{
     LAST_MODIFIED, LOCATION, RANGE,
 };
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
 use crate::request::RequestView;
 use crate::route::respond::{self, Body};
@@ -194,19 +201,19 @@ impl DirRequest {
             *res.headers_mut() = headers;
             return res;
         }
-        let mut body = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-        let read = async {
-            if start > 0 {
-                file.seek(SeekFrom::Start(start)).await?;
-            }
-            (&mut file).take(count).read_to_end(&mut body).await
-        };
-        if let Err(e) = read.await {
+        if start > 0
+            && let Err(e) = file.seek(SeekFrom::Start(start)).await
+        {
             tracing::warn!(request = %self.target, "dir: cannot read `{}`: {e}", path.display());
             let text = format!("500 cannot read the file for {}: {e}\n", self.target);
             return crate::route::respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, &self.method);
         }
-        respond::with_body(status, headers, Bytes::from(body), &self.method)
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
+        let body = FileBody { file, left: count, target: self.target.clone() };
+        let mut res = Response::new(Body::stream(BoxBody::new(body)));
+        *res.status_mut() = status;
+        *res.headers_mut() = headers;
+        res
     }
 
     /// Whether the client's copy is current: `If-None-Match` when sent, else `If-Modified-Since`.
@@ -232,6 +239,60 @@ impl DirRequest {
             Some(v) if v.starts_with('"') => etag == Some(v),
             Some(v) => last_modified == Some(v),
         }
+    }
+}
+
+/// The largest chunk of a file read and sent at once.
+pub const CHUNK: usize = 32 * 1024;
+
+/// The rest of a file's body: `left` bytes from where `file` stands, read a chunk at a time as the client reads.
+struct FileBody {
+    file: tokio::fs::File,
+    left: u64,
+    /// The request, for the log line of a failed read.
+    target: String,
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.left == 0 {
+            return Poll::Ready(None);
+        }
+        let want = usize::try_from(this.left).map_or(CHUNK, |left| left.min(CHUNK));
+        let mut chunk = vec![0u8; want];
+        let mut buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut this.file).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                tracing::warn!(request = %this.target, "dir: cannot read the file: {e}");
+                this.left = 0;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                if n == 0 {
+                    // The file got shorter since its length was sent: end the response as broken.
+                    tracing::warn!(request = %this.target, "dir: the file ended {} bytes early", this.left);
+                    this.left = 0;
+                    return Poll::Ready(Some(Err(std::io::ErrorKind::UnexpectedEof.into())));
+                }
+                this.left -= n as u64;
+                chunk.truncate(n);
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
     }
 }
 

@@ -10,8 +10,8 @@
 //! the same on every run), from the thread's random generator otherwise.
 
 use std::cell::{Cell, RefCell};
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fake::Fake;
 use fake::rand::rngs::SmallRng;
@@ -28,16 +28,71 @@ use crate::request::RequestData;
 pub const TEMPLATE_STACK: usize = 256 << 20;
 /// Template work runs in place when this much stack is left, else on a fresh [`TEMPLATE_STACK`].
 const TEMPLATE_RED_ZONE: usize = 192 << 20;
-/// The stack size of the binary's worker threads: enough that template work never needs a fresh stack.
+/// The stack size of the threads that render templates (see [`RENDER_THREADS`]): enough that template work never
+/// needs a fresh stack. Only those threads get it; the async workers and tokio's blocking pool keep the default,
+/// as a few hundred threads with this much reserved each would take tens of GiB of address space.
 pub const WORKER_STACK: usize = TEMPLATE_STACK + (8 << 20);
 
 /// Runs template work (compiling or rendering) with [`TEMPLATE_STACK`] of stack, so that a deeply nested template
 /// is an error instead of a stack overflow that would abort the whole server. On threads with that much stack left
-/// (the binary's workers, see [`WORKER_STACK`]) it runs in place; elsewhere it gets a stack of its own for the call
+/// (the render threads, see [`WORKER_STACK`]) it runs in place; elsewhere it gets a stack of its own for the call
 /// (a map and unmap, some microseconds).
 pub fn on_template_stack<R>(f: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(TEMPLATE_RED_ZONE, TEMPLATE_STACK, f)
 }
+
+/// The longest one answer's templates may render. Fuel bounds the instructions a template runs, but not the work
+/// of one instruction: printing or comparing a value built of shared nested parts (`{% set a = [a, a] %}` 24 times)
+/// is one instruction that visits 2^24 parts. Output is checked against this deadline as it is written, and the
+/// request waits no longer than this for its render, so a template never holds a request or a worker for longer.
+pub const RENDER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a request waits for its render before it lets the other tasks of its async worker move elsewhere.
+const RENDER_QUICK: Duration = Duration::from_millis(2);
+
+/// How many threads render templates. A render runs there, never on an async worker; a render that overruns
+/// [`RENDER_TIMEOUT`] in a comparison (which has no place to stop it) keeps its thread until it ends, so there
+/// are a few.
+pub const RENDER_THREADS: usize = 4;
+
+/// How many answers may wait for a render thread; more are refused at once with 503.
+pub const RENDER_QUEUE: usize = 256;
+
+type RenderJob = Box<dyn FnOnce() + Send>;
+
+/// The render threads' queue, started on first use; `None` if not even one thread could be started.
+fn render_pool() -> Option<&'static std::sync::mpsc::SyncSender<RenderJob>> {
+    static POOL: OnceLock<Option<std::sync::mpsc::SyncSender<RenderJob>>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RenderJob>(RENDER_QUEUE);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let mut started = 0;
+        for i in 0..RENDER_THREADS {
+            let rx = rx.clone();
+            let thread = std::thread::Builder::new().name(format!("hotroute-render-{i}")).stack_size(WORKER_STACK);
+            let spawned = thread.spawn(move || {
+                loop {
+                    // The lock is held only to take a job, not to run it.
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::warn!("cannot start template render thread {i}: {e}"),
+            }
+        }
+        (started > 0).then_some(tx)
+    })
+    .as_ref()
+}
+
+/// Why an answer's templates were not rendered: the server is too busy, or the render ran out of time.
+#[derive(Debug, Clone)]
+pub struct RenderRefused(pub String);
 
 /// The most instructions one render may run before it is stopped with an error.
 pub const FUEL: u64 = 100_000;
@@ -129,7 +184,8 @@ pub struct Compiled {
 /// The template environment of one router.
 #[derive(Debug)]
 pub struct Templates {
-    env: Environment<'static>,
+    /// Shared with the render threads, which may still run a render that overran its deadline after the answer.
+    env: Arc<Environment<'static>>,
     seed: Option<u64>,
 }
 
@@ -146,7 +202,7 @@ impl Templates {
         env.add_function("random_int", random_int);
         env.add_function("fake", fake_data);
         env.add_filter(JSON_FILTER, json_filter);
-        Templates { env, seed }
+        Templates { env: Arc::new(env), seed }
     }
 
     /// Compiles `source` under `name` (unique per template, e.g. `routes.toml:12 body`).
@@ -163,7 +219,9 @@ impl Templates {
         }
         // Compiling recurses as deep as the template nests: on a stack big enough for the worst case.
         crate::route::template::on_template_stack(|| {
-            self.env.add_template_owned(name.clone(), source)?;
+            // Unique while the routes load, so this clones nothing.
+            let env = Arc::make_mut(&mut self.env);
+            env.add_template_owned(name.clone(), source)?;
             let needs = Needs::of(self.env.get_template(&name)?.undeclared_variables(false));
             Ok(Compiled { name, needs })
         })
@@ -180,10 +238,113 @@ impl Templates {
     /// Renders a compiled template with `ctx` (made by [`context`]), after [`Templates::begin`].
     /// Runs on a stack big enough for the deepest values the fuel allows (see [`crate::route::template::on_template_stack`]);
     /// the error is formatted there too, as it can hold the template's values.
+    #[cfg(test)]
     pub fn render(&self, template: &Compiled, ctx: &Value) -> Result<String, RenderError> {
         crate::route::template::on_template_stack(|| {
             self.env.get_template(&template.name).and_then(|t| t.render(ctx)).map_err(|e| RenderError(format!("{e:#}")))
         })
+    }
+
+    /// Renders the templates of one answer, in order, on a render thread (see [`RENDER_THREADS`]), with the helpers
+    /// drawing from the generator of `rng_key` (as [`Templates::begin`]). Stops at the first error. Waits for the
+    /// result for at most [`RENDER_TIMEOUT`], and the render itself stops writing output at that deadline.
+    ///
+    /// The wait blocks the calling thread, for at most [`RENDER_TIMEOUT`]: the router answers synchronously.
+    pub fn render_answer(
+        &self,
+        rng_key: (u64, u64),
+        ctx: Value,
+        templates: Vec<Compiled>,
+    ) -> Result<Vec<Result<String, RenderError>>, RenderRefused> {
+        let Some(pool) = render_pool() else {
+            return Err(RenderRefused("no thread could be started to render templates".into()));
+        };
+        let deadline = Instant::now() + RENDER_TIMEOUT;
+        let (env, seed) = (self.env.clone(), self.seed);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job: RenderJob = Box::new(move || {
+            if Instant::now() >= deadline {
+                return; // Waited in the queue past its deadline: the request has been answered already.
+            }
+            let renderer = Templates { env, seed };
+            renderer.begin(rng_key);
+            let mut out = Vec::with_capacity(templates.len());
+            for t in &templates {
+                let result = renderer.render_until(t, &ctx, deadline);
+                let failed = result.is_err();
+                out.push(result);
+                if failed {
+                    break;
+                }
+            }
+            let _ = tx.send(out);
+        });
+        if let Err(e) = pool.try_send(job) {
+            let why = match e {
+                std::sync::mpsc::TrySendError::Full(_) => {
+                    format!("{RENDER_QUEUE} answers already wait for a template render thread; try again shortly")
+                }
+                std::sync::mpsc::TrySendError::Disconnected(_) => "the template render threads are gone".to_owned(),
+            };
+            return Err(RenderRefused(why));
+        }
+        // Most renders take microseconds: wait for them in place. A longer one would hold this async worker and
+        // every task queued on it, so the wait goes on inside `block_in_place`, which hands the worker's other
+        // tasks to another thread meanwhile (on a multi-thread runtime; elsewhere there is no one to hand them to).
+        let waited = match rx.recv_timeout(RENDER_QUICK) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let multi_thread = tokio::runtime::Handle::try_current()
+                    .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+                if multi_thread { tokio::task::block_in_place(|| rx.recv_timeout(left)) } else { rx.recv_timeout(left) }
+            }
+            other => other,
+        };
+        waited.map_err(|_| {
+            RenderRefused(format!(
+                "the templates took longer than {} ms to render (printing or comparing a large nested value?)",
+                RENDER_TIMEOUT.as_millis()
+            ))
+        })
+    }
+
+    /// Renders like [`Templates::render`], stopping with an error once `deadline` has passed (checked whenever
+    /// output is written).
+    fn render_until(&self, template: &Compiled, ctx: &Value, deadline: Instant) -> Result<String, RenderError> {
+        crate::route::template::on_template_stack(|| {
+            let mut out = DeadlineWriter { out: Vec::new(), deadline };
+            let rendered =
+                self.env.get_template(&template.name).and_then(|t| t.render_captured_to(ctx.clone(), &mut out));
+            match rendered {
+                Ok(_) => String::from_utf8(out.out).map_err(|e| RenderError(format!("the output is not UTF-8: {e}"))),
+                Err(_) if Instant::now() >= deadline => Err(RenderError(format!(
+                    "the template took longer than {} ms to render (printing a large nested value?)",
+                    RENDER_TIMEOUT.as_millis()
+                ))),
+                Err(e) => Err(RenderError(format!("{e:#}"))),
+            }
+        })
+    }
+}
+
+/// Collects a render's output and fails the render once its deadline has passed: writing is where printing a huge
+/// value spends its time, and the only place it can be stopped.
+struct DeadlineWriter {
+    out: Vec<u8>,
+    deadline: Instant,
+}
+
+impl std::io::Write for DeadlineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if Instant::now() >= self.deadline {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the render ran out of time"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

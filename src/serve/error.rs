@@ -2,6 +2,7 @@
 
 /// Errors from binding and serving.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The port is taken, with what to do about it.
     #[error(

@@ -12,9 +12,9 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http::Response;
@@ -30,10 +30,11 @@ use crate::observe::ObservedStream;
 pub(crate) fn wrap(
     stream: ObservedStream,
     trigger: Trigger,
+    activity: Arc<Activity>,
     idle_timeout: Duration,
     write_timeout: Duration,
 ) -> Guarded<FaultIo> {
-    Guarded::new(FaultIo::new(stream, trigger), idle_timeout, write_timeout)
+    Guarded::new(FaultIo::new(stream, trigger), activity, idle_timeout, write_timeout)
 }
 
 /// The bytes a `garbage` fault sends: not an HTTP status line, with a NUL and bytes that are not UTF-8.
@@ -154,61 +155,295 @@ impl AsyncWrite for FaultIo {
     }
 }
 
-/// The connection cap: a connection is accepted only when one of `max_connections` slots is free. Over the cap, new
-/// connections wait in the kernel's accept queue (they are neither refused nor answered until a slot frees), and the
-/// connections already served are not slowed.
+/// What one connection is doing, shared by its service (which counts the requests in flight and the responses being
+/// sent), its [`Guarded`] I/O (whose watchdogs read it) and the accept loop (which closes the longest-idle connection
+/// when the cap is reached).
+///
+/// A connection is idle when no request is in flight on it, whatever bytes cross it: the PINGs of an HTTP/2 client
+/// keep its socket busy but ask nothing of the server. And it is busy while a request is in flight, even when nothing
+/// crosses it: a `delay` of an hour is an answer on its way, not silence.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    /// Requests whose service has started and whose response body hyper has not yet dropped.
+    in_flight: AtomicUsize,
+    /// Response bodies handed to hyper and not yet finished (how many are in `bodies`, read without the lock).
+    sending: AtomicUsize,
+    /// For each of those bodies, when hyper last took a chunk of it (or it started), in [`now_ms`] milliseconds. Each
+    /// body has its own clock: a client cannot keep a stalled stream alive by opening new ones.
+    bodies: Mutex<Vec<Arc<AtomicU64>>>,
+    /// When `in_flight` last went to 0 (or the connection was accepted), in [`now_ms`] milliseconds.
+    idle_since: AtomicU64,
+    /// Set by the accept loop: close this connection as soon as it is idle, to admit a new one.
+    evicted: AtomicBool,
+    /// The connection task's waker, for the changes above that must wake it (eviction, going idle).
+    waker: Mutex<Option<Waker>>,
+}
+
+/// Milliseconds since the first call in this process: the clock of [`Activity`]'s atomics.
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl Activity {
+    /// A connection just accepted: idle from now.
+    pub(crate) fn new() -> Arc<Self> {
+        let now = now_ms();
+        Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            sending: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(now),
+            bodies: Mutex::default(),
+            evicted: AtomicBool::new(false),
+            waker: Mutex::new(None),
+        })
+    }
+
+    /// A request has started on this connection; it is in flight until the returned guard drops (keep it in the
+    /// response body, which hyper drops once the body is sent or the stream ends).
+    pub(crate) fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+
+    /// A response body is handed to hyper; the guard records each chunk hyper takes until it drops.
+    pub(crate) fn sending(self: &Arc<Self>) -> Sending {
+        let progress = Arc::new(AtomicU64::new(now_ms()));
+        self.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(progress.clone());
+        self.sending.fetch_add(1, Ordering::SeqCst);
+        Sending { activity: self.clone(), progress }
+    }
+
+    /// When the body that has waited longest for hyper last moved; `None` when no body is being sent.
+    fn oldest_progress(&self) -> Option<u64> {
+        if self.sending.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies.iter().map(|p| p.load(Ordering::Relaxed)).min()
+    }
+
+    /// How long the connection has been idle (no request in flight), in milliseconds; `None` while one is.
+    fn idle_ms(&self, now: u64) -> Option<u64> {
+        (self.in_flight.load(Ordering::SeqCst) == 0).then(|| now.saturating_sub(self.idle_since.load(Ordering::SeqCst)))
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+
+    fn register(&self, cx: &Context<'_>) {
+        let mut waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+    }
+}
+
+/// A request in flight (see [`Activity::begin`]).
+#[derive(Debug)]
+pub(crate) struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        // The idle time is written before the count can reach 0, so that whoever sees 0 sees when it started.
+        self.0.idle_since.store(now_ms(), Ordering::SeqCst);
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Arms the idle watchdog (or closes an evicted connection) even if no byte arrives to wake the task.
+            self.0.wake();
+        }
+    }
+}
+
+/// A response body being sent (see [`Activity::sending`]).
+#[derive(Debug)]
+pub(crate) struct Sending {
+    activity: Arc<Activity>,
+    progress: Arc<AtomicU64>,
+}
+
+impl Sending {
+    /// hyper took a chunk (or asked for one): the client is reading this response.
+    pub(crate) fn progress(&self) {
+        self.progress.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        let mut bodies = self.activity.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = bodies.iter().position(|p| Arc::ptr_eq(p, &self.progress)) {
+            bodies.swap_remove(i);
+        }
+        self.activity.sending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The connection cap: at most `max_connections` connections are served at once. When all slots are taken, a new
+/// connection is accepted and held while the longest-idle connection (no request in flight) is closed to make room;
+/// if none is idle, it waits for a slot (and later ones wait in the kernel's accept queue). So idle connections can
+/// never lock new clients out, and connections with requests in flight are never cut for a newcomer.
 #[derive(Debug, Clone)]
-pub struct ConnectionCap(Arc<Semaphore>);
+pub struct ConnectionCap {
+    slots: Arc<Semaphore>,
+    max: usize,
+    /// The connections served, for eviction. Dead entries are pruned when the list doubles.
+    open: Arc<Mutex<Vec<Weak<Activity>>>>,
+}
 
 impl ConnectionCap {
     /// A cap of `max` connections at once.
     pub fn new(max: usize) -> Self {
-        ConnectionCap(Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))))
+        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        ConnectionCap { slots: Arc::new(Semaphore::new(max)), max, open: Arc::default() }
+    }
+
+    fn register(&self, activity: &Arc<Activity>) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= 2 * self.max {
+            open.retain(|a| a.strong_count() > 0);
+        }
+        open.push(Arc::downgrade(activity));
+    }
+
+    /// Marks the longest-idle connection to be closed; false if no connection is idle.
+    fn evict_longest_idle(&self) -> bool {
+        let now = now_ms();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|a| a.strong_count() > 0);
+        let longest = open
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|a| !a.evicted.load(Ordering::SeqCst))
+            .filter_map(|a| a.idle_ms(now).map(|idle| (idle, a)))
+            .max_by_key(|(idle, _)| *idle);
+        drop(open);
+        match longest {
+            Some((idle, activity)) => {
+                tracing::debug!("connection cap reached: closing a connection idle for {idle} ms to admit a new one");
+                activity.evicted.store(true, Ordering::SeqCst);
+                activity.wake();
+                true
+            }
+            None => false,
+        }
     }
 }
 
-/// Waits for a free slot under `cap`, then for a connection. The slot is held by the returned permit: keep it for as
-/// long as the connection is served. Cancel-safe (a slot taken by a cancelled call is given back).
+/// Waits for a connection and a slot for it under `cap` (closing the longest-idle connection when the cap is
+/// reached). The slot is held by the returned permit: keep it for as long as the connection is served, with the
+/// connection's [`Activity`]. Cancelling drops a connection accepted but not yet given a slot.
 pub async fn accept(
     listener: &TcpListener,
     cap: &ConnectionCap,
-) -> io::Result<(TcpStream, std::net::SocketAddr, OwnedSemaphorePermit)> {
-    let permit = cap.0.clone().acquire_owned().await.expect("the connection semaphore is never closed");
+) -> io::Result<(TcpStream, std::net::SocketAddr, OwnedSemaphorePermit, Arc<Activity>)> {
+    // While slots are free, connections are accepted as they come; at the cap, the one accepted waits here while
+    // later ones wait in the kernel's queue.
     let (stream, peer) = listener.accept().await?;
-    Ok((stream, peer, permit))
+    let permit = match cap.slots.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => loop {
+            // An evicted connection closes at its next poll; one that got a request meanwhile closes once it is done,
+            // so after a while another is tried.
+            let wait = if cap.evict_longest_idle() { Duration::from_secs(1) } else { Duration::from_millis(100) };
+            if let Ok(permit) = tokio::time::timeout(wait, cap.slots.clone().acquire_owned()).await {
+                break permit.expect("the connection semaphore is never closed");
+            }
+        },
+    };
+    let activity = Activity::new();
+    cap.register(&activity);
+    Ok((stream, peer, permit, activity))
 }
 
-/// A socket with two watchdogs: a read that waits longer than the idle timeout (nothing arrives: a client that
-/// connects and says nothing, an idle HTTP/2 connection, a stalled body) and a write that waits longer than the write
-/// timeout (a client that does not read its response) fail with [`io::ErrorKind::TimedOut`], and hyper closes the
-/// connection. A write that goes through also restarts the idle timeout: a client that sends nothing while it reads
-/// a long response is busy, not idle.
+/// A socket with its watchdogs, which fail its I/O (and hyper then closes the connection):
+/// - idle: no request in flight for the idle timeout, whatever bytes arrive (a client that connects and says nothing,
+///   an HTTP/2 connection kept open with PINGs, a keep-alive connection nobody uses); a request in flight, however
+///   long its answer takes (a `delay`), keeps the connection;
+/// - stalled write: a write that waits longer than the write timeout (a client that does not read its response);
+/// - stalled response: a response body that hyper has not taken a chunk of for the write timeout while the socket
+///   itself is writable: an HTTP/2 client that keeps its flow-control window shut (and its connection alive with
+///   PINGs) would otherwise hold the response, and its stream, forever;
+/// - evicted: the connection cap was reached and this idle connection was the longest idle.
 ///
-/// hyper has neither on its own: its header-read timeout starts only once it knows the connection is HTTP/1, and it
-/// has no write timeout at all.
+/// hyper has none of these on its own: its header-read timeout starts only once it knows the connection is HTTP/1,
+/// it has no write timeout, and its HTTP/2 keep-alive only checks that the client answers PINGs.
 #[derive(Debug)]
 pub struct Guarded<S> {
     io: S,
-    read: Watchdog,
+    activity: Arc<Activity>,
+    idle_ms: u64,
+    write_ms: u64,
+    /// The next idle or stalled-response deadline, and when it is set for (in [`now_ms`] milliseconds).
+    deadline: Pin<Box<Sleep>>,
+    deadline_at: Option<u64>,
     write: Watchdog,
 }
 
 impl<S> Guarded<S> {
     /// Wraps `io`. Must be called inside a tokio runtime (the watchdogs are tokio timers).
-    pub fn new(io: S, idle_timeout: Duration, write_timeout: Duration) -> Self {
+    pub(crate) fn new(io: S, activity: Arc<Activity>, idle_timeout: Duration, write_timeout: Duration) -> Self {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Guarded {
             io,
-            read: Watchdog::new(idle_timeout, "nothing arrived"),
+            activity,
+            idle_ms: ms(idle_timeout),
+            write_ms: ms(write_timeout),
+            deadline: Box::pin(tokio::time::sleep(idle_timeout)),
+            deadline_at: None,
             write: Watchdog::new(write_timeout, "the client read nothing"),
         }
     }
-}
 
-impl<S> Guarded<S> {
-    fn wrote(&mut self, polled: &Poll<io::Result<usize>>) {
-        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
-            self.read.restart();
+    /// The connection-wide watchdogs: an error when the connection must close, otherwise a timer set for the next
+    /// deadline (registered with `cx`).
+    fn check(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        // Twice at most: a deadline that fires is checked again against the state it was set for.
+        for _ in 0..2 {
+            let a = &self.activity;
+            let now = now_ms();
+            let mut next = None;
+            if let Some(idle) = a.idle_ms(now) {
+                if a.evicted.load(Ordering::SeqCst) {
+                    let message = "closed to admit a new connection: max_connections was reached and this connection \
+                                   was the longest idle";
+                    return Some(io::Error::new(io::ErrorKind::ConnectionAborted, message));
+                }
+                if idle >= self.idle_ms {
+                    let message = format!("no request for {idle} ms (idle_timeout): closing the connection");
+                    return Some(io::Error::new(io::ErrorKind::TimedOut, message));
+                }
+                next = Some(now + (self.idle_ms - idle));
+            }
+            if let Some(progress) = a.oldest_progress() {
+                let stalled = now.saturating_sub(progress);
+                if stalled >= self.write_ms {
+                    let message = format!(
+                        "a response made no progress for {stalled} ms (write_timeout; an HTTP/2 client that keeps its \
+                         flow-control window shut): closing the connection"
+                    );
+                    return Some(io::Error::new(io::ErrorKind::TimedOut, message));
+                }
+                let at = now + (self.write_ms - stalled);
+                next = Some(next.map_or(at, |n: u64| n.min(at)));
+            }
+            let at = next?;
+            if self.deadline_at != Some(at) {
+                self.deadline.as_mut().reset(epoch() + Duration::from_millis(at));
+                self.deadline_at = Some(at);
+            }
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return None;
+            }
+            self.deadline_at = None;
         }
+        None
     }
 }
 
@@ -224,11 +459,6 @@ struct Watchdog {
 impl Watchdog {
     fn new(after: Duration, what: &'static str) -> Self {
         Watchdog { after, what, sleep: Box::pin(tokio::time::sleep(after)), armed: false }
-    }
-
-    /// Forgets the running deadline: the next wait starts a new one.
-    fn restart(&mut self) {
-        self.armed = false;
     }
 
     /// Passes a completed operation through (and clears the deadline); a waiting one fails once it has waited too long.
@@ -255,8 +485,15 @@ impl Watchdog {
 impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // Checked on every read, ready or not: a client that sends PINGs back to back is still idle.
+        if let Some(e) = this.check(cx) {
+            return Poll::Ready(Err(e));
+        }
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        this.read.check(cx, polled)
+        if polled.is_pending() {
+            this.activity.register(cx);
+        }
+        polled
     }
 }
 
@@ -264,7 +501,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.wrote(&polled);
         this.write.check(cx, polled)
     }
 
@@ -275,7 +511,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.wrote(&polled);
         this.write.check(cx, polled)
     }
 

@@ -115,7 +115,8 @@ impl Server {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+            .max_concurrent_streams(u32::try_from(limits.max_concurrent_streams).unwrap_or(u32::MAX));
         let cap = io::ConnectionCap::new(limits.max_connections);
         let (idle_timeout, write_timeout, grace) = (limits.idle_timeout, limits.write_timeout, limits.grace);
         let builder = Arc::new(builder);
@@ -126,7 +127,7 @@ impl Server {
         tokio::pin!(shutdown);
 
         loop {
-            let (stream, peer, permit) = tokio::select! {
+            let (stream, peer, permit, activity) = tokio::select! {
                 accepted = io::accept(&listener, &cap) => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -145,8 +146,9 @@ impl Server {
             let stream = observer.accepted(stream, peer, served.live().metrics());
             // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
             let trigger = io::Trigger::default();
-            let pipeline = service::Pipeline::new(served.clone(), stream.conn(), trigger.clone(), peer);
-            let io = TokioIo::new(io::wrap(stream, trigger, idle_timeout, write_timeout));
+            let pipeline =
+                service::Pipeline::new(served.clone(), stream.conn(), trigger.clone(), peer, activity.clone());
+            let io = TokioIo::new(io::wrap(stream, trigger, activity, idle_timeout, write_timeout));
             let builder = builder.clone();
             let watcher = graceful.watcher();
             connections.spawn(async move {
@@ -163,7 +165,13 @@ impl Server {
         if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
             tracing::warn!("grace period over: closing the connections that are still open");
         }
-        connections.shutdown().await;
+        // A task busy in synchronous work (a long render) ends only when that work yields: do not wait for it.
+        connections.abort_all();
+        let _ = tokio::time::timeout(Duration::from_millis(100), async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        connections.detach_all();
         Ok(())
     }
 }

@@ -11,17 +11,21 @@
 //! 8. the probe counts, logs and traces the response; a route's fault arms the connection's trigger.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::{Bytes, BytesMut};
+use http::header::{HOST, RETRY_AFTER};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
 use hyper::body::Body as _;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 
 use super::ServeOptions;
-use super::io::{FaultError, Trigger};
+use super::io::{Activity, Busy, FaultError, Sending, Trigger};
 use crate::admin;
 use crate::observe::{Conn, Probe};
 use crate::reload::Live;
@@ -33,11 +37,13 @@ use crate::route::respond::{self, Body};
 pub(crate) struct Served {
     live: Arc<Live>,
     options: ServeOptions,
+    bodies: BodyBudget,
 }
 
 impl Served {
     pub(crate) fn new(live: Arc<Live>, options: ServeOptions) -> Self {
-        Served { live, options }
+        let bodies = BodyBudget { used: AtomicUsize::new(0), max: options.limits.max_body_buffers };
+        Served { live, options, bodies }
     }
 
     pub(crate) fn live(&self) -> &Arc<Live> {
@@ -55,39 +61,49 @@ struct ConnState {
     conn: Conn,
     trigger: Trigger,
     peer: SocketAddr,
+    activity: Arc<Activity>,
 }
 
 impl Pipeline {
-    pub(crate) fn new(served: Arc<Served>, conn: Conn, trigger: Trigger, peer: SocketAddr) -> Self {
-        Pipeline(Arc::new(ConnState { served, conn, trigger, peer }))
+    pub(crate) fn new(
+        served: Arc<Served>,
+        conn: Conn,
+        trigger: Trigger,
+        peer: SocketAddr,
+        activity: Arc<Activity>,
+    ) -> Self {
+        Pipeline(Arc::new(ConnState { served, conn, trigger, peer, activity }))
     }
 
     /// Answers `req`; an error (a route's fault) makes hyper drop the connection unanswered.
     pub(crate) fn call(
         &self,
         req: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<Body>, FaultError>> + use<> {
+    ) -> impl Future<Output = Result<Response<Tracked>, FaultError>> + use<> {
         // One reference count per request; the future owns it, as hyper requires.
         let this = self.0.clone();
         async move {
-            let ConnState { served, conn, trigger, peer } = &*this;
+            let ConnState { served, conn, trigger, peer, activity } = &*this;
+            // In flight from here until hyper drops the response body (or this future, if the client goes away).
+            let busy = activity.begin();
             let (live, options) = (&served.live, &served.options);
             let admin = admin::is_admin_path(req.uri().path()) && options.admin && live.router().server().admin;
             let mut probe = Probe::start(live.metrics(), options.access_log, conn, *peer, &req, admin);
-            let response = answer(live, options, *peer, req, admin, &mut probe).await;
-            trigger.check(probe.finish(response))
+            let response = answer(served, *peer, req, admin, &mut probe).await;
+            let response = trigger.check(probe.finish(response))?;
+            Ok(response.map(|body| Tracked::new(body, busy, activity)))
         }
     }
 }
 
 async fn answer(
-    live: &Arc<Live>,
-    options: &ServeOptions,
+    served: &Served,
     peer: SocketAddr,
     req: Request<Incoming>,
     admin: bool,
     probe: &mut Probe<'_>,
 ) -> Response<Body> {
+    let (live, options) = (&served.live, &served.options);
     let limits = &options.limits;
     if let Some(refused) = check_head(&req, limits.max_uri, limits.max_headers) {
         return refused;
@@ -96,8 +112,9 @@ async fn answer(
         return admin::handle(live, req).await;
     }
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, limits.max_body, limits.body_timeout).await {
-        Ok(body) => body,
+    // The reservation lives as long as the body it counts: until the answer is ready.
+    let (body, _reservation) = match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
+        Ok(read) => read,
         Err(response) => return response,
     };
     probe.routing();
@@ -120,6 +137,18 @@ async fn answer(
 /// Refuses a request whose head is over a limit that hyper does not enforce itself: a request target over
 /// `max_uri` (414), and more than `max_headers` headers on HTTP/2 (431; hyper counts them only on HTTP/1).
 fn check_head<B>(req: &Request<B>, max_uri: usize, max_headers: usize) -> Option<Response<Body>> {
+    // RFC 9112 section 3.2: a server must answer 400 to an HTTP/1.1 request with no Host or more than one. (HTTP/1.0
+    // has no such rule; HTTP/2 carries `:authority`.)
+    if req.version() == Version::HTTP_11 {
+        let hosts = req.headers().get_all(HOST).iter().count();
+        if hosts != 1 {
+            let text = format!(
+                "400 an HTTP/1.1 request must carry exactly one Host header (RFC 9112 section 3.2); this one has \
+                 {hosts}\nsend `Host: <host>[:<port>]` once\n"
+            );
+            return Some(respond::text(StatusCode::BAD_REQUEST, text, req.method()));
+        }
+    }
     let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > max_uri {
         let text = format!(
@@ -139,12 +168,53 @@ fn check_head<B>(req: &Request<B>, max_uri: usize, max_headers: usize) -> Option
     None
 }
 
+/// The bytes of request bodies being read or held, across all connections, and their limit (`max_body_buffers`).
+#[derive(Debug)]
+struct BodyBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+/// A share of the [`BodyBudget`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Reservation<'a> {
+    budget: &'a BodyBudget,
+    held: usize,
+}
+
+impl Reservation<'_> {
+    /// Takes `n` more bytes of the budget; false (and nothing taken) if that would go over it.
+    fn grow(&mut self, n: usize) -> bool {
+        let taken = self.budget.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            used.checked_add(n).filter(|&after| after <= self.budget.max)
+        });
+        if taken.is_ok() {
+            self.held += n;
+        }
+        taken.is_ok()
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.held, Ordering::AcqRel);
+    }
+}
+
 /// Reads the whole request body, refusing one over `limit` bytes with a 413: before reading when the declared
 /// length is too big, and while reading when the client sends more than it declared (or declared nothing). A body
-/// not complete within `timeout` gets a 408.
-async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<Bytes, Response<Body>> {
+/// not complete within `timeout` gets a 408. Every byte held counts against the server-wide `budget`, the declared
+/// length from the start: a body that would take it over gets a 503 with `retry-after`, so that many clients sending
+/// bodies slowly cannot take the server's memory.
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    timeout: Duration,
+    budget: &BodyBudget,
+) -> Result<(Bytes, Reservation<'_>), Response<Body>> {
+    let mut reservation = Reservation { budget, held: 0 };
     if body.is_end_stream() {
-        return Ok(Bytes::new());
+        return Ok((Bytes::new(), reservation));
     }
     // Error answers carry a body whatever the method: POST stands for "not HEAD".
     let too_large = || {
@@ -153,22 +223,140 @@ async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<By
         );
         respond::text(StatusCode::PAYLOAD_TOO_LARGE, text, &Method::POST)
     };
-    if body.size_hint().lower() > limit as u64 {
+    let busy = || {
+        let text = format!(
+            "503 the server already holds {} bytes of request bodies (max_body_buffers); retry in a moment\n\
+             raise it with [server] max_body_buffers in the route file\n",
+            budget.max
+        );
+        let mut res = respond::text(StatusCode::SERVICE_UNAVAILABLE, text, &Method::POST);
+        res.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        res
+    };
+    let declared = body.size_hint().lower();
+    if declared > limit as u64 {
         return Err(too_large());
     }
-    let Ok(collected) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
-        let text = format!(
-            "408 the request body did not arrive within {timeout:?}\nraise it with [server] body_timeout in the route file\n"
-        );
-        return Err(respond::text(StatusCode::REQUEST_TIMEOUT, text, &Method::POST));
+    // At most `limit` here, so it fits a usize.
+    if !reservation.grow(declared as usize) {
+        return Err(busy());
+    }
+    let read = async {
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                respond::text(
+                    StatusCode::BAD_REQUEST,
+                    format!("400 cannot read the request body: {e}\n"),
+                    &Method::POST,
+                )
+            })?;
+            let Ok(data) = frame.into_data() else { continue };
+            total = total.saturating_add(data.len());
+            if total > limit {
+                return Err(too_large());
+            }
+            if total > reservation.held && !reservation.grow(total - reservation.held) {
+                return Err(busy());
+            }
+            chunks.push(data);
+        }
+        Ok(match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.pop().unwrap_or_default(),
+            _ => {
+                let mut whole = BytesMut::with_capacity(total);
+                chunks.iter().for_each(|c| whole.extend_from_slice(c));
+                whole.freeze()
+            }
+        })
     };
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(respond::text(
-            StatusCode::BAD_REQUEST,
-            format!("400 cannot read the request body: {e}\n"),
-            &Method::POST,
-        )),
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(bytes)) => Ok((bytes, reservation)),
+        Ok(Err(response)) => Err(response),
+        Err(_) => {
+            let text = format!(
+                "408 the request body did not arrive within {timeout:?}\nraise it with [server] body_timeout in the route file\n"
+            );
+            Err(respond::text(StatusCode::REQUEST_TIMEOUT, text, &Method::POST))
+        }
+    }
+}
+
+/// The largest piece of a response body handed to hyper at once: each piece is a sign that the client is reading
+/// (see [`Tracked`]), so a big body is not handed over (and buffered by HTTP/2) in one go.
+const CHUNK: usize = 16 * 1024;
+
+/// A response body on its way to the client, which tells the connection's [`Activity`] what it is doing: in flight
+/// until hyper drops it, and making progress each time hyper takes a chunk. hyper's HTTP/2 takes a chunk only when the
+/// client's flow-control window has room, so a body that is not polled for the write timeout is a client that keeps
+/// its window shut, and the connection's watchdog closes it. It ends (`is_end_stream`) only after hyper has asked for
+/// the frame after the last one, which for HTTP/2 happens once the client has taken the data: a stream whose last
+/// bytes are held by a shut window is still seen.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    body: Body,
+    /// What is left of a data frame larger than [`CHUNK`].
+    rest: Bytes,
+    sending: Option<Sending>,
+    busy: Option<Busy>,
+    done: bool,
+}
+
+impl Tracked {
+    fn new(body: Body, busy: Busy, activity: &Arc<Activity>) -> Self {
+        if body.is_end_stream() {
+            // Nothing to send: hyper writes the head alone and drops the body.
+            return Tracked { body, rest: Bytes::new(), sending: None, busy: Some(busy), done: true };
+        }
+        Tracked { body, rest: Bytes::new(), sending: Some(activity.sending()), busy: Some(busy), done: false }
+    }
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Some(sending) = &this.sending {
+            sending.progress();
+        }
+        if !this.rest.is_empty() {
+            let n = this.rest.len().min(CHUNK);
+            return Poll::Ready(Some(Ok(Frame::data(this.rest.split_to(n)))));
+        }
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) => {
+                    if data.len() > CHUNK {
+                        this.rest = data.split_off(CHUNK);
+                    }
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(None) => {
+                (this.done, this.sending, this.busy) = (true, None, None);
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.body.size_hint();
+        let rest = self.rest.len() as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(rest));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(rest));
+        }
+        hint
     }
 }

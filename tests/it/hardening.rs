@@ -271,30 +271,29 @@ async fn a_client_that_does_not_read_its_response_is_cut_off_after_the_write_tim
 // ---------------------------------------------------------------------------------------------- connections
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_the_connection_cap_new_connections_wait_while_served_ones_stay_responsive() {
-    let s = serve("max_connections = 4").await;
-    let ask = b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+async fn over_the_connection_cap_new_connections_wait_for_busy_ones_and_take_an_idle_ones_place() {
+    let slow = "[[route]]\npath = \"/slow\"\ndelay = \"1500ms\"\nbody = \"slow\"\n";
+    let s = Served::start(&format!("[server]\nmax_connections = 4\n{slow}{HELLO}"), &[]).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut c = TcpStream::connect(s.addr).await.unwrap();
-        c.write_all(ask).await.unwrap();
-        assert_eq!(read_response(&mut c, secs(5)).await.expect("served connection").status, 200);
+        c.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
         held.push(c);
     }
-    // A fifth connection is made (the kernel queues it) but not served while the four are open.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A fifth connection is made but not served while the four have requests in flight (none is cut for it).
     let mut fifth = TcpStream::connect(s.addr).await.unwrap();
-    fifth.write_all(ask).await.unwrap();
+    fifth.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
     let early = read_response(&mut fifth, Instant::now() + Duration::from_millis(500)).await;
-    assert!(early.is_none(), "a fifth connection was served with max_connections = 4");
-    // The connections already served still answer at once.
+    assert!(early.is_none(), "a fifth connection was served with max_connections = 4 all busy");
+    // The connections already served get their answers.
     for c in &mut held {
-        c.write_all(ask).await.unwrap();
-        assert_eq!(read_response(c, secs(2)).await.expect("a served connection stopped answering").status, 200);
+        let res = read_response(c, secs(5)).await.expect("a served connection stopped answering");
+        assert_eq!((res.status, res.text().as_str()), (200, "slow"));
     }
-    // When one closes, the waiting one is served.
-    drop(held.pop());
+    // Once they are idle, the longest idle one is closed and the waiting one is served.
     let res =
-        read_response(&mut fifth, secs(5)).await.expect("the waiting connection was not served after a slot freed");
+        read_response(&mut fifth, secs(5)).await.expect("the waiting connection was not served after one went idle");
     assert_eq!(res.status, 200);
     s.stop().await;
 }

@@ -22,6 +22,8 @@ mod faults;
 mod fuzz_loader;
 // Limits, timeouts and hostile input on raw sockets (HTTP/1.1 and HTTP/2), and the binary's memory under attack.
 mod hardening;
+// Hostile clients against the binary: HTTP/2 windows held shut, PING keep-alives, body budget, no `Host`, stderr.
+mod hostile;
 // The request journal, routes and coverage through the admin API, and `--coverage FILE`.
 mod journal;
 // `[route.match]`: routes told apart by the request, and the 404 that names the nearest.
@@ -33,11 +35,17 @@ mod mock;
 mod observe;
 // Hot reload end to end: save styles, bad edits, includes, SIGHUP, `--no-watch`, reload under load.
 mod reload;
+// The binary under hostile reloads: half-written saves, huge route files, a FIFO as route file.
+mod reload_safety;
 // `sequence`, `repeat`, `count` across reloads, and `delay`.
 mod sequence;
 // The route file contract and HTTP semantics, with a real client.
 mod serve;
 // SIGTERM to the binary: in-flight requests finish, new connections refused, exit 0 within the grace period.
 mod shutdown;
+// The binary's memory while many clients download from a `dir` route at once.
+mod static_stream;
+// Templates whose work escapes the fuel: stopped within a bound, other routes keep answering.
+mod template_limits;
 // `template = true`: bodies, JSON strings, body files and headers rendered per request.
 mod templates;

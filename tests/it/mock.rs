@@ -342,3 +342,22 @@ fn a_server_can_be_shared_between_tests_and_threads() {
     shareable::<MockServer>();
     shareable::<hotroute::RecordedRequest>();
 }
+
+/// A mock's route file is served with its `[server]` settings, as the binary serves it: its body limit, its admin
+/// switch and its journal size all hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mock_honours_its_server_table() {
+    let server = MockServer::start(
+        "[server]\nmax_body = 16\nadmin = false\njournal = 1\n\n[[route]]\npath = \"/in\"\nmethod = \"POST\"\nbody = \"ok\"\n",
+    )
+    .await
+    .unwrap();
+    let small = client().post(server.url("/in")).body("0123456789").send().await.unwrap();
+    assert_eq!(small.status(), 200);
+    let big = client().post(server.url("/in")).body("x".repeat(100)).send().await.unwrap();
+    assert_eq!(big.status(), 413, "max_body = 16 is enforced");
+    assert!(big.text().await.unwrap().contains("over the limit of 16 bytes"));
+    let admin = client().get(server.url("/__admin/health")).send().await.unwrap();
+    assert_eq!(admin.status(), 404, "admin = false turns the admin API off");
+    assert_eq!(server.requests().len(), 1, "journal = 1 keeps one request");
+}

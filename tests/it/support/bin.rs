@@ -28,9 +28,17 @@ pub struct Launch {
     cmd: Command,
     dir: Option<tempfile::TempDir>,
     cwd: Option<PathBuf>,
+    stderr: Option<Stdio>,
 }
 
 impl Launch {
+    /// Sends stderr to `stderr` instead of collecting its lines ([`Bin::line`] and [`Bin::stderr`] then see none),
+    /// e.g. a pipe the test never reads.
+    pub fn stderr(mut self, stderr: Stdio) -> Launch {
+        self.stderr = Some(stderr);
+        self
+    }
+
     /// Runs in `dir` (which the [`Bin`] then owns, and deletes when dropped).
     pub fn in_dir(mut self, dir: tempfile::TempDir) -> Launch {
         self.dir = Some(dir);
@@ -65,15 +73,14 @@ impl Launch {
 
     /// Starts the binary and waits for its `listening on` line; panics with its stderr if another line comes first.
     pub fn start(self) -> Bin {
-        let Launch { mut cmd, dir, cwd } = self;
+        let Launch { mut cmd, dir, cwd, stderr } = self;
         let dir = match dir {
             Some(dir) => dir,
             None => tempfile::tempdir().unwrap(),
         };
-        cmd.current_dir(cwd.as_deref().unwrap_or(dir.path()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.current_dir(cwd.as_deref().unwrap_or(dir.path())).stdin(Stdio::null()).stdout(Stdio::piped());
+        let collect = stderr.is_none();
+        cmd.stderr(stderr.unwrap_or_else(Stdio::piped));
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::process::CommandExt;
@@ -88,18 +95,23 @@ impl Launch {
             }
         }
         let mut child = cmd.spawn().expect("the binary starts");
-        // Stderr is read on a thread, always: a full pipe would stall the server, and a failure can show it.
+        // Stderr is read on a thread unless the test chose where it goes: a full pipe would stall the server, and a
+        // failure can show it.
         let (tx, lines) = channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
+        if collect {
+            let stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        } else {
+            drop(tx);
+        }
         match read_address(&mut child) {
             Ok(addr) => Bin { child, addr, dir, lines, seen: Vec::new(), taken: 0 },
             Err(line) => {
@@ -134,9 +146,21 @@ impl Bin {
         Bin::command().in_dir(dir).args(["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn"]).start()
     }
 
+    /// Like [`Bin::start`], with more arguments and stderr sent to `stderr` (not collected).
+    pub fn start_with(toml: &str, args: &[&str], stderr: Stdio) -> Bin {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("routes.toml"), toml).unwrap();
+        Bin::command()
+            .in_dir(dir)
+            .args(["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn"])
+            .args(args)
+            .stderr(stderr)
+            .start()
+    }
+
     /// The binary with no arguments yet, in a fresh folder.
     pub fn command() -> Launch {
-        Launch { cmd: Command::new(BIN), dir: None, cwd: None }
+        Launch { cmd: Command::new(BIN), dir: None, cwd: None, stderr: None }
     }
 
     pub fn pid(&self) -> i32 {

@@ -13,6 +13,22 @@ pub const HEADERS: u8 = 0x1;
 pub const SETTINGS: u8 = 0x4;
 pub const PING: u8 = 0x6;
 pub const GOAWAY: u8 = 0x7;
+pub const RST_STREAM: u8 = 0x3;
+pub const WINDOW_UPDATE: u8 = 0x8;
+pub const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+pub const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+
+/// A SETTINGS frame with these (identifier, value) pairs.
+pub fn settings(pairs: &[(u16, u32)]) -> Vec<u8> {
+    let payload: Vec<u8> =
+        pairs.iter().flat_map(|(id, v)| [id.to_be_bytes().as_slice(), &v.to_be_bytes()].concat()).collect();
+    frame(SETTINGS, 0, 0, &payload)
+}
+
+/// A PING frame (not an ACK).
+pub fn ping(n: u64) -> Vec<u8> {
+    frame(PING, 0, 0, &n.to_be_bytes())
+}
 pub const END_STREAM: u8 = 0x1;
 pub const END_HEADERS: u8 = 0x4;
 pub const ACK: u8 = 0x1;
