@@ -1,12 +1,10 @@
 //! The request journal, routes and coverage through the admin API, and `--coverage FILE`, over real sockets.
 
-mod common;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{TestServer, client, load_error};
+use crate::common::{TestServer, client, load_error};
+use crate::support::bin::Bin;
 use serde_json::{Value, json};
 
 const ROUTES: &str = r#"
@@ -250,29 +248,19 @@ fn the_binary_writes_coverage_at_shutdown() {
     let routes = dir.path().join("routes.toml");
     std::fs::write(&routes, ROUTES).unwrap();
     let report = dir.path().join("coverage.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+    let mut bin = Bin::command()
         .arg(&routes)
         .args(["--port", "0", "--no-watch", "--log-level", "warn", "--coverage"])
         .arg(&report)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let base = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first:?}")).to_owned();
+        .in_dir(dir)
+        .start();
+    let base = bin.url("");
 
     let http = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
     assert_eq!(http.get(format!("{base}/users/1")).send().unwrap().status(), 200);
     assert_eq!(http.get(format!("{base}/stale")).send().unwrap().status(), 404);
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait()));
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let Ok(status) = rx.recv_timeout(Duration::from_secs(20)) else {
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        panic!("hotroute did not exit within 20 s of SIGTERM");
-    };
-    let status = status.unwrap();
+    bin.terminate();
+    let status = bin.wait_exit_blocking(Duration::from_secs(20));
     assert!(status.success(), "{status}");
 
     let coverage: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();

@@ -2,7 +2,7 @@
 //! against DNS rebinding, the cross-site checks on state-changing calls, redaction in the journal, the near-miss
 //! 404 that keeps a header condition's value to the server's log, and answers that name no absolute path.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! What a newcomer meets in the first hour (issue 13): the CLI's words, the log's form, the messages for common
 //! mistakes. Each test runs the real binary or loads a real route file.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
