@@ -554,8 +554,8 @@ async fn no_watch_ignores_saves_but_the_admin_reload_works() {
     assert_eq!(health(no_watch.addr).await.0, 1, "--no-watch does not reload on a save");
     assert_eq!(get(&no_watch.url("/v")).await, (200, "one".into()));
     no_watch.stderr_until("saying file watching is off", |s| s.contains("file watching is off"));
-    watching.stderr_until("saying it reloaded", |s| s.contains("reloaded 1 routes in"));
-    let res = client().post(no_watch.url("/__admin/reload")).send().await.unwrap();
+    watching.stderr_until("saying it reloaded", |s| s.contains("reloaded 1 route in"));
+    let res = client().post(no_watch.url("/__admin/reload")).header("x-hotroute", "1").send().await.unwrap();
     assert_eq!(res.status(), 200);
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["generation"], 2);
@@ -573,7 +573,7 @@ async fn sighup_reloads_and_a_bad_file_is_logged_and_keeps_the_routes() {
     wait_generation(&mut bin, 2).await;
     assert_eq!(get(&bin.url("/v")).await, (200, "two".into()));
     bin.stderr_until("saying it reloaded to generation 2", |s| {
-        s.contains("reloaded 1 routes in") && s.contains("(generation 2)")
+        s.contains("reloaded 1 route in") && s.contains("(generation 2)")
     });
     // A bad file: SIGHUP logs the error with its place and keeps serving.
     save(&path, "[[route]]\npath = \"/v\"\nbody = 1\n", Save::TempThenRename);

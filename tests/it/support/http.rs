@@ -198,7 +198,7 @@ pub mod blocking {
 
     /// `GET target` with `Connection: close`; the client's address and the whole response text.
     pub fn get(addr: SocketAddr, target: &str) -> (SocketAddr, String) {
-        exchange(addr, &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        exchange(addr, &format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
     }
 
     /// Reads one response with a content-length from a kept-alive connection, leaving later bytes unread; its head
