@@ -286,3 +286,37 @@ fn a_coverage_path_that_cannot_be_written_fails_at_start() {
     assert!(err.contains("cannot write the coverage report to /nonexistent/folder/coverage.json"), "{err}");
     assert!(err.contains("help: create its folder"), "{err}");
 }
+
+/// The admin API's list of endpoints (in its 404 and its 405 `Allow` headers) and what it answers are the same: every
+/// listed method of every listed path is answered (not 404 or 405), and every other method gets 405 naming the listed
+/// ones. An endpoint added to the handler but not to the list, or listed but not handled, fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_endpoint_list_and_the_handler_agree() {
+    let s = TestServer::start(ROUTES).await;
+    let listing = client().get(s.url("/__admin/no-such-endpoint")).send().await.unwrap().text().await.unwrap();
+    let list = listing.split("the admin API has: ").nth(1).unwrap_or_else(|| panic!("{listing}")).trim();
+    let mut endpoints = 0;
+    for entry in list.split("; ") {
+        let (methods, path) = entry.rsplit_once(' ').unwrap_or_else(|| panic!("{entry}"));
+        let methods: Vec<&str> = methods.split(", ").collect();
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let res = client()
+                .request(method.parse().unwrap(), s.url(path))
+                .header("x-hotroute", "1")
+                .header("content-type", "application/json")
+                .body(if method == "GET" || method == "DELETE" || path.ends_with("/reload") { "" } else { "{}" })
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            if methods.contains(&method) {
+                assert!(status != 404 && status != 405, "{method} {path} is listed but answered {status}");
+            } else {
+                assert_eq!(status, 405, "{method} {path} is not listed but answered {status}");
+                assert_eq!(res.headers()["allow"].to_str().unwrap(), methods.join(", "), "{method} {path}");
+            }
+        }
+        endpoints += 1;
+    }
+    assert!(endpoints >= 7, "{list}");
+}
