@@ -4,6 +4,8 @@
 //! Metrics are always on and cost a few atomic operations per request. The access log and the trace are off by
 //! default and then cost a branch: a [`Probe`] allocates and formats only when one of them is on, and an
 //! [`ObservedStream`] passes reads and writes straight through when the trace is off.
+//!
+//! Layer: sees the route layer's answers; imports `route` and below, never the server that calls it.
 
 pub(crate) mod access_log;
 pub(crate) mod journal;
