@@ -427,3 +427,73 @@ fn a_key_that_is_not_the_certificates_fails_at_start_and_says_which_files() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("tls.key: cannot read a private key from") && stderr.contains("PRIVATE KEY"), "{stderr}");
 }
+
+/// A server that asks for client certificates signed by a CA of its own, with `client_auth` (`""` for the default).
+struct Mtls {
+    running: Running,
+    server_ca: Ca,
+    client_ca: Ca,
+    _dir: tempfile::TempDir,
+}
+
+fn mtls(client_auth: &str) -> Mtls {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_ca, client_ca) = (ca("server CA", None), ca("client CA", None));
+    let server = server_leaf(&server_ca, &rcgen::PKCS_ECDSA_P256_SHA256);
+    write(dir.path(), &[("cert.pem", &server.cert), ("key.pem", &server.key), ("clients.pem", &client_ca.pem)]);
+    let running = start(dir.path(), &tls_routes(&format!(", client_ca = \"clients.pem\"{client_auth}")), &[]);
+    Mtls { running, server_ca, client_ca, _dir: dir }
+}
+
+impl Mtls {
+    fn get_as(&self, client: Option<&Pem>) -> Result<Answer, String> {
+        get(self.running.addr, client_config(&self.server_ca.pem, &[b"h2", b"http/1.1"], client), "localhost", "/hello")
+    }
+}
+
+fn client_leaf(ca: &Ca, cn: &str) -> Pem {
+    leaf(ca, cn, &[], KeyPair::generate().unwrap(), true)
+}
+
+#[test]
+fn mtls_required_accepts_a_client_certificate_of_its_ca_and_refuses_others() {
+    let server = mtls("");
+    let alice = client_leaf(&server.client_ca, "alice");
+    let answer = server.get_as(Some(&alice)).unwrap();
+    assert_eq!((answer.status, answer.body.as_str()), (200, "hello over TLS"));
+    // No certificate, or one from a CA the server does not trust: no answer, and a log line for that connection.
+    assert!(server.get_as(None).is_err());
+    let stranger = client_leaf(&ca("stranger CA", None), "mallory");
+    assert!(server.get_as(Some(&stranger)).is_err());
+    let stderr = server.running.stderr_with("TLS handshake failed");
+    assert!(stderr.contains("TLS handshake failed"), "{stderr}");
+    assert_eq!(server.get_as(Some(&alice)).unwrap().status, 200);
+}
+
+#[test]
+fn mtls_optional_serves_clients_without_a_certificate_but_checks_those_that_send_one() {
+    let server = mtls(", client_auth = \"optional\"");
+    assert_eq!(server.get_as(None).unwrap().status, 200);
+    assert_eq!(server.get_as(Some(&client_leaf(&server.client_ca, "alice"))).unwrap().status, 200);
+    assert!(server.get_as(Some(&client_leaf(&ca("stranger CA", None), "mallory"))).is_err());
+}
+
+#[test]
+fn bad_mtls_settings_are_load_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("cert.pem", "x"), ("key.pem", "x"), ("ca.pem", "x")]);
+    let load = |tls: &str| {
+        let path = dir.path().join("routes.toml");
+        std::fs::write(&path, format!("[server]\ntls = {{ cert = \"cert.pem\", key = \"key.pem\"{tls} }}\n")).unwrap();
+        match hotroute::Router::load_file(&path) {
+            Ok(_) => panic!("expected a load error for {tls}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = load(", client_auth = \"optional\"");
+    assert!(e.contains("tls.client_auth is set but tls.client_ca is not"), "{e}");
+    let e = load(", client_ca = \"ca.pem\", client_auth = \"maybe\"");
+    assert!(e.contains("`maybe` is not a client authentication mode") && e.contains("\"optional\""), "{e}");
+    let e = load(", client_ca = \"missing.pem\"");
+    assert!(e.contains("tls.client_ca:") && e.contains("missing.pem` is not a file"), "{e}");
+}
