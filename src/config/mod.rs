@@ -418,7 +418,10 @@ impl ServerConfig {
         let (a, b) = (&self.limits, &new.limits);
         [
             ("listen", self.listen != new.listen),
-            ("tls", self.tls != new.tls),
+            ("tls", match (&self.tls, &new.tls) {
+                (Some(a), Some(b)) => a.needs_restart(b),
+                (a, b) => a.is_some() != b.is_some(),
+            }),
             ("log_requests", self.log_requests != new.log_requests),
             ("grace", a.grace != b.grace),
             ("header_read_timeout", a.header_read_timeout != b.header_read_timeout),
@@ -733,10 +736,13 @@ impl Checker<'_> {
         let log_requests = spec.log_requests;
         let (admin_token, journal_redact) =
             crate::config::admin::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
-        let base_dir = self.base_dir;
-        let tls = tls::from_spec(spec.tls.as_ref(), base_dir, &mut |span, message, help| {
-            self.error(span, message, help)
+        let (base_dir, mut tls_errors) = (self.base_dir, Vec::new());
+        let tls = tls::from_spec(spec.tls.as_ref(), base_dir, self.inputs, &mut |span, message, help| {
+            tls_errors.push((span, message, help.to_owned()))
         });
+        for (span, message, help) in tls_errors {
+            self.error(span, message, &help);
+        }
         let server = ServerConfig {
             tls,
             listen,

@@ -1,8 +1,12 @@
-//! `[server] tls`: HTTPS settings, checked when the route file loads. The files are read, and the TLS layer built,
-//! by `crate::serve::tls` when the server starts.
+//! `[server] tls`: HTTPS settings, checked when the route file loads. The PEM files are read with the route file
+//! (like body files: the watcher sees them change, and a reload reads them again); their contents are parsed, and
+//! the TLS layer built, by `crate::serve::tls`.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::inputs::Inputs;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -45,16 +49,47 @@ pub enum ClientAuth {
     Optional,
 }
 
-/// The PEM files of `[server] tls = { ... }`, as absolute paths (or relative to the working directory when the
-/// route file's was).
+/// The contents of a PEM file as read when the routes loaded. Its `Debug` shows only the length: one holds the
+/// private key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pem(pub Arc<[u8]>);
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pem({} bytes)", self.0.len())
+    }
+}
+
+/// A PEM file of `[server] tls = { ... }`: its path (resolved against the route file's folder) and its contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PemFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// What was read.
+    pub pem: Pem,
+}
+
+/// The PEM files of `[server] tls = { ... }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     /// The certificate chain.
-    pub cert: PathBuf,
+    pub cert: PemFile,
     /// The private key.
-    pub key: PathBuf,
+    pub key: PemFile,
     /// The client CA certificates, and whether a client certificate is required, for mutual TLS.
-    pub client_ca: Option<(PathBuf, ClientAuth)>,
+    pub client_ca: Option<(PemFile, ClientAuth)>,
+}
+
+impl TlsConfig {
+    /// Whether going from `self` to `new` takes a restart: another mode, or other mTLS settings. The certificate and
+    /// key are reloaded in service.
+    pub fn needs_restart(&self, new: &TlsConfig) -> bool {
+        match (self, new) {
+            (TlsConfig::Files(a), TlsConfig::Files(b)) => a.client_ca != b.client_ca,
+            (TlsConfig::SelfSigned, TlsConfig::SelfSigned) => false,
+            _ => true,
+        }
+    }
 }
 
 /// How the server speaks TLS.
@@ -68,9 +103,15 @@ pub enum TlsConfig {
 
 type Report<'a> = dyn FnMut(Range<usize>, String, &str) + 'a;
 
-/// `tls` from `[server]`, reporting what is wrong through `error`. Files are resolved against `base_dir` and must
-/// exist; their contents are checked when the server starts.
-pub(crate) fn from_spec(spec: Option<&Spanned<TlsSpec>>, base_dir: &Path, error: &mut Report<'_>) -> Option<TlsConfig> {
+/// `tls` from `[server]`, reporting what is wrong through `error`. Files are resolved against `base_dir` and read
+/// through `inputs` (so the watcher reloads the routes when they change); their contents are checked when the
+/// server builds its TLS layer.
+pub(crate) fn from_spec(
+    spec: Option<&Spanned<TlsSpec>>,
+    base_dir: &Path,
+    inputs: &mut Inputs,
+    error: &mut Report<'_>,
+) -> Option<TlsConfig> {
     let spec = spec?;
     let span = spec.span();
     match spec.get_ref() {
@@ -84,17 +125,19 @@ pub(crate) fn from_spec(spec: Option<&Spanned<TlsSpec>>, base_dir: &Path, error:
             None
         }
         TlsSpec::Files(files) => {
-            let file = |name: &str, what: &str, error: &mut Report<'_>| -> Option<PathBuf> {
+            let mut file = |name: &str, what: &str, error: &mut Report<'_>| -> Option<PemFile> {
                 let path = base_dir.join(name);
-                if path.is_file() {
-                    return Some(path);
+                match inputs.read(&path) {
+                    Ok(bytes) => Some(PemFile { path, pem: Pem(bytes.into()) }),
+                    Err(e) => {
+                        error(
+                            span.clone(),
+                            format!("tls.{what}: cannot read `{}`: {e}", path.display()),
+                            "give the path of a PEM file, relative to the route file",
+                        );
+                        None
+                    }
                 }
-                error(
-                    span.clone(),
-                    format!("tls.{what}: `{}` is not a file", path.display()),
-                    "give the path of a PEM file, relative to the route file",
-                );
-                None
             };
             let cert = file(&files.cert, "cert", error);
             let key = file(&files.key, "key", error);

@@ -220,6 +220,10 @@ impl Server {
             let builder = builder.clone();
             let watcher = graceful.watcher();
             let tls = tls.clone();
+            if let Some(tls) = &tls {
+                // A reload that read other certificate files: new handshakes use them.
+                tls.refresh(served.live().router().server().tls.as_ref());
+            }
             connections.spawn(async move {
                 let _permit = permit;
                 let service = service_fn(move |req| pipeline.call(req));

@@ -11,15 +11,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::Mutex;
+
+use arc_swap::ArcSwap;
 use rustls::RootCertStore;
-use rustls::server::WebPkiClientVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::tls::{ClientAuth, TlsConfig, TlsFiles};
+use crate::config::tls::{ClientAuth, PemFile, TlsConfig};
 use crate::observe::ObservedStream;
 use crate::serve::ServeError;
 
@@ -39,23 +44,45 @@ pub const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 #[derive(Clone)]
 pub(crate) struct Tls {
     acceptor: TlsAcceptor,
+    /// The certificate in service; None for a self-signed one, which is never reloaded.
+    certs: Option<Arc<Certs>>,
 }
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls").finish_non_exhaustive()
+        f.debug_struct("Tls").field("certs", &self.certs).finish_non_exhaustive()
+    }
+}
+
+/// The certificate and key in service, and the files they came from. New handshakes take the current one; a reload
+/// of the routes that read other files replaces it, or, when the new ones are bad, logs why and keeps it.
+struct Certs {
+    current: ArcSwap<CertifiedKey>,
+    /// The certificate and key files last seen, good or bad (a bad pair is reported once, not per handshake).
+    seen: Mutex<(PemFile, PemFile)>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl std::fmt::Debug for Certs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certs").finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for Certs {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
     }
 }
 
 /// Builds the TLS layer for `config`. A self-signed certificate is made now and its PEM written to
-/// `self_signed_pem`'s path, which is returned for the caller to print. Reads files: call it at start, off the
-/// async workers.
+/// `self_signed_pem`'s path, which is returned for the caller to print: call this at start, off the async workers.
 pub(crate) fn build(config: &TlsConfig, self_signed_pem: &Path) -> Result<(Tls, Option<PathBuf>), ServeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(format!("no TLS version available: {e}"), "this is a bug in hotroute"))?;
-    let (mut server, written) = match config {
+    let (mut server, certs, written) = match config {
         TlsConfig::SelfSigned => {
             let (chain, key, pem) = self_signed()?;
             std::fs::write(self_signed_pem, pem).map_err(|e| {
@@ -67,10 +94,10 @@ pub(crate) fn build(config: &TlsConfig, self_signed_pem: &Path) -> Result<(Tls, 
             let server = builder.with_no_client_auth().with_single_cert(chain, key).map_err(|e| {
                 tls_error(format!("the self-signed certificate cannot be used: {e}"), "this is a bug in hotroute")
             })?;
-            (server, Some(self_signed_pem.to_path_buf()))
+            (server, None, Some(self_signed_pem.to_path_buf()))
         }
         TlsConfig::Files(files) => {
-            let (chain, key) = read_files(files)?;
+            let certified = certified_key(&provider, &files.cert, &files.key)?;
             let builder = match &files.client_ca {
                 None => builder.with_no_client_auth(),
                 Some((ca, auth)) => {
@@ -78,42 +105,37 @@ pub(crate) fn build(config: &TlsConfig, self_signed_pem: &Path) -> Result<(Tls, 
                     for cert in read_certs(ca, "tls.client_ca")? {
                         roots.add(cert).map_err(|e| {
                             tls_error(
-                                format!("tls.client_ca: a certificate in {} is not a usable CA: {e}", ca.display()),
+                                format!("tls.client_ca: a certificate in {} is not a usable CA: {e}", ca.path.display()),
                                 "give the PEM of the CA certificate(s) that sign your client certificates",
                             )
                         })?;
                     }
-                    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
                     let verifier = match auth {
                         ClientAuth::Required => verifier,
                         ClientAuth::Optional => verifier.allow_unauthenticated(),
                     };
                     let verifier = verifier.build().map_err(|e| {
                         tls_error(
-                            format!("tls.client_ca: {} cannot check client certificates: {e}", ca.display()),
+                            format!("tls.client_ca: {} cannot check client certificates: {e}", ca.path.display()),
                             "give the PEM of the CA certificate(s) that sign your client certificates",
                         )
                     })?;
                     builder.with_client_cert_verifier(verifier)
                 }
             };
-            let server = builder.with_single_cert(chain, key).map_err(|e| {
-                tls_error(
-                    format!(
-                        "the certificate {} and the key {} cannot be used together: {e}",
-                        files.cert.display(),
-                        files.key.display()
-                    ),
-                    "check that the key is the certificate's (the first certificate in tls.cert is the server's own)",
-                )
-            })?;
-            (server, None)
+            let certs = Arc::new(Certs {
+                current: ArcSwap::from_pointee(certified),
+                seen: Mutex::new((files.cert.clone(), files.key.clone())),
+                provider,
+            });
+            (builder.with_cert_resolver(certs.clone()), Some(certs), None)
         }
     };
     // ALPN: HTTP/2 when the client offers it, else HTTP/1.1. hyper's auto builder then reads the protocol from the
     // connection's first bytes, so a client that offers no ALPN is served too.
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok((Tls { acceptor: TlsAcceptor::from(Arc::new(server)) }, written))
+    Ok((Tls { acceptor: TlsAcceptor::from(Arc::new(server)), certs }, written))
 }
 
 fn tls_error(reason: String, help: &'static str) -> ServeError {
@@ -130,26 +152,72 @@ fn self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>
     Ok((vec![certified.cert.der().clone()], key, certified.cert.pem()))
 }
 
-fn read_files(files: &TlsFiles) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ServeError> {
-    let chain = read_certs(&files.cert, "tls.cert")?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+/// The certificate chain and the signing key from their PEM files, checked to belong together.
+fn certified_key(provider: &CryptoProvider, cert: &PemFile, key: &PemFile) -> Result<CertifiedKey, ServeError> {
+    let chain = read_certs(cert, "tls.cert")?;
+    let der = PrivateKeyDer::from_pem_slice(&key.pem.0).map_err(|e| {
         tls_error(
-            format!("tls.key: cannot read a private key from {}: {e}", files.key.display()),
+            format!("tls.key: cannot read a private key from {}: {e}", key.path.display()),
             "give a PEM file with a `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block",
         )
     })?;
-    Ok((chain, key))
+    let signing = provider.key_provider.load_private_key(der).map_err(|e| {
+        tls_error(
+            format!("tls.key: the key in {} cannot sign: {e}", key.path.display()),
+            "give an RSA (2048 bits or more), ECDSA (P-256 or P-384) or Ed25519 key",
+        )
+    })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| {
+        tls_error(
+            format!(
+                "the certificate {} and the key {} cannot be used together: {e}",
+                cert.path.display(),
+                key.path.display()
+            ),
+            "check that the key is the certificate's (the first certificate in tls.cert is the server's own)",
+        )
+    })?;
+    Ok(certified)
 }
 
-fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, ServeError> {
+fn read_certs(file: &PemFile, key: &str) -> Result<Vec<CertificateDer<'static>>, ServeError> {
     let help = "give a PEM file with one or more `CERTIFICATE` blocks";
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| tls_error(format!("{key}: cannot read certificates from {}: {e}", path.display()), help))?;
+    let path = file.path.display();
+    let certs = CertificateDer::pem_slice_iter(&file.pem.0)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(format!("{key}: cannot read certificates from {path}: {e}"), help))?;
     if certs.is_empty() {
-        return Err(tls_error(format!("{key}: {} has no certificate", path.display()), help));
+        return Err(tls_error(format!("{key}: {path} has no certificate"), help));
     }
     Ok(certs)
+}
+
+impl Tls {
+    /// Takes the certificate and key of the routes in service (`config`, their `[server] tls`) for the handshakes
+    /// from now on, when they are other files or other contents than the ones in service. Bad ones are logged once
+    /// and the certificate in service stays. Cheap when nothing changed: a pointer comparison.
+    pub(crate) fn refresh(&self, config: Option<&TlsConfig>) {
+        let (Some(certs), Some(TlsConfig::Files(files))) = (&self.certs, config) else { return };
+        let mut seen = certs.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let same = |a: &PemFile, b: &PemFile| Arc::ptr_eq(&a.pem.0, &b.pem.0) && a.path == b.path;
+        if same(&seen.0, &files.cert) && same(&seen.1, &files.key) {
+            return;
+        }
+        let changed = seen.0 != files.cert || seen.1 != files.key;
+        *seen = (files.cert.clone(), files.key.clone());
+        drop(seen);
+        if !changed {
+            return;
+        }
+        match certified_key(&certs.provider, &files.cert, &files.key) {
+            Ok(certified) => {
+                certs.current.store(Arc::new(certified));
+                tracing::info!(cert = %files.cert.path.display(), "TLS certificate reloaded: new connections use it");
+            }
+            Err(e) => tracing::error!("{e}\n  the certificate in service stays until the files are fixed"),
+        }
+    }
 }
 
 /// What the first byte of a connection said.
