@@ -59,14 +59,19 @@ impl Running {
     }
 }
 
-/// Starts the binary on `routes` (written to `dir/routes.toml`) with `args`, and reads its `listening on https://`
-/// line.
+/// Starts the binary on `routes` (written to `dir/routes.toml`) with `args` and without the file watcher, and reads
+/// its `listening on https://` line.
 fn start(dir: &Path, routes: &str, args: &[&str]) -> Running {
+    start_watching(dir, routes, &[args, &["--no-watch"]].concat())
+}
+
+/// Like [`start`], with the file watcher on.
+fn start_watching(dir: &Path, routes: &str, args: &[&str]) -> Running {
     let path = dir.join("routes.toml");
     std::fs::write(&path, routes).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_hotroute"))
         .arg(&path)
-        .args(["--port", "0", "--no-watch"])
+        .args(["--port", "0"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -547,26 +552,10 @@ fn the_file_watcher_reloads_the_certificate() {
     let (old_ca, new_ca) = (ca("old CA", None), ca("new CA", None));
     let old = server_leaf(&old_ca, &rcgen::PKCS_ECDSA_P256_SHA256);
     write(dir.path(), &[("cert.pem", &old.cert), ("key.pem", &old.key)]);
-    let path = dir.path().join("routes.toml");
-    std::fs::write(&path, tls_routes("")).unwrap();
-    // As `start`, with the watcher on.
-    let mut running = start(dir.path(), &tls_routes(""), &[]);
-    let _ = running.child.kill();
-    let _ = running.child.wait();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hotroute"))
-        .arg(&path)
-        .args(["--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    running.addr = line.trim_end().strip_prefix("listening on https://").unwrap().parse().unwrap();
-    running.child = child;
+    let running = start_watching(dir.path(), &tls_routes(""), &[]);
     let trust_new = client_config(&new_ca.pem, &[], None);
     let new = server_leaf(&new_ca, &rcgen::PKCS_ECDSA_P256_SHA256);
-    // The key first: until the certificate follows, the pair does not match and the old one stays.
+    // Two saves: between them the pair does not match, and the old certificate stays until the second.
     write(dir.path(), &[("key.pem", &new.key), ("cert.pem", &new.cert)]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while get(running.addr, trust_new.clone(), "localhost", "/hello").is_err() {
