@@ -270,8 +270,8 @@ fn ed25519_and_rsa_keys_serve_https() {
     openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pkcs8.to_str().unwrap()]);
     openssl(&["rsa", "-in", pkcs8.to_str().unwrap(), "-traditional", "-out", pkcs1.to_str().unwrap()]);
     assert!(std::fs::read_to_string(&pkcs1).unwrap().starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-    let key = KeyPair::from_pem_and_sign_algo(&std::fs::read_to_string(&pkcs8).unwrap(), &rcgen::PKCS_RSA_SHA256)
-        .unwrap();
+    let key =
+        KeyPair::from_pem_and_sign_algo(&std::fs::read_to_string(&pkcs8).unwrap(), &rcgen::PKCS_RSA_SHA256).unwrap();
     let rsa = leaf(&root, "localhost", &["localhost", "127.0.0.1"], key, false);
     write(dir.path(), &[("cert.pem", &rsa.cert)]);
     let running = start(dir.path(), &tls_routes(""), &[]);
@@ -282,10 +282,9 @@ fn ed25519_and_rsa_keys_serve_https() {
 #[test]
 fn self_signed_from_the_flag_and_the_file_is_trusted_through_the_pem_stderr_names() {
     let routes = "[[route]]\npath = \"/hello\"\nbody = \"hi\"\n";
-    for (routes, args) in [
-        (routes.to_owned(), &["--tls"][..]),
-        (format!("[server]\ntls = \"self-signed\"\n\n{routes}"), &[][..]),
-    ] {
+    for (routes, args) in
+        [(routes.to_owned(), &["--tls"][..]), (format!("[server]\ntls = \"self-signed\"\n\n{routes}"), &[][..])]
+    {
         let dir = tempfile::tempdir().unwrap();
         let running = start(dir.path(), &routes, args);
         let pem = running.self_signed_pem();
@@ -414,7 +413,8 @@ fn bad_tls_settings_are_load_errors() {
 fn a_key_that_is_not_the_certificates_fails_at_start_and_says_which_files() {
     let dir = tempfile::tempdir().unwrap();
     let root = ca("hotroute test root", None);
-    let (a, b) = (server_leaf(&root, &rcgen::PKCS_ECDSA_P256_SHA256), server_leaf(&root, &rcgen::PKCS_ECDSA_P256_SHA256));
+    let (a, b) =
+        (server_leaf(&root, &rcgen::PKCS_ECDSA_P256_SHA256), server_leaf(&root, &rcgen::PKCS_ECDSA_P256_SHA256));
     write(dir.path(), &[("cert.pem", &a.cert), ("key.pem", &b.key), ("routes.toml", &tls_routes(""))]);
     let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
         .arg(dir.path().join("routes.toml"))
@@ -423,7 +423,10 @@ fn a_key_that_is_not_the_certificates_fails_at_start_and_says_which_files() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("cannot serve HTTPS") && stderr.contains("cert.pem") && stderr.contains("help:"), "{stderr}");
+    assert!(
+        stderr.contains("cannot serve HTTPS") && stderr.contains("cert.pem") && stderr.contains("help:"),
+        "{stderr}"
+    );
     write(dir.path(), &[("key.pem", "not a key")]);
     let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
         .arg(dir.path().join("routes.toml"))
@@ -525,7 +528,14 @@ fn new_certificate_files_serve_new_handshakes_after_a_reload_and_bad_ones_keep_t
         ));
         // The reload itself may be answered on a connection made before or after the new certificate.
         answer.or_else(|_| {
-            block_on(request(running.addr, trust_new.clone(), "localhost", "POST", "/__admin/reload", &[("x-hotroute", "1")]))
+            block_on(request(
+                running.addr,
+                trust_new.clone(),
+                "localhost",
+                "POST",
+                "/__admin/reload",
+                &[("x-hotroute", "1")],
+            ))
         })
     };
 

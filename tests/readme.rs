@@ -46,7 +46,9 @@ fn make_named_files(text: &str, dir: &Path) {
                             std::fs::write(p, "{}").unwrap();
                         }
                         // `[server] tls` files: the loader reads them, the server parses them.
-                        ("cert" | "key" | "client_ca", toml::Value::String(f)) => std::fs::write(dir.join(f), "").unwrap(),
+                        ("cert" | "key" | "client_ca", toml::Value::String(f)) => {
+                            std::fs::write(dir.join(f), "").unwrap()
+                        }
                         ("dir", toml::Value::String(d)) => std::fs::create_dir_all(dir.join(d)).unwrap(),
                         ("fallback", toml::Value::String(f)) => {
                             let folder = dir.join(own.or(folder).unwrap_or("."));

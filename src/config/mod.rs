@@ -418,10 +418,13 @@ impl ServerConfig {
         let (a, b) = (&self.limits, &new.limits);
         [
             ("listen", self.listen != new.listen),
-            ("tls", match (&self.tls, &new.tls) {
-                (Some(a), Some(b)) => a.needs_restart(b),
-                (a, b) => a.is_some() != b.is_some(),
-            }),
+            (
+                "tls",
+                match (&self.tls, &new.tls) {
+                    (Some(a), Some(b)) => a.needs_restart(b),
+                    (a, b) => a.is_some() != b.is_some(),
+                },
+            ),
             ("log_requests", self.log_requests != new.log_requests),
             ("grace", a.grace != b.grace),
             ("header_read_timeout", a.header_read_timeout != b.header_read_timeout),

@@ -136,8 +136,11 @@ impl Server {
         if self.tls.is_some() {
             return Ok(None);
         }
-        let pem = std::env::temp_dir()
-            .join(format!("hotroute-{}-{}-self-signed.pem", std::process::id(), self.local_addr().port()));
+        let pem = std::env::temp_dir().join(format!(
+            "hotroute-{}-{}-self-signed.pem",
+            std::process::id(),
+            self.local_addr().port()
+        ));
         let (tls, written) = tls::build(config, &pem)?;
         self.tls = Some(tls);
         self.self_signed_pem.clone_from(&written);

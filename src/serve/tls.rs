@@ -32,7 +32,8 @@ use crate::serve::ServeError;
 const TLS_HANDSHAKE: u8 = 0x16;
 
 /// The answer to a plain-HTTP request on the HTTPS port.
-const PLAIN_HTTP_BODY: &str = "400 bad request: this port speaks HTTPS; send the request to https:// instead of http://\n";
+const PLAIN_HTTP_BODY: &str =
+    "400 bad request: this port speaks HTTPS; send the request to https:// instead of http://\n";
 
 /// The most bytes of a plain-HTTP request head read before it is answered (the rest is not read).
 const PLAIN_HTTP_HEAD: usize = 16 * 1024;
@@ -105,7 +106,10 @@ pub(crate) fn build(config: &TlsConfig, self_signed_pem: &Path) -> Result<(Tls, 
                     for cert in read_certs(ca, "tls.client_ca")? {
                         roots.add(cert).map_err(|e| {
                             tls_error(
-                                format!("tls.client_ca: a certificate in {} is not a usable CA: {e}", ca.path.display()),
+                                format!(
+                                    "tls.client_ca: a certificate in {} is not a usable CA: {e}",
+                                    ca.path.display()
+                                ),
                                 "give the PEM of the CA certificate(s) that sign your client certificates",
                             )
                         })?;
@@ -146,7 +150,10 @@ fn tls_error(reason: String, help: &'static str) -> ServeError {
 fn self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, String), ServeError> {
     let names: Vec<String> = SELF_SIGNED_NAMES.iter().map(|n| n.to_string()).collect();
     let certified = rcgen::generate_simple_self_signed(names).map_err(|e| {
-        tls_error(format!("cannot make a self-signed certificate: {e}"), "give your own with [server] tls = { cert, key }")
+        tls_error(
+            format!("cannot make a self-signed certificate: {e}"),
+            "give your own with [server] tls = { cert, key }",
+        )
     })?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
     Ok((vec![certified.cert.der().clone()], key, certified.cert.pem()))
