@@ -574,3 +574,20 @@ fn the_file_watcher_reloads_the_certificate() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn the_self_signed_pem_is_removed_when_the_server_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = start(dir.path(), "[[route]]\npath = \"/hello\"\nbody = \"hi\"\n", &["--tls"]);
+    let text = running.stderr_with("written to ");
+    let path = text.lines().find_map(|l| l.split_once(" written to ")).map(|(_, p)| PathBuf::from(p.trim())).unwrap();
+    assert!(path.is_file(), "{}", path.display());
+    // SAFETY: a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(running.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "hotroute did not stop within 20 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!path.exists(), "{} is still there", path.display());
+}

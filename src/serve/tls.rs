@@ -86,7 +86,7 @@ pub(crate) fn build(config: &TlsConfig, self_signed_pem: &Path) -> Result<(Tls, 
     let (mut server, certs, written) = match config {
         TlsConfig::SelfSigned => {
             let (chain, key, pem) = self_signed()?;
-            std::fs::write(self_signed_pem, pem).map_err(|e| {
+            write_new(self_signed_pem, pem.as_bytes()).map_err(|e| {
                 tls_error(
                     format!("cannot write the self-signed certificate to {}: {e}", self_signed_pem.display()),
                     "make the temporary folder writable (TMPDIR), or give your own certificate: [server] tls = { cert = \"cert.pem\", key = \"key.pem\" }",
@@ -140,6 +140,18 @@ pub(crate) fn build(config: &TlsConfig, self_signed_pem: &Path) -> Result<(Tls, 
     // connection's first bytes, so a client that offers no ALPN is served too.
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Tls { acceptor: TlsAcceptor::from(Arc::new(server)), certs }, written))
+}
+
+/// Writes a new file at `path`, replacing a file left there by an earlier run with the same process id and port.
+/// Never through a link: the temporary folder is shared, and a link planted there must not make the server
+/// overwrite the file it points to.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)?.write_all(bytes)
 }
 
 fn tls_error(reason: String, help: &'static str) -> ServeError {
