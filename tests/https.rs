@@ -28,7 +28,16 @@ struct Running {
 }
 
 impl Drop for Running {
+    /// Stops the child with SIGTERM, so that it removes its self-signed certificate file; SIGKILL after 10 s.
     fn drop(&mut self) {
+        // SAFETY: a signal to the child this test started (and has not reaped yet).
+        if self.child.try_wait().ok().flatten().is_none() {
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
