@@ -55,6 +55,7 @@ mod serve;
 mod util;
 
 pub use config::admin::{DEFAULT_JOURNAL_REDACT, check_admin_token};
+pub use config::tls::{ClientAuth, TlsConfig, TlsFiles};
 pub use config::{Config, Limits, LoadError, LoadErrors, json_schema, load_file, load_str};
 pub use mock::expect::{Expect, Times, VerifyError};
 pub use mock::{MockError, MockServer, WaitError};

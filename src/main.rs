@@ -65,6 +65,10 @@ struct ServeArgs {
     /// code under test on the same machine.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// Serve HTTPS with a self-signed certificate for localhost, 127.0.0.1 and ::1, made at start; its PEM is
+    /// written to a file whose path is printed on stderr (like [server] tls = "self-signed").
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +172,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let mut options = options;
         options.access_log = log_requests.then(|| args.log_format.unwrap_or_default());
         options.trace = args.trace;
+        if args.tls {
+            options.tls = Some(hotroute::TlsConfig::SelfSigned);
+        }
         // The command line wins over the environment, which wins over the route file.
         let token = args.admin_token.clone().or_else(|| std::env::var("HOTROUTE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()));
         if let Some(token) = token {
@@ -185,8 +192,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             eprintln!(
                 "{addr} is not loopback and no admin token was given, so the admin API needs this one (printed once):\n  \
                  {token}\n  send it as `Authorization: Bearer {token}`, or open the dashboard at \
-                 http://{}/__admin/#token={token}\n  set your own with --admin-token or HOTROUTE_ADMIN_TOKEN",
+                 {}://{}/__admin/#token={token}\n  set your own with --admin-token or HOTROUTE_ADMIN_TOKEN",
+                server.scheme(),
                 server.local_addr()
+            );
+        }
+        // The certificate's file too: a test that read the first stdout line can trust it at once.
+        if let Some(pem) = server.prepare_tls()? {
+            eprintln!(
+                "self-signed certificate for localhost, 127.0.0.1 and ::1 written to {}\n  trust it in clients, e.g. \
+                 curl --cacert {}",
+                pem.display(),
+                pem.display()
             );
         }
         // All in place before the first stdout line, so that a test that read it can edit the file or send SIGHUP
@@ -212,7 +229,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // of the same family, which reaches the server, and say that every interface is served.
         let bound = server.local_addr();
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{}", client_addr(bound))?;
+        writeln!(out, "listening on {}://{}", server.scheme(), client_addr(bound))?;
         out.flush()?;
         drop(out);
         if bound.ip().is_unspecified() {

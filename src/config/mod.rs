@@ -32,6 +32,7 @@ pub(crate) mod inputs;
 pub(crate) mod json_template;
 pub(crate) mod limits;
 mod model;
+pub mod tls;
 
 mod script;
 pub use error::{LoadError, LoadErrors};
@@ -104,6 +105,11 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub journal_redact: Option<Vec<Spanned<String>>>,
+    /// Serve HTTPS: `"self-signed"`, or `{ cert = "cert.pem", key = "key.pem" }` (PEM files relative to the route
+    /// file; add `client_ca = "ca.pem"` for mutual TLS). Read at start.
+    #[serde(default)]
+    #[schemars(with = "Option<tls::TlsSpec>")]
+    pub tls: Option<Spanned<tls::TlsSpec>>,
     /// `true`, or a table of `origins`, `methods`, `headers`, `expose_headers`, `credentials`, `max_age`: answer CORS
     /// preflight requests and add the CORS headers to every response.
     #[serde(default)]
@@ -403,6 +409,8 @@ pub struct ServerConfig {
     /// `[server] headers`: already in every route's headers; the pipeline adds them to hotroute's own answers too
     /// (404, 405, admin, limits), where no route's headers are.
     pub headers: HeaderMap,
+    /// `[server] tls`: serve HTTPS, when set.
+    pub tls: Option<tls::TlsConfig>,
 }
 
 impl ServerConfig {
@@ -412,6 +420,13 @@ impl ServerConfig {
         let (a, b) = (&self.limits, &new.limits);
         [
             ("listen", self.listen != new.listen),
+            (
+                "tls",
+                match (&self.tls, &new.tls) {
+                    (Some(a), Some(b)) => a.needs_restart(b),
+                    (a, b) => a.is_some() != b.is_some(),
+                },
+            ),
             ("log_requests", self.log_requests != new.log_requests),
             ("grace", a.grace != b.grace),
             ("header_read_timeout", a.header_read_timeout != b.header_read_timeout),
@@ -726,7 +741,15 @@ impl Checker<'_> {
         let log_requests = spec.log_requests;
         let (admin_token, journal_redact) =
             crate::config::admin::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
+        let (base_dir, mut tls_errors) = (self.base_dir, Vec::new());
+        let tls = tls::from_spec(spec.tls.as_ref(), base_dir, self.inputs, &mut |span, message, help| {
+            tls_errors.push((span, message, help.to_owned()))
+        });
+        for (span, message, help) in tls_errors {
+            self.error(span, message, &help);
+        }
         let server = ServerConfig {
+            tls,
             listen,
             admin,
             journal,

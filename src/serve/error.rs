@@ -36,6 +36,15 @@ pub enum ServeError {
         /// What the operating system's random generator said.
         reason: String,
     },
+    /// The TLS settings cannot be used: a certificate or key file that cannot be read or parsed, a key that does not
+    /// fit the certificate.
+    #[error("cannot serve HTTPS: {reason}\n  help: {help}")]
+    Tls {
+        /// What is wrong, and with which file.
+        reason: String,
+        /// What to do about it.
+        help: &'static str,
+    },
     /// An I/O failure of the listening socket itself.
     #[error("the listening socket failed: {0}")]
     Io(#[from] std::io::Error),

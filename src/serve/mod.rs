@@ -9,11 +9,13 @@
 mod error;
 pub(crate) mod io;
 mod service;
+mod tls;
 
 pub use error::ServeError;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::config::limits::{DEFAULT_MAX_HEADERS, MIN_MAX_HEADER_SIZE};
+use crate::config::tls::TlsConfig;
 use crate::config::{Limits, ServerConfig};
 use crate::observe::Observer;
 use crate::observe::access_log::LogFormat;
@@ -46,6 +49,8 @@ pub struct ServeOptions {
     /// None on loopback: no token is asked for. None off loopback: [`Server::serve`] makes one (see
     /// [`Server::require_admin_token`]).
     pub admin_token: Option<String>,
+    /// Serve HTTPS (`[server] tls`, or `--tls` for a self-signed certificate); None serves cleartext HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl ServeOptions {
@@ -58,12 +63,13 @@ impl ServeOptions {
             access_log: server.log_requests.then(LogFormat::default),
             trace: false,
             admin_token: server.admin_token.clone(),
+            tls: server.tls.clone(),
         }
     }
 
     /// The options for these limits (admin on, access log and trace off).
     pub fn from_limits(limits: Limits) -> Self {
-        ServeOptions { limits, admin: true, access_log: None, trace: false, admin_token: None }
+        ServeOptions { limits, admin: true, access_log: None, trace: false, admin_token: None, tls: None }
     }
 }
 
@@ -73,6 +79,10 @@ pub struct Server {
     listener: TcpListener,
     live: Arc<Live>,
     options: ServeOptions,
+    /// The TLS layer, once [`Server::prepare_tls`] built it.
+    tls: Option<tls::Tls>,
+    /// The self-signed certificate's PEM file, removed when serving ends.
+    self_signed_pem: Option<PathBuf>,
 }
 
 impl Server {
@@ -81,14 +91,14 @@ impl Server {
     pub async fn bind(addr: SocketAddr, live: Arc<Live>) -> Result<Server, ServeError> {
         let listener = TcpListener::bind(addr).await.map_err(|source| bind_error(addr, source))?;
         let options = ServeOptions::from_config(live.router().server());
-        Ok(Server { listener, live, options })
+        Ok(Server { listener, live, options, tls: None, self_signed_pem: None })
     }
 
     /// Wraps a socket bound elsewhere (e.g. a std listener from a test harness).
     pub fn from_listener(listener: std::net::TcpListener, live: Arc<Live>) -> Result<Server, ServeError> {
         listener.set_nonblocking(true)?;
         let options = ServeOptions::from_config(live.router().server());
-        Ok(Server { listener: TcpListener::from_std(listener)?, live, options })
+        Ok(Server { listener: TcpListener::from_std(listener)?, live, options, tls: None, self_signed_pem: None })
     }
 
     /// Replaces the serving options.
@@ -114,6 +124,31 @@ impl Server {
         Ok(Some(token))
     }
 
+    /// `"https"` when the server speaks TLS, else `"http"`: the scheme of its URLs.
+    pub fn scheme(&self) -> &'static str {
+        if self.options.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Builds the TLS layer, when the options ask for TLS: reads the certificate and key files, or makes a
+    /// self-signed certificate and writes its PEM to a file in the temporary folder. Returns that file's path, for
+    /// the caller to show (clients trust the certificate with it). [`Server::serve`] calls this if the caller did
+    /// not. Reads and writes files: call it before serving, not on a busy runtime.
+    pub fn prepare_tls(&mut self) -> Result<Option<PathBuf>, ServeError> {
+        let Some(config) = &self.options.tls else { return Ok(None) };
+        if self.tls.is_some() {
+            return Ok(None);
+        }
+        let pem = std::env::temp_dir().join(format!(
+            "hotroute-{}-{}-self-signed.pem",
+            std::process::id(),
+            self.local_addr().port()
+        ));
+        let (tls, written) = tls::build(config, &pem)?;
+        self.tls = Some(tls);
+        self.self_signed_pem.clone_from(&written);
+        Ok(written)
+    }
+
     /// The admin API's token, if it has one.
     pub fn admin_token(&self) -> Option<&str> {
         self.options.admin_token.as_deref()
@@ -132,7 +167,10 @@ impl Server {
                  the admin token; turn it off with [server] admin = false if nothing needs it"
             );
         }
-        let Server { listener, live, options } = self;
+        if let Some(pem) = self.prepare_tls()? {
+            eprintln!("self-signed certificate for localhost, 127.0.0.1 and ::1 written to {}", pem.display());
+        }
+        let Server { listener, live, options, tls, self_signed_pem } = self;
         let limits = &options.limits;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // hyper's header-read timeout does nothing without a timer: set one, or slow clients hold connections forever.
@@ -153,6 +191,7 @@ impl Server {
             .max_concurrent_streams(u32::try_from(limits.max_concurrent_streams).unwrap_or(u32::MAX));
         let cap = io::ConnectionCap::new(limits.max_connections);
         let (idle_timeout, write_timeout, grace) = (limits.idle_timeout, limits.write_timeout, limits.grace);
+        let header_read_timeout = limits.header_read_timeout;
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
@@ -178,18 +217,38 @@ impl Server {
             // Small responses go out at once instead of waiting for Nagle's algorithm.
             let _ = stream.set_nodelay(true);
             tracing::trace!(%peer, "connection accepted");
-            let stream = observer.accepted(stream, peer, served.live().metrics());
+            let mut stream = observer.accepted(stream, peer, served.live().metrics());
             // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
             let trigger = io::Trigger::default();
             let pipeline =
                 service::Pipeline::new(served.clone(), stream.conn(), trigger.clone(), peer, activity.clone());
-            let io = TokioIo::new(io::wrap(stream, trigger, activity, idle_timeout, write_timeout));
             let builder = builder.clone();
             let watcher = graceful.watcher();
+            let tls = tls.clone();
+            if let Some(tls) = &tls {
+                // A reload that read other certificate files: new handshakes use them.
+                tls.refresh(served.live().router().server().tls.as_ref());
+            }
             connections.spawn(async move {
                 let _permit = permit;
                 let service = service_fn(move |req| pipeline.call(req));
-                if let Err(e) = watcher.watch(builder.serve_connection(io, service)).await {
+                let served = match tls {
+                    None => {
+                        let io = TokioIo::new(io::wrap(stream, trigger, activity, idle_timeout, write_timeout));
+                        watcher.watch(builder.serve_connection(io, service)).await
+                    }
+                    Some(tls) => {
+                        // The handshake is bounded like a request head: a client that connects and says nothing,
+                        // or stalls mid-handshake, is closed after header_read_timeout.
+                        if let tls::Sniffed::Refused = tls::sniff(&mut stream, peer, header_read_timeout).await {
+                            return;
+                        }
+                        let io = io::wrap(stream, trigger, activity, idle_timeout, write_timeout);
+                        let Some(io) = tls.accept(io, peer, header_read_timeout).await else { return };
+                        watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await
+                    }
+                };
+                if let Err(e) = served {
                     tracing::debug!(%peer, "connection ended with an error: {e}");
                 }
             });
@@ -207,6 +266,10 @@ impl Server {
         })
         .await;
         connections.detach_all();
+        if let Some(pem) = self_signed_pem {
+            // Made for this run only: a later run makes a new one.
+            let _ = std::fs::remove_file(pem);
+        }
         Ok(())
     }
 }

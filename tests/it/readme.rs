@@ -30,7 +30,7 @@ fn toml_blocks(readme: &str) -> Vec<(usize, String, String)> {
     out
 }
 
-/// Creates what `text` names with `key = "value"` for `file`, `dir`, `fallback` and `include`, so that the
+/// Creates what `text` names with `key = "value"` for `file`, `dir`, `fallback`, `include` and the TLS files, so that the
 /// loader's checks of those files pass.
 fn make_named_files(text: &str, dir: &Path) {
     let value: toml::Value = toml::from_str(text).unwrap();
@@ -44,6 +44,10 @@ fn make_named_files(text: &str, dir: &Path) {
                             let p = dir.join(f);
                             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
                             std::fs::write(p, "{}").unwrap();
+                        }
+                        // `[server] tls` files: the loader reads them, the server parses them.
+                        ("cert" | "key" | "client_ca", toml::Value::String(f)) => {
+                            std::fs::write(dir.join(f), "").unwrap()
                         }
                         ("dir", toml::Value::String(d)) => std::fs::create_dir_all(dir.join(d)).unwrap(),
                         ("fallback", toml::Value::String(f)) => {
