@@ -19,7 +19,7 @@ use super::{BodyConfig, Checker, Origin, RouteConfig, RouteSpec, ServerSpec, spa
 use crate::config::CorsConfig;
 use crate::config::Fault;
 use crate::config::json_template::has_template_syntax;
-use crate::config::{Condition, MatchConfig, compile_regex};
+use crate::config::{Condition, MatchConfig, RepeatSpec, StreamConfig, compile_regex};
 
 /// The longest `delay` accepted; a longer one is most likely a typo.
 pub const MAX_DELAY: Duration = Duration::from_secs(3600);
@@ -248,6 +248,8 @@ pub struct ScriptConfig {
     pub dir: Option<DirConfig>,
     /// `status` as a template (with `template = true`), and its span; rendered per request.
     pub status_template: Option<(String, Range<usize>)>,
+    /// `stream` or `sse`: the body sent in timed chunks.
+    pub stream: Option<StreamConfig>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
 }
@@ -266,6 +268,7 @@ impl ScriptConfig {
             fault,
             dir,
             status_template,
+            stream,
             key: _,
         } = self;
         !template
@@ -275,6 +278,7 @@ impl ScriptConfig {
             && fault.is_none()
             && dir.is_none()
             && status_template.is_none()
+            && stream.is_none()
     }
 }
 
@@ -301,7 +305,10 @@ impl Checker<'_> {
             }
             self.sequence(items, spec.repeat.as_ref(), spec.template, status, headers, &header_templates)
         });
-        if let (Some(repeat), None) = (&spec.repeat, &spec.sequence) {
+        let stream = self.stream(spec, headers);
+        if let (Some(repeat), None) = (&spec.repeat, &spec.sequence)
+            && matches!(repeat.get_ref(), RepeatSpec::Mode(_))
+        {
             self.error(repeat.span(), "`repeat` without a `sequence`", "add a `sequence = [...]`, or remove `repeat`");
         }
         let dir = spec.dir.as_ref().and_then(|d| {
@@ -329,7 +336,15 @@ impl Checker<'_> {
             }
         };
         let status_template = matches!(spec.status.as_ref().map(|s| s.get_ref()), Some(super::StatusSpec::Template(_)));
-        if spec.template && !has_body && header_templates.is_empty() && spec.sequence.is_none() && !status_template {
+        if spec.template
+            && !has_body
+            && header_templates.is_empty()
+            && spec.sequence.is_none()
+            && stream.is_none()
+            && spec.stream.is_none()
+            && spec.sse.is_none()
+            && !status_template
+        {
             self.error(
                 span_of_key(&self.source.text, &origin.span, "template"),
                 "`template = true` but the route has nothing to render",
@@ -345,6 +360,7 @@ impl Checker<'_> {
             fault,
             dir,
             status_template: None,
+            stream,
             key: 0,
         }
     }
@@ -406,7 +422,7 @@ impl Checker<'_> {
         out
     }
 
-    fn delay(&mut self, spec: Option<&Spanned<String>>) -> Option<Duration> {
+    pub(super) fn delay(&mut self, spec: Option<&Spanned<String>>) -> Option<Duration> {
         let spec = spec?;
         match humantime::parse_duration(spec.get_ref()) {
             Ok(d) if d <= MAX_DELAY => Some(d),
@@ -538,7 +554,7 @@ impl Checker<'_> {
     fn sequence(
         &mut self,
         items: &Spanned<Vec<Spanned<SequenceItemSpec>>>,
-        repeat: Option<&Spanned<String>>,
+        repeat: Option<&Spanned<RepeatSpec>>,
         template: bool,
         status: StatusCode,
         headers: &HeaderMap,
@@ -548,7 +564,11 @@ impl Checker<'_> {
             self.error(items.span(), "the sequence is empty", "give at least one answer, e.g. [{ status = 200 }]");
             return None;
         }
-        let cycle = match repeat.map(|r| r.get_ref().as_str()) {
+        let mode = repeat.map(|r| match r.get_ref() {
+            RepeatSpec::Mode(m) => m.clone(),
+            RepeatSpec::Flag(f) => f.to_string(),
+        });
+        let cycle = match mode.as_deref() {
             None | Some("last") => false,
             Some("cycle") => true,
             Some(other) => {
@@ -772,8 +792,18 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     // Destructured whole, so that a field added to a route is a compile error here until it is hashed (or said not
     // to matter): forgetting it would carry a changed route's counters over a reload.
     let RouteConfig { path, path_span: _, methods, status, headers, body, script, origin: _ } = route;
-    let ScriptConfig { template, header_templates, matcher, sequence, delay, fault, dir, status_template, key: _ } =
-        script;
+    let ScriptConfig {
+        template,
+        header_templates,
+        matcher,
+        sequence,
+        delay,
+        fault,
+        dir,
+        status_template,
+        stream,
+        key: _,
+    } = script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     path.hash(&mut h);
     methods.to_string().hash(&mut h);
@@ -792,6 +822,17 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     fault.hash(&mut h);
     dir.as_ref().map(|d| (&d.root, &d.param)).hash(&mut h);
     status_template.as_ref().map(|(source, _)| source).hash(&mut h);
+    if let Some(stream) = stream {
+        (stream.sse, stream.count).hash(&mut h);
+        for item in &stream.items {
+            item.delay.hash(&mut h);
+            item.event.hash(&mut h);
+            match &item.data {
+                BodyConfig::Fixed(bytes) => (0u8, bytes.as_ref()).hash(&mut h),
+                BodyConfig::Template { source, .. } => (1u8, source.as_bytes()).hash(&mut h),
+            }
+        }
+    }
     h.finish()
 }
 
