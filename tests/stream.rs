@@ -256,3 +256,22 @@ async fn scrape_open_connections(url: &str) -> i64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no open_connections in:\n{text}"))
 }
+
+/// The wait between two items is the stream's own, not a stalled client: a delay longer than `write_timeout` does
+/// not get the connection closed by the watchdog (it did before the body told the watchdog about its waits).
+#[tokio::test]
+async fn a_delay_longer_than_write_timeout_does_not_cut_the_stream() {
+    let toml = "[server]\nwrite_timeout = \"1s\"\n\n[[route]]\npath = \"/slow\"\nstream = [{ data = \"a\\n\" }, { data = \"b\\n\", delay = \"2500ms\" }]\n";
+    let server = TestServer::start(toml).await;
+    for h2 in [false, true] {
+        let mut builder = reqwest::Client::builder().no_proxy();
+        if h2 {
+            builder = builder.http2_prior_knowledge();
+        }
+        let res = builder.build().unwrap().get(server.url("/slow")).send().await.unwrap();
+        let got = chunks(res, Instant::now()).await;
+        let body: String = got.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(body, "a\nb\n", "h2: {h2}");
+    }
+    server.stop().await;
+}
