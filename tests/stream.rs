@@ -3,12 +3,44 @@
 //! errors for bad values, and clients that leave mid-stream free everything (the real binary's CPU and connections).
 
 mod common;
-mod wire;
 
 use std::time::{Duration, Instant};
 
 use common::{TestServer, client, load_error};
-use wire::Bin;
+
+/// The real binary serving `toml` on a free port of loopback, killed when dropped.
+struct Bin {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Bin {
+    fn start(toml: &str) -> Bin {
+        let dir = tempfile::tempdir().unwrap();
+        let routes = dir.path().join("routes.toml");
+        std::fs::write(&routes, toml).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hotroute"))
+            .arg(&routes)
+            .args(["--port", "0", "--no-watch", "--log-level", "warn", "--threads", "2"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let addr = common::listening::read_address(&mut child).unwrap_or_else(|line| panic!("first line: {line:?}"));
+        Bin { child, addr, _dir: dir }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Bin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// Reads the whole body chunk by chunk; each chunk with its arrival time since `start`.
 async fn chunks(mut res: reqwest::Response, start: Instant) -> Vec<(Duration, String)> {
@@ -29,7 +61,10 @@ fn assert_spread(got: &[(Duration, String)], markers: &[&str], step: Duration) {
             .unwrap_or_else(|| panic!("{marker:?} never arrived: {got:?}"))
             .0;
         let due = step * (i as u32 + 1);
-        assert!(at + Duration::from_millis(20) >= due, "{marker:?} arrived at {at:?}, before its time {due:?}: {got:?}");
+        assert!(
+            at + Duration::from_millis(20) >= due,
+            "{marker:?} arrived at {at:?}, before its time {due:?}: {got:?}"
+        );
     }
 }
 
@@ -170,13 +205,22 @@ fn bad_stream_values_are_load_errors_with_line_and_column() {
             "[[route]]\npath = \"/s\"\nstream = [{ data = \"a\" }]\nrepeat = true\ncount = 0\n",
             "routes.toml:5:9: `count = 0` is out of range",
         ),
-        ("[[route]]\npath = \"/s\"\nstream = [{ data = \"a\" }]\ncount = 3\n", "routes.toml:4:9: `count` without `repeat = true`"),
+        (
+            "[[route]]\npath = \"/s\"\nstream = [{ data = \"a\" }]\ncount = 3\n",
+            "routes.toml:4:9: `count` without `repeat = true`",
+        ),
         (
             "[[route]]\npath = \"/s\"\nbody = \"x\"\nstream = [{ data = \"a\" }]\n",
             "routes.toml:3:8: a `stream` or `sse` route sends its items as its body",
         ),
-        ("[[route]]\npath = \"/s\"\nsse = [{ event = \"a\\nb\", data = \"x\" }]\n", "routes.toml:3:18: the SSE `event` has a line break"),
-        ("[[route]]\npath = \"/s\"\nsse = [{ data = \"x\", retry = -1 }]\n", "routes.toml:3:30: `retry = -1` is negative"),
+        (
+            "[[route]]\npath = \"/s\"\nsse = [{ event = \"a\\nb\", data = \"x\" }]\n",
+            "routes.toml:3:18: the SSE `event` has a line break",
+        ),
+        (
+            "[[route]]\npath = \"/s\"\nsse = [{ data = \"x\", retry = -1 }]\n",
+            "routes.toml:3:30: `retry = -1` is negative",
+        ),
         ("[[route]]\npath = \"/s\"\nsse = [{ delay = \"1s\" }]\n", "routes.toml:3:8: an SSE event has no `data`"),
         ("[[route]]\npath = \"/s\"\nstream = [{ dat = \"x\" }]\n", "routes.toml:3:"),
         (
@@ -193,7 +237,10 @@ fn bad_stream_values_are_load_errors_with_line_and_column() {
         let got = load_error(toml);
         let (place, message) = want.split_at(want.find(": ").unwrap_or(want.len()));
         let place = place.trim_end_matches(':');
-        assert!(got.contains(&format!("{place}\n")) || got.contains(&format!("{place}:")), "for:\n{toml}\nwant {place:?} in:\n{got}");
+        assert!(
+            got.contains(&format!("{place}\n")) || got.contains(&format!("{place}:")),
+            "for:\n{toml}\nwant {place:?} in:\n{got}"
+        );
         assert!(got.contains(message.trim_start_matches(": ")), "for:\n{toml}\nwant {message:?} in:\n{got}");
     }
 }
@@ -205,7 +252,7 @@ fn bad_stream_values_are_load_errors_with_line_and_column() {
 #[tokio::test]
 async fn clients_that_leave_mid_stream_free_their_streams() {
     let toml = "[[route]]\npath = \"/tick\"\nstream = [{ data = \"tick\\n\", delay = \"1ms\" }]\nrepeat = true\ncount = 10000000\n\n[[route]]\npath = \"/hello\"\nbody = \"hi\"\n";
-    let bin = Bin::start_with(toml, &["--threads", "2"], std::process::Stdio::inherit());
+    let bin = Bin::start(toml);
     let url = format!("http://{}", bin.addr);
     let mut open = Vec::new();
     for _ in 0..50 {
@@ -273,5 +320,36 @@ async fn a_delay_longer_than_write_timeout_does_not_cut_the_stream() {
         let body: String = got.iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(body, "a\nb\n", "h2: {h2}");
     }
+    server.stop().await;
+}
+
+/// `examples/openai-stream.toml` answers a streamed chat completion the way OpenAI's API does: `data: {...}` chunks
+/// spread over time, whose deltas join into the text, then `data: [DONE]`; without `"stream": true`, one JSON answer.
+#[tokio::test]
+async fn the_openai_example_streams_chunks_then_done() {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/openai-stream.toml")).unwrap();
+    let server = TestServer::start(&example).await;
+    let request = serde_json::json!({ "model": "gpt-4o-mini", "stream": true, "messages": [{ "role": "user", "content": "hi" }] });
+    let start = Instant::now();
+    let res = client().post(server.url("/v1/chat/completions")).json(&request).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let got = chunks(res, start).await;
+    let body: String = got.iter().map(|(_, t)| t.as_str()).collect();
+    let events: Vec<&str> = body.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let mut text = String::new();
+    for event in &events[..events.len() - 1] {
+        let chunk: serde_json::Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        assert_eq!(chunk["model"], "gpt-4o-mini");
+        text.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+    }
+    assert_eq!(text, "Hello from hotroute!");
+    assert_spread(&got, &["\"Hello\"", "\" from\"", "\" hotroute!\""], Duration::from_millis(60));
+
+    let plain = serde_json::json!({ "model": "gpt-4o-mini", "messages": [] });
+    let res = client().post(server.url("/v1/chat/completions")).json(&plain).send().await.unwrap();
+    let answer: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello from hotroute!");
     server.stop().await;
 }

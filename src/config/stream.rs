@@ -178,7 +178,11 @@ impl Checker<'_> {
         let before = self.errors.len();
         let len = stream.map(|s| s.get_ref().len()).or(sse.map(|s| s.get_ref().len())).unwrap_or(0);
         if len == 0 {
-            self.error(span, "the stream is empty", "give at least one item, e.g. [{ data = \"tick\\n\", delay = \"1s\" }]");
+            self.error(
+                span,
+                "the stream is empty",
+                "give at least one item, e.g. [{ data = \"tick\\n\", delay = \"1s\" }]",
+            );
             return None;
         }
         if len > MAX_STREAM_ITEMS {
@@ -273,7 +277,11 @@ impl Checker<'_> {
             match u64::try_from(*r.get_ref()) {
                 Ok(ms) => fields.retry = Some(ms),
                 Err(_) => {
-                    self.error(r.span(), format!("`retry = {}` is negative", r.get_ref()), "give milliseconds, e.g. 3000");
+                    self.error(
+                        r.span(),
+                        format!("`retry = {}` is negative", r.get_ref()),
+                        "give milliseconds, e.g. 3000",
+                    );
                     return None;
                 }
             }
