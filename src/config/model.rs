@@ -63,6 +63,12 @@ pub struct MatchConfig {
     pub path_regex: Option<Regex>,
     /// A regex the body (as text) must match.
     pub body_regex: Option<Regex>,
+    /// Headers the request must not have.
+    pub headers_absent: Vec<HeaderName>,
+    /// Cookies (from the `Cookie` header) and what their value must be.
+    pub cookies: Vec<(String, Condition)>,
+    /// Fields of a `application/x-www-form-urlencoded` body (decoded) and what one of their values must be.
+    pub form: Vec<(String, Condition)>,
 }
 
 impl MatchConfig {
@@ -74,6 +80,9 @@ impl MatchConfig {
             && self.json.is_none()
             && self.path_regex.is_none()
             && self.body_regex.is_none()
+            && self.headers_absent.is_empty()
+            && self.cookies.is_empty()
+            && self.form.is_empty()
     }
 }
 

@@ -62,6 +62,18 @@ pub struct MatchSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub body_regex: Option<Spanned<String>>,
+    /// Headers (names in any case) the request must not have, e.g. `["authorization"]`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub headers_absent: Vec<Spanned<String>>,
+    /// Cookies (from the `Cookie` header) and the value each must have, e.g. `{ session = "abc" }`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub cookies: StringMap,
+    /// Fields of an `application/x-www-form-urlencoded` body and the value one of theirs must equal.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub form: StringMap,
 }
 
 /// One answer of a `sequence`. Unset keys take the route's `status` and `headers`.
@@ -521,6 +533,35 @@ impl Checker<'_> {
             m.body_regex = self.regex(b);
             canonical.push_str(&format!("body_regex {:?};", b.get_ref()));
         }
+        for name in &spec.headers_absent {
+            match HeaderName::from_bytes(name.get_ref().to_ascii_lowercase().as_bytes()) {
+                Ok(header) => {
+                    canonical.push_str(&format!("header_absent {header};"));
+                    m.headers_absent.push(header);
+                }
+                Err(_) => self.error(
+                    name.span(),
+                    format!("`{}` is not a valid header name", name.get_ref()),
+                    "header names are letters, digits and `-`, e.g. \"authorization\"",
+                ),
+            }
+        }
+        for (name, value) in &spec.cookies {
+            if name.get_ref().is_empty() || name.get_ref().contains([';', '=', ' ', ',']) {
+                self.error(
+                    name.span(),
+                    format!("`{}` is not a cookie name", name.get_ref()),
+                    "a cookie name has no `;`, `=`, `,` or space, e.g. \"session\"",
+                );
+                continue;
+            }
+            canonical.push_str(&format!("cookie {:?}={:?};", name.get_ref(), value.get_ref()));
+            m.cookies.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
+        }
+        for (name, value) in &spec.form {
+            canonical.push_str(&format!("form {:?}={:?};", name.get_ref(), value.get_ref()));
+            m.form.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
+        }
         if self.errors.len() > before {
             return None;
         }
@@ -528,7 +569,7 @@ impl Checker<'_> {
             self.error(
                 spanned.span(),
                 "the `match` table has no conditions",
-                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, or remove the table",
+                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, or remove the table",
             );
             return None;
         }
