@@ -103,3 +103,56 @@ fn bad_match_values_are_load_errors_with_line_and_column() {
     let text = load_error("[[route]]\npath = \"/a\"\nmatch = { form = { a = 1 } }\n");
     assert!(text.contains("routes.toml:3:"), "{text}");
 }
+
+const FLAKY: &str = r#"
+[server]
+seed = 42
+
+[[route]]
+path = "/flaky"
+match = { chance = 0.3 }
+status = 503
+body = "down"
+
+[[route]]
+path = "/flaky"
+body = "up"
+
+[[route]]
+path = "/lottery"
+match = { chance = 0.0 }
+body = "won"
+"#;
+
+async fn draws(server: &TestServer, n: usize) -> Vec<u16> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(client().get(server.url("/flaky")).send().await.unwrap().status().as_u16());
+    }
+    out
+}
+
+#[tokio::test]
+async fn chance_answers_a_share_of_requests_repeatably_with_a_seed() {
+    let server = TestServer::start(FLAKY).await;
+    let first = draws(&server, 200).await;
+    let failures = first.iter().filter(|&&s| s == 503).count();
+    assert!((30..=90).contains(&failures), "about 30% of 200 requests fail: {failures}");
+    server.stop().await;
+    // The same seed: the same draws, request by request.
+    let again = TestServer::start(FLAKY).await;
+    assert_eq!(draws(&again, 200).await, first);
+
+    // A route that is never drawn: the near-miss 404 says why.
+    let res = client().get(again.url("/lottery")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("the route answers by chance (0% of requests) and this request was not drawn"), "{text}");
+    again.stop().await;
+}
+
+#[test]
+fn chance_out_of_range_is_a_load_error() {
+    let text = load_error("[[route]]\npath = \"/a\"\nmatch = { chance = 1.5 }\n");
+    assert!(text.contains("`chance = 1.5` is not a share of requests") && text.contains("routes.toml:3:20"), "{text}");
+}

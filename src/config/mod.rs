@@ -35,7 +35,7 @@ mod script;
 mod stream;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
-pub use model::{Condition, CorsConfig, Fault, MatchConfig, compile_regex};
+pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, compile_regex};
 pub use script::{CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, ScriptConfig, SequenceItemSpec};
 pub use stream::{RepeatSpec, SseEventSpec, SseFields, StreamConfig, StreamItemSpec};
 

@@ -74,6 +74,11 @@ pub struct MatchSpec {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub form: StringMap,
+    /// The share of requests (from 0 to 1) the route answers, drawn per request, e.g. `0.1` for a route that fails
+    /// one time in ten; repeatable with `[server] seed`.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>", range(min = 0, max = 1))]
+    pub chance: Option<Spanned<f64>>,
 }
 
 /// One answer of a `sequence`. Unset keys take the route's `status` and `headers`.
@@ -558,6 +563,19 @@ impl Checker<'_> {
             canonical.push_str(&format!("cookie {:?}={:?};", name.get_ref(), value.get_ref()));
             m.cookies.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
         }
+        if let Some(c) = &spec.chance {
+            let p = *c.get_ref();
+            if (0.0..=1.0).contains(&p) {
+                canonical.push_str(&format!("chance {p};"));
+                m.chance = Some(crate::config::Chance { p, seed: 0, draws: Default::default() });
+            } else {
+                self.error(
+                    c.span(),
+                    format!("`chance = {p}` is not a share of requests"),
+                    "use a number from 0 to 1, e.g. 0.1 for one request in ten",
+                );
+            }
+        }
         for (name, value) in &spec.form {
             canonical.push_str(&format!("form {:?}={:?};", name.get_ref(), value.get_ref()));
             m.form.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
@@ -569,7 +587,7 @@ impl Checker<'_> {
             self.error(
                 spanned.span(),
                 "the `match` table has no conditions",
-                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, or remove the table",
+                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, `chance`, or remove the table",
             );
             return None;
         }

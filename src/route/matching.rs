@@ -47,6 +47,8 @@ pub enum Failed {
     Cookie(usize),
     /// The n-th form field condition.
     Form(usize),
+    /// `chance`: the request was not drawn.
+    Chance,
 }
 
 /// The values of the cookie `name` in the request's `Cookie` headers (`a=1; b=2`).
@@ -82,7 +84,8 @@ fn form_values(req: &RequestData<'_>, name: &str) -> Vec<String> {
 impl MatchConfig {
     /// Whether every condition holds for the request.
     pub fn holds(&self, req: &RequestData<'_>) -> bool {
-        self.first_failed(req).is_none()
+        // The draw comes last, so that only requests that meet every other condition draw (a share of those).
+        self.first_failed(req).is_none() && self.chance.as_ref().is_none_or(|c| c.draw())
     }
 
     /// The first condition that does not hold, if any.
@@ -168,6 +171,10 @@ impl MatchConfig {
             failed.push(f);
             true
         });
+        // No second draw here: when every other condition holds, the draw is what failed.
+        if failed.is_empty() && self.chance.is_some() {
+            failed.push(Failed::Chance);
+        }
         let words: Vec<String> = failed.into_iter().map(|f| self.describe_failed(req, f, reveal)).collect();
         (!words.is_empty()).then(|| words.join("; "))
     }
@@ -219,6 +226,10 @@ impl MatchConfig {
             }
             Failed::BodyRegex => {
                 format!("the body does not match /{}/", self.body_regex.as_ref().map_or("", |r| r.as_str()))
+            }
+            Failed::Chance => {
+                let p = self.chance.as_ref().map_or(0.0, |c| c.p);
+                format!("the route answers by chance ({}% of requests) and this request was not drawn", p * 100.0)
             }
             Failed::HeaderPresent(i) => {
                 format!("header `{}` is present, the route wants it absent", self.headers_absent[i])

@@ -331,7 +331,14 @@ impl Router {
                 file: files[rc.origin.source].clone(),
                 line: rc.origin.line,
                 responder,
-                matcher: rc.script.matcher.as_ref().map(|m| m.0.clone()),
+                matcher: rc.script.matcher.as_ref().map(|m| {
+                    let mut matcher = m.0.clone();
+                    if let Some(chance) = &mut matcher.chance {
+                        // Each route draws its own sequence: the seed mixed with the route's line.
+                        chance.seed = chance_seed(config.server.seed) ^ (rc.origin.line as u64).rotate_left(32);
+                    }
+                    matcher
+                }),
                 key: rc.script.key,
                 stats: RouteStats::default(),
             });
@@ -670,6 +677,16 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
     };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
     Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string })))
+}
+
+/// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.
+fn chance_seed(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        let mut bytes = [0u8; 8];
+        // A failed OS generator leaves a fixed seed: the draws are then repeatable, not broken.
+        let _ = getrandom::fill(&mut bytes);
+        u64::from_le_bytes(bytes)
+    })
 }
 
 /// Whether `earlier` answers every request that `later` would (on the methods they share): it has no `match`
