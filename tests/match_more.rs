@@ -156,3 +156,30 @@ fn chance_out_of_range_is_a_load_error() {
     let text = load_error("[[route]]\npath = \"/a\"\nmatch = { chance = 1.5 }\n");
     assert!(text.contains("`chance = 1.5` is not a share of requests") && text.contains("routes.toml:3:20"), "{text}");
 }
+
+#[tokio::test]
+async fn jsonpath_conditions_select_into_the_json_body() {
+    let toml = r#"
+[[route]]
+method = "POST"
+path = "/orders"
+match = { jsonpath = { "$.items[0].id" = 7, "$.customer.tier" = "gold" } }
+body = "gold order of item 7"
+"#;
+    let server = TestServer::start(toml).await;
+    let c = client();
+    let ok = serde_json::json!({ "items": [{ "id": 7.0, "qty": 2 }, { "id": 9 }], "customer": { "tier": "gold" } });
+    let res = c.post(server.url("/orders")).json(&ok).send().await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "gold order of item 7");
+
+    let wrong = serde_json::json!({ "items": [{ "id": 9 }], "customer": {} });
+    let res = c.post(server.url("/orders")).json(&wrong).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("`$.items[0].id` is 9, the route wants 7"), "{text}");
+    assert!(text.contains("the JSON body has no `$.customer.tier`, the route wants \"gold\""), "{text}");
+    server.stop().await;
+
+    let text = load_error("[[route]]\npath = \"/a\"\nmatch = { jsonpath = { \"items[\" = 1 } }\n");
+    assert!(text.contains("is not a JSONPath expression") && text.contains("routes.toml:3:24"), "{text}");
+}

@@ -69,6 +69,8 @@ pub struct MatchConfig {
     pub cookies: Vec<(String, Condition)>,
     /// Fields of a `application/x-www-form-urlencoded` body (decoded) and what one of their values must be.
     pub form: Vec<(String, Condition)>,
+    /// JSONPath expressions (RFC 9535) into the JSON body, and a value one of the nodes each selects must equal.
+    pub jsonpath: Vec<(serde_json_path::JsonPath, String, serde_json::Value)>,
     /// `chance`: the route answers this share of the requests that meet its other conditions.
     pub chance: Option<Chance>,
 }
@@ -110,6 +112,7 @@ impl MatchConfig {
             && self.headers_absent.is_empty()
             && self.cookies.is_empty()
             && self.form.is_empty()
+            && self.jsonpath.is_empty()
             && self.chance.is_none()
     }
 }

@@ -74,6 +74,11 @@ pub struct MatchSpec {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub form: StringMap,
+    /// JSONPath expressions (RFC 9535) into the JSON body and the value one of the selected nodes must equal, e.g.
+    /// `{ "$.items[0].id" = 7 }`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub jsonpath: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     /// The share of requests (from 0 to 1) the route answers, drawn per request, e.g. `0.1` for a route that fails
     /// one time in ten; repeatable with `[server] seed`.
     #[serde(default)]
@@ -563,6 +568,20 @@ impl Checker<'_> {
             canonical.push_str(&format!("cookie {:?}={:?};", name.get_ref(), value.get_ref()));
             m.cookies.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
         }
+        for (expr, value) in &spec.jsonpath {
+            match serde_json_path::JsonPath::parse(expr.get_ref()) {
+                Ok(path) => {
+                    let want = toml_to_json(value.get_ref());
+                    canonical.push_str(&format!("jsonpath {:?}={want};", expr.get_ref()));
+                    m.jsonpath.push((path, expr.get_ref().clone(), want));
+                }
+                Err(e) => self.error(
+                    expr.span(),
+                    format!("`{}` is not a JSONPath expression: {e}", expr.get_ref()),
+                    "write an RFC 9535 JSONPath starting at the root `$`, e.g. \"$.items[0].id\" (quoted as a key)",
+                ),
+            }
+        }
         if let Some(c) = &spec.chance {
             let p = *c.get_ref();
             if (0.0..=1.0).contains(&p) {
@@ -587,7 +606,7 @@ impl Checker<'_> {
             self.error(
                 spanned.span(),
                 "the `match` table has no conditions",
-                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, `chance`, or remove the table",
+                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, `jsonpath`, `chance`, or remove the table",
             );
             return None;
         }

@@ -47,6 +47,8 @@ pub enum Failed {
     Cookie(usize),
     /// The n-th form field condition.
     Form(usize),
+    /// The n-th `jsonpath` condition.
+    JsonPath(usize),
     /// `chance`: the request was not drawn.
     Chance,
 }
@@ -147,8 +149,15 @@ impl MatchConfig {
         }
         if let Some(want) = &self.json
             && !req.json().is_some_and(|got| json_contains(got, want))
+            && !on_failed(Failed::Json)
         {
-            on_failed(Failed::Json);
+            return;
+        }
+        for (i, (path, _, want)) in self.jsonpath.iter().enumerate() {
+            let holds = req.json().is_some_and(|got| path.query(got).all().into_iter().any(|n| json_contains(n, want)));
+            if !holds && !on_failed(Failed::JsonPath(i)) {
+                return;
+            }
         }
     }
 
@@ -226,6 +235,21 @@ impl MatchConfig {
             }
             Failed::BodyRegex => {
                 format!("the body does not match /{}/", self.body_regex.as_ref().map_or("", |r| r.as_str()))
+            }
+            Failed::JsonPath(i) => {
+                let (path, text, want) = &self.jsonpath[i];
+                match req.json() {
+                    None => format!("the route wants a JSON body with `{text}`, the request body is not JSON"),
+                    Some(got) => {
+                        let nodes = path.query(got).all();
+                        if nodes.is_empty() {
+                            format!("the JSON body has no `{text}`, the route wants {}", short(want))
+                        } else {
+                            let got: Vec<String> = nodes.iter().take(3).map(|n| short(n)).collect();
+                            format!("`{text}` is {}, the route wants {}", got.join(" and "), short(want))
+                        }
+                    }
+                }
             }
             Failed::Chance => {
                 let p = self.chance.as_ref().map_or(0.0, |c| c.p);
