@@ -1,5 +1,5 @@
 //! What observing a request costs, per request, without the network: a probe started, routed and finished around
-//! `Router::respond`, with the access log and the trace off (metrics only) and on, against `respond` alone.
+//! `Router::respond`, with the access log and the trace off (metrics and journal) and on, against `respond` alone.
 //!
 //! Run: `cargo bench --bench observe 2>/dev/null` (the access log and the trace write to stderr; the table goes to
 //! stdout). Variants run in alternation, and the median of the rounds is reported.
@@ -26,7 +26,7 @@ fn main() {
         (stream.conn(), client, stream)
     });
     let variants: [(&str, Option<LogFormat>, bool); 4] = [
-        ("observed, log and trace off (metrics only)", None, false),
+        ("observed, log and trace off (metrics and journal)", None, false),
         ("--log-requests (text)", Some(LogFormat::Text), false),
         ("--log-format json", Some(LogFormat::Json), false),
         ("--trace", None, true),
@@ -49,7 +49,8 @@ fn main() {
             let conn = if *trace { traced.clone() } else { Conn::default() };
             let t = Instant::now();
             for _ in 0..ITERATIONS {
-                let mut probe = Probe::start(live.metrics(), *log, &conn, peer, black_box(&request), false);
+                let mut probe =
+                    Probe::start(live.metrics(), live.journal(), *log, &conn, peer, black_box(&request), false);
                 probe.routing();
                 let router = live.router();
                 let answer = router.respond(black_box(&view));

@@ -3,6 +3,8 @@
 //!
 //! Who may call it is decided first, by [`access`]: the token, the `Host` check and the cross-site checks. The
 //! answers name files relative to the route file's folder, so that they do not tell where the server's files live.
+//!
+//! Layer: reads `reload` and `observe`; the serving layer calls it, it never calls the serving layer.
 
 pub(crate) mod access;
 pub(crate) mod dashboard;

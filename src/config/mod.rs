@@ -4,6 +4,8 @@
 //! [`load_file`] and [`load_str`] parse them, check every value, read body files, and return a [`Config`] whose
 //! values are already typed (methods, status codes, header values). Every problem becomes a
 //! [`LoadError`] that points at the file, line and column.
+//!
+//! Layer: the route file and nothing of the runtime; imports only `util`.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,26 +1,6 @@
-//! hotroute as a mock API in Rust tests: [`MockServer`] serves a route file (or a TOML string) on a free port of
-//! 127.0.0.1, records what it receives, and checks expectations on it.
+//! hotroute as a mock API in Rust tests: [`MockServer`] (its documentation has the example) and [`expect::Expect`].
 //!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use hotroute::{Expect, MockServer};
-//! let server = MockServer::start(r#"
-//!     [[route]]
-//!     path = "/users/{id}"
-//!     template = true
-//!     json = { id = "{{ path.id }}" }
-//! "#).await?;
-//! let user: serde_json::Value = reqwest::get(server.url("/users/7")).await?.json().await?;
-//! assert_eq!(user["id"], "7");
-//! server.verify(Expect::get("/users/7").once());
-//! assert_eq!(server.requests()[0].route().unwrap().path, "/users/{id}");
-//! # Ok(()) }
-//! ```
-//!
-//! The server runs on a thread of its own with its own single-threaded tokio runtime, as wiremock-rs does, so it
-//! answers whatever runtime the test uses: `#[tokio::test]` on one thread or many, another executor, or none (use
-//! the `_blocking` constructors there). Each server has its own port, routes and journal, so tests run in parallel
-//! without seeing each other's requests. Dropping the server stops it and frees its port before `drop` returns.
+//! Layer: the top; uses the serving layer as a user would.
 
 pub(crate) mod expect;
 

@@ -4,6 +4,8 @@
 //! Metrics are always on and cost a few atomic operations per request. The access log and the trace are off by
 //! default and then cost a branch: a [`Probe`] allocates and formats only when one of them is on, and an
 //! [`ObservedStream`] passes reads and writes straight through when the trace is off.
+//!
+//! Layer: sees the route layer's answers; imports `route` and below, never the server that calls it.
 
 pub(crate) mod access_log;
 pub(crate) mod journal;
@@ -184,10 +186,11 @@ pub struct Conn(Option<Arc<ConnTrace>>);
 ///
 /// The server makes one per request ([`Probe::start`]), tells it which route answered ([`Probe::answered`]) and
 /// gives it the response ([`Probe::finish`]), which counts, logs and traces it: the one place the metrics, the
-/// access log and the trace learn about a request.
+/// journal, the access log and the trace learn about a request.
 #[derive(Debug)]
 pub struct Probe<'a> {
     metrics: &'a Metrics,
+    journal: &'a journal::Journal,
     head_at: Instant,
     unrouted: Unrouted,
     route: Option<Arc<RouteSlot>>,
@@ -213,6 +216,7 @@ impl<'a> Probe<'a> {
     /// Starts observing `req`, whose head hyper has just read; `admin` says whether the admin API answers it.
     pub fn start<B>(
         metrics: &'a Metrics,
+        journal: &'a journal::Journal,
         access_log: Option<LogFormat>,
         conn: &Conn,
         peer: SocketAddr,
@@ -243,7 +247,7 @@ impl<'a> Probe<'a> {
                 template: false,
             })
         });
-        Probe { metrics, head_at, unrouted, route: None, detail }
+        Probe { metrics, journal, head_at, unrouted, route: None, detail }
     }
 
     /// The body is read and the request is about to be routed (for the trace's timing; a branch when untraced).
@@ -256,6 +260,7 @@ impl<'a> Probe<'a> {
     /// `router` answered `req` with `answer`: remembers the route for the metrics and the log, and traces what
     /// really answered (the route, or why none did and what came nearest).
     pub fn answered(&mut self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) {
+        self.journal.record(router, req, answer);
         if let Some(route) = answer.route {
             self.route = Some(self.metrics.route(route));
         }

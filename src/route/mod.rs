@@ -10,6 +10,8 @@
 //! Each route carries its own [`RouteStats`]: its answer count (a sequence's position), its coverage hits, the name
 //! the journal gives it, and the observe layer's metric slot. [`Router::adopt_state`] is the one place that decides
 //! what survives a reload.
+//!
+//! Layer: answers a request without sockets; imports `config`, `request` and `util`, nothing above.
 
 pub(crate) mod body;
 pub(crate) mod cors;

@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fake::Fake;
+use fake::faker as fk;
 use fake::rand::rngs::SmallRng;
 use fake::rand::{Rng, SeedableRng};
 use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value};
@@ -97,36 +98,55 @@ pub struct RenderRefused(pub String);
 /// The most instructions one render may run before it is stopped with an error.
 pub const FUEL: u64 = 100_000;
 
-/// The kinds of fake data `fake(kind)` knows, for the error message of an unknown one and the README.
-pub const FAKE_KINDS: &[&str] = &[
-    "first_name",
-    "last_name",
-    "name",
-    "email",
-    "username",
-    "password",
-    "phone",
-    "street",
-    "city",
-    "state",
-    "country",
-    "country_code",
-    "zip",
-    "address",
-    "latitude",
-    "longitude",
-    "company",
-    "job_title",
-    "word",
-    "words",
-    "sentence",
-    "paragraph",
-    "lorem",
-    "ipv4",
-    "ipv6",
-    "user_agent",
-    "color",
+/// How `fake()` makes one kind of value: from the render's generator and `n` (the word count of `words`/`lorem`).
+type Faker = fn(&mut SmallRng, usize) -> String;
+
+/// Every kind `fake()` knows and how it is made: one table, so that a kind cannot be listed without a maker, or made
+/// without being listed (in the load-time check, the error message and the README).
+const FAKERS: &[(&str, Faker)] = &[
+    ("first_name", |r, _| fk::name::en::FirstName().fake_with_rng(r)),
+    ("last_name", |r, _| fk::name::en::LastName().fake_with_rng(r)),
+    ("name", |r, _| fk::name::en::Name().fake_with_rng(r)),
+    ("email", |r, _| fk::internet::en::SafeEmail().fake_with_rng(r)),
+    ("username", |r, _| fk::internet::en::Username().fake_with_rng(r)),
+    ("password", |r, _| fk::internet::en::Password(12..17).fake_with_rng(r)),
+    ("phone", |r, _| fk::phone_number::en::PhoneNumber().fake_with_rng(r)),
+    ("street", |r, _| street(r)),
+    ("city", |r, _| fk::address::en::CityName().fake_with_rng(r)),
+    ("state", |r, _| fk::address::en::StateName().fake_with_rng(r)),
+    ("country", |r, _| fk::address::en::CountryName().fake_with_rng(r)),
+    ("country_code", |r, _| fk::address::en::CountryCode().fake_with_rng(r)),
+    ("zip", |r, _| fk::address::en::ZipCode().fake_with_rng(r)),
+    ("address", |r, _| {
+        let street = street(r);
+        let city: String = fk::address::en::CityName().fake_with_rng(r);
+        let state: String = fk::address::en::StateAbbr().fake_with_rng(r);
+        let zip: String = fk::address::en::ZipCode().fake_with_rng(r);
+        format!("{street}, {city}, {state} {zip}")
+    }),
+    ("latitude", |r, _| fk::address::en::Latitude().fake_with_rng(r)),
+    ("longitude", |r, _| fk::address::en::Longitude().fake_with_rng(r)),
+    ("company", |r, _| fk::company::en::CompanyName().fake_with_rng(r)),
+    ("job_title", |r, _| fk::job::en::Title().fake_with_rng(r)),
+    ("word", |r, _| fk::lorem::en::Word().fake_with_rng(r)),
+    ("words", |r, n| fk::lorem::en::Words(n..n + 1).fake_with_rng::<Vec<String>, _>(r).join(" ")),
+    ("sentence", |r, _| fk::lorem::en::Sentence(4..12).fake_with_rng(r)),
+    ("paragraph", |r, _| fk::lorem::en::Paragraph(3..7).fake_with_rng(r)),
+    ("lorem", |r, n| fk::lorem::en::Words(n..n + 1).fake_with_rng::<Vec<String>, _>(r).join(" ")),
+    ("ipv4", |r, _| fk::internet::en::IPv4().fake_with_rng(r)),
+    ("ipv6", |r, _| fk::internet::en::IPv6().fake_with_rng(r)),
+    ("user_agent", |r, _| fk::internet::en::UserAgent().fake_with_rng(r)),
+    ("color", |r, _| format!("#{:06x}", r.random_range(0..0x0100_0000u32))),
 ];
+
+/// The kinds `fake()` knows, in the table's order.
+pub fn fake_kinds() -> impl Iterator<Item = &'static str> {
+    FAKERS.iter().map(|(kind, _)| *kind)
+}
+
+fn fake_kind_list() -> String {
+    fake_kinds().collect::<Vec<_>>().join(", ")
+}
 
 /// The name of the filter that `json` templates use for their strings (not meant for route files).
 const JSON_FILTER: &str = "hotroute_json";
@@ -136,32 +156,9 @@ const JSON_FILTER: &str = "hotroute_json";
 pub struct Needs(u16);
 
 impl Needs {
-    const METHOD: u16 = 1;
-    const PATH: u16 = 1 << 1;
-    const URL: u16 = 1 << 2;
-    const QUERY: u16 = 1 << 3;
-    const HEADERS: u16 = 1 << 4;
-    const BODY: u16 = 1 << 5;
-    const JSON: u16 = 1 << 6;
-    const COUNT: u16 = 1 << 7;
-    const URL_PATH: u16 = 1 << 8;
-
     fn of(names: impl IntoIterator<Item = String>) -> Needs {
-        let mut bits = 0;
-        for name in names {
-            bits |= match name.as_str() {
-                "method" => Self::METHOD,
-                "path" => Self::PATH,
-                "url" => Self::URL,
-                "url_path" => Self::URL_PATH,
-                "query" => Self::QUERY,
-                "headers" => Self::HEADERS,
-                "body" => Self::BODY,
-                "json" => Self::JSON,
-                "count" => Self::COUNT,
-                _ => 0,
-            };
-        }
+        let bits =
+            names.into_iter().filter_map(|name| VARS.iter().position(|(n, _)| *n == name)).fold(0, |b, i| b | 1 << i);
         Needs(bits)
     }
 
@@ -170,8 +167,8 @@ impl Needs {
         Needs(self.0 | other.0)
     }
 
-    fn has(self, bit: u16) -> bool {
-        self.0 & bit != 0
+    fn has(self, var: usize) -> bool {
+        self.0 & (1 << var) != 0
     }
 }
 
@@ -223,10 +220,10 @@ impl Templates {
         }
         // An unknown kind written as a literal is known now: say it at load, like a syntax error, not per request.
         if let Some(kind) = unknown_fake_kind(&source) {
-            let hint = crate::util::text::did_you_mean(&kind, FAKE_KINDS.iter().copied())
+            let hint = crate::util::text::did_you_mean(&kind, fake_kinds())
                 .map(|k| format!("did you mean `{k}`? "))
                 .unwrap_or_default();
-            let detail = format!("fake('{kind}'): unknown kind; {hint}the kinds are {}", FAKE_KINDS.join(", "));
+            let detail = format!("fake('{kind}'): unknown kind; {hint}the kinds are {}", fake_kind_list());
             return Err(Error::new(minijinja::ErrorKind::InvalidOperation, detail));
         }
         // Compiling recurses as deep as the template nests: on a stack big enough for the worst case.
@@ -381,55 +378,58 @@ pub struct Vars<'a, 'r> {
     pub count: u64,
 }
 
-/// Builds the context for templates that use `needs`: only those variables are made.
-pub fn context(vars: &Vars<'_, '_>, needs: Needs) -> Value {
-    let view = vars.req.view;
-    let mut ctx = RenderContext::default();
-    if needs.has(Needs::METHOD) {
-        ctx.method = Some(Value::from(view.method.as_str()));
-    }
-    if needs.has(Needs::PATH) {
-        let params = vars.params.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
-        ctx.path = Some(Value::from_object(Pairs(params)));
-    }
-    if needs.has(Needs::URL) {
-        let url = view.uri.path_and_query().map_or_else(|| view.uri.path(), |pq| pq.as_str());
-        ctx.url = Some(Value::from(url));
-    }
-    if needs.has(Needs::URL_PATH) {
-        ctx.url_path = Some(Value::from(view.uri.path()));
-    }
-    if needs.has(Needs::QUERY) {
+/// How one request variable is made for a render.
+type Maker = fn(&Vars<'_, '_>) -> Value;
+
+/// Every request variable templates see and how it is made: one table for the names (what a template uses, what it
+/// can list) and the values, so that a variable cannot be added in one place and forgotten in another. Its index is
+/// its bit in [`Needs`] (at most 16).
+const VARS: &[(&str, Maker)] = &[
+    ("method", |v| Value::from(v.req.view.method.as_str())),
+    ("path", |v| Value::from_object(Pairs(v.params.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect()))),
+    ("url", |v| {
+        let uri = v.req.view.uri;
+        Value::from(uri.path_and_query().map_or_else(|| uri.path(), |pq| pq.as_str()))
+    }),
+    ("url_path", |v| Value::from(v.req.view.uri.path())),
+    ("query", |v| {
         let mut query: Vec<(String, Value)> = Vec::new();
-        for (k, v) in vars.req.query() {
+        for (k, val) in v.req.query() {
             if !query.iter().any(|(seen, _)| seen == k) {
-                query.push((k.clone(), Value::from(v.as_str())));
+                query.push((k.clone(), Value::from(val.as_str())));
             }
         }
-        ctx.query = Some(Value::from_object(Pairs(query)));
-    }
-    if needs.has(Needs::HEADERS) {
-        let mut headers: Vec<(String, String)> = Vec::with_capacity(view.headers.len());
-        for (name, value) in view.headers {
+        Value::from_object(Pairs(query))
+    }),
+    ("headers", |v| {
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(v.req.view.headers.len());
+        for (name, value) in v.req.view.headers {
             let value = String::from_utf8_lossy(value.as_bytes());
             match headers.iter_mut().find(|(n, _)| n == name.as_str()) {
-                Some((_, v)) => {
-                    v.push_str(", ");
-                    v.push_str(&value);
+                Some((_, joined)) => {
+                    joined.push_str(", ");
+                    joined.push_str(&value);
                 }
                 None => headers.push((name.as_str().to_owned(), value.into_owned())),
             }
         }
-        ctx.headers = Some(Value::from_object(Pairs(headers.into_iter().map(|(k, v)| (k, Value::from(v))).collect())));
-    }
-    if needs.has(Needs::BODY) {
-        ctx.body = Some(Value::from(vars.req.body_text().into_owned()));
-    }
-    if needs.has(Needs::JSON) {
-        ctx.json = Some(vars.req.json().map_or(Value::from(()), |j| Value::from(Serde(j))));
-    }
-    if needs.has(Needs::COUNT) {
-        ctx.count = Some(Value::from(vars.count));
+        Value::from_object(Pairs(headers.into_iter().map(|(k, v)| (k, Value::from(v))).collect()))
+    }),
+    ("body", |v| Value::from(v.req.body_text().into_owned())),
+    ("json", |v| v.req.json().map_or(Value::from(()), |j| Value::from(Serde(j)))),
+    ("count", |v| Value::from(v.count)),
+];
+
+// Each variable is a bit of `Needs(u16)`.
+const _: () = assert!(VARS.len() <= 16);
+
+/// Builds the context for templates that use `needs`: only those variables are made.
+pub fn context(vars: &Vars<'_, '_>, needs: Needs) -> Value {
+    let mut ctx = RenderContext::default();
+    for (i, (_, make)) in VARS.iter().enumerate() {
+        if needs.has(i) {
+            ctx.values[i] = Some(make(vars));
+        }
     }
     Value::from_object(ctx)
 }
@@ -437,35 +437,18 @@ pub fn context(vars: &Vars<'_, '_>, needs: Needs) -> Value {
 /// The variables of one render, looked up by name: cheaper to make than a map, and only what is used is there.
 #[derive(Debug, Default)]
 struct RenderContext {
-    method: Option<Value>,
-    path: Option<Value>,
-    url: Option<Value>,
-    url_path: Option<Value>,
-    query: Option<Value>,
-    headers: Option<Value>,
-    body: Option<Value>,
-    json: Option<Value>,
-    count: Option<Value>,
+    /// By the index of [`VARS`].
+    values: [Option<Value>; VARS.len()],
 }
 
 impl Object for RenderContext {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "method" => self.method.clone(),
-            "path" => self.path.clone(),
-            "url" => self.url.clone(),
-            "url_path" => self.url_path.clone(),
-            "query" => self.query.clone(),
-            "headers" => self.headers.clone(),
-            "body" => self.body.clone(),
-            "json" => self.json.clone(),
-            "count" => self.count.clone(),
-            _ => None,
-        }
+        let key = key.as_str()?;
+        VARS.iter().position(|(name, _)| *name == key).and_then(|i| self.values[i].clone())
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["method", "path", "url", "url_path", "query", "headers", "body", "json", "count"])
+        Enumerator::Values(VARS.iter().map(|(name, _)| Value::from(*name)).collect())
     }
 }
 
@@ -667,7 +650,7 @@ fn random_int(a: i64, b: i64) -> Result<i64, Error> {
     Ok(with_rng(|r| r.random_range(a..=b)))
 }
 
-/// The first `fake('kind')` or `fake("kind")` call in `source` whose literal kind is not in [`FAKE_KINDS`]. A kind
+/// The first `fake('kind')` or `fake("kind")` call in `source` whose literal kind is not one of [`fake_kinds`]. A kind
 /// computed at render time is checked then.
 fn unknown_fake_kind(source: &str) -> Option<String> {
     static CALL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
@@ -676,7 +659,7 @@ fn unknown_fake_kind(source: &str) -> Option<String> {
     CALL.captures_iter(source)
         .filter_map(|c| c.get(1).or_else(|| c.get(2)))
         .map(|m| m.as_str())
-        .find(|kind| !FAKE_KINDS.contains(kind))
+        .find(|kind| !fake_kinds().any(|k| k == *kind))
         .map(str::to_owned)
 }
 
@@ -706,52 +689,17 @@ fn int_filter(value: Value) -> Result<Value, Error> {
     Err(invalid(format!("{value} ({}) is not a number, so `int` cannot make it one", value.kind())))
 }
 
-/// `fake(kind)` or `fake(kind, n)`: realistic data of a kind from [`FAKE_KINDS`] (English locale).
+/// `fake(kind)` or `fake(kind, n)`: realistic data of a kind from [`FAKERS`] (English locale).
 fn fake_data(kind: &str, n: Option<u32>) -> Result<Value, Error> {
-    use fake::faker::{address::en as addr, company::en as company, internet::en as net, job::en as job};
-    use fake::faker::{lorem::en as lorem, name::en as name, phone_number::en as phone};
     let n = n.unwrap_or(5).clamp(1, 1000) as usize;
-    let text: String = with_rng(|r| match kind {
-        "first_name" => Some(name::FirstName().fake_with_rng(r)),
-        "last_name" => Some(name::LastName().fake_with_rng(r)),
-        "name" => Some(name::Name().fake_with_rng(r)),
-        "email" => Some(net::SafeEmail().fake_with_rng(r)),
-        "username" => Some(net::Username().fake_with_rng(r)),
-        "password" => Some(net::Password(12..17).fake_with_rng(r)),
-        "phone" => Some(phone::PhoneNumber().fake_with_rng(r)),
-        "street" => Some(street(r)),
-        "city" => Some(addr::CityName().fake_with_rng(r)),
-        "state" => Some(addr::StateName().fake_with_rng(r)),
-        "country" => Some(addr::CountryName().fake_with_rng(r)),
-        "country_code" => Some(addr::CountryCode().fake_with_rng(r)),
-        "zip" => Some(addr::ZipCode().fake_with_rng(r)),
-        "address" => {
-            let street = street(r);
-            let city: String = addr::CityName().fake_with_rng(r);
-            let state: String = addr::StateAbbr().fake_with_rng(r);
-            let zip: String = addr::ZipCode().fake_with_rng(r);
-            Some(format!("{street}, {city}, {state} {zip}"))
-        }
-        "latitude" => Some(addr::Latitude().fake_with_rng(r)),
-        "longitude" => Some(addr::Longitude().fake_with_rng(r)),
-        "company" => Some(company::CompanyName().fake_with_rng(r)),
-        "job_title" => Some(job::Title().fake_with_rng(r)),
-        "word" => Some(lorem::Word().fake_with_rng(r)),
-        "words" | "lorem" => Some(lorem::Words(n..n + 1).fake_with_rng::<Vec<String>, _>(r).join(" ")),
-        "sentence" => Some(lorem::Sentence(4..12).fake_with_rng(r)),
-        "paragraph" => Some(lorem::Paragraph(3..7).fake_with_rng(r)),
-        "ipv4" => Some(net::IPv4().fake_with_rng(r)),
-        "ipv6" => Some(net::IPv6().fake_with_rng(r)),
-        "user_agent" => Some(net::UserAgent().fake_with_rng(r)),
-        "color" => Some(format!("#{:06x}", r.random_range(0..0x0100_0000u32))),
-        _ => None,
-    })
-    .ok_or_else(|| invalid(format!("fake(\"{kind}\"): unknown kind; use one of {}", FAKE_KINDS.join(", "))))?;
-    Ok(Value::from(text))
+    let Some((_, make)) = FAKERS.iter().find(|(k, _)| *k == kind) else {
+        return Err(invalid(format!("fake(\"{kind}\"): unknown kind; use one of {}", fake_kind_list())));
+    };
+    Ok(Value::from(with_rng(|r| make(r, n))))
 }
 
 fn street(r: &mut SmallRng) -> String {
-    use fake::faker::address::en as addr;
+    use fk::address::en as addr;
     let number: String = addr::BuildingNumber().fake_with_rng(r);
     let name: String = addr::StreetName().fake_with_rng(r);
     let suffix: String = addr::StreetSuffix().fake_with_rng(r);
@@ -794,7 +742,8 @@ mod tests {
     fn needs_lists_only_the_variables_used() {
         let mut t = Templates::new(None);
         let c = t.compile("a".into(), "{{ path.id }} {{ count }}".into()).unwrap();
-        assert_eq!(c.needs, Needs(Needs::PATH | Needs::COUNT));
+        let bit = |name: &str| 1 << VARS.iter().position(|(n, _)| *n == name).unwrap();
+        assert_eq!(c.needs, Needs(bit("path") | bit("count")));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! This is the journey of a request through Go's `net/http`, in Rust: the kernel's listening socket is polled by
 //! tokio's reactor (epoll on Linux), each accepted connection gets its own task with its I/O stacked by [`io`], and
 //! hyper reads each request head and calls the connection's [`service::Pipeline`], which answers it.
+//!
+//! Layer: joins everything below it (`admin`, `reload`, `observe`, `route`, `config`); only `mock` sits above.
 
 mod error;
 pub(crate) mod io;

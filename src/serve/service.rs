@@ -89,7 +89,7 @@ impl Pipeline {
             let busy = activity.begin();
             let (live, options) = (&served.live, &served.options);
             let admin = admin::is_admin_path(req.uri().path()) && options.admin && live.router().server().admin;
-            let mut probe = Probe::start(live.metrics(), options.access_log, conn, *peer, &req, admin);
+            let mut probe = Probe::start(live.metrics(), live.journal(), options.access_log, conn, *peer, &req, admin);
             let mut response = answer(served, *peer, req, admin, &mut probe).await;
             add_server_headers(&mut response, &live.router().server().headers);
             let response = trigger.check(probe.finish(response))?;
@@ -122,7 +122,6 @@ async fn answer(
     let router = live.router();
     let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
     let answer = router.respond(&view);
-    live.journal().record(&router, &view, &answer);
     probe.answered(&router, &view, &answer);
     match answer.pending {
         None => answer.response,

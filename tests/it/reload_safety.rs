@@ -2,70 +2,27 @@
 //! or empty route table in service, a huge route file is refused without being read, and a reload whose read
 //! blocks (a FIFO) holds neither the workers nor the shutdown.
 
-#[path = "common/listening.rs"]
-mod listening;
+use crate::support::bin::Bin;
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
 
-/// The binary serving `routes` on a free port, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(routes: &Path, args: &[&str]) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.arg(routes)
-            .args(["--port", "0", "--log-level", "warn"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
-        let addr = listening::read_address(&mut child).unwrap_or_else(|l| panic!("unexpected first line: {l:?}"));
-        Server { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn die_with_parent(cmd: &mut Command) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches nothing of the parent's state.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
+/// `hotroute ROUTES --port 0 --log-level warn ARGS`.
+fn start(routes: &Path, args: &[&str]) -> Bin {
+    Bin::command().arg(routes).args(["--port", "0", "--log-level", "warn"]).args(args).start()
 }
 
 fn routes_with(body: &str) -> String {
     format!("[[route]]\npath = \"/x\"\nbody = \"{body}\"\n\n[[route]]\npath = \"/other\"\nbody = \"other\"\n")
 }
 
-async fn generation(client: &reqwest::Client, server: &Server) -> u64 {
+async fn generation(client: &reqwest::Client, server: &Bin) -> u64 {
     let health: serde_json::Value =
         client.get(server.url("/__admin/health")).send().await.unwrap().json().await.unwrap();
     health["generation"].as_u64().unwrap()
@@ -79,7 +36,7 @@ async fn truncate_then_write_saves_never_serve_an_empty_or_half_written_file() {
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.toml");
     std::fs::write(&routes, routes_with("v0")).unwrap();
-    let server = Server::start(&routes, &[]);
+    let server = start(&routes, &[]);
     let client = reqwest::Client::new();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -135,7 +92,7 @@ async fn a_file_emptied_for_good_keeps_the_routes_unless_it_says_route_is_empty(
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.toml");
     std::fs::write(&routes, routes_with("v0")).unwrap();
-    let server = Server::start(&routes, &["--no-watch"]);
+    let server = start(&routes, &["--no-watch"]);
     let client = reqwest::Client::new();
 
     std::fs::write(&routes, "").unwrap();
@@ -209,7 +166,7 @@ async fn a_reload_blocked_on_a_fifo_holds_neither_the_server_nor_the_shutdown() 
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.toml");
     std::fs::write(&routes, "[server]\ngrace = \"1s\"\n\n[[route]]\npath = \"/hello\"\nbody = \"hi\"\n").unwrap();
-    let mut server = Server::start(&routes, &["--threads", "1"]);
+    let mut server = start(&routes, &["--threads", "1"]);
     let fifo = dir.path().join("routes.fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo reads a valid NUL-terminated path.

@@ -1,12 +1,12 @@
 //! The route file contract and HTTP semantics, over a real socket with a real client.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::{TestServer, client, load_error, raw};
 
-const SEED: &str = include_str!("../routes.toml");
+const SEED: &str = include_str!("../../routes.toml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_routes_answer_like_the_seed() {

@@ -1,12 +1,13 @@
 //! What a newcomer meets in the first hour (issue 13): the CLI's words, the log's form, the messages for common
 //! mistakes. Each test runs the real binary or loads a real route file.
 
-mod common;
+use crate::common;
+use crate::support::bin::Bin;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
@@ -17,48 +18,25 @@ fn routes_dir(toml: &str) -> tempfile::TempDir {
     dir
 }
 
-/// A running binary; `finish` kills it and returns everything it wrote to stderr.
+/// The real binary in `dir` (through the suite's one runner); `finish` stops it and returns all of its stderr.
 struct Running {
-    child: Child,
+    bin: Bin,
     addr: SocketAddr,
 }
 
 impl Running {
     fn start(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut launch = Bin::command().current_dir(dir).args(args);
         for (k, v) in env {
-            cmd.env(k, v);
+            launch = launch.env(k, v);
         }
-        let mut child = cmd.spawn().expect("the binary starts");
-        let addr = common::listening::read_address(&mut child).unwrap_or_else(|line| {
-            let _ = child.kill();
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("first stdout line was {line:?}; stderr: {err}")
-        });
-        Running { child, addr }
+        let bin = launch.start();
+        Running { addr: bin.addr, bin }
     }
 
     /// Stops the server with SIGTERM (so that the log lines it has queued are written) and returns its stderr.
-    fn finish(mut self) -> String {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while self.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut err = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        err
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn finish(self) -> String {
+        self.bin.stop().join("\n")
     }
 }
 

@@ -1,39 +1,19 @@
 //! The `hotroute` binary as a user (or a test suite in another language) runs it.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::bin::Bin;
+use crate::support::http::blocking;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
 
-/// A running binary, killed on drop so a failing test leaves nothing behind.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(args: &[&str], dir: &Path) -> Running {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let addr =
-        common::listening::read_address(&mut child).unwrap_or_else(|line| panic!("first stdout line was {line:?}"));
-    Running { child, addr }
+/// The binary with `args`, run in `dir`.
+fn start(args: &[&str], dir: &Path) -> Bin {
+    Bin::command().current_dir(dir).args(args).start()
 }
 
 fn routes_dir(toml: &str) -> tempfile::TempDir {
@@ -43,33 +23,12 @@ fn routes_dir(toml: &str) -> tempfile::TempDir {
 }
 
 fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "the server did not exit within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success();
-    assert!(ok);
+    blocking::get(addr, path).1
 }
 
 #[test]
 fn port_zero_prints_the_real_address_first_and_serves_it() {
-    let dir = routes_dir(include_str!("../routes.toml"));
+    let dir = routes_dir(include_str!("../../routes.toml"));
     let server = start(&["--port", "0"], dir.path());
     assert_eq!(server.addr.ip().to_string(), "127.0.0.1");
     assert_ne!(server.addr.port(), 0);
@@ -90,7 +49,7 @@ fn listen_flag_and_server_listen_pick_the_address() {
 fn a_taken_port_says_address_already_in_use_and_suggests_port() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let dir = routes_dir(include_str!("../routes.toml"));
+    let dir = routes_dir(include_str!("../../routes.toml"));
     let out = Command::new(BIN).args(["--port", &port]).current_dir(dir.path()).output().unwrap();
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "nothing on stdout: a test harness must not read an address");
@@ -161,13 +120,16 @@ fn sigterm_and_sigint_let_the_request_in_flight_finish_and_exit_zero() {
         write!(s, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345").unwrap();
         // Let the server read the head, so the request is in flight when the signal lands.
         std::thread::sleep(Duration::from_millis(200));
-        signal(&server.child, sig);
+        match sig {
+            "-TERM" => server.terminate(),
+            _ => server.interrupt(),
+        }
         std::thread::sleep(Duration::from_millis(200));
         s.write_all(b"67890").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         assert!(out.starts_with("HTTP/1.1 200 OK") && out.ends_with("stored"), "{sig}: {out}");
-        let status = wait_exit(&mut server.child, Duration::from_secs(8));
+        let status = server.wait_exit_blocking(Duration::from_secs(8));
         assert_eq!(status.code(), Some(0), "{sig}");
         assert!(TcpStream::connect(server.addr).is_err(), "{sig}: still accepting after shutdown");
     }
@@ -175,12 +137,11 @@ fn sigterm_and_sigint_let_the_request_in_flight_finish_and_exit_zero() {
 
 #[test]
 fn threads_sets_the_worker_count_and_zero_is_refused() {
-    let dir = routes_dir(include_str!("../routes.toml"));
+    let dir = routes_dir(include_str!("../../routes.toml"));
     let threads_with = |n: &str| {
         let server = start(&["--port", "0", "--threads", n, "--no-watch"], dir.path());
         assert!(get(server.addr, "/hello").ends_with("Hello World"));
-        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-        status.lines().find_map(|l| l.strip_prefix("Threads:")).map(|n| n.trim().parse::<usize>().unwrap()).unwrap()
+        server.proc_status("Threads") as usize
     };
     assert_eq!(threads_with("4") - threads_with("1"), 3, "each worker is one thread");
     let out = Command::new(BIN).args(["--port", "0", "--threads", "0"]).current_dir(dir.path()).output().unwrap();

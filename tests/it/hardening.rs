@@ -2,7 +2,7 @@
 //! client library hides what is on the wire. Each test sets the limit it shows small in the route file, so that it
 //! would fail if the limit were not enforced.
 
-mod wire;
+use crate::wire;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The dashboard page and the admin API parts it reads: the reload status in `/__admin/health` and the journal's
 //! `?after=`/`?limit=`. (The page itself is tested in a real browser by `tests/browser/dashboard.test.mjs`.)
 
-mod common;
+use crate::common;
 
 use common::{TestServer, client};
 use serde_json::Value;

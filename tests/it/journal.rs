@@ -1,12 +1,10 @@
 //! The request journal, routes and coverage through the admin API, and `--coverage FILE`, over real sockets.
 
-mod common;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{TestServer, client, load_error};
+use crate::common::{TestServer, client, load_error};
+use crate::support::bin::Bin;
 use serde_json::{Value, json};
 
 const ROUTES: &str = r#"
@@ -250,29 +248,19 @@ fn the_binary_writes_coverage_at_shutdown() {
     let routes = dir.path().join("routes.toml");
     std::fs::write(&routes, ROUTES).unwrap();
     let report = dir.path().join("coverage.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+    let mut bin = Bin::command()
         .arg(&routes)
         .args(["--port", "0", "--no-watch", "--log-level", "warn", "--coverage"])
         .arg(&report)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let base = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first:?}")).to_owned();
+        .in_dir(dir)
+        .start();
+    let base = bin.url("");
 
     let http = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
     assert_eq!(http.get(format!("{base}/users/1")).send().unwrap().status(), 200);
     assert_eq!(http.get(format!("{base}/stale")).send().unwrap().status(), 404);
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait()));
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let Ok(status) = rx.recv_timeout(Duration::from_secs(20)) else {
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        panic!("hotroute did not exit within 20 s of SIGTERM");
-    };
-    let status = status.unwrap();
+    bin.terminate();
+    let status = bin.wait_exit_blocking(Duration::from_secs(20));
     assert!(status.success(), "{status}");
 
     let coverage: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
@@ -297,4 +285,38 @@ fn a_coverage_path_that_cannot_be_written_fails_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot write the coverage report to /nonexistent/folder/coverage.json"), "{err}");
     assert!(err.contains("help: create its folder"), "{err}");
+}
+
+/// The admin API's list of endpoints (in its 404 and its 405 `Allow` headers) and what it answers are the same: every
+/// listed method of every listed path is answered (not 404 or 405), and every other method gets 405 naming the listed
+/// ones. An endpoint added to the handler but not to the list, or listed but not handled, fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_endpoint_list_and_the_handler_agree() {
+    let s = TestServer::start(ROUTES).await;
+    let listing = client().get(s.url("/__admin/no-such-endpoint")).send().await.unwrap().text().await.unwrap();
+    let list = listing.split("the admin API has: ").nth(1).unwrap_or_else(|| panic!("{listing}")).trim();
+    let mut endpoints = 0;
+    for entry in list.split("; ") {
+        let (methods, path) = entry.rsplit_once(' ').unwrap_or_else(|| panic!("{entry}"));
+        let methods: Vec<&str> = methods.split(", ").collect();
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let res = client()
+                .request(method.parse().unwrap(), s.url(path))
+                .header("x-hotroute", "1")
+                .header("content-type", "application/json")
+                .body(if method == "GET" || method == "DELETE" || path.ends_with("/reload") { "" } else { "{}" })
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            if methods.contains(&method) {
+                assert!(status != 404 && status != 405, "{method} {path} is listed but answered {status}");
+            } else {
+                assert_eq!(status, 405, "{method} {path} is not listed but answered {status}");
+                assert_eq!(res.headers()["allow"].to_str().unwrap(), methods.join(", "), "{method} {path}");
+            }
+        }
+        endpoints += 1;
+    }
+    assert!(endpoints >= 7, "{list}");
 }

@@ -1,6 +1,6 @@
 //! `sequence`, `repeat`, `count` across reloads, and `delay`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

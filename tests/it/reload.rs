@@ -1,39 +1,34 @@
 //! Hot reload, end to end: real files in a temp folder, a real server with the real watcher, a real client.
 //! Every wait is on a condition (the generation number, the served body, the watcher's check count), bounded in time.
 
-mod common;
-
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::client;
-use hotroute::Live;
-use hotroute::WatchHandle;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use crate::common::client;
+use crate::support::bin::Bin;
+use hotroute::{Live, MockServer, WatchHandle};
 
 /// How long any wait may take before the test fails (generous: CI machines are small and shared).
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A server on 127.0.0.1:0 serving `path`, with the file watcher on.
+/// A [`MockServer`] on 127.0.0.1:0 serving `path`, with the file watcher on (held here, to count its checks).
 struct Hot {
     addr: SocketAddr,
     live: Arc<Live>,
     watch: Option<WatchHandle>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    server: Option<MockServer>,
 }
 
 impl Hot {
     async fn start(path: &Path) -> Hot {
-        let live = Arc::new(Live::from_file(path).unwrap_or_else(|e| panic!("{e}")));
-        let (addr, tx, task) = common::spawn_server(live.clone()).await;
+        let server = MockServer::from_file(path).await.unwrap_or_else(|e| panic!("{e}"));
+        let live = server.live().clone();
         let watch = Some(live.watch().unwrap());
-        Hot { addr, live, watch, stop: Some(tx), task }
+        Hot { addr: server.address(), live, watch, server: Some(server) }
     }
 
     fn url(&self, path: &str) -> String {
@@ -90,8 +85,9 @@ impl Hot {
 
     async fn stop(mut self) {
         drop(self.watch.take());
-        let _ = self.stop.take().unwrap().send(());
-        (&mut self.task).await.unwrap();
+        let server = self.server.take();
+        // Dropping a MockServer joins its thread: do that off this runtime's workers.
+        tokio::task::spawn_blocking(move || drop(server)).await.unwrap();
     }
 }
 
@@ -519,67 +515,25 @@ async fn reload_under_load_drops_no_request() {
     hot.stop().await;
 }
 
-/// The `hotroute` binary serving a route file on a free port, killed when dropped.
-struct Bin {
-    child: std::process::Child,
-    addr: SocketAddr,
-    stderr: PathBuf,
+/// `hotroute ROUTES --port 0 EXTRA`, its stderr collected.
+fn start_bin(routes: &Path, extra: &[&str]) -> Bin {
+    Bin::command().arg(routes).args(["--port", "0"]).args(extra).start()
 }
 
-impl Bin {
-    fn start(routes: &Path, extra: &[&str]) -> Bin {
-        let stderr = routes.with_extension("stderr.log");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hotroute"))
-            .arg(routes)
-            .args(["--port", "0"])
-            .args(extra)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        // Blocks until the first line comes, or the process ends (then the line is empty and the test fails).
-        let addr = common::listening::read_address(&mut child).unwrap_or_else(|line| {
-            let _ = child.kill();
-            panic!("unexpected first line {line:?}; stderr: {}", std::fs::read_to_string(&stderr).unwrap())
-        });
-        Bin { addr, child, stderr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn hangup(&self) {
-        let status = std::process::Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap()
-    }
-
-    async fn wait_generation(&self, generation: u64) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let g = health(self.addr).await.0;
-            if g >= generation {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "waited {PATIENCE:?} for generation {generation}, still {g}; stderr:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
+/// Waits until `bin` reports at least `generation` on /__admin/health.
+async fn wait_generation(bin: &mut Bin, generation: u64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let g = health(bin.addr).await.0;
+        if g >= generation {
+            return;
         }
-    }
-}
-
-impl Drop for Bin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {PATIENCE:?} for generation {generation}, still {g}; stderr:\n{}",
+            bin.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -590,17 +544,17 @@ async fn no_watch_ignores_saves_but_the_admin_reload_works() {
     let control = dir.path().join("control/routes.toml");
     write(&quiet, &route("/v", "one"));
     write(&control, &route("/v", "one"));
-    let no_watch = Bin::start(&quiet, &["--no-watch"]);
-    let watching = Bin::start(&control, &[]);
+    let mut no_watch = start_bin(&quiet, &["--no-watch"]);
+    let mut watching = start_bin(&control, &[]);
     // The same save to both, the --no-watch one first; the watching one shows how long a watcher takes.
     save(&quiet, &route("/v", "two"), Save::TempThenRename);
     save(&control, &route("/v", "two"), Save::TempThenRename);
-    watching.wait_generation(2).await;
+    wait_generation(&mut watching, 2).await;
     assert_eq!(get(&watching.url("/v")).await, (200, "two".into()));
     assert_eq!(health(no_watch.addr).await.0, 1, "--no-watch does not reload on a save");
     assert_eq!(get(&no_watch.url("/v")).await, (200, "one".into()));
-    assert!(no_watch.stderr().contains("file watching is off"), "{}", no_watch.stderr());
-    assert!(watching.stderr().contains("reloaded 1 route in"), "{}", watching.stderr());
+    no_watch.stderr_until("saying file watching is off", |s| s.contains("file watching is off"));
+    watching.stderr_until("saying it reloaded", |s| s.contains("reloaded 1 route in"));
     let res = client().post(no_watch.url("/__admin/reload")).header("x-hotroute", "1").send().await.unwrap();
     assert_eq!(res.status(), 200);
     let v: serde_json::Value = res.json().await.unwrap();
@@ -613,22 +567,21 @@ async fn sighup_reloads_and_a_bad_file_is_logged_and_keeps_the_routes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("routes.toml");
     write(&path, &route("/v", "one"));
-    let bin = Bin::start(&path, &["--no-watch"]);
+    let mut bin = start_bin(&path, &["--no-watch"]);
     save(&path, &route("/v", "two"), Save::InPlace);
     bin.hangup();
-    bin.wait_generation(2).await;
+    wait_generation(&mut bin, 2).await;
     assert_eq!(get(&bin.url("/v")).await, (200, "two".into()));
-    assert!(bin.stderr().contains("reloaded 1 route in") && bin.stderr().contains("(generation 2)"));
+    bin.stderr_until("saying it reloaded to generation 2", |s| {
+        s.contains("reloaded 1 route in") && s.contains("(generation 2)")
+    });
     // A bad file: SIGHUP logs the error with its place and keeps serving.
     save(&path, "[[route]]\npath = \"/v\"\nbody = 1\n", Save::TempThenRename);
     bin.hangup();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !bin.stderr().contains("keeping the previous routes") {
-        assert!(tokio::time::Instant::now() < deadline, "no error logged; stderr:\n{}", bin.stderr());
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let log = bin.stderr();
-    assert!(log.contains("routes.toml:3:8") && log.contains("body = 1"), "{log}");
+    // The error is several lines; each comes through the pipe on its own, so wait for all of them (bounded).
+    bin.stderr_until("logging the error with its place", |log| {
+        log.contains("keeping the previous routes") && log.contains("routes.toml:3:8") && log.contains("body = 1")
+    });
     assert_eq!(get(&bin.url("/v")).await, (200, "two".into()));
     assert_eq!(health(bin.addr).await.0, 2);
 }

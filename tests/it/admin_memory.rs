@@ -2,7 +2,7 @@
 //! once, and a reader that reads nothing holds neither the journal's lock nor a copy of the journal.
 //! (`scripts/admin-read-attack.py` measures the memory and latency of the same attack against a release build.)
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! `template = true`: bodies, JSON strings, body files and header values rendered per request from the request.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -2,14 +2,15 @@
 //! against DNS rebinding, the cross-site checks on state-changing calls, redaction in the journal, the near-miss
 //! 404 that keeps a header condition's value to the server's log, and answers that name no absolute path.
 
-mod common;
+use crate::common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::bin::Bin;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
 
@@ -24,45 +25,26 @@ body = "secret data"
 headers = { authorization = "Bearer s3cr3t-mock-token" }
 "#;
 
-/// A running binary, killed on drop, whose stderr is collected by a thread.
+/// The real binary on this test's route file (through the suite's one runner), with what these tests ask of it.
 struct Running {
-    child: Child,
+    bin: Bin,
     addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    dir: PathBuf,
 }
 
 impl Running {
     fn start(toml: &str, args: &[&str], env: &[(&str, &str)]) -> Running {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("routes.toml"), toml).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.env_remove("HOTROUTE_ADMIN_TOKEN").env_remove("RUST_LOG");
+        let path = dir.path().to_path_buf();
+        let mut launch =
+            Bin::command().in_dir(dir).args(args).env_remove("HOTROUTE_ADMIN_TOKEN").env_remove("RUST_LOG");
         for (k, v) in env {
-            cmd.env(k, v);
+            launch = launch.env(k, v);
         }
         // The route file by its absolute path, as a deployment would name it: answers must still not show it.
-        cmd.arg(dir.path().join("routes.toml"));
-        let mut child = cmd.spawn().expect("the binary starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (pipe, sink) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let addr = common::listening::read_address(&mut child).unwrap_or_else(|l| panic!("first stdout line: {l:?}"));
-        Running { child, addr, stderr, dir }
+        let bin = launch.arg(path.join("routes.toml")).start();
+        Running { addr: bin.addr, bin, dir: path }
     }
 
     /// The address to connect to: the bound one, or 127.0.0.1 for a server bound to 0.0.0.0.
@@ -71,15 +53,9 @@ impl Running {
     }
 
     /// Waits (bounded) until stderr holds a line for which `f` is true, and returns it.
-    fn stderr_line(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(l) = self.stderr.lock().unwrap().lines().find(|l| f(l)) {
-                return l.to_owned();
-            }
-            assert!(Instant::now() < deadline, "no {what} on stderr:\n{}", self.stderr.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn stderr_line(&mut self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let text = self.bin.stderr_until(what, |all| all.lines().any(&f));
+        text.lines().find(|l| f(l)).unwrap_or_default().to_owned()
     }
 
     /// Sends `method path` with `headers` (each `Name: value`); a `Host` of 127.0.0.1:PORT unless one is given.
@@ -134,7 +110,7 @@ fn no_path(body: &str, dir: &Path) {
 #[test]
 fn off_loopback_a_token_is_made_printed_once_and_required() {
     // Bound to every interface, as in a container; the test's own traffic stays on loopback.
-    let server = Running::start(ROUTES, &["--listen", "0.0.0.0:0", "--no-watch"], &[]);
+    let mut server = Running::start(ROUTES, &["--listen", "0.0.0.0:0", "--no-watch"], &[]);
     // The first stdout line names the loopback address a client here can use, not 0.0.0.0.
     assert!(server.addr.ip().is_loopback(), "{}", server.addr);
     let warning = server.stderr_line("warning", |l| l.contains("reachable from other machines"));
@@ -142,11 +118,7 @@ fn off_loopback_a_token_is_made_printed_once_and_required() {
     let line =
         server.stderr_line("token", |l| l.trim_start().len() == 64 && l.trim().bytes().all(|b| b.is_ascii_hexdigit()));
     let token = line.trim().to_owned();
-    assert_eq!(
-        server.stderr.lock().unwrap().matches(&token).count(),
-        3,
-        "one message, with its curl and dashboard forms"
-    );
+    assert_eq!(server.bin.stderr().matches(&token).count(), 3, "one message, with its curl and dashboard forms");
 
     let auth = format!("Authorization: Bearer {token}");
     for (method, path) in [("GET", "/__admin/requests"), ("GET", "/__admin/routes"), ("POST", "/__admin/reload")] {
@@ -182,8 +154,8 @@ fn off_loopback_a_token_is_made_printed_once_and_required() {
 #[test]
 fn a_configured_token_is_required_on_loopback_too_and_the_flag_wins() {
     let toml = format!("[server]\nadmin_token = \"from-the-route-file-0123\"\n{ROUTES}");
-    let server = Running::start(&toml, &["--port", "0", "--no-watch"], &[]);
-    assert!(!server.stderr.lock().unwrap().contains("reachable from other machines"));
+    let mut server = Running::start(&toml, &["--port", "0", "--no-watch"], &[]);
+    assert!(!server.bin.stderr().contains("reachable from other machines"));
     assert_eq!(server.send("GET", "/__admin/requests", &[]).0, 401);
     assert_eq!(server.send("GET", "/__admin/requests", &["Authorization: Bearer from-the-route-file-0123"]).0, 200);
     drop(server);
@@ -310,7 +282,7 @@ fn mock_server_requests_are_redacted_the_same_way() {
 
 #[test]
 fn the_near_miss_404_names_the_header_but_keeps_its_value_to_the_log() {
-    let server = Running::start(ROUTES, &["--port", "0", "--no-watch", "--log-level", "debug"], &[]);
+    let mut server = Running::start(ROUTES, &["--port", "0", "--no-watch", "--log-level", "debug"], &[]);
     for headers in [&["Authorization: Bearer guess"][..], &[]] {
         let (status, _, body) = server.send("GET", "/private", headers);
         assert_eq!(status, 404, "{body}");
@@ -325,22 +297,22 @@ fn the_near_miss_404_names_the_header_but_keeps_its_value_to_the_log() {
 fn admin_answers_name_files_relative_to_the_route_folder() {
     let toml = format!("include = [\"more/*.toml\"]\n{ROUTES}");
     let server = Running::start(&toml, &["--port", "0", "--no-watch"], &[]);
-    std::fs::create_dir(server.dir.path().join("more")).unwrap();
-    std::fs::write(server.dir.path().join("more/extra.toml"), "[[route]]\npath = \"/extra\"\n").unwrap();
+    std::fs::create_dir(server.dir.as_path().join("more")).unwrap();
+    std::fs::write(server.dir.as_path().join("more/extra.toml"), "[[route]]\npath = \"/extra\"\n").unwrap();
     assert_eq!(server.send("POST", "/__admin/reload", &["X-Hotroute: 1"]).0, 200);
     server.send("GET", "/extra", &[]);
     let (_, _, routes) = server.send("GET", "/__admin/routes", &[]);
     assert!(routes.contains("\"location\":\"more/extra.toml:1\"") && routes.contains("\"routes.toml:2\""), "{routes}");
     for path in ["/__admin/routes", "/__admin/health", "/__admin/coverage", "/__admin/requests"] {
-        no_path(&server.send("GET", path, &[]).2, server.dir.path());
+        no_path(&server.send("GET", path, &[]).2, server.dir.as_path());
     }
     // A failed reload's error names the file relative too, in health and in the reload's answer.
-    std::fs::write(server.dir.path().join("more/extra.toml"), "[[route]]\nstauts = 1\n").unwrap();
+    std::fs::write(server.dir.as_path().join("more/extra.toml"), "[[route]]\nstauts = 1\n").unwrap();
     let (status, _, error) = server.send("POST", "/__admin/reload", &["X-Hotroute: 1"]);
     assert_eq!(status, 422);
     assert!(error.contains("more/extra.toml:2"), "{error}");
-    no_path(&error, server.dir.path());
+    no_path(&error, server.dir.as_path());
     let (_, _, health) = server.send("GET", "/__admin/health", &[]);
     assert!(health.contains("more/extra.toml:2"), "{health}");
-    no_path(&health, server.dir.path());
+    no_path(&health, server.dir.as_path());
 }

@@ -2,45 +2,11 @@
 //! DATA frames, seen by a real client that records arrival times), the SSE wire format and `Last-Event-ID`, load
 //! errors for bad values, and clients that leave mid-stream free everything (the real binary's CPU and connections).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, client, load_error};
-
-/// The real binary serving `toml` on a free port of loopback, killed when dropped.
-struct Bin {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Bin {
-    fn start(toml: &str) -> Bin {
-        let dir = tempfile::tempdir().unwrap();
-        let routes = dir.path().join("routes.toml");
-        std::fs::write(&routes, toml).unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hotroute"))
-            .arg(&routes)
-            .args(["--port", "0", "--no-watch", "--log-level", "warn", "--threads", "2"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let addr = common::listening::read_address(&mut child).unwrap_or_else(|line| panic!("first line: {line:?}"));
-        Bin { child, addr, _dir: dir }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-}
-
-impl Drop for Bin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Bin, TestServer, client, load_error};
 
 /// Reads the whole body chunk by chunk; each chunk with its arrival time since `start`.
 async fn chunks(mut res: reqwest::Response, start: Instant) -> Vec<(Duration, String)> {
@@ -252,7 +218,7 @@ fn bad_stream_values_are_load_errors_with_line_and_column() {
 #[tokio::test]
 async fn clients_that_leave_mid_stream_free_their_streams() {
     let toml = "[[route]]\npath = \"/tick\"\nstream = [{ data = \"tick\\n\", delay = \"1ms\" }]\nrepeat = true\ncount = 10000000\n\n[[route]]\npath = \"/hello\"\nbody = \"hi\"\n";
-    let bin = Bin::start(toml);
+    let bin = Bin::start_with(toml, &["--threads", "2"], std::process::Stdio::inherit());
     let url = format!("http://{}", bin.addr);
     let mut open = Vec::new();
     for _ in 0..50 {

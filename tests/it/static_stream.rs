@@ -1,63 +1,20 @@
 //! Static folders against the real binary: file bodies are streamed, so many concurrent downloads of a large file
 //! keep the server's memory small, and concurrent file reads do not reserve a huge stack per blocking thread.
 
-#[path = "common/listening.rs"]
-mod listening;
+use crate::support::bin::Bin;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// Serves `dir/public` under `/files/` (`--threads 2`, as on a small machine).
-    fn start(dir: &Path) -> Server {
-        let routes = dir.join("routes.toml");
-        std::fs::write(&routes, "[[route]]\npath = \"/files/{*rest}\"\ndir = \"public\"\n").unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.arg(&routes)
-            .args(["--port", "0", "--no-watch", "--log-level", "warn", "--threads", "2"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: prctl is async-signal-safe and touches nothing of the parent's state.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-        }
-        let mut child = cmd.spawn().unwrap();
-        let addr = listening::read_address(&mut child).unwrap_or_else(|l| panic!("unexpected first line: {l:?}"));
-        Server { child, addr }
-    }
-
-    /// A figure from `/proc/PID/status`, in KiB.
-    fn status_kib(&self, key: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with(&format!("{key}:"))).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Serves `dir/public` under `/files/` (`--threads 2`, as on a small machine).
+fn start(dir: &Path) -> Bin {
+    let routes = dir.join("routes.toml");
+    std::fs::write(&routes, "[[route]]\npath = \"/files/{*rest}\"\ndir = \"public\"\n").unwrap();
+    Bin::command().arg(&routes).args(["--port", "0", "--no-watch", "--log-level", "warn", "--threads", "2"]).start()
 }
 
 /// A folder `public` with a file of `len` bytes (sparse: it costs no disk).
@@ -107,16 +64,16 @@ async fn download(addr: SocketAddr, first: usize, go: tokio::sync::watch::Receiv
 async fn concurrent_downloads_of_a_large_file_are_streamed_in_bounded_memory() {
     const LEN: u64 = 32 << 20;
     let dir = folder_with_file(LEN);
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     let (go_tx, go) = tokio::sync::watch::channel(false);
     let clients: Vec<_> = (0..40).map(|_| tokio::spawn(download(server.addr, 256 * 1024, go.clone()))).collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let held = server.status_kib("VmHWM");
+    let held = server.proc_status_kib("VmHWM");
     go_tx.send(true).unwrap();
     for c in clients {
         assert_eq!(tokio::time::timeout(Duration::from_secs(120), c).await.expect("a download hung").unwrap(), LEN);
     }
-    let peak = server.status_kib("VmHWM");
+    let peak = server.proc_status_kib("VmHWM");
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB (while held: {held} KiB), over 64 MiB");
 }
 
@@ -126,7 +83,7 @@ async fn concurrent_downloads_of_a_large_file_are_streamed_in_bounded_memory() {
 async fn concurrent_file_gets_keep_virtual_memory_bounded() {
     const LEN: u64 = 4 << 20;
     let dir = folder_with_file(LEN);
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     let (go_tx, go) = tokio::sync::watch::channel(false);
     let clients: Vec<_> = (0..150).map(|_| tokio::spawn(download(server.addr, 64 * 1024, go.clone()))).collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -134,6 +91,6 @@ async fn concurrent_file_gets_keep_virtual_memory_bounded() {
     for c in clients {
         assert_eq!(tokio::time::timeout(Duration::from_secs(120), c).await.expect("a download hung").unwrap(), LEN);
     }
-    let peak = server.status_kib("VmPeak");
+    let peak = server.proc_status_kib("VmPeak");
     assert!(peak < 4 << 20, "peak virtual memory {peak} KiB, over 4 GiB");
 }

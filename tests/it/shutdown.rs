@@ -1,7 +1,7 @@
 //! Shutdown of the real binary: SIGTERM during a slow request lets it finish, refuses new connections, and exits 0
 //! within the grace period even if a client hangs.
 
-mod wire;
+use crate::wire;
 
 use std::time::Duration;
 

@@ -2,26 +2,9 @@
 //! shared nested parts is one instruction that visits millions of parts. The answer is an error within a bound,
 //! and other routes keep answering quickly meanwhile.
 
-#[path = "common/listening.rs"]
-mod listening;
+use crate::support::bin::Bin;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A template that builds a tree of `levels` levels, each level the previous one twice (shared, so cheap to build),
 /// then runs `end` on it.
@@ -33,7 +16,7 @@ fn tree(levels: usize, end: &str) -> String {
     t + end
 }
 
-fn start() -> (Server, tempfile::TempDir) {
+fn start() -> (Bin, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.toml");
     let toml = format!(
@@ -45,25 +28,11 @@ fn start() -> (Server, tempfile::TempDir) {
         tree(27, "{{ a == b }}"),
     );
     std::fs::write(&routes, toml).unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.arg(&routes)
+    let server = Bin::command()
+        .arg(&routes)
         .args(["--port", "0", "--no-watch", "--log-level", "error", "--threads", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches nothing of the parent's state.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
-    let mut child = cmd.spawn().unwrap();
-    let addr = listening::read_address(&mut child).unwrap_or_else(|l| panic!("unexpected first line: {l:?}"));
-    (Server { child, addr }, dir)
+        .start();
+    (server, dir)
 }
 
 /// Printing a 24-level tree and comparing two 27-level ones answer an error within 3 s, while `/hello` keeps

@@ -1,7 +1,7 @@
 //! `[route.match]`: several routes on one method and path, told apart by the request; and the 404 that says which
 //! routes came nearest.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, client, load_error};
 

@@ -1,6 +1,6 @@
 //! `fault = "reset" | "close" | "garbage"`, as a real client sees them on the wire.
 
-mod common;
+use crate::common;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! connections alive with PINGs, connections that fill the cap, half-sent bodies, requests without a `Host`, a stderr
 //! nobody reads, and SIGTERM while every worker is busy. Each test fails without the limit it shows.
 
-mod wire;
+use crate::wire;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -12,7 +12,7 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 
 /// Valid route files, the seeds that mutations start from.
 const SEEDS: &[&str] = &[
-    include_str!("../routes.toml"),
+    include_str!("../../routes.toml"),
     r#"
 [server]
 listen = "127.0.0.1:8080"

@@ -1,7 +1,7 @@
 //! More `[route.match]` conditions: `headers_absent`, `cookies` and `form`, with a real client, the near-miss 404
 //! that names them, and load errors for bad values.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, client, load_error};
 

@@ -1,6 +1,6 @@
 //! `[server] cors`: preflights answered for every route, CORS headers on every response.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, client, load_error};
 

@@ -1,6 +1,6 @@
 //! `dir = "public"`: static folders, caching headers, ranges, and never a byte from outside the folder.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

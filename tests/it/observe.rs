@@ -1,128 +1,21 @@
 //! The access log, the journey trace and the metrics, as a user of the `hotroute` binary sees them.
 
-mod common;
-
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
+use crate::support::bin::Bin;
+use crate::support::http::blocking::{exchange, get, read_response};
 
-/// Line 1 is a comment so that the routes sit on known lines: /hello at 2, /users/{id} at 6.
 const ROUTES: &str = "# observed\n[[route]]\npath = \"/hello\"\nbody = \"Hello World\"\n\n[[route]]\n\
                       path = \"/users/{id}\"\ntemplate = true\nbody = \"user {{ path.id }}\"\n";
 
-/// A running binary whose stderr lines arrive on a channel; killed on drop so a failing test leaves nothing behind.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn start(toml: &str, args: &[&str]) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("routes.toml"), toml).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["routes.toml", "--port", "0"])
-            .args(args)
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let addr =
-            common::listening::read_address(&mut child).unwrap_or_else(|line| panic!("first stdout line was {line:?}"));
-        let (tx, lines) = channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, addr, lines, seen: Vec::new(), _dir: dir }
-    }
-
-    /// The first stderr line not yet taken that satisfies `pred`, waiting up to 10 s for it.
-    fn line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                    panic!("no stderr line {what} within 10 s; saw:\n{}", self.seen.join("\n"))
-                }
-            }
-        }
-    }
-
-    /// Stops the server with SIGTERM and returns the rest of its stderr.
-    fn stop(mut self) -> Vec<String> {
-        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok);
-        let mut rest = std::mem::take(&mut self.seen);
-        // The reader thread ends when the process closes stderr; recv then reports Disconnected.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
-            rest.push(line);
-        }
-        rest
-    }
-}
-
-/// Sends `request` on a new connection and reads the whole response (the request must close the connection).
-fn exchange(addr: SocketAddr, request: &str) -> (SocketAddr, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    (s.local_addr().unwrap(), out)
-}
-
-fn get(addr: SocketAddr, target: &str) -> (SocketAddr, String) {
-    exchange(addr, &format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
-}
-
-/// Reads one response with a content-length from a kept-alive connection.
-fn read_response(s: &mut TcpStream) -> String {
-    let mut reader = BufReader::new(s.try_clone().unwrap());
-    let mut head = String::new();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    head + &String::from_utf8(body).unwrap()
+/// `hotroute routes.toml --port 0 ARGS` on `toml` in a fresh folder, with `RUST_LOG` unset; its stderr lines are
+/// read with [`Bin::line`].
+fn start(toml: &str, args: &[&str]) -> Bin {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), toml).unwrap();
+    Bin::command().in_dir(dir).args(["routes.toml", "--port", "0"]).args(args).env_remove("RUST_LOG").start()
 }
 
 fn is_rfc3339_millis(s: &str) -> bool {
@@ -138,7 +31,7 @@ fn is_rfc3339_millis(s: &str) -> bool {
 
 #[test]
 fn access_log_text_has_one_line_per_request_with_its_route() {
-    let mut server = Running::start(ROUTES, &["--log-requests"]);
+    let mut server = start(ROUTES, &["--log-requests"]);
     let (client, res) = get(server.addr, "/users/42?full=1");
     assert!(res.ends_with("user 42"), "{res}");
     let line = server.line("for /users/42", |l| l.contains(" /users/42"));
@@ -164,7 +57,7 @@ fn access_log_text_has_one_line_per_request_with_its_route() {
 
 #[test]
 fn access_log_json_is_one_object_per_line() {
-    let mut server = Running::start(ROUTES, &["--log-format", "json"]);
+    let mut server = start(ROUTES, &["--log-format", "json"]);
     let (client, _) = get(server.addr, "/hello");
     get(server.addr, "/hello/");
     let line = server.line("for /hello", |l| l.starts_with('{') && l.contains("\"/hello\""));
@@ -184,12 +77,12 @@ fn access_log_json_is_one_object_per_line() {
 
 #[test]
 fn access_log_is_off_by_default_and_on_from_the_route_file() {
-    let server = Running::start(ROUTES, &[]);
+    let server = start(ROUTES, &[]);
     get(server.addr, "/hello");
     let quiet = server.stop();
     assert!(!quiet.iter().any(|l| l.contains("/hello")), "no access log unless asked: {quiet:?}");
 
-    let mut server = Running::start(&format!("[server]\nlog_requests = true\n{ROUTES}"), &[]);
+    let mut server = start(&format!("[server]\nlog_requests = true\n{ROUTES}"), &[]);
     get(server.addr, "/hello");
     let line = server.line("for /hello", |l| l.contains(" GET /hello "));
     assert!(line.ends_with(" routes.toml:4"), "{line}");
@@ -203,7 +96,7 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn trace_tells_the_journey_of_a_connection_and_its_requests() {
-    let mut server = Running::start(ROUTES, &["--trace"]);
+    let mut server = start(ROUTES, &["--trace"]);
     let listening = server.line("listening", |l| l.starts_with("trace listening fd="));
     let listener_fd = field(&listening, "fd").to_owned();
     assert!(listening.contains(&format!("addr={}", server.addr)), "{listening}");
@@ -279,7 +172,7 @@ fn trace_tells_the_journey_of_a_connection_and_its_requests() {
 fn trace_names_the_route_that_answered_when_match_conditions_fail() {
     let routes = "[[route]]\npath = \"/pay\"\nbody = \"gold\"\n[route.match]\nheaders = { x-tier = \"gold\" }\n\n\
                   [[route]]\npath = \"/pay\"\nbody = \"plain\"\n";
-    let mut server = Running::start(routes, &["--trace"]);
+    let mut server = start(routes, &["--trace"]);
     assert!(exchange(server.addr, "GET /pay HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").1.ends_with("plain"));
     let line = server.line("plain routed", |l| l.contains("req=1 route matched"));
     assert!(line.ends_with("route matched: routes.toml:7 GET /pay"), "the fallback answered: {line}");
@@ -291,7 +184,7 @@ fn trace_names_the_route_that_answered_when_match_conditions_fail() {
 
 #[tokio::test]
 async fn trace_sees_the_h2_preface() {
-    let mut server = Running::start(ROUTES, &["--trace"]);
+    let mut server = start(ROUTES, &["--trace"]);
     let client = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
     let res = client.get(format!("http://{}/hello", server.addr)).send().await.unwrap();
     assert_eq!(res.version(), reqwest::Version::HTTP_2);
@@ -334,7 +227,7 @@ impl Scrape {
 
 #[test]
 fn metrics_count_requests_by_route_and_status() {
-    let server = Running::start(ROUTES, &[]);
+    let server = start(ROUTES, &[]);
     let before = Scrape::get(server.addr);
     assert_eq!(before.value("hotroute_routes", &[]), 2.0);
     assert_eq!(before.value("hotroute_generation", &[]), 1.0);
@@ -360,7 +253,7 @@ fn metrics_count_requests_by_route_and_status() {
 
 #[test]
 fn metrics_track_open_connections() {
-    let server = Running::start(ROUTES, &[]);
+    let server = start(ROUTES, &[]);
     let open = |want: f64| {
         // The server counts a connection closed when its task ends, just after the client sees the close.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -386,8 +279,8 @@ fn metrics_track_open_connections() {
 #[test]
 fn metrics_count_reloads_and_failed_reloads() {
     // No watcher: the reloads counted are exactly the two asked for.
-    let server = Running::start(ROUTES, &["--no-watch"]);
-    let routes = server._dir.path().join("routes.toml");
+    let server = start(ROUTES, &["--no-watch"]);
+    let routes = server.dir.path().join("routes.toml");
     let reload = |addr| {
         exchange(addr, "POST /__admin/reload HTTP/1.1\r\nHost: localhost\r\nX-Hotroute: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").1
     };
