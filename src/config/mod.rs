@@ -35,10 +35,12 @@ mod model;
 pub mod tls;
 
 mod script;
+mod stream;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
-pub use model::{Condition, CorsConfig, Fault, MatchConfig, compile_regex};
+pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, compile_regex};
 pub use script::{CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, ScriptConfig, SequenceItemSpec};
+pub use stream::{RepeatSpec, SseEventSpec, SseFields, StreamConfig, StreamItemSpec};
 
 /// The address served when neither the file nor the command line names one (port 3000, as the Go example this
 /// project grew from).
@@ -225,10 +227,25 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<Vec<SequenceItemSpec>>")]
     pub sequence: Option<Spanned<Vec<Spanned<SequenceItemSpec>>>>,
-    /// After the last answer of a `sequence`: `"last"` repeats it (the default), `"cycle"` starts over.
+    /// After the last answer of a `sequence`: `"last"` repeats it (the default), `"cycle"` starts over. For a
+    /// `stream` or `sse`: `true` starts the items over after the last, up to `count` items.
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
-    pub repeat: Option<Spanned<String>>,
+    #[schemars(with = "Option<RepeatSpec>")]
+    pub repeat: Option<Spanned<RepeatSpec>>,
+    /// A body sent in timed chunks: each item's `data` after its `delay`, e.g.
+    /// `[{ data = "tick\n", delay = "1s" }]`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<StreamItemSpec>>")]
+    pub stream: Option<Spanned<Vec<Spanned<StreamItemSpec>>>>,
+    /// Server-sent events (`text/event-stream`), each after its `delay`, e.g.
+    /// `[{ event = "message", data = "hi", id = "1", delay = "50ms" }]`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<SseEventSpec>>")]
+    pub sse: Option<Spanned<Vec<Spanned<SseEventSpec>>>>,
+    /// With `repeat = true` on a `stream` or `sse`: how many items to send in all.
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1, max = 10000000))]
+    pub count: Option<Spanned<i64>>,
     /// Wait this long before answering, e.g. `"300ms"` or `"2s"`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -63,6 +63,41 @@ pub struct MatchConfig {
     pub path_regex: Option<Regex>,
     /// A regex the body (as text) must match.
     pub body_regex: Option<Regex>,
+    /// Headers the request must not have.
+    pub headers_absent: Vec<HeaderName>,
+    /// Cookies (from the `Cookie` header) and what their value must be.
+    pub cookies: Vec<(String, Condition)>,
+    /// Fields of a `application/x-www-form-urlencoded` body (decoded) and what one of their values must be.
+    pub form: Vec<(String, Condition)>,
+    /// JSONPath expressions (RFC 9535) into the JSON body, and a value one of the nodes each selects must equal.
+    pub jsonpath: Vec<(serde_json_path::JsonPath, String, serde_json::Value)>,
+    /// `chance`: the route answers this share of the requests that meet its other conditions.
+    pub chance: Option<Chance>,
+}
+
+/// A random draw per request: `p` of the draws succeed. With `[server] seed` the n-th draw of a route is the same on
+/// every run, so a flaky-service test is repeatable.
+#[derive(Debug, Clone)]
+pub struct Chance {
+    /// The share of requests that pass, from 0 to 1.
+    pub p: f64,
+    /// The seed of the draws (set when the router is built: `[server] seed`, or random).
+    pub seed: u64,
+    /// How many draws the route has made.
+    pub draws: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Chance {
+    /// Draws once: whether this request passes.
+    pub fn draw(&self) -> bool {
+        let n = self.draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // splitmix64 of (seed, n): well spread, cheap, and the same for the same seed and position.
+        let mut z = self.seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.p
+    }
 }
 
 impl MatchConfig {
@@ -74,6 +109,11 @@ impl MatchConfig {
             && self.json.is_none()
             && self.path_regex.is_none()
             && self.body_regex.is_none()
+            && self.headers_absent.is_empty()
+            && self.cookies.is_empty()
+            && self.form.is_empty()
+            && self.jsonpath.is_empty()
+            && self.chance.is_none()
     }
 }
 

@@ -19,7 +19,7 @@ use super::{BodyConfig, Checker, Origin, RouteConfig, RouteSpec, ServerSpec, spa
 use crate::config::CorsConfig;
 use crate::config::Fault;
 use crate::config::json_template::has_template_syntax;
-use crate::config::{Condition, MatchConfig, compile_regex};
+use crate::config::{Condition, MatchConfig, RepeatSpec, StreamConfig, compile_regex};
 
 /// The longest `delay` accepted; a longer one is most likely a typo.
 pub const MAX_DELAY: Duration = Duration::from_secs(3600);
@@ -62,6 +62,28 @@ pub struct MatchSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub body_regex: Option<Spanned<String>>,
+    /// Headers (names in any case) the request must not have, e.g. `["authorization"]`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub headers_absent: Vec<Spanned<String>>,
+    /// Cookies (from the `Cookie` header) and the value each must have, e.g. `{ session = "abc" }`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub cookies: StringMap,
+    /// Fields of an `application/x-www-form-urlencoded` body and the value one of theirs must equal.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub form: StringMap,
+    /// JSONPath expressions (RFC 9535) into the JSON body and the value one of the selected nodes must equal, e.g.
+    /// `{ "$.items[0].id" = 7 }`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub jsonpath: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// The share of requests (from 0 to 1) the route answers, drawn per request, e.g. `0.1` for a route that fails
+    /// one time in ten; repeatable with `[server] seed`.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>", range(min = 0, max = 1))]
+    pub chance: Option<Spanned<f64>>,
 }
 
 /// One answer of a `sequence`. Unset keys take the route's `status` and `headers`.
@@ -248,6 +270,8 @@ pub struct ScriptConfig {
     pub dir: Option<DirConfig>,
     /// `status` as a template (with `template = true`), and its span; rendered per request.
     pub status_template: Option<(String, Range<usize>)>,
+    /// `stream` or `sse`: the body sent in timed chunks.
+    pub stream: Option<StreamConfig>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
 }
@@ -266,6 +290,7 @@ impl ScriptConfig {
             fault,
             dir,
             status_template,
+            stream,
             key: _,
         } = self;
         !template
@@ -275,6 +300,7 @@ impl ScriptConfig {
             && fault.is_none()
             && dir.is_none()
             && status_template.is_none()
+            && stream.is_none()
     }
 }
 
@@ -301,7 +327,10 @@ impl Checker<'_> {
             }
             self.sequence(items, spec.repeat.as_ref(), spec.template, status, headers, &header_templates)
         });
-        if let (Some(repeat), None) = (&spec.repeat, &spec.sequence) {
+        let stream = self.stream(spec, headers);
+        if let (Some(repeat), None) = (&spec.repeat, &spec.sequence)
+            && matches!(repeat.get_ref(), RepeatSpec::Mode(_))
+        {
             self.error(repeat.span(), "`repeat` without a `sequence`", "add a `sequence = [...]`, or remove `repeat`");
         }
         let dir = spec.dir.as_ref().and_then(|d| {
@@ -329,7 +358,15 @@ impl Checker<'_> {
             }
         };
         let status_template = matches!(spec.status.as_ref().map(|s| s.get_ref()), Some(super::StatusSpec::Template(_)));
-        if spec.template && !has_body && header_templates.is_empty() && spec.sequence.is_none() && !status_template {
+        if spec.template
+            && !has_body
+            && header_templates.is_empty()
+            && spec.sequence.is_none()
+            && stream.is_none()
+            && spec.stream.is_none()
+            && spec.sse.is_none()
+            && !status_template
+        {
             self.error(
                 span_of_key(&self.source.text, &origin.span, "template"),
                 "`template = true` but the route has nothing to render",
@@ -345,6 +382,7 @@ impl Checker<'_> {
             fault,
             dir,
             status_template: None,
+            stream,
             key: 0,
         }
     }
@@ -406,7 +444,7 @@ impl Checker<'_> {
         out
     }
 
-    fn delay(&mut self, spec: Option<&Spanned<String>>) -> Option<Duration> {
+    pub(super) fn delay(&mut self, spec: Option<&Spanned<String>>) -> Option<Duration> {
         let spec = spec?;
         match humantime::parse_duration(spec.get_ref()) {
             Ok(d) if d <= MAX_DELAY => Some(d),
@@ -505,6 +543,62 @@ impl Checker<'_> {
             m.body_regex = self.regex(b);
             canonical.push_str(&format!("body_regex {:?};", b.get_ref()));
         }
+        for name in &spec.headers_absent {
+            match HeaderName::from_bytes(name.get_ref().to_ascii_lowercase().as_bytes()) {
+                Ok(header) => {
+                    canonical.push_str(&format!("header_absent {header};"));
+                    m.headers_absent.push(header);
+                }
+                Err(_) => self.error(
+                    name.span(),
+                    format!("`{}` is not a valid header name", name.get_ref()),
+                    "header names are letters, digits and `-`, e.g. \"authorization\"",
+                ),
+            }
+        }
+        for (name, value) in &spec.cookies {
+            if name.get_ref().is_empty() || name.get_ref().contains([';', '=', ' ', ',']) {
+                self.error(
+                    name.span(),
+                    format!("`{}` is not a cookie name", name.get_ref()),
+                    "a cookie name has no `;`, `=`, `,` or space, e.g. \"session\"",
+                );
+                continue;
+            }
+            canonical.push_str(&format!("cookie {:?}={:?};", name.get_ref(), value.get_ref()));
+            m.cookies.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
+        }
+        for (expr, value) in &spec.jsonpath {
+            match serde_json_path::JsonPath::parse(expr.get_ref()) {
+                Ok(path) => {
+                    let want = toml_to_json(value.get_ref());
+                    canonical.push_str(&format!("jsonpath {:?}={want};", expr.get_ref()));
+                    m.jsonpath.push((path, expr.get_ref().clone(), want));
+                }
+                Err(e) => self.error(
+                    expr.span(),
+                    format!("`{}` is not a JSONPath expression: {e}", expr.get_ref()),
+                    "write an RFC 9535 JSONPath starting at the root `$`, e.g. \"$.items[0].id\" (quoted as a key)",
+                ),
+            }
+        }
+        if let Some(c) = &spec.chance {
+            let p = *c.get_ref();
+            if (0.0..=1.0).contains(&p) {
+                canonical.push_str(&format!("chance {p};"));
+                m.chance = Some(crate::config::Chance { p, seed: 0, draws: Default::default() });
+            } else {
+                self.error(
+                    c.span(),
+                    format!("`chance = {p}` is not a share of requests"),
+                    "use a number from 0 to 1, e.g. 0.1 for one request in ten",
+                );
+            }
+        }
+        for (name, value) in &spec.form {
+            canonical.push_str(&format!("form {:?}={:?};", name.get_ref(), value.get_ref()));
+            m.form.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
+        }
         if self.errors.len() > before {
             return None;
         }
@@ -512,7 +606,7 @@ impl Checker<'_> {
             self.error(
                 spanned.span(),
                 "the `match` table has no conditions",
-                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, or remove the table",
+                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, `jsonpath`, `chance`, or remove the table",
             );
             return None;
         }
@@ -538,7 +632,7 @@ impl Checker<'_> {
     fn sequence(
         &mut self,
         items: &Spanned<Vec<Spanned<SequenceItemSpec>>>,
-        repeat: Option<&Spanned<String>>,
+        repeat: Option<&Spanned<RepeatSpec>>,
         template: bool,
         status: StatusCode,
         headers: &HeaderMap,
@@ -548,7 +642,11 @@ impl Checker<'_> {
             self.error(items.span(), "the sequence is empty", "give at least one answer, e.g. [{ status = 200 }]");
             return None;
         }
-        let cycle = match repeat.map(|r| r.get_ref().as_str()) {
+        let mode = repeat.map(|r| match r.get_ref() {
+            RepeatSpec::Mode(m) => m.clone(),
+            RepeatSpec::Flag(f) => f.to_string(),
+        });
+        let cycle = match mode.as_deref() {
             None | Some("last") => false,
             Some("cycle") => true,
             Some(other) => {
@@ -772,8 +870,18 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     // Destructured whole, so that a field added to a route is a compile error here until it is hashed (or said not
     // to matter): forgetting it would carry a changed route's counters over a reload.
     let RouteConfig { path, path_span: _, methods, status, headers, body, script, origin: _ } = route;
-    let ScriptConfig { template, header_templates, matcher, sequence, delay, fault, dir, status_template, key: _ } =
-        script;
+    let ScriptConfig {
+        template,
+        header_templates,
+        matcher,
+        sequence,
+        delay,
+        fault,
+        dir,
+        status_template,
+        stream,
+        key: _,
+    } = script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     path.hash(&mut h);
     methods.to_string().hash(&mut h);
@@ -792,6 +900,17 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     fault.hash(&mut h);
     dir.as_ref().map(|d| (&d.root, &d.param)).hash(&mut h);
     status_template.as_ref().map(|(source, _)| source).hash(&mut h);
+    if let Some(stream) = stream {
+        (stream.sse, stream.count).hash(&mut h);
+        for item in &stream.items {
+            item.delay.hash(&mut h);
+            item.event.hash(&mut h);
+            match &item.data {
+                BodyConfig::Fixed(bytes) => (0u8, bytes.as_ref()).hash(&mut h),
+                BodyConfig::Template { source, .. } => (1u8, source.as_bytes()).hash(&mut h),
+            }
+        }
+    }
     h.finish()
 }
 

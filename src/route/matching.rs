@@ -41,12 +41,53 @@ pub enum Failed {
     BodyRegex,
     /// `json`.
     Json,
+    /// The n-th of `headers_absent`.
+    HeaderPresent(usize),
+    /// The n-th cookie condition.
+    Cookie(usize),
+    /// The n-th form field condition.
+    Form(usize),
+    /// The n-th `jsonpath` condition.
+    JsonPath(usize),
+    /// `chance`: the request was not drawn.
+    Chance,
+}
+
+/// The values of the cookie `name` in the request's `Cookie` headers (`a=1; b=2`).
+fn cookie_values<'a>(req: &'a RequestData<'_>, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    req.view
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(move |pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            // A value may be quoted (RFC 6265): the quotes are not part of it.
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
+}
+
+/// Whether the body is a URL-encoded form (the content-type says so; its parameters, e.g. a charset, may follow).
+fn is_form(req: &RequestData<'_>) -> bool {
+    req.view.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    })
+}
+
+/// The decoded values of the form field `name`, if the body is a URL-encoded form.
+fn form_values(req: &RequestData<'_>, name: &str) -> Vec<String> {
+    if !is_form(req) {
+        return Vec::new();
+    }
+    form_urlencoded::parse(req.view.body).filter(|(k, _)| k == name).map(|(_, v)| v.into_owned()).collect()
 }
 
 impl MatchConfig {
     /// Whether every condition holds for the request.
     pub fn holds(&self, req: &RequestData<'_>) -> bool {
-        self.first_failed(req).is_none()
+        // The draw comes last, so that only requests that meet every other condition draw (a share of those).
+        self.first_failed(req).is_none() && self.chance.as_ref().is_none_or(|c| c.draw())
     }
 
     /// The first condition that does not hold, if any.
@@ -79,6 +120,16 @@ impl MatchConfig {
                 return;
             }
         }
+        for (i, name) in self.headers_absent.iter().enumerate() {
+            if req.view.headers.contains_key(name) && !on_failed(Failed::HeaderPresent(i)) {
+                return;
+            }
+        }
+        for (i, (name, cond)) in self.cookies.iter().enumerate() {
+            if !cookie_values(req, name).any(|v| cond.holds(v)) && !on_failed(Failed::Cookie(i)) {
+                return;
+            }
+        }
         if let Some(needle) = &self.body_contains
             && memchr::memmem::find(req.view.body, needle.as_bytes()).is_none()
             && !on_failed(Failed::BodyContains)
@@ -91,10 +142,22 @@ impl MatchConfig {
         {
             return;
         }
+        for (i, (name, cond)) in self.form.iter().enumerate() {
+            if !form_values(req, name).iter().any(|v| cond.holds(v)) && !on_failed(Failed::Form(i)) {
+                return;
+            }
+        }
         if let Some(want) = &self.json
             && !req.json().is_some_and(|got| json_contains(got, want))
+            && !on_failed(Failed::Json)
         {
-            on_failed(Failed::Json);
+            return;
+        }
+        for (i, (path, _, want)) in self.jsonpath.iter().enumerate() {
+            let holds = req.json().is_some_and(|got| path.query(got).all().into_iter().any(|n| json_contains(n, want)));
+            if !holds && !on_failed(Failed::JsonPath(i)) {
+                return;
+            }
         }
     }
 
@@ -117,6 +180,10 @@ impl MatchConfig {
             failed.push(f);
             true
         });
+        // No second draw here: when every other condition holds, the draw is what failed.
+        if failed.is_empty() && self.chance.is_some() {
+            failed.push(Failed::Chance);
+        }
         let words: Vec<String> = failed.into_iter().map(|f| self.describe_failed(req, f, reveal)).collect();
         (!words.is_empty()).then(|| words.join("; "))
     }
@@ -168,6 +235,58 @@ impl MatchConfig {
             }
             Failed::BodyRegex => {
                 format!("the body does not match /{}/", self.body_regex.as_ref().map_or("", |r| r.as_str()))
+            }
+            Failed::JsonPath(i) => {
+                let (path, text, want) = &self.jsonpath[i];
+                match req.json() {
+                    None => format!("the route wants a JSON body with `{text}`, the request body is not JSON"),
+                    Some(got) => {
+                        let nodes = path.query(got).all();
+                        if nodes.is_empty() {
+                            format!("the JSON body has no `{text}`, the route wants {}", short(want))
+                        } else {
+                            let got: Vec<String> = nodes.iter().take(3).map(|n| short(n)).collect();
+                            format!("`{text}` is {}, the route wants {}", got.join(" and "), short(want))
+                        }
+                    }
+                }
+            }
+            Failed::Chance => {
+                let p = self.chance.as_ref().map_or(0.0, |c| c.p);
+                format!("the route answers by chance ({}% of requests) and this request was not drawn", p * 100.0)
+            }
+            Failed::HeaderPresent(i) => {
+                format!("header `{}` is present, the route wants it absent", self.headers_absent[i])
+            }
+            // Cookie values are often secrets (a session): named, not shown, unless for the server's log.
+            Failed::Cookie(i) => {
+                let (name, cond) = &self.cookies[i];
+                let got: Vec<String> = cookie_values(req, name).map(|v| format!("`{v}`")).collect();
+                match (got.is_empty(), reveal) {
+                    (true, _) => format!("cookie `{name}` is missing, the route wants one"),
+                    (false, false) => format!(
+                        "cookie `{name}` does not have the value the route wants \
+                         (the server's log says which at debug level: --log-level debug)"
+                    ),
+                    (false, true) => {
+                        format!("cookie `{name}` is {}, the route wants {}", got.join(" and "), cond.describe())
+                    }
+                }
+            }
+            Failed::Form(i) => {
+                let (name, cond) = &self.form[i];
+                if !is_form(req) {
+                    return format!(
+                        "the route wants a form field `{name}`, the request body is not \
+                         application/x-www-form-urlencoded"
+                    );
+                }
+                let got: Vec<String> = form_values(req, name).iter().map(|v| format!("`{v}`")).collect();
+                if got.is_empty() {
+                    format!("form field `{name}` is missing, the route wants {}", cond.describe())
+                } else {
+                    format!("form field `{name}` is {}, the route wants {}", got.join(" and "), cond.describe())
+                }
             }
             Failed::Json => match (req.json(), &self.json) {
                 (None, _) if req.view.body.is_empty() => "the route wants a JSON body, the request has no body".into(),

@@ -20,6 +20,7 @@ pub(crate) mod not_found;
 pub(crate) mod reply;
 pub(crate) mod respond;
 pub(crate) mod static_files;
+pub(crate) mod stream;
 pub(crate) mod template;
 
 use std::any::Any;
@@ -42,6 +43,7 @@ use not_found::NearMiss;
 use reply::{Reply, ReplyParts};
 use respond::{Body, Prepared};
 use static_files::{DirRequest, StaticDir};
+use stream::StreamReply;
 use template::{Templates, Vars};
 
 /// How a route produces its response.
@@ -99,6 +101,8 @@ struct Script {
     replies: Vec<Reply>,
     cycle: bool,
     dir: Option<(Arc<StaticDir>, Option<String>)>,
+    /// `stream` or `sse`: the body, sent item by item.
+    stream: Option<StreamReply>,
     /// `file:line` of the route, which template errors name on the request path.
     location: String,
 }
@@ -329,7 +333,14 @@ impl Router {
                 file: files[rc.origin.source].clone(),
                 line: rc.origin.line,
                 responder,
-                matcher: rc.script.matcher.as_ref().map(|m| m.0.clone()),
+                matcher: rc.script.matcher.as_ref().map(|m| {
+                    let mut matcher = m.0.clone();
+                    if let Some(chance) = &mut matcher.chance {
+                        // Each route draws its own sequence: the seed mixed with the route's line.
+                        chance.seed = chance_seed(config.server.seed) ^ (rc.origin.line as u64).rotate_left(32);
+                    }
+                    matcher
+                }),
                 key: rc.script.key,
                 stats: RouteStats::default(),
             });
@@ -501,6 +512,20 @@ impl Router {
         let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
+        } else if let Some(stream) = &script.stream
+            && response.extensions().get::<reply::RenderFailed>().is_none()
+        {
+            let last_event_id = req.headers.get("last-event-id").and_then(|v| v.to_str().ok());
+            match stream.body(&self.templates, &vars, (route.key, count), last_event_id) {
+                // The length is not known ahead: HTTP/1.1 sends it chunked, HTTP/2 in DATA frames until the end.
+                Ok(body) => {
+                    response.headers_mut().remove(http::header::CONTENT_LENGTH);
+                    if req.method != Method::HEAD {
+                        *response.body_mut() = body;
+                    }
+                }
+                Err(why) => response = reply::render_error(&script.location, &format!("stream {why}"), req.method),
+            }
         }
         (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None }))
     }
@@ -648,8 +673,22 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         let dir = StaticDir::new(d.root.clone(), location.to_owned()).with_fallback(d.fallback.clone());
         (Arc::new(dir), d.param.clone())
     });
+    let stream = match &script.stream {
+        None => None,
+        Some(s) => Some(StreamReply::build(s, templates, location, text).map_err(error)?),
+    };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
-    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, location: location_string })))
+    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string })))
+}
+
+/// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.
+fn chance_seed(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        let mut bytes = [0u8; 8];
+        // A failed OS generator leaves a fixed seed: the draws are then repeatable, not broken.
+        let _ = getrandom::fill(&mut bytes);
+        u64::from_le_bytes(bytes)
+    })
 }
 
 /// Whether `earlier` answers every request that `later` would (on the methods they share): it has no `match`

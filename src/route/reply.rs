@@ -142,6 +142,7 @@ impl Reply {
                 let text = format!("503 template not rendered in route {location}: {}\n", refused.0);
                 let mut res = respond::text(StatusCode::SERVICE_UNAVAILABLE, text, method);
                 res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                res.extensions_mut().insert(RenderFailed);
                 return res;
             }
         };
@@ -201,15 +202,21 @@ fn key_of(text: &str, at: usize) -> &str {
     }
 }
 
-fn render_error(location: &str, why: &str, method: &Method) -> Response<Body> {
+/// Marks a response that reports a failed render, so that a stream is not attached to it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RenderFailed;
+
+pub(crate) fn render_error(location: &str, why: &str, method: &Method) -> Response<Body> {
     tracing::error!(route = %location, "template error: {why}");
     let text = format!("500 template error in route {location}: {why}\n");
-    respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, method)
+    let mut res = respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, method);
+    res.extensions_mut().insert(RenderFailed);
+    res
 }
 
 /// Points a template syntax error at its line inside the route file: `span` is the template's value, `text` the
 /// route file.
-fn compile_error(e: &minijinja::Error, span: Range<usize>, text: &str) -> CompileError {
+pub(crate) fn compile_error(e: &minijinja::Error, span: Range<usize>, text: &str) -> CompileError {
     let mut start = span.start.min(text.len());
     let value = text.get(start..span.end.min(text.len())).unwrap_or_default();
     // A multi-line string's first line break (right after `"""`) is not part of the template.

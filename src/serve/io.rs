@@ -273,6 +273,32 @@ impl Sending {
     pub(crate) fn progress(&self) {
         self.progress.store(now_ms(), Ordering::Relaxed);
     }
+
+    /// The body is asked for its next chunk and may have none yet (a timed stream between two items): until it
+    /// wakes the task through the returned waker, the wait is the body's, not the client's, and the watchdog leaves
+    /// it alone. The wake restarts the clock: from then on hyper should take the chunk unless the client stalls.
+    pub(crate) fn body_waker(&self, task: &std::task::Waker) -> std::task::Waker {
+        self.progress.store(u64::MAX, Ordering::Relaxed);
+        std::task::Waker::from(Arc::new(BodyWake { task: task.clone(), progress: self.progress.clone() }))
+    }
+}
+
+/// Wakes the connection's task for a body that had nothing to send, and marks when (see [`Sending::body_waker`]).
+struct BodyWake {
+    task: std::task::Waker,
+    progress: Arc<AtomicU64>,
+}
+
+impl std::task::Wake for BodyWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Only if still waiting: a poll since then has set the time already.
+        let _ = self.progress.compare_exchange(u64::MAX, now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+        self.task.wake_by_ref();
+    }
 }
 
 impl Drop for Sending {

@@ -337,7 +337,20 @@ impl hyper::body::Body for Tracked {
             let n = this.rest.len().min(CHUNK);
             return Poll::Ready(Some(Ok(Frame::data(this.rest.split_to(n)))));
         }
-        match Pin::new(&mut this.body).poll_frame(cx) {
+        // A streamed body may wait on itself (a timed stream's delay, longer than the write timeout): that wait is
+        // not the client's, so the watchdog is told when it starts and ends (see `Sending::body_waker`).
+        let polled = match (&this.sending, &this.body) {
+            (Some(sending), Body::Stream(_)) => {
+                let waker = sending.body_waker(cx.waker());
+                let polled = Pin::new(&mut this.body).poll_frame(&mut Context::from_waker(&waker));
+                if polled.is_ready() {
+                    sending.progress();
+                }
+                polled
+            }
+            _ => Pin::new(&mut this.body).poll_frame(cx),
+        };
+        match polled {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(mut data) => {
                     if data.len() > CHUNK {

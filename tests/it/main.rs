@@ -35,6 +35,8 @@ mod journal;
 // `[route.match]`: routes told apart by the request, and the 404 that names the nearest.
 #[path = "match.rs"] // `match` is a keyword: `r#match::` would be the test names' prefix.
 mod matching;
+// More `[route.match]` conditions: `headers_absent`, `cookies`, `form`, `jsonpath`, `chance`.
+mod match_more;
 // The `MockServer` API: start, requests, verify, reload, reset, coverage, runtimes, drop.
 mod mock;
 // The access log, the journey trace and the metrics of the binary.
@@ -57,5 +59,7 @@ mod shutdown;
 mod static_stream;
 // Templates whose work escapes the fuel: stopped within a bound, other routes keep answering.
 mod template_limits;
+// Timed streams and server-sent events: arrival times, the SSE format, `Last-Event-ID`, clients that leave.
+mod stream;
 // `template = true`: bodies, JSON strings, body files and headers rendered per request.
 mod templates;
