@@ -7,6 +7,7 @@
 pub(crate) mod access;
 pub(crate) mod dashboard;
 mod requests;
+mod scenarios;
 
 use std::sync::Arc;
 
@@ -29,6 +30,10 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/routes", "GET"),
     ("/coverage", "GET, DELETE"),
     ("/metrics", "GET"),
+    ("/scenarios", "GET"),
+    ("/scenarios/{name}", "PUT"),
+    ("/scenarios/reset", "POST"),
+    ("/reset", "POST"),
 ];
 
 /// Whether `path` is the admin API's: `/__admin` or under `/__admin/` (not `/__administrator`).
@@ -85,7 +90,19 @@ pub async fn handle(live: &Arc<Live>, access: &Access, req: Request<Incoming>) -
             respond::json(StatusCode::OK, &json!({ "status": "ok" }))
         }
         (&Method::GET, "/metrics") => metrics(live),
-        _ => match ENDPOINTS.iter().find(|(p, _)| *p == path) {
+        (&Method::GET, "/scenarios") => scenarios::list(live),
+        (&Method::POST, "/scenarios/reset") => scenarios::reset(live),
+        (&Method::PUT, p) if p.strip_prefix("/scenarios/").is_some_and(|n| !n.is_empty() && !n.contains('/')) => {
+            let name = p["/scenarios/".len()..].to_owned();
+            scenarios::set(live, req, &name).await
+        }
+        (&Method::POST, "/reset") => scenarios::reset_all(live),
+        _ => match ENDPOINTS.iter().find(|(p, _)| *p == path).or_else(|| {
+            // `/scenarios/{name}` stands for every scenario's path (but `reset`, which is in the list itself).
+            path.strip_prefix("/scenarios/")
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+                .and_then(|_| ENDPOINTS.iter().find(|(p, _)| *p == "/scenarios/{name}"))
+        }) {
             Some((_, allow)) => {
                 respond::method_not_allowed(req.method(), req.uri().path(), &http::HeaderValue::from_static(allow))
             }

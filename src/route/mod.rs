@@ -17,6 +17,7 @@ pub(crate) mod matching;
 pub(crate) mod not_found;
 pub(crate) mod reply;
 pub(crate) mod respond;
+pub mod scenario;
 pub(crate) mod static_files;
 pub(crate) mod template;
 
@@ -39,6 +40,7 @@ use cors::Cors;
 use not_found::NearMiss;
 use reply::{Reply, ReplyParts};
 use respond::{Body, Prepared};
+use scenario::{RouteScenario, Scenarios};
 use static_files::{DirRequest, StaticDir};
 use template::{Templates, Vars};
 
@@ -99,6 +101,8 @@ struct Script {
     dir: Option<(Arc<StaticDir>, Option<String>)>,
     /// `file:line` of the route, which template errors name on the request path.
     location: String,
+    /// The route's scenario: the state it requires, the state it moves to.
+    scenario: Option<RouteScenario>,
 }
 
 impl Script {
@@ -177,6 +181,15 @@ impl Route {
         self.stats.observed.get_or_init(|| Arc::new(make())).clone().downcast().ok()
     }
 
+    /// Why the route's scenario keeps it from matching (the state it wants, the state the scenario is in); none
+    /// when it has no scenario or its state holds.
+    pub(crate) fn scenario_miss(&self) -> Option<String> {
+        match &self.responder {
+            Responder::Scripted(script) => script.scenario.as_ref().and_then(RouteScenario::explain),
+            Responder::Static(_) => None,
+        }
+    }
+
     /// Whether the route does per-request work (templates, a sequence, a delay, a fault or a folder), for the trace.
     pub fn is_scripted(&self) -> bool {
         matches!(self.responder, Responder::Scripted(_))
@@ -243,6 +256,8 @@ pub struct Router {
     not_found: Option<(Reply, AtomicU64)>,
     /// Made on the first near-miss 404, so that loading many routes does not pay for it.
     near: OnceLock<NearMiss>,
+    /// The scenarios the routes name, and their states.
+    scenarios: Scenarios,
 }
 
 impl Router {
@@ -287,6 +302,7 @@ impl Router {
         let mut config_index: Vec<usize> = Vec::with_capacity(config.routes.len());
         let mut templates = Templates::new(config.server.seed);
         let files: Vec<Arc<Path>> = config.sources.iter().map(|s| Arc::from(s.path.as_path())).collect();
+        let mut scenarios = Scenarios::default();
 
         for (ci, rc) in config.routes.iter().enumerate() {
             let entry = match by_path.get(rc.path.as_str()) {
@@ -312,13 +328,17 @@ impl Router {
                     entries.len() - 1
                 }
             };
-            let responder = match build_responder(rc, &mut templates, config) {
+            let mut responder = match build_responder(rc, &mut templates, config) {
                 Ok(r) => r,
                 Err(e) => {
                     errors.push(e);
                     continue;
                 }
             };
+            // A route with a scenario is never plain (see `ScriptConfig::is_plain`), so it has a script to hold it.
+            if let (Responder::Scripted(script), Some(sc)) = (&mut responder, &rc.script.scenario) {
+                script.scenario = Some(scenarios.route(sc));
+            }
             entries[entry].routes.push(routes.len());
             config_index.push(ci);
             routes.push(Route {
@@ -390,6 +410,7 @@ impl Router {
             cors: config.server.cors.as_ref().map(Cors::new),
             not_found,
             near: OnceLock::new(),
+            scenarios,
         })
     }
 
@@ -421,6 +442,16 @@ impl Router {
             }
             *nth += 1;
         }
+        let routes = self.routes.iter_mut().filter_map(|r| match &mut r.responder {
+            Responder::Scripted(script) => script.scenario.as_mut(),
+            Responder::Static(_) => None,
+        });
+        self.scenarios.adopt(&previous.scenarios, routes);
+    }
+
+    /// The scenarios the routes name, and their states.
+    pub fn scenarios(&self) -> &Scenarios {
+        &self.scenarios
     }
 
     /// Sets every route's answer count (and so its sequence position) back to zero.
@@ -468,7 +499,15 @@ impl Router {
                     Answer { response: prepared.to_response(req.method), route: Some(route), pending: None }
                 }
                 Responder::Scripted(script) => {
+                    // Checked here, not with `match`, so that plain routes do not pay for scenarios.
+                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds()) {
+                        continue;
+                    }
                     let (response, pending) = self.scripted(route, script, &m.params, &data);
+                    // After the answer is made: its templates see the state the request matched in.
+                    if let Some(sc) = &script.scenario {
+                        sc.advance();
+                    }
                     Answer { response, route: Some(route), pending }
                 }
             };
@@ -495,7 +534,7 @@ impl Router {
             return (reply.head(), Some(pending));
         }
         let params: Vec<(&str, &str)> = params.iter().collect();
-        let vars = Vars { req: data, params: &params, count };
+        let vars = Vars { req: data, params: &params, count, scenarios: &self.scenarios };
         let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
@@ -509,7 +548,7 @@ impl Router {
         let req = data.view;
         if let Some((reply, answers)) = &self.not_found {
             let count = answers.fetch_add(1, Ordering::Relaxed) + 1;
-            let vars = Vars { req: data, params: &[], count };
+            let vars = Vars { req: data, params: &[], count, scenarios: &self.scenarios };
             let mut response = reply.render(&self.templates, &vars, (0, count), req.method, "[server] not_found");
             if let Some(fault) = reply.fault {
                 response.extensions_mut().insert(fault);
@@ -528,7 +567,12 @@ impl Router {
         if let Some(entry) = entry {
             text.push_str("routes for this path did not match:\n");
             for route in entry.routes.iter().map(|&i| &self.routes[i]).filter(|r| r.methods.allows(req.method)) {
-                let why = route.matcher.as_ref().and_then(|m| m.explain(data)).unwrap_or_default();
+                let why = route
+                    .matcher
+                    .as_ref()
+                    .and_then(|m| m.explain(data))
+                    .or_else(|| route.scenario_miss())
+                    .unwrap_or_default();
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     // The 404 hides what a header condition wants; the server's own log may say it.
                     let all = route.matcher.as_ref().and_then(|m| m.explain_all(data)).unwrap_or_default();
@@ -647,17 +691,28 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         (Arc::new(dir), d.param.clone())
     });
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
-    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, location: location_string })))
+    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, location: location_string, scenario: None })))
 }
 
 /// Whether `earlier` answers every request that `later` would (on the methods they share): it has no `match`
-/// conditions, or the same ones.
+/// conditions and requires no scenario state, or the same ones.
 fn always_wins_over(earlier: &RouteConfig, later: &RouteConfig) -> bool {
+    match (required_state(earlier), required_state(later)) {
+        (None, _) => {}
+        (Some(a), Some(b)) if a == b => {}
+        _ => return false,
+    }
     match (&earlier.script.matcher, &later.script.matcher) {
         (None, _) => true,
         (Some(a), Some(b)) => a.1 == b.1,
         (Some(_), None) => false,
     }
+}
+
+/// The scenario and state a route requires, if any.
+fn required_state(route: &RouteConfig) -> Option<(&str, &str)> {
+    let scenario = route.script.scenario.as_ref()?;
+    Some((scenario.name.as_str(), scenario.state.as_deref()?))
 }
 
 fn overlaps(a: &Methods, b: &Methods) -> bool {
@@ -675,8 +730,10 @@ fn clash(config: &Config, earlier: &RouteConfig, later: &RouteConfig) -> LoadErr
     } else {
         format!("{}:{}", config.sources[earlier.origin.source].path.display(), earlier.origin.line)
     };
-    let (msg, help, label) = match (&earlier.script.matcher, &later.script.matcher) {
-        (None, None) => (
+    // A scenario `state` is a condition too: a route that requires one is not the fallback.
+    let conditions = |r: &RouteConfig| r.script.matcher.is_some() || required_state(r).is_some();
+    let (msg, help, label) = match (conditions(earlier), conditions(later)) {
+        (false, false) => (
             format!(
                 "route {} {} is defined twice; the one at {at} always answers first, so this one never would",
                 later.methods, later.path
@@ -684,9 +741,9 @@ fn clash(config: &Config, earlier: &RouteConfig, later: &RouteConfig) -> LoadErr
             "remove one of them, or give them different methods or `match` conditions".to_owned(),
             "first defined here",
         ),
-        (None, Some(_)) => (
+        (false, true) => (
             format!(
-                "route {} {} can never answer: the route at {at} has no `match` conditions, so it answers all such requests first",
+                "route {} {} can never answer: the route at {at} has no `match` conditions or scenario `state`, so it answers all such requests first",
                 later.methods, later.path
             ),
             format!(

@@ -145,6 +145,7 @@ impl Needs {
     const JSON: u16 = 1 << 6;
     const COUNT: u16 = 1 << 7;
     const URL_PATH: u16 = 1 << 8;
+    const SCENARIO: u16 = 1 << 9;
 
     fn of(names: impl IntoIterator<Item = String>) -> Needs {
         let mut bits = 0;
@@ -159,6 +160,7 @@ impl Needs {
                 "body" => Self::BODY,
                 "json" => Self::JSON,
                 "count" => Self::COUNT,
+                "scenario" => Self::SCENARIO,
                 _ => 0,
             };
         }
@@ -379,6 +381,8 @@ pub struct Vars<'a, 'r> {
     pub params: &'a [(&'a str, &'a str)],
     /// How many times the route has answered, this answer included.
     pub count: u64,
+    /// The router's scenarios, for `scenario.<name>`.
+    pub scenarios: &'a super::Scenarios,
 }
 
 /// Builds the context for templates that use `needs`: only those variables are made.
@@ -431,6 +435,10 @@ pub fn context(vars: &Vars<'_, '_>, needs: Needs) -> Value {
     if needs.has(Needs::COUNT) {
         ctx.count = Some(Value::from(vars.count));
     }
+    if needs.has(Needs::SCENARIO) {
+        let states = vars.scenarios.states().map(|(k, v)| (k.to_owned(), Value::from(v.as_str()))).collect();
+        ctx.scenario = Some(Value::from_object(Pairs(states)));
+    }
     Value::from_object(ctx)
 }
 
@@ -446,6 +454,7 @@ struct RenderContext {
     body: Option<Value>,
     json: Option<Value>,
     count: Option<Value>,
+    scenario: Option<Value>,
 }
 
 impl Object for RenderContext {
@@ -460,12 +469,13 @@ impl Object for RenderContext {
             "body" => self.body.clone(),
             "json" => self.json.clone(),
             "count" => self.count.clone(),
+            "scenario" => self.scenario.clone(),
             _ => None,
         }
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["method", "path", "url", "url_path", "query", "headers", "body", "json", "count"])
+        Enumerator::Str(&["method", "path", "url", "url_path", "query", "headers", "body", "json", "count", "scenario"])
     }
 }
 
