@@ -32,12 +32,16 @@ const CHANGES_STATE: &[(&str, &str)] = &[
     ("DELETE", "/coverage"),
     ("POST", "/scenarios/reset"),
     ("POST", "/reset"),
+    ("POST", "/routes"),
+    ("DELETE", "/routes"),
 ];
 
 /// Whether the admin call `method path` changes state: one of [`CHANGES_STATE`], or a `PUT` that sets a scenario
-/// (whose path names it).
+/// (whose path names it) or a `DELETE` of a runtime route.
 fn changes_state(method: &Method, path: &str) -> bool {
-    CHANGES_STATE.contains(&(method.as_str(), path)) || (method == Method::PUT && path.starts_with("/scenarios/"))
+    CHANGES_STATE.contains(&(method.as_str(), path))
+        || (method == Method::PUT && path.starts_with("/scenarios/"))
+        || (method == Method::DELETE && path.starts_with("/routes/"))
 }
 
 /// How many admin reads that can be large (`/__admin/requests`, `/__admin/routes`, `/__admin/coverage`) are

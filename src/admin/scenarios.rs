@@ -1,6 +1,7 @@
 //! `/__admin/scenarios`: list the scenarios, set one, reset them all; and `POST /__admin/reset`, which puts the
 //! server's runtime state back to its start.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
@@ -77,12 +78,27 @@ pub(super) fn reset(live: &Live) -> Response<Body> {
 }
 
 /// `POST /__admin/reset`: the journal emptied, coverage, sequences and counters back to zero, every scenario back
-/// to `"started"`. The routes stay.
-pub(super) fn reset_all(live: &Live) -> Response<Body> {
+/// to `"started"`; with `?routes=true`, the runtime routes removed first.
+pub(super) async fn reset_all(live: &Arc<Live>, query: Option<&str>) -> Response<Body> {
+    let mut removed = 0;
+    if query.is_some_and(|q| q.split('&').any(|kv| kv == "routes=true")) {
+        let worker = Arc::clone(live);
+        match super::runtime_routes::off_thread(move || worker.remove_runtime_routes()).await {
+            Some(Ok((n, _))) => removed = n,
+            Some(Err(e)) => {
+                let text = format!("{e}\nnothing was reset\n");
+                return respond::text(StatusCode::UNPROCESSABLE_ENTITY, text, &Method::POST);
+            }
+            None => {
+                let text = "503 the routes are still being changed (a reload on a hung mount?); nothing was reset\n";
+                return respond::text(StatusCode::SERVICE_UNAVAILABLE, text.to_owned(), &Method::POST);
+            }
+        }
+    }
     let router = live.router();
     let cleared = live.journal().clear();
     live.journal().reset_coverage(&router);
     router.reset_counters();
     router.scenarios().reset();
-    respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": cleared }))
+    respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": cleared, "routes_removed": removed }))
 }

@@ -17,6 +17,7 @@ pub(crate) mod matching;
 pub(crate) mod not_found;
 pub(crate) mod reply;
 pub(crate) mod respond;
+pub mod runtime;
 pub mod scenario;
 pub(crate) mod static_files;
 pub(crate) mod template;
@@ -131,6 +132,8 @@ pub struct Route {
     /// The hash of its definition (see [`crate::config::ScriptConfig::key`]).
     key: u64,
     stats: RouteStats,
+    /// Its id when it was sent over `POST /__admin/routes`; none for the route file's.
+    pub runtime_id: Option<u64>,
 }
 
 impl Route {
@@ -266,22 +269,23 @@ impl Router {
         Self::build_checked(crate::config::check_file(path)?)
     }
 
-    /// Like [`Router::load_file`], recording in `inputs` every file the load read, for the watcher.
-    pub(crate) fn load_file_tracked(
-        path: &std::path::Path,
-        inputs: &mut crate::config::inputs::Inputs,
-    ) -> Result<Router, LoadErrors> {
-        Self::build_checked(crate::config::check_file_tracked(path, inputs)?)
-    }
-
     /// Checks and builds route-file `text` named `name`, with body files relative to `base_dir`.
     pub fn load_str(text: &str, name: &std::path::Path, base_dir: &std::path::Path) -> Result<Router, LoadErrors> {
         Self::build_checked(crate::config::check_str(text, name, base_dir)?)
     }
 
-    fn build_checked((config, mut errors): (Config, Vec<LoadError>)) -> Result<Router, LoadErrors> {
-        match Router::build(&config) {
-            Ok(router) if errors.is_empty() => Ok(router),
+    fn build_checked((config, errors): (Config, Vec<LoadError>)) -> Result<Router, LoadErrors> {
+        Self::load_layered((config, errors), &[]).map(|(router, _)| router)
+    }
+
+    /// Builds a checked route file (its config and the problems already found) with `runtime` routes in front, and
+    /// hands back the file's config with the router, so that the runtime routes can be changed without a re-read.
+    pub(crate) fn load_layered(
+        (config, mut errors): (Config, Vec<LoadError>),
+        runtime: &[runtime::RuntimeRoute],
+    ) -> Result<(Router, Config), LoadErrors> {
+        match Router::build_layered(&config, runtime) {
+            Ok(router) if errors.is_empty() => Ok((router, config)),
             Ok(_) => Err(LoadErrors(errors)),
             Err(more) => {
                 errors.extend(more.0);
@@ -293,6 +297,22 @@ impl Router {
 
     /// Builds a router from a checked config. Clashing routes and template syntax errors are reported here.
     pub fn build(config: &Config) -> Result<Router, LoadErrors> {
+        Self::build_with_runtime(config, &[])
+    }
+
+    /// Builds the route file's `config` with `runtime` routes in front (see [`runtime`]).
+    pub(crate) fn build_layered(config: &Config, runtime: &[runtime::RuntimeRoute]) -> Result<Router, LoadErrors> {
+        if runtime.is_empty() {
+            return Self::build(config);
+        }
+        let (merged, ids) = runtime::merge(config, runtime);
+        Self::build_with_runtime(&merged, &ids)
+    }
+
+    /// [`Router::build`], where `runtime_ids[i]` is the runtime id of `config.routes[i]` (none past its end): a
+    /// runtime route may shadow a route of another text (that is what it is for), which is then no clash.
+    fn build_with_runtime(config: &Config, runtime_ids: &[Option<u64>]) -> Result<Router, LoadErrors> {
+        let runtime_id = |ci: usize| runtime_ids.get(ci).copied().flatten();
         let mut errors = Vec::new();
         let mut tree = matchit::Router::new();
         let mut entries: Vec<PathEntry> = Vec::with_capacity(config.routes.len());
@@ -310,7 +330,12 @@ impl Router {
                     let shadowing = entries[e]
                         .routes
                         .iter()
-                        .map(|&i| &config.routes[config_index[i]])
+                        .map(|&i| config_index[i])
+                        .filter(|&ei| {
+                            let earlier = &config.routes[ei];
+                            runtime_id(ei).is_none() || earlier.origin.source == rc.origin.source
+                        })
+                        .map(|ei| &config.routes[ei])
                         .find(|earlier| overlaps(&earlier.methods, &rc.methods) && always_wins_over(earlier, rc));
                     if let Some(earlier) = shadowing {
                         errors.push(clash(config, earlier, rc));
@@ -350,6 +375,7 @@ impl Router {
                 matcher: rc.script.matcher.as_ref().map(|m| m.0.clone()),
                 key: rc.script.key,
                 stats: RouteStats::default(),
+                runtime_id: runtime_id(ci),
             });
         }
         // A catch-all needs at least one character, so `/docs/{*rest}` alone would answer 404 for `/docs/`: a `dir`

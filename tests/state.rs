@@ -1,6 +1,8 @@
-//! Scenarios against the real binary: WireMock's to-do example in any order, the near-miss 404 that names the
-//! states, `scenario.<name>` in templates, the admin endpoints (list, set, reset), `POST /__admin/reset`, a reload
-//! that keeps the states of scenarios that still exist, and the load errors of the new keys.
+//! Runtime state against the real binary. Scenarios: WireMock's to-do example in any order, the near-miss 404 that
+//! names the states, `scenario.<name>` in templates, the admin endpoints (list, set, reset), a reload that keeps the
+//! states of scenarios that still exist, and the load errors of the new keys. Runtime routes over HTTP: added,
+//! overriding the file's, listed with their origin, removed, surviving reloads, refused with line and column.
+//! `POST /__admin/reset`.
 
 mod common;
 
@@ -252,4 +254,137 @@ fn scenario_keys_are_checked_with_line_and_column() {
     let after_fallback = "[[route]]\npath = \"/a\"\n\n[[route]]\npath = \"/a\"\nscenario = \"t\"\nstate = \"x\"\n";
     let text = common::load_error(after_fallback);
     assert!(text.contains("has no `match` conditions or scenario `state`"), "{text}");
+}
+
+const FILE: &str = r#"
+[[route]]
+path = "/hello"
+body = "from the file"
+
+[[route]]
+path = "/users/{id}"
+body = "user"
+"#;
+
+fn routes(s: &Running) -> Vec<serde_json::Value> {
+    let (status, body) = s.get("/__admin/routes");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["routes"].as_array().unwrap().clone()
+}
+
+fn add(s: &Running, toml: &str) -> (u16, String) {
+    s.admin(reqwest::Method::POST, "/__admin/routes", toml)
+}
+
+#[test]
+fn runtime_routes_are_added_over_http_tried_first_listed_and_removed() {
+    let s = Running::start(FILE);
+    let (status, body) =
+        add(&s, "[[route]]\npath = \"/hello\"\nbody = \"overridden\"\n\n[[route]]\npath = \"/new\"\nbody = \"new\"\n");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ids"], serde_json::json!([1, 2]));
+    assert_eq!(s.get("/hello"), (200, "overridden".to_owned()), "a runtime route is tried before the file's");
+    assert_eq!(s.get("/new"), (200, "new".to_owned()));
+
+    let listed = routes(&s);
+    let brief: Vec<_> = listed.iter().map(|r| (r["path"].clone(), r["origin"].clone(), r["id"].clone())).collect();
+    let j = serde_json::Value::from;
+    assert_eq!(
+        brief,
+        [
+            (j("/hello"), j("runtime"), serde_json::json!(1)),
+            (j("/new"), j("runtime"), serde_json::json!(2)),
+            (j("/hello"), j("file"), serde_json::Value::Null),
+            (j("/users/{id}"), j("file"), serde_json::Value::Null),
+        ]
+    );
+    assert_eq!(listed[1]["location"], "runtime:5");
+
+    // A later POST wins over an earlier one.
+    assert_eq!(add(&s, "[[route]]\npath = \"/hello\"\nbody = \"newest\"\n").0, 200);
+    assert_eq!(s.get("/hello").1, "newest");
+    assert_eq!(s.admin(reqwest::Method::DELETE, "/__admin/routes/3", "").0, 200);
+    assert_eq!(s.get("/hello").1, "overridden");
+    assert_eq!(s.admin(reqwest::Method::DELETE, "/__admin/routes/1", "").0, 200);
+    assert_eq!(s.get("/hello").1, "from the file", "the file's route answers again");
+    let (status, body) = s.admin(reqwest::Method::DELETE, "/__admin/routes/1", "");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no runtime route has id 1"), "{body}");
+    let (status, body) = s.admin(reqwest::Method::DELETE, "/__admin/routes", "");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("?origin=runtime"), "{body}");
+    assert_eq!(s.get("/new").0, 200, "a refused DELETE removes nothing");
+    let (status, body) = s.admin(reqwest::Method::DELETE, "/__admin/routes?origin=runtime", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""removed":1"#), "{body}");
+    assert_eq!(s.get("/new").0, 404);
+    assert_eq!(routes(&s).len(), 2);
+}
+
+#[test]
+fn runtime_routes_survive_reloads_of_the_file() {
+    let s = Running::start(FILE);
+    assert_eq!(add(&s, "[[route]]\npath = \"/hello\"\nbody = \"runtime\"\n").0, 200);
+    let edited = FILE.replace("from the file", "edited") + "\n[[route]]\npath = \"/added\"\nbody = \"added\"\n";
+    std::fs::write(s.dir.path().join("routes.toml"), edited).unwrap();
+    let (status, body) = s.admin(reqwest::Method::POST, "/__admin/reload", "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(s.get("/added").1, "added", "the file was reloaded");
+    assert_eq!(s.get("/hello").1, "runtime", "the runtime route is still in front");
+    assert_eq!(s.admin(reqwest::Method::DELETE, "/__admin/routes?origin=runtime", "").0, 200);
+    assert_eq!(s.get("/hello").1, "edited", "under it, the reloaded file's route");
+    // A file that now conflicts with a runtime route fails to reload, and the routes in service stay.
+    assert_eq!(add(&s, "[[route]]\npath = \"/items/{name}\"\nbody = \"r\"\n").0, 200);
+    std::fs::write(s.dir.path().join("routes.toml"), format!("{FILE}\n[[route]]\npath = \"/items/{{id}}\"\n")).unwrap();
+    let (status, body) = s.admin(reqwest::Method::POST, "/__admin/reload", "");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("conflicts with `/items/{name}`"), "{body}");
+    assert_eq!(s.get("/items/1").1, "r");
+}
+
+#[test]
+fn bad_runtime_routes_get_422_with_line_and_column_and_change_nothing() {
+    let s = Running::start(FILE);
+    let (status, body) = add(&s, "[[route]]\npath = \"/a\"\nstauts = 200\n");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("unknown field `stauts`") && body.contains("runtime:3:1"), "{body}");
+    let (status, body) = add(&s, "[[route]]\npath = \"/a\"\nstate = \"x\"\n");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("`state` without a `scenario`") && body.contains("runtime:3:9"), "{body}");
+    let (status, body) = add(&s, "[server]\nseed = 1\n");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("runtime routes take only `[[route]]` tables, and this text has `server`"), "{body}");
+    let (status, body) = add(&s, "");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("no `[[route]]` table"), "{body}");
+    let (status, body) = add(&s, "[[route]]\npath = \"/a\"\n\n[[route]]\npath = \"/a\"\n");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("defined twice") && body.contains("runtime:5:"), "{body}");
+    // Clashing with the file's routes in the tree: refused, not half-added.
+    let (status, body) = add(&s, "[[route]]\npath = \"/users/{uid}\"\n\n[[route]]\npath = \"/b\"\n");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("conflicts with"), "{body}");
+    assert_eq!(routes(&s).len(), 2, "nothing was added");
+    assert_eq!(s.get("/b").0, 404);
+    // A POST that a page on another site could send (no X-Hotroute, not JSON) is refused.
+    let res = s.client.post(s.url("/__admin/routes")).body("[[route]]\npath = \"/x\"\n").send().unwrap();
+    assert_eq!(res.status(), 403);
+    // The reload's refusal of a body points here.
+    let (status, body) = s.admin(reqwest::Method::POST, "/__admin/reload", "[[route]]");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("POST their TOML to /__admin/routes"), "{body}");
+}
+
+#[test]
+fn reset_with_routes_true_also_removes_the_runtime_routes() {
+    let s = Running::start(FILE);
+    assert_eq!(add(&s, "[[route]]\npath = \"/hello\"\nbody = \"runtime\"\n").0, 200);
+    assert_eq!(s.admin(reqwest::Method::POST, "/__admin/reset", "").0, 200);
+    assert_eq!(s.get("/hello").1, "runtime", "a plain reset keeps the routes");
+    let (status, body) = s.admin(reqwest::Method::POST, "/__admin/reset?routes=true", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""routes_removed":1"#), "{body}");
+    assert_eq!(s.get("/hello").1, "from the file");
 }
