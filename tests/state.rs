@@ -388,3 +388,14 @@ fn reset_with_routes_true_also_removes_the_runtime_routes() {
     assert!(body.contains(r#""routes_removed":1"#), "{body}");
     assert_eq!(s.get("/hello").1, "from the file");
 }
+
+#[test]
+fn mock_server_reset_puts_scenarios_back_too() {
+    let server = hotroute::MockServer::start_blocking(TODO).unwrap();
+    let client = Client::builder().no_proxy().build().unwrap();
+    let url = |p: &str| server.url(p);
+    assert_eq!(client.post(url("/todo")).send().unwrap().status(), 201);
+    assert_eq!(items(&client.get(url("/todo")).send().unwrap().text().unwrap()), 2);
+    server.reset();
+    assert_eq!(items(&client.get(url("/todo")).send().unwrap().text().unwrap()), 1);
+}

@@ -95,10 +95,6 @@ pub(super) async fn reset_all(live: &Arc<Live>, query: Option<&str>) -> Response
             }
         }
     }
-    let router = live.router();
-    let cleared = live.journal().clear();
-    live.journal().reset_coverage(&router);
-    router.reset_counters();
-    router.scenarios().reset();
+    let cleared = live.reset();
     respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": cleared, "routes_removed": removed }))
 }

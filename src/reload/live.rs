@@ -383,6 +383,17 @@ impl Live {
         }
     }
 
+    /// Puts the runtime state back to its start: the journal emptied, coverage counts, sequence positions and
+    /// `count` back to zero, every scenario in `"started"`. The routes stay.
+    pub fn reset(&self) -> usize {
+        let router = self.router();
+        let cleared = self.journal.clear();
+        self.journal.reset_coverage(&router);
+        router.reset_counters();
+        router.scenarios().reset();
+        cleared
+    }
+
     /// Adds the routes of `text` (one or more `[[route]]` tables, checked like the route file) in front of every
     /// route: returns their ids and the new generation. Nothing changes on error.
     pub fn add_routes(&self, text: &str) -> Result<(Vec<u64>, u64), LoadErrors> {
