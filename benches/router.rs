@@ -22,6 +22,11 @@ fn router_of(text: &str) -> Router {
 fn respond(c: &mut Criterion) {
     let small = router_of(include_str!("../routes.toml"));
     let big = router_of(&ten_thousand_routes());
+    // A scenario route against a plain one of the same router: what a route pays for its scenario check.
+    let scenarios = router_of(
+        "[[route]]\npath = \"/plain\"\nbody = \"x\"\n\n\
+         [[route]]\npath = \"/todo\"\nscenario = \"todo\"\nstate = \"started\"\nbody = \"x\"\n",
+    );
     let headers = HeaderMap::new();
     let body = Bytes::new();
     let peer = "127.0.0.1:1".parse().unwrap();
@@ -30,6 +35,8 @@ fn respond(c: &mut Criterion) {
         ("2 routes, /hello", &small, "/hello"),
         ("10k routes, deep route", &big, "/api/v1/resource9999/42/items"),
         ("10k routes, miss (404)", &big, "/api/v1/nope"),
+        ("plain route beside a scenario", &scenarios, "/plain"),
+        ("scenario route, state holds", &scenarios, "/todo"),
     ] {
         let uri: Uri = uri.parse().unwrap();
         group.bench_function(name, |b| {

@@ -58,7 +58,8 @@ export function findHotroute(env = process.env) {
 
 /**
  * Starts hotroute on a free port with `routes` (TOML) written to routes.toml in a new temp folder.
- * Resolves to { url(path), baseUrl, dir, stop() }; `stop` ends the server and removes the folder.
+ * Resolves to { url(path), baseUrl, dir, addRoutes(toml), removeRoutes(...ids), reset(), scenario(name),
+ * setScenario(name, state), stop() }; `stop` ends the server and removes the folder.
  * Rejects with the server's own error text when it does not start (a bad route file, a missing binary).
  * Options: `bin`, the binary to run (default: findHotroute()).
  */
@@ -107,10 +108,39 @@ export async function startHotroute(routes, { bin = findHotroute() } = {}) {
   child.stdout.resume();
 
   const baseUrl = first.line.slice("listening on ".length);
+  // A call that changes state says it is made on purpose (see the README's Security section).
+  const admin = async (method, path, body) => {
+    const res = await fetch(baseUrl + path, { method, body, headers: { "x-hotroute": "1" } });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`hotroute answered ${res.status}:\n${text}`);
+    return JSON.parse(text);
+  };
   return {
     baseUrl,
     dir,
     url: (path) => baseUrl + path,
+    /** Adds runtime routes (TOML `[[route]]` tables), tried before the file's; resolves to their ids. */
+    addRoutes: async (toml) => (await admin("POST", "/__admin/routes", toml)).ids,
+    /** Removes the runtime routes with these ids, or all of them when none is given. */
+    removeRoutes: async (...ids) => {
+      const paths = ids.length ? ids.map((id) => `/__admin/routes/${id}`) : ["/__admin/routes?origin=runtime"];
+      for (const path of paths) await admin("DELETE", path);
+    },
+    /** Back to the start: journal, sequences, counters, scenarios, and (unless `routes: false`) runtime routes. */
+    reset: async ({ routes = true } = {}) => {
+      await admin("POST", `/__admin/reset${routes ? "?routes=true" : ""}`);
+    },
+    /** The state scenario `name` is in (every scenario starts in "started"). */
+    scenario: async (name) => {
+      const { scenarios } = await (await fetch(baseUrl + "/__admin/scenarios")).json();
+      const found = scenarios.find((s) => s.name === name);
+      if (!found) throw new Error(`no route names scenario \`${name}\``);
+      return found.state;
+    },
+    /** Puts scenario `name` in `state` (one that its routes name). */
+    setScenario: async (name, state) => {
+      await admin("PUT", `/__admin/scenarios/${encodeURIComponent(name)}`, JSON.stringify({ state }));
+    },
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM"); // hotroute finishes requests in flight and exits

@@ -128,3 +128,55 @@ test("stop ends the server and removes its temp folder", async () => {
   await assert.rejects(fetch(server.url("/ping"))); // nobody listens there any more
   await server.stop(); // twice is fine
 });
+
+test("runtime routes override the file's until removed, and reset puts the server back", async () => {
+  const server = await startHotroute('[[route]]\npath = "/ping"\nbody = "pong"\n');
+  try {
+    const [id] = await server.addRoutes('[[route]]\npath = "/ping"\nstatus = 503\n');
+    assert.equal((await fetch(server.url("/ping"))).status, 503);
+    await server.removeRoutes(id);
+    assert.equal(await (await fetch(server.url("/ping"))).text(), "pong");
+    await server.addRoutes('[[route]]\npath = "/extra"\nbody = "x"\n');
+    await server.reset();
+    assert.equal((await fetch(server.url("/extra"))).status, 404);
+    await assert.rejects(server.addRoutes('[[route]]\npath = "/a"\nstauts = 200\n'), /runtime:3:1/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("a scenario answers by what happened before", async () => {
+  const server = await startHotroute(`
+[[route]]
+path = "/todo"
+scenario = "todo"
+state = "started"
+json = { items = ["buy milk"] }
+
+[[route]]
+path = "/todo"
+method = "POST"
+scenario = "todo"
+next_state = "added"
+status = 201
+
+[[route]]
+path = "/todo"
+scenario = "todo"
+state = "added"
+json = { items = ["buy milk", "clean up"] }
+`);
+  try {
+    const items = async () => (await (await fetch(server.url("/todo"))).json()).items.length;
+    assert.equal(await items(), 1);
+    assert.equal((await fetch(server.url("/todo"), { method: "POST" })).status, 201);
+    assert.equal(await server.scenario("todo"), "added");
+    assert.equal(await items(), 2);
+    await server.reset();
+    assert.equal(await server.scenario("todo"), "started");
+    await server.setScenario("todo", "added");
+    assert.equal(await items(), 2);
+  } finally {
+    await server.stop();
+  }
+});

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -153,6 +154,45 @@ class Hotroute:
     def coverage(self):
         """Routes never hit and requests no route answered."""
         return self.get("/__admin/coverage").json()
+
+    def add_routes(self, routes_toml):
+        """Adds runtime routes (one or more `[[route]]` tables), tried before the route file's; returns their ids.
+        A refused text raises HotrouteError with the server's errors (line and column in the text sent)."""
+        res = self._admin("POST", "/__admin/routes", routes_toml.encode())
+        if res.status != 200:
+            raise HotrouteError(f"hotroute refused the routes ({res.status}):\n{res.text()}")
+        return res.json()["ids"]
+
+    def remove_routes(self, *ids):
+        """Removes the runtime routes with these ids, or all of them when none is given."""
+        for path in [f"/__admin/routes/{i}" for i in ids] or ["/__admin/routes?origin=runtime"]:
+            self._check(self._admin("DELETE", path))
+
+    def reset(self, routes=True):
+        """Puts the server back at its start: the journal emptied, sequences, counters and scenarios reset, and
+        (unless `routes=False`) the runtime routes removed."""
+        self._check(self._admin("POST", "/__admin/reset" + ("?routes=true" if routes else "")))
+
+    def scenario(self, name):
+        """The state scenario `name` is in (every scenario starts in "started")."""
+        for s in self.get("/__admin/scenarios").json()["scenarios"]:
+            if s["name"] == name:
+                return s["state"]
+        raise HotrouteError(f"no route names scenario `{name}`")
+
+    def set_scenario(self, name, state):
+        """Puts scenario `name` in `state` (one that its routes name)."""
+        self._check(self._admin("PUT", f"/__admin/scenarios/{urllib.parse.quote(name, safe='')}", {"state": state}))
+
+    def _admin(self, method, path, body=None):
+        # A call that changes state says it is made on purpose (see the README's Security section).
+        return self.request(method, path, body=body, headers={"x-hotroute": "1"})
+
+    @staticmethod
+    def _check(res):
+        if res.status != 200:
+            raise HotrouteError(f"hotroute answered {res.status}:\n{res.text()}")
+        return res
 
     def log(self):
         """What the server wrote on stderr so far (warnings, reload errors)."""

@@ -128,3 +128,52 @@ def test_stop_ends_the_server_and_removes_its_temp_folder():
     with pytest.raises(OSError):  # nobody listens there any more
         server.get("/ping")
     server.stop()  # twice is fine
+
+
+TODO = """
+[[route]]
+path = "/todo"
+scenario = "todo"
+state = "started"
+json = { items = ["buy milk"] }
+
+[[route]]
+path = "/todo"
+method = "POST"
+scenario = "todo"
+next_state = "added"
+status = 201
+
+[[route]]
+path = "/todo"
+scenario = "todo"
+state = "added"
+json = { items = ["buy milk", "clean up"] }
+"""
+
+
+def test_a_scenario_answers_by_what_happened_before(hotroute):
+    api = hotroute(TODO)
+    assert len(api.get("/todo").json()["items"]) == 1
+    assert api.scenario("todo") == "started"
+    assert api.post("/todo").status == 201
+    assert api.scenario("todo") == "added"
+    assert len(api.get("/todo").json()["items"]) == 2
+    api.reset()
+    assert api.scenario("todo") == "started" and api.requests() == []
+    api.set_scenario("todo", "added")
+    assert len(api.get("/todo").json()["items"]) == 2
+
+
+def test_runtime_routes_override_the_file_until_removed_or_reset(hotroute):
+    api = hotroute(PING)
+    [first] = api.add_routes('[[route]]\npath = "/ping"\nstatus = 503\n')
+    assert api.get("/ping").status == 503
+    api.remove_routes(first)
+    assert api.get("/ping").text() == "pong"
+    api.add_routes('[[route]]\npath = "/extra"\nbody = "x"\n')
+    assert api.get("/extra").status == 200
+    api.reset()
+    assert api.get("/extra").status == 404
+    with pytest.raises(HotrouteError, match=r"(?s)unknown field `stauts`.*runtime:3:1"):
+        api.add_routes('[[route]]\npath = "/a"\nstauts = 200\n')

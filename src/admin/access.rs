@@ -26,7 +26,23 @@ pub const CSRF_HEADER: &str = "x-hotroute";
 
 /// The admin calls that change state, checked against cross-site requests. (Other methods and paths get 405 or
 /// 404 and change nothing.)
-const CHANGES_STATE: &[(&str, &str)] = &[("POST", "/reload"), ("DELETE", "/requests"), ("DELETE", "/coverage")];
+const CHANGES_STATE: &[(&str, &str)] = &[
+    ("POST", "/reload"),
+    ("DELETE", "/requests"),
+    ("DELETE", "/coverage"),
+    ("POST", "/scenarios/reset"),
+    ("POST", "/reset"),
+    ("POST", "/routes"),
+    ("DELETE", "/routes"),
+];
+
+/// Whether the admin call `method path` changes state: one of [`CHANGES_STATE`], or a `PUT` that sets a scenario
+/// (whose path names it) or a `DELETE` of a runtime route.
+fn changes_state(method: &Method, path: &str) -> bool {
+    CHANGES_STATE.contains(&(method.as_str(), path))
+        || (method == Method::PUT && path.starts_with("/scenarios/"))
+        || (method == Method::DELETE && path.starts_with("/routes/"))
+}
 
 /// How many admin reads that can be large (`/__admin/requests`, `/__admin/routes`, `/__admin/coverage`) are
 /// answered at once; more get 503 with `retry-after`. A read holds its place until its answer is sent.
@@ -100,7 +116,7 @@ impl Access {
                 }
             }
         };
-        if CHANGES_STATE.contains(&(req.method().as_str(), path)) {
+        if changes_state(req.method(), path) {
             self.check_csrf(req, host, grant == Grant::Full && self.token.is_some())?;
         }
         Ok(grant)

@@ -9,6 +9,8 @@
 pub(crate) mod access;
 pub(crate) mod dashboard;
 mod requests;
+mod runtime_routes;
+mod scenarios;
 
 use std::sync::Arc;
 
@@ -28,9 +30,14 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/health", "GET"),
     ("/reload", "POST"),
     ("/requests", "GET, DELETE"),
-    ("/routes", "GET"),
+    ("/routes", "GET, POST, DELETE"),
+    ("/routes/{id}", "DELETE"),
     ("/coverage", "GET, DELETE"),
     ("/metrics", "GET"),
+    ("/scenarios", "GET"),
+    ("/scenarios/{name}", "PUT"),
+    ("/scenarios/reset", "POST"),
+    ("/reset", "POST"),
 ];
 
 /// Whether `path` is the admin API's: `/__admin` or under `/__admin/` (not `/__administrator`).
@@ -55,7 +62,7 @@ pub async fn handle(live: &Arc<Live>, access: &Access, req: Request<Incoming>) -
         (&Method::POST, "/reload") if !hyper::body::Body::is_end_stream(req.body()) => respond::text(
             StatusCode::BAD_REQUEST,
             "POST /__admin/reload takes no body: it reloads the route file from disk, so edit the file and post \
-             again without a body. Sending routes over HTTP is planned as a separate runtime-routes API.\n"
+             again without a body. To add routes over HTTP, POST their TOML to /__admin/routes.\n"
                 .to_owned(),
             &Method::POST,
         ),
@@ -68,9 +75,14 @@ pub async fn handle(live: &Arc<Live>, access: &Access, req: Request<Incoming>) -
             respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": live.journal().clear() }))
         }
         (&Method::GET, "/routes") => match access.read_permit() {
-            Ok(_permit) => routes(live),
+            Ok(_permit) => runtime_routes::list(live),
             Err(busy) => *busy,
         },
+        (&Method::POST, "/routes") => runtime_routes::add(live, req).await,
+        (&Method::DELETE, "/routes") => runtime_routes::remove_all(live, req.uri().query()).await,
+        (&Method::DELETE, p) if p.strip_prefix("/routes/").is_some_and(|n| !n.is_empty() && !n.contains('/')) => {
+            runtime_routes::remove(live, &p["/routes/".len()..]).await
+        }
         (&Method::GET, "/coverage") => match access.read_permit() {
             Ok(_permit) => {
                 let mut coverage = live.journal().coverage(&live.router());
@@ -87,7 +99,24 @@ pub async fn handle(live: &Arc<Live>, access: &Access, req: Request<Incoming>) -
             respond::json(StatusCode::OK, &json!({ "status": "ok" }))
         }
         (&Method::GET, "/metrics") => metrics(live),
-        _ => match ENDPOINTS.iter().find(|(p, _)| *p == path) {
+        (&Method::GET, "/scenarios") => scenarios::list(live),
+        (&Method::POST, "/scenarios/reset") => scenarios::reset(live),
+        (&Method::PUT, p) if p.strip_prefix("/scenarios/").is_some_and(|n| !n.is_empty() && !n.contains('/')) => {
+            let name = p["/scenarios/".len()..].to_owned();
+            scenarios::set(live, req, &name).await
+        }
+        (&Method::POST, "/reset") => scenarios::reset_all(live, req.uri().query()).await,
+        _ => match ENDPOINTS.iter().find(|(p, _)| *p == path).or_else(|| {
+            // `/scenarios/{name}` stands for every scenario's path (but `reset`, which is in the list itself).
+            let (prefix, pattern) = if path.starts_with("/routes/") {
+                ("/routes/", "/routes/{id}")
+            } else {
+                ("/scenarios/", "/scenarios/{name}")
+            };
+            path.strip_prefix(prefix)
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+                .and_then(|_| ENDPOINTS.iter().find(|(p, _)| *p == pattern))
+        }) {
             Some((_, allow)) => {
                 respond::method_not_allowed(req.method(), req.uri().path(), &http::HeaderValue::from_static(allow))
             }
@@ -119,20 +148,6 @@ pub(crate) fn base_dir(live: &Live) -> String {
 /// `path` without `base` in front (when it is there and `base` is not empty).
 pub(crate) fn relative<'a>(base: &str, path: &'a str) -> &'a str {
     if base.is_empty() { path } else { path.strip_prefix(base).unwrap_or(path) }
-}
-
-fn routes(live: &Live) -> Response<Body> {
-    let router = live.router();
-    let base = base_dir(live);
-    let routes: Vec<_> = router
-        .routes()
-        .iter()
-        .map(|r| {
-            let location = r.location();
-            json!({ "methods": r.methods.to_json(), "path": r.path, "location": relative(&base, &location) })
-        })
-        .collect();
-    respond::json(StatusCode::OK, &json!({ "generation": live.generation(), "routes": routes }))
 }
 
 /// Health: always the status, the route count and the generation; with a [`Grant::Full`], also the route file and

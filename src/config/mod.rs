@@ -39,7 +39,10 @@ mod stream;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
 pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, compile_regex};
-pub use script::{CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, ScriptConfig, SequenceItemSpec};
+pub use script::{
+    CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, SCENARIO_START, ScenarioConfig, ScriptConfig,
+    SequenceItemSpec,
+};
 pub use stream::{RepeatSpec, SseEventSpec, SseFields, StreamConfig, StreamItemSpec};
 
 /// The address served when neither the file nor the command line names one (port 3000, as the Go example this
@@ -263,6 +266,18 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub fallback: Option<Spanned<String>>,
+    /// The scenario this route reads or moves (see `state` and `next_state`); every scenario starts in `"started"`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub scenario: Option<Spanned<String>>,
+    /// With `scenario`: the state the scenario must be in for this route to match.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub state: Option<Spanned<String>>,
+    /// With `scenario`: the state the scenario moves to when this route answers.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub next_state: Option<Spanned<String>>,
 }
 
 /// `method = "GET"` or `method = ["GET", "POST"]`.

@@ -272,8 +272,27 @@ pub struct ScriptConfig {
     pub status_template: Option<(String, Range<usize>)>,
     /// `stream` or `sse`: the body sent in timed chunks.
     pub stream: Option<StreamConfig>,
+    /// `scenario`, `state` and `next_state`.
+    pub scenario: Option<ScenarioConfig>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
+}
+
+/// The state every scenario starts in, and returns to on a reset.
+pub const SCENARIO_START: &str = "started";
+
+/// The longest scenario or state name accepted: they are labels, and the admin API lists them.
+pub const MAX_SCENARIO_NAME: usize = 100;
+
+/// A route's `scenario`: the state it requires to match, and the state it moves the scenario to when it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScenarioConfig {
+    /// The scenario's name.
+    pub name: String,
+    /// `state`: the route matches only while the scenario is in it.
+    pub state: Option<String>,
+    /// `next_state`: where the scenario goes when the route answers.
+    pub next_state: Option<String>,
 }
 
 impl ScriptConfig {
@@ -291,9 +310,11 @@ impl ScriptConfig {
             dir,
             status_template,
             stream,
+            scenario,
             key: _,
         } = self;
         !template
+            && scenario.is_none()
             && header_templates.is_empty()
             && sequence.is_none()
             && delay.is_none()
@@ -373,6 +394,7 @@ impl Checker<'_> {
                 "add a `body = \"...\"` (or `json`, `file`, a header) with the template, or remove `template`",
             );
         }
+        let scenario = self.scenario(spec);
         ScriptConfig {
             template: spec.template,
             header_templates,
@@ -383,8 +405,63 @@ impl Checker<'_> {
             dir,
             status_template: None,
             stream,
+            scenario,
             key: 0,
         }
+    }
+
+    /// `scenario`, `state` and `next_state`: `state` and `next_state` need a `scenario`, and a `scenario` needs one
+    /// of them (alone it would do nothing).
+    fn scenario(&mut self, spec: &RouteSpec) -> Option<ScenarioConfig> {
+        let mut bad = false;
+        for (key, value) in [("scenario", &spec.scenario), ("state", &spec.state), ("next_state", &spec.next_state)] {
+            let Some(value) = value else { continue };
+            let text = value.get_ref();
+            if text.trim().is_empty() || text.len() > MAX_SCENARIO_NAME || text.chars().any(char::is_control) {
+                self.error(
+                    value.span(),
+                    format!("`{key}` must be a name of 1 to {MAX_SCENARIO_NAME} characters without control characters"),
+                    &format!(
+                        "write a short name, e.g. `{key} = \"{}\"`",
+                        if key == "scenario" { "todo" } else { "added" }
+                    ),
+                );
+                bad = true;
+            }
+        }
+        let Some(name) = &spec.scenario else {
+            for (key, value) in [("state", &spec.state), ("next_state", &spec.next_state)] {
+                if let Some(value) = value {
+                    self.error(
+                        value.span(),
+                        format!("`{key}` without a `scenario`"),
+                        &format!(
+                            "name the scenario whose state this is, e.g. `scenario = \"todo\"`, or remove `{key}`"
+                        ),
+                    );
+                }
+            }
+            return None;
+        };
+        if spec.state.is_none() && spec.next_state.is_none() {
+            self.error(
+                name.span(),
+                format!("`scenario = \"{}\"` without `state` or `next_state` does nothing", name.get_ref()),
+                &format!(
+                    "add `state = \"...\"` (the state the route requires; every scenario starts in \"{SCENARIO_START}\") \
+                     and/or `next_state = \"...\"` (the state it moves to), or remove `scenario`"
+                ),
+            );
+            return None;
+        }
+        if bad {
+            return None;
+        }
+        Some(ScenarioConfig {
+            name: name.get_ref().clone(),
+            state: spec.state.as_ref().map(|s| s.get_ref().clone()),
+            next_state: spec.next_state.as_ref().map(|s| s.get_ref().clone()),
+        })
     }
 
     pub(super) fn server_script(
@@ -880,6 +957,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
         dir,
         status_template,
         stream,
+        scenario,
         key: _,
     } = script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -911,6 +989,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
             }
         }
     }
+    scenario.hash(&mut h);
     h.finish()
 }
 

@@ -221,11 +221,10 @@ impl MockServer {
         self.live.reload()
     }
 
-    /// Clears the journal, the coverage counts, and every route's `count` (so sequences start over).
+    /// Clears the journal, the coverage counts, and every route's `count` (so sequences start over), and puts
+    /// every scenario back in `"started"`: what `POST /__admin/reset` does.
     pub fn reset(&self) {
-        self.live.journal().clear();
-        self.live.journal().reset_coverage(&self.live.router());
-        self.live.router().reset_counters();
+        self.live.reset();
     }
 
     /// Which routes answered no request, and which requests no route answered.

@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use super::watch::{WatchError, WatchHandle};
 
+use crate::config::Config;
 use crate::config::error::{LoadError, LoadErrors};
 use crate::config::inputs::Inputs;
 use crate::observe::journal::Journal;
 use crate::observe::metrics::Metrics;
 use crate::route::Router;
+use crate::route::runtime::{self, RuntimeRoute};
 
 /// How long the route files must stay the same before a read that looks half-written (unparsable, or no routes
 /// where there were some) counts: longer than the pause a tool makes between truncating a file and writing it.
@@ -55,6 +57,19 @@ pub struct Live {
     metrics: Metrics,
     /// Reloads asked for by the admin API: one at a time, off the async workers.
     rounds: Mutex<Rounds>,
+    /// The route file's config as last loaded, which runtime route changes build on (none for routes given as a
+    /// string).
+    config: Mutex<Option<Arc<Config>>>,
+    /// The routes sent over `POST /__admin/routes`. Changed only while `reloading` is held.
+    runtime: Mutex<Runtime>,
+}
+
+/// The runtime routes, newest first, and the next ids.
+#[derive(Debug, Default)]
+struct Runtime {
+    routes: Vec<RuntimeRoute>,
+    next_id: u64,
+    next_post: u64,
 }
 
 /// The result of one reload: the new generation, or why the old routes kept serving.
@@ -86,6 +101,8 @@ impl Live {
             reloaded: tokio::sync::Notify::new(),
             metrics,
             rounds: Mutex::new(Rounds::default()),
+            config: Mutex::new(None),
+            runtime: Mutex::new(Runtime { routes: Vec::new(), next_id: 1, next_post: 1 }),
         }
     }
 
@@ -103,9 +120,10 @@ impl Live {
     /// Loads the route file at `path` and starts serving it.
     pub fn from_file(path: &Path) -> Result<Self, LoadErrors> {
         let mut inputs = Inputs::default();
-        let router = Router::load_file_tracked(path, &mut inputs)?;
+        let (router, config) = Router::load_layered(crate::config::check_file_tracked(path, &mut inputs)?, &[])?;
         let live = Live::new(router, Some(path.to_path_buf()));
         *live.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
+        *live.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(config));
         Ok(live)
     }
 
@@ -168,18 +186,22 @@ impl Live {
     /// Puts `router` in service and returns the new generation. Routes whose definition did not change keep their
     /// counters and sequence positions.
     pub fn swap(&self, router: Router) -> u64 {
-        let (generation, old) = self.replace(router);
+        let (generation, old) = self.replace(router, true);
         free_later(old);
         generation
     }
 
     /// Like [`Live::swap`], handing back the old router so that the caller chooses when to free it.
-    fn replace(&self, mut router: Router) -> (u64, Arc<Router>) {
+    /// `loaded`: the route file was (re)loaded, so the last reload failure is cleared; a change of the runtime
+    /// routes keeps it (the file's error still stands).
+    fn replace(&self, mut router: Router, loaded: bool) -> (u64, Arc<Router>) {
         router.adopt_state(&self.router.load());
         let router = Arc::new(router);
         self.metrics.routes_loaded(&router);
         let old = self.router.swap(router);
-        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if loaded {
+            *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner()) = SystemTime::now();
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.reloaded.notify_waiters();
@@ -273,17 +295,19 @@ impl Live {
     }
 
     /// Reads and builds the routes; with `settle`, reads again while what was read looks like a save in progress.
-    fn load_settled(&self, path: &Path, settle: bool) -> (Inputs, Result<Router, LoadErrors>) {
+    fn load_settled(&self, path: &Path, settle: bool) -> (Inputs, Result<(Router, Config), LoadErrors>) {
         let limit = self.router.load().server().limits.max_route_file;
-        let had_routes = !self.router.load().routes().is_empty();
+        let had_routes = self.file_routes() > 0;
+        let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).routes.clone();
         let started = Instant::now();
         loop {
             let mut inputs = Inputs::default();
             inputs.set_limit(limit);
-            let loaded = Router::load_file_tracked(path, &mut inputs);
+            let loaded = crate::config::check_file_tracked(path, &mut inputs)
+                .and_then(|checked| Router::load_layered(checked, &runtime));
             let suspicious = match &loaded {
                 Err(_) => true,
-                Ok(router) => had_routes && router.routes().is_empty(),
+                Ok((_, config)) => had_routes && config.routes.is_empty(),
             };
             if !settle || !suspicious || started.elapsed() >= SETTLE_MAX {
                 return (inputs, loaded);
@@ -303,10 +327,10 @@ impl Live {
         };
         let started = Instant::now();
         let (inputs, loaded) = self.load_settled(path, settle);
-        let loaded = loaded.and_then(|router| {
-            let before = self.router.load().routes().len();
-            if before == 0 || !router.routes().is_empty() || declares_no_routes(path, &inputs) {
-                return Ok(router);
+        let loaded = loaded.and_then(|(router, config)| {
+            let before = self.file_routes();
+            if before == 0 || !config.routes.is_empty() || declares_no_routes(path, &inputs) {
+                return Ok((router, config));
             }
             let message = format!(
                 "route file `{}` has no routes now (the routes in service have {before}); it looks empty or \
@@ -318,14 +342,15 @@ impl Live {
         });
         *self.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
         match loaded {
-            Ok(router) => {
+            Ok((router, config)) => {
+                *self.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(config));
                 let n = router.routes().len();
                 let ignored = self.router().server().start_only_changes(router.server());
                 if !ignored.is_empty() {
                     let keys = ignored.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
                     tracing::warn!("[server] {keys} changed, but is read only at start: restart hotroute to apply it");
                 }
-                let (generation, old) = self.replace(router);
+                let (generation, old) = self.replace(router, true);
                 self.metrics.reloaded(true);
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 let routes = if n == 1 { "route" } else { "routes" };
@@ -346,6 +371,87 @@ impl Live {
                 Err(e)
             }
         }
+    }
+}
+
+impl Live {
+    /// How many routes the route file has (the runtime routes not counted).
+    fn file_routes(&self) -> usize {
+        match &*self.config.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(config) => config.routes.len(),
+            None => self.router.load().routes().len(),
+        }
+    }
+
+    /// Puts the runtime state back to its start: the journal emptied, coverage counts, sequence positions and
+    /// `count` back to zero, every scenario in `"started"`. The routes stay.
+    pub fn reset(&self) -> usize {
+        let router = self.router();
+        let cleared = self.journal.clear();
+        self.journal.reset_coverage(&router);
+        router.reset_counters();
+        router.scenarios().reset();
+        cleared
+    }
+
+    /// Adds the routes of `text` (one or more `[[route]]` tables, checked like the route file) in front of every
+    /// route: returns their ids and the new generation. Nothing changes on error.
+    pub fn add_routes(&self, text: &str) -> Result<(Vec<u64>, u64), LoadErrors> {
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let base = self.source.as_deref().map(crate::config::base_dir_of).unwrap_or_else(|| ".".into());
+        let (post, next_id, mut routes) = {
+            let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
+            (runtime.next_post, runtime.next_id, runtime.routes.clone())
+        };
+        let added = runtime::check(text, &base, post, next_id)?;
+        let ids: Vec<u64> = added.iter().map(|r| r.id).collect();
+        // Newest first: a test's override wins over the routes sent before it.
+        routes.splice(0..0, added);
+        let generation = self.rebuild(routes)?;
+        let mut runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
+        runtime.next_post = post + 1;
+        runtime.next_id = next_id + ids.len() as u64;
+        Ok((ids, generation))
+    }
+
+    /// Removes the runtime route `id`: the new generation, or none when there is no such route.
+    pub fn remove_route(&self, id: u64) -> Result<Option<u64>, LoadErrors> {
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let mut routes = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).routes.clone();
+        let before = routes.len();
+        routes.retain(|r| r.id != id);
+        if routes.len() == before {
+            return Ok(None);
+        }
+        self.rebuild(routes).map(Some)
+    }
+
+    /// Removes every runtime route: how many there were, and the generation.
+    pub fn remove_runtime_routes(&self) -> Result<(usize, u64), LoadErrors> {
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let n = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).routes.len();
+        if n == 0 {
+            return Ok((0, self.generation()));
+        }
+        self.rebuild(Vec::new()).map(|generation| (n, generation))
+    }
+
+    /// Builds the route file's last good config with `routes` in front, swaps it in and keeps `routes`. Called with
+    /// `reloading` held.
+    fn rebuild(&self, routes: Vec<RuntimeRoute>) -> Result<u64, LoadErrors> {
+        let config = self.config.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(config) = config else {
+            let message = "runtime routes need a server started from a route file, and this one was given its \
+                           routes as a string";
+            let help = "start it from a file (`hotroute routes.toml`, `MockServer::from_file`), or add the routes \
+                        to the string";
+            return Err(LoadErrors(vec![LoadError::file(Path::new(runtime::RUNTIME_SOURCE), message, help)]));
+        };
+        let router = Router::build_layered(&config, &routes)?;
+        self.runtime.lock().unwrap_or_else(|e| e.into_inner()).routes = routes;
+        let (generation, old) = self.replace(router, false);
+        free_later(old);
+        Ok(generation)
     }
 }
 

@@ -19,6 +19,8 @@ pub(crate) mod matching;
 pub(crate) mod not_found;
 pub(crate) mod reply;
 pub(crate) mod respond;
+pub mod runtime;
+pub mod scenario;
 pub(crate) mod static_files;
 pub(crate) mod stream;
 pub(crate) mod template;
@@ -42,6 +44,7 @@ use cors::Cors;
 use not_found::NearMiss;
 use reply::{Reply, ReplyParts};
 use respond::{Body, Prepared};
+use scenario::{RouteScenario, Scenarios};
 use static_files::{DirRequest, StaticDir};
 use stream::StreamReply;
 use template::{Templates, Vars};
@@ -105,6 +108,8 @@ struct Script {
     stream: Option<StreamReply>,
     /// `file:line` of the route, which template errors name on the request path.
     location: String,
+    /// The route's scenario: the state it requires, the state it moves to.
+    scenario: Option<RouteScenario>,
 }
 
 impl Script {
@@ -133,6 +138,8 @@ pub struct Route {
     /// The hash of its definition (see [`crate::config::ScriptConfig::key`]).
     key: u64,
     stats: RouteStats,
+    /// Its id when it was sent over `POST /__admin/routes`; none for the route file's.
+    pub runtime_id: Option<u64>,
 }
 
 impl Route {
@@ -181,6 +188,15 @@ impl Route {
     /// The observe layer's per-route slot of type `T`, made by `make` on the route's first request.
     pub(crate) fn observed<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<Arc<T>> {
         self.stats.observed.get_or_init(|| Arc::new(make())).clone().downcast().ok()
+    }
+
+    /// Why the route's scenario keeps it from matching (the state it wants, the state the scenario is in); none
+    /// when it has no scenario or its state holds.
+    pub(crate) fn scenario_miss(&self) -> Option<String> {
+        match &self.responder {
+            Responder::Scripted(script) => script.scenario.as_ref().and_then(RouteScenario::explain),
+            Responder::Static(_) => None,
+        }
     }
 
     /// Whether the route does per-request work (templates, a sequence, a delay, a fault or a folder), for the trace.
@@ -249,6 +265,8 @@ pub struct Router {
     not_found: Option<(Reply, AtomicU64)>,
     /// Made on the first near-miss 404, so that loading many routes does not pay for it.
     near: OnceLock<NearMiss>,
+    /// The scenarios the routes name, and their states.
+    scenarios: Scenarios,
 }
 
 impl Router {
@@ -257,22 +275,23 @@ impl Router {
         Self::build_checked(crate::config::check_file(path)?)
     }
 
-    /// Like [`Router::load_file`], recording in `inputs` every file the load read, for the watcher.
-    pub(crate) fn load_file_tracked(
-        path: &std::path::Path,
-        inputs: &mut crate::config::inputs::Inputs,
-    ) -> Result<Router, LoadErrors> {
-        Self::build_checked(crate::config::check_file_tracked(path, inputs)?)
-    }
-
     /// Checks and builds route-file `text` named `name`, with body files relative to `base_dir`.
     pub fn load_str(text: &str, name: &std::path::Path, base_dir: &std::path::Path) -> Result<Router, LoadErrors> {
         Self::build_checked(crate::config::check_str(text, name, base_dir)?)
     }
 
-    fn build_checked((config, mut errors): (Config, Vec<LoadError>)) -> Result<Router, LoadErrors> {
-        match Router::build(&config) {
-            Ok(router) if errors.is_empty() => Ok(router),
+    fn build_checked((config, errors): (Config, Vec<LoadError>)) -> Result<Router, LoadErrors> {
+        Self::load_layered((config, errors), &[]).map(|(router, _)| router)
+    }
+
+    /// Builds a checked route file (its config and the problems already found) with `runtime` routes in front, and
+    /// hands back the file's config with the router, so that the runtime routes can be changed without a re-read.
+    pub(crate) fn load_layered(
+        (config, mut errors): (Config, Vec<LoadError>),
+        runtime: &[runtime::RuntimeRoute],
+    ) -> Result<(Router, Config), LoadErrors> {
+        match Router::build_layered(&config, runtime) {
+            Ok(router) if errors.is_empty() => Ok((router, config)),
             Ok(_) => Err(LoadErrors(errors)),
             Err(more) => {
                 errors.extend(more.0);
@@ -284,6 +303,22 @@ impl Router {
 
     /// Builds a router from a checked config. Clashing routes and template syntax errors are reported here.
     pub fn build(config: &Config) -> Result<Router, LoadErrors> {
+        Self::build_with_runtime(config, &[])
+    }
+
+    /// Builds the route file's `config` with `runtime` routes in front (see [`runtime`]).
+    pub(crate) fn build_layered(config: &Config, runtime: &[runtime::RuntimeRoute]) -> Result<Router, LoadErrors> {
+        if runtime.is_empty() {
+            return Self::build(config);
+        }
+        let (merged, ids) = runtime::merge(config, runtime);
+        Self::build_with_runtime(&merged, &ids)
+    }
+
+    /// [`Router::build`], where `runtime_ids[i]` is the runtime id of `config.routes[i]` (none past its end): a
+    /// runtime route may shadow a route of another text (that is what it is for), which is then no clash.
+    fn build_with_runtime(config: &Config, runtime_ids: &[Option<u64>]) -> Result<Router, LoadErrors> {
+        let runtime_id = |ci: usize| runtime_ids.get(ci).copied().flatten();
         let mut errors = Vec::new();
         let mut tree = matchit::Router::new();
         let mut entries: Vec<PathEntry> = Vec::with_capacity(config.routes.len());
@@ -293,6 +328,7 @@ impl Router {
         let mut config_index: Vec<usize> = Vec::with_capacity(config.routes.len());
         let mut templates = Templates::new(config.server.seed);
         let files: Vec<Arc<Path>> = config.sources.iter().map(|s| Arc::from(s.path.as_path())).collect();
+        let mut scenarios = Scenarios::default();
 
         for (ci, rc) in config.routes.iter().enumerate() {
             let entry = match by_path.get(rc.path.as_str()) {
@@ -300,7 +336,12 @@ impl Router {
                     let shadowing = entries[e]
                         .routes
                         .iter()
-                        .map(|&i| &config.routes[config_index[i]])
+                        .map(|&i| config_index[i])
+                        .filter(|&ei| {
+                            let earlier = &config.routes[ei];
+                            runtime_id(ei).is_none() || earlier.origin.source == rc.origin.source
+                        })
+                        .map(|ei| &config.routes[ei])
                         .find(|earlier| overlaps(&earlier.methods, &rc.methods) && always_wins_over(earlier, rc));
                     if let Some(earlier) = shadowing {
                         errors.push(clash(config, earlier, rc));
@@ -318,13 +359,17 @@ impl Router {
                     entries.len() - 1
                 }
             };
-            let responder = match build_responder(rc, &mut templates, config) {
+            let mut responder = match build_responder(rc, &mut templates, config) {
                 Ok(r) => r,
                 Err(e) => {
                     errors.push(e);
                     continue;
                 }
             };
+            // A route with a scenario is never plain (see `ScriptConfig::is_plain`), so it has a script to hold it.
+            if let (Responder::Scripted(script), Some(sc)) = (&mut responder, &rc.script.scenario) {
+                script.scenario = Some(scenarios.route(sc));
+            }
             entries[entry].routes.push(routes.len());
             config_index.push(ci);
             routes.push(Route {
@@ -343,6 +388,7 @@ impl Router {
                 }),
                 key: rc.script.key,
                 stats: RouteStats::default(),
+                runtime_id: runtime_id(ci),
             });
         }
         // A catch-all needs at least one character, so `/docs/{*rest}` alone would answer 404 for `/docs/`: a `dir`
@@ -403,6 +449,7 @@ impl Router {
             cors: config.server.cors.as_ref().map(Cors::new),
             not_found,
             near: OnceLock::new(),
+            scenarios,
         })
     }
 
@@ -434,6 +481,16 @@ impl Router {
             }
             *nth += 1;
         }
+        let routes = self.routes.iter_mut().filter_map(|r| match &mut r.responder {
+            Responder::Scripted(script) => script.scenario.as_mut(),
+            Responder::Static(_) => None,
+        });
+        self.scenarios.adopt(&previous.scenarios, routes);
+    }
+
+    /// The scenarios the routes name, and their states.
+    pub fn scenarios(&self) -> &Scenarios {
+        &self.scenarios
     }
 
     /// Sets every route's answer count (and so its sequence position) back to zero.
@@ -481,7 +538,15 @@ impl Router {
                     Answer { response: prepared.to_response(req.method), route: Some(route), pending: None }
                 }
                 Responder::Scripted(script) => {
+                    // Checked here, not with `match`, so that plain routes do not pay for scenarios.
+                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds()) {
+                        continue;
+                    }
                     let (response, pending) = self.scripted(route, script, &m.params, &data);
+                    // After the answer is made: its templates see the state the request matched in.
+                    if let Some(sc) = &script.scenario {
+                        sc.advance();
+                    }
                     Answer { response, route: Some(route), pending }
                 }
             };
@@ -508,7 +573,7 @@ impl Router {
             return (reply.head(), Some(pending));
         }
         let params: Vec<(&str, &str)> = params.iter().collect();
-        let vars = Vars { req: data, params: &params, count };
+        let vars = Vars { req: data, params: &params, count, scenarios: &self.scenarios };
         let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
@@ -536,7 +601,7 @@ impl Router {
         let req = data.view;
         if let Some((reply, answers)) = &self.not_found {
             let count = answers.fetch_add(1, Ordering::Relaxed) + 1;
-            let vars = Vars { req: data, params: &[], count };
+            let vars = Vars { req: data, params: &[], count, scenarios: &self.scenarios };
             let mut response = reply.render(&self.templates, &vars, (0, count), req.method, "[server] not_found");
             if let Some(fault) = reply.fault {
                 response.extensions_mut().insert(fault);
@@ -555,7 +620,12 @@ impl Router {
         if let Some(entry) = entry {
             text.push_str("routes for this path did not match:\n");
             for route in entry.routes.iter().map(|&i| &self.routes[i]).filter(|r| r.methods.allows(req.method)) {
-                let why = route.matcher.as_ref().and_then(|m| m.explain(data)).unwrap_or_default();
+                let why = route
+                    .matcher
+                    .as_ref()
+                    .and_then(|m| m.explain(data))
+                    .or_else(|| route.scenario_miss())
+                    .unwrap_or_default();
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     // The 404 hides what a header condition wants; the server's own log may say it.
                     let all = route.matcher.as_ref().and_then(|m| m.explain_all(data)).unwrap_or_default();
@@ -678,7 +748,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         Some(s) => Some(StreamReply::build(s, templates, location, text).map_err(error)?),
     };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
-    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string })))
+    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string, scenario: None })))
 }
 
 /// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.
@@ -692,13 +762,24 @@ fn chance_seed(seed: Option<u64>) -> u64 {
 }
 
 /// Whether `earlier` answers every request that `later` would (on the methods they share): it has no `match`
-/// conditions, or the same ones.
+/// conditions and requires no scenario state, or the same ones.
 fn always_wins_over(earlier: &RouteConfig, later: &RouteConfig) -> bool {
+    match (required_state(earlier), required_state(later)) {
+        (None, _) => {}
+        (Some(a), Some(b)) if a == b => {}
+        _ => return false,
+    }
     match (&earlier.script.matcher, &later.script.matcher) {
         (None, _) => true,
         (Some(a), Some(b)) => a.1 == b.1,
         (Some(_), None) => false,
     }
+}
+
+/// The scenario and state a route requires, if any.
+fn required_state(route: &RouteConfig) -> Option<(&str, &str)> {
+    let scenario = route.script.scenario.as_ref()?;
+    Some((scenario.name.as_str(), scenario.state.as_deref()?))
 }
 
 fn overlaps(a: &Methods, b: &Methods) -> bool {
@@ -716,8 +797,10 @@ fn clash(config: &Config, earlier: &RouteConfig, later: &RouteConfig) -> LoadErr
     } else {
         format!("{}:{}", config.sources[earlier.origin.source].path.display(), earlier.origin.line)
     };
-    let (msg, help, label) = match (&earlier.script.matcher, &later.script.matcher) {
-        (None, None) => (
+    // A scenario `state` is a condition too: a route that requires one is not the fallback.
+    let conditions = |r: &RouteConfig| r.script.matcher.is_some() || required_state(r).is_some();
+    let (msg, help, label) = match (conditions(earlier), conditions(later)) {
+        (false, false) => (
             format!(
                 "route {} {} is defined twice; the one at {at} always answers first, so this one never would",
                 later.methods, later.path
@@ -725,9 +808,9 @@ fn clash(config: &Config, earlier: &RouteConfig, later: &RouteConfig) -> LoadErr
             "remove one of them, or give them different methods or `match` conditions".to_owned(),
             "first defined here",
         ),
-        (None, Some(_)) => (
+        (false, true) => (
             format!(
-                "route {} {} can never answer: the route at {at} has no `match` conditions, so it answers all such requests first",
+                "route {} {} can never answer: the route at {at} has no `match` conditions or scenario `state`, so it answers all such requests first",
                 later.methods, later.path
             ),
             format!(

@@ -376,6 +376,8 @@ pub struct Vars<'a, 'r> {
     pub params: &'a [(&'a str, &'a str)],
     /// How many times the route has answered, this answer included.
     pub count: u64,
+    /// The router's scenarios, for `scenario.<name>`.
+    pub scenarios: &'a super::Scenarios,
 }
 
 /// How one request variable is made for a render.
@@ -418,6 +420,9 @@ const VARS: &[(&str, Maker)] = &[
     ("body", |v| Value::from(v.req.body_text().into_owned())),
     ("json", |v| v.req.json().map_or(Value::from(()), |j| Value::from(Serde(j)))),
     ("count", |v| Value::from(v.count)),
+    ("scenario", |v| {
+        Value::from_object(Pairs(v.scenarios.states().map(|(k, s)| (k.to_owned(), Value::from(s.as_str()))).collect()))
+    }),
 ];
 
 // Each variable is a bit of `Needs(u16)`.

@@ -131,7 +131,7 @@ fn reload_refuses_a_body_and_says_the_routes_come_from_the_file() {
     let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "[[route]]\npath = \"/x\"\n");
     assert!(res.starts_with("HTTP/1.1 400"), "{res}");
     assert!(res.contains("POST /__admin/reload takes no body: it reloads the route file from disk"), "{res}");
-    assert!(res.contains("runtime-routes API"), "{res}");
+    assert!(res.contains("POST their TOML to /__admin/routes"), "{res}");
     let res = request(server.addr, "POST /__admin/reload HTTP/1.1", "");
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
 }

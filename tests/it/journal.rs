@@ -158,10 +158,10 @@ async fn routes_lists_methods_paths_and_where_they_are_defined() {
     assert_eq!(
         routes["routes"],
         json!([
-            { "methods": ["GET"], "path": "/users/{id}", "location": format!("{file}:2") },
-            { "methods": ["POST", "PUT"], "path": "/items", "location": format!("{file}:6") },
-            { "methods": ["GET"], "path": "/never", "location": format!("{file}:11") },
-            { "methods": ["ANY"], "path": "/any", "location": format!("{file}:14") },
+            { "methods": ["GET"], "path": "/users/{id}", "location": format!("{file}:2"), "origin": "file" },
+            { "methods": ["POST", "PUT"], "path": "/items", "location": format!("{file}:6"), "origin": "file" },
+            { "methods": ["GET"], "path": "/never", "location": format!("{file}:11"), "origin": "file" },
+            { "methods": ["ANY"], "path": "/any", "location": format!("{file}:14"), "origin": "file" },
         ])
     );
     s.stop().await;
@@ -229,7 +229,10 @@ async fn admin_endpoints_answer_wrong_methods_and_unknown_paths_clearly() {
     let res = client().get(s.url("/__admin/nothing")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     let text = res.text().await.unwrap();
-    assert!(text.contains("GET, DELETE /__admin/requests") && text.contains("GET /__admin/routes"), "{text}");
+    assert!(
+        text.contains("GET, DELETE /__admin/requests") && text.contains("GET, POST, DELETE /__admin/routes"),
+        "{text}"
+    );
     s.stop().await;
 }
 

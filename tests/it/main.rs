@@ -55,6 +55,8 @@ mod security;
 mod serve;
 // SIGTERM to the binary: in-flight requests finish, new connections refused, exit 0 within the grace period.
 mod shutdown;
+// Scenarios, runtime routes over HTTP and reset, against the binary.
+mod state;
 // The binary's memory while many clients download from a `dir` route at once.
 mod static_stream;
 // Templates whose work escapes the fuel: stopped within a bound, other routes keep answering.
