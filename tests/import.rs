@@ -584,6 +584,36 @@ paths:
 }
 
 #[test]
+fn an_operation_the_loader_refuses_is_a_comment_and_the_others_are_served() {
+    // A media type that is no header value: the file as a whole fails to load, so each operation is checked alone.
+    let spec = r#"{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {
+        "/bad": {"get": {"responses": {"200": {"description": "x", "content": {"text/pl\u0001ain": {"example": "hi"}}}}}},
+        "/good": {"get": {"responses": {"200": {"description": "x", "content": {"text/plain": {"example": "fine"}}}}}}}}"#;
+    let imported = hotroute::import::openapi(spec, "t.json").unwrap();
+    assert_eq!(imported.route_count, 1, "{}", imported.routes);
+    let note = imported.notes.iter().find(|n| n.location == "t.json#/paths/~1bad/get").expect("a note on /bad");
+    assert!(note.message.starts_with("not imported: "), "{note}");
+    assert!(imported.routes.contains("# path = \"/bad\""), "{}", imported.routes);
+    let router = hotroute::Router::load_str(&imported.routes, Path::new("t.toml"), Path::new(".")).unwrap();
+    assert_eq!(router.routes().len(), 1);
+}
+
+#[test]
+fn a_schema_that_fans_out_makes_a_bounded_answer() {
+    // Arrays of arrays, twelve deep, each with 20 items: 20^12 values if copied out in full.
+    let mut schema = "{ type: integer }".to_owned();
+    for _ in 0..12 {
+        schema = format!("{{ type: array, minItems: 20, items: {schema} }}");
+    }
+    let spec = format!(
+        "openapi: 3.0.0\ninfo: {{ title: t, version: '1' }}\npaths:\n  /x:\n    get:\n      responses:\n        \"200\": {{ description: x, content: {{ application/json: {{ schema: {schema} }} }} }}\n"
+    );
+    let imported = hotroute::import::openapi(&spec, "t.yaml").unwrap();
+    assert!(imported.routes.len() < 200_000, "{} bytes", imported.routes.len());
+    assert_eq!(imported.route_count, 1);
+}
+
+#[test]
 fn documents_that_are_not_openapi_3_are_refused_saying_why() {
     for (text, want) in [
         ("swagger: '2.0'\npaths: {}\n", "Swagger 2.0"),

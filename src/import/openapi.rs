@@ -218,8 +218,8 @@ pub(super) fn convert(text: &str, name: &str, dir: Option<&Path>) -> Result<Impo
     let mut inserted: HashSet<String> = HashSet::new();
     // OpenAPI names a parameter per path (`/pets/{petId}`, `/pets/{id}/toys`); matchit needs one name per place.
     let mut param_names: HashMap<String, String> = HashMap::new();
-    let mut route_count = 0;
     let mut generator = Generator::new(&docs);
+    let mut ops: Vec<Operation> = Vec::new();
 
     for (raw_path, item) in paths.into_iter().flatten() {
         let item_at = format!("{name}#/paths/{}", escape_pointer(raw_path));
@@ -250,10 +250,7 @@ pub(super) fn convert(text: &str, name: &str, dir: Option<&Path>) -> Result<Impo
                 routes[0].comments.insert(0, format!("{} {raw_path}: {}", method.to_uppercase(), one_line(summary)));
             }
             // A path matchit refuses, or one that clashes, is commented out with the reason.
-            let text: String = routes.iter().map(render).collect();
-            let refused = if let Err(e) = crate::config::load_str(&text, Path::new(name), Path::new(".")) {
-                Some(format!("not imported: {}", one_line(&e.first().message)))
-            } else if inserted.contains(&path) {
+            let refused = if inserted.contains(&path) {
                 None
             } else {
                 match tree.insert(path.clone(), ()) {
@@ -264,31 +261,69 @@ pub(super) fn convert(text: &str, name: &str, dir: Option<&Path>) -> Result<Impo
                     Err(e) => Some(format!("not imported: the path `{path}` cannot be routed: {e}")),
                 }
             };
-            for n in &route_notes {
-                notes.push(Note { location: at.clone(), message: n.clone() });
+            for n in route_notes {
+                notes.push(Note { location: at.clone(), message: n });
             }
-            if let Some(reason) = refused {
-                notes.push(Note { location: at.clone(), message: reason.clone() });
-                let _ = writeln!(out, "\n# {reason}");
-                for line in text.lines() {
-                    let _ = writeln!(out, "# {line}");
-                }
-                continue;
+            ops.push(Operation { at, routes, refused });
+        }
+    }
+
+    let (mut text, mut route_count) = assemble(&out, &ops);
+    // The whole file is checked once; only when it fails is each operation checked alone, to comment out the ones
+    // the loader refuses (a path it does not take, a header value it rejects) and keep the rest.
+    if crate::config::load_str(&text, Path::new(name), Path::new(".")).is_err() {
+        for op in ops.iter_mut().filter(|op| op.refused.is_none()) {
+            let alone: String = op.routes.iter().map(render).collect();
+            if let Err(e) = crate::config::load_str(&alone, Path::new(name), Path::new(".")) {
+                op.refused = Some(format!("not imported: {}", one_line(&e.first().message)));
             }
-            for r in routes {
-                route_count += 1;
-                out.push('\n');
-                for n in &r.comments {
-                    let _ = writeln!(out, "# {}", one_line(n));
-                }
-                out.push_str(&render(&r));
-            }
+        }
+        (text, route_count) = assemble(&out, &ops);
+        // What is left must load: a failure here is a converter bug, reported rather than written.
+        if let Err(e) = crate::config::load_str(&text, Path::new(name), Path::new(".")) {
+            return Err(ImportError::Internal { name: name.into(), reason: e.to_string() });
+        }
+    }
+    for op in &ops {
+        if let Some(reason) = &op.refused {
+            notes.push(Note { location: op.at.clone(), message: reason.clone() });
         }
     }
     if route_count == 0 {
         notes.push(Note { location: format!("{name}#/paths"), message: "no operations to import".into() });
     }
-    Ok(Imported { routes: out, route_count, notes })
+    Ok(Imported { routes: text, route_count, notes })
+}
+
+/// One operation's routes, or why they are kept as a comment.
+struct Operation {
+    at: String,
+    routes: Vec<Route>,
+    refused: Option<String>,
+}
+
+/// The route file: `header`, then each operation's routes (a refused one as a comment where it would go).
+fn assemble(header: &str, ops: &[Operation]) -> (String, usize) {
+    let mut out = String::from(header);
+    let mut count = 0;
+    for op in ops {
+        if let Some(reason) = &op.refused {
+            let _ = writeln!(out, "\n# {reason}");
+            for line in op.routes.iter().map(render).collect::<String>().lines() {
+                let _ = writeln!(out, "# {line}");
+            }
+            continue;
+        }
+        for r in &op.routes {
+            count += 1;
+            out.push('\n');
+            for n in &r.comments {
+                let _ = writeln!(out, "# {}", one_line(n));
+            }
+            out.push_str(&render(r));
+        }
+    }
+    (out, count)
 }
 
 /// The first server's path, e.g. `/v1` from `https://api.example.com/v1/` (its `{variables}` at their defaults).

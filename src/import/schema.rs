@@ -151,7 +151,14 @@ impl<'d> Generator<'d> {
                     None => Some(Value::String("string".into())),
                 };
                 Some(Value::Array(match item {
-                    Some(item) => (0..n).map(|_| item.clone()).collect(),
+                    Some(item) => {
+                        // The copies count against the budget too: arrays of arrays would multiply otherwise.
+                        let size = nodes(&item);
+                        let room = MAX_NODES.saturating_sub(self.nodes) / size;
+                        let n = (n as usize).min(room.max(1));
+                        self.nodes += size * (n - 1);
+                        (0..n).map(|_| item.clone()).collect()
+                    }
                     None => Vec::new(),
                 }))
             }
@@ -248,4 +255,13 @@ fn number(s: &Map<String, Value>) -> Value {
         (None, None) => 0.0,
     };
     Number::from_f64(v).map_or(Value::from(0), Value::Number)
+}
+
+/// How many values `v` holds, itself included.
+fn nodes(v: &Value) -> usize {
+    1 + match v {
+        Value::Array(a) => a.iter().map(nodes).sum(),
+        Value::Object(m) => m.values().map(nodes).sum(),
+        _ => 0,
+    }
 }
