@@ -561,6 +561,10 @@ paths:
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing.yaml"), "{stderr}");
 
+    let out = hotroute(&["import", "openapi", "absent.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("cannot read the OpenAPI document `absent.yaml`"), "{stderr}");
+
     // Without the file to read (the library, from text), it is a note; the route still answers.
     let imported = hotroute::import::openapi(spec, "odd.yaml").unwrap();
     let notes: Vec<String> = imported.notes.iter().map(ToString::to_string).collect();
@@ -611,6 +615,28 @@ fn a_schema_that_fans_out_makes_a_bounded_answer() {
     let imported = hotroute::import::openapi(&spec, "t.yaml").unwrap();
     assert!(imported.routes.len() < 200_000, "{} bytes", imported.routes.len());
     assert_eq!(imported.route_count, 1);
+}
+
+#[test]
+fn odd_shapes_and_ref_loops_import_without_panicking() {
+    let head = "openapi: 3.1.0\ninfo: { title: t, version: '1' }\n";
+    for body in [
+        "paths: 5\n",
+        "paths: { /a: 5 }\n",
+        "paths: { /a: { get: 5 } }\n",
+        "paths: { /a: { get: { responses: [] } } }\n",
+        "paths: { /a: { get: { responses: { '200': 5 } } } }\n",
+        "paths: { /a: { get: { responses: { '200': { content: { application/json: 5 } } } } } }\n",
+        "paths: { /a: { $ref: '#/paths/~1a' } }\n",
+        "paths: { /a: { get: { responses: { '200': { content: { application/json: { schema: { $ref: '#/components/schemas/A' } } } } } } } }\ncomponents: { schemas: { A: { $ref: '#/components/schemas/B' }, B: { $ref: '#/components/schemas/A' } } }\n",
+        "paths: { /a: { get: { responses: { '200': { content: { application/json: { schema: { $ref: '#/components/schemas/T' } } } } } } } }\ncomponents: { schemas: { T: { type: object, required: [kids], properties: { kids: { type: array, items: { $ref: '#/components/schemas/T' } } } } } }\n",
+        "paths: { /a: { get: { responses: { '200': { content: { application/json: { example: { n: null, big: 18446744073709551615 } } } } } } } }\n",
+    ] {
+        let spec = format!("{head}{body}");
+        let imported = hotroute::import::openapi(&spec, "t.yaml").unwrap_or_else(|e| panic!("{body}: {e}"));
+        hotroute::Router::load_str(&imported.routes, Path::new("t.toml"), Path::new("."))
+            .unwrap_or_else(|e| panic!("{body}: {e}\n{}", imported.routes));
+    }
 }
 
 #[test]

@@ -68,6 +68,14 @@ pub enum ImportError {
         /// The limit.
         limit: usize,
     },
+    /// The document itself could not be read.
+    #[error("cannot read the OpenAPI document `{file}`: {reason}\nhelp: check the path (a file of JSON or YAML)")]
+    Open {
+        /// The file.
+        file: String,
+        /// The OS error.
+        reason: String,
+    },
     /// A file the document refers to could not be read.
     #[error(
         "{name}: cannot read `{file}` ({reason})\nhelp: a `$ref` to another file is relative to the document's folder"
@@ -104,11 +112,7 @@ pub fn openapi(text: &str, name: &str) -> Result<Imported, ImportError> {
 /// Like [`openapi`], reading the document at `path` and the files its `$ref`s name (relative to its folder).
 pub fn openapi_file(path: &std::path::Path) -> Result<Imported, ImportError> {
     let name = path.display().to_string();
-    let text = openapi::read_bounded(path).map_err(|reason| ImportError::Read {
-        name: name.clone(),
-        file: name.clone(),
-        reason,
-    })?;
+    let text = openapi::read_bounded(path).map_err(|reason| ImportError::Open { file: name.clone(), reason })?;
     let dir = path.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
     openapi::convert(&text, &name, dir)
 }
