@@ -28,6 +28,8 @@ mod fuzz_loader;
 mod hardening;
 // Hostile clients against the binary: HTTP/2 windows held shut, PING keep-alives, body budget, no `Host`, stderr.
 mod hostile;
+// `hotroute import openapi`: OpenAPI 3.0/3.1 documents to route files that pass `check` and answer the examples.
+mod import;
 // The request journal, routes and coverage through the admin API, and `--coverage FILE`.
 mod journal;
 // `[route.match]`: routes told apart by the request, and the 404 that names the nearest.

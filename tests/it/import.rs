@@ -1,8 +1,6 @@
 //! `hotroute import openapi`: the binary turns OpenAPI documents into route files that pass `check`, and serving
 //! them answers the documented examples.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -399,7 +397,7 @@ fn serve(routes: &str, dir: &Path) -> Running {
         .spawn()
         .expect("the binary starts");
     let addr =
-        common::listening::read_address(&mut child).unwrap_or_else(|line| panic!("first stdout line was {line:?}"));
+        crate::support::bin::read_address(&mut child).unwrap_or_else(|line| panic!("first stdout line was {line:?}"));
     Running { child, addr }
 }
 
