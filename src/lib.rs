@@ -26,6 +26,7 @@
 //!
 //! - `util`, `request`: leaves. Dates; the request as every layer sees it.
 //! - `config`: the route file. Serde structs, spans, checking, `include`, load errors, the JSON Schema, limits.
+//! - `import`: route files written from other descriptions of an API (OpenAPI 3.0 and 3.1), checked by `config`.
 //! - `route`: the immutable [`Router`]. Matching, prepared and scripted replies, templates, static folders, CORS,
 //!   the near-miss 404. Answers a request without sockets.
 //! - `reload`: [`Live`], the router in service behind an `ArcSwap`, and the file watcher that replaces it.
@@ -46,6 +47,7 @@ struct ReadmeDoctests;
 
 mod admin;
 mod config;
+pub mod import;
 mod mock;
 mod observe;
 mod reload;
@@ -57,6 +59,7 @@ mod util;
 pub use config::admin::{DEFAULT_JOURNAL_REDACT, check_admin_token};
 pub use config::tls::{ClientAuth, TlsConfig, TlsFiles};
 pub use config::{Config, Limits, LoadError, LoadErrors, json_schema, load_file, load_str};
+pub use import::{ImportError, Imported};
 pub use mock::expect::{Expect, Times, VerifyError};
 pub use mock::{MockError, MockServer, WaitError};
 pub use observe::access_log::{LogFormat, QueuedStderr, flush_stderr};

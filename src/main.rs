@@ -81,6 +81,21 @@ enum Command {
     },
     /// Print the JSON Schema of the route file (editors use it to complete and check routes.toml).
     Schema,
+    /// Write a route file from another description of an API.
+    #[command(subcommand)]
+    Import(Import),
+}
+
+#[derive(Debug, Subcommand)]
+enum Import {
+    /// An OpenAPI 3.0 or 3.1 document (JSON or YAML): a route per operation answering its documented example.
+    Openapi {
+        /// The OpenAPI document; `$ref`s to other files are read relative to its folder.
+        spec: PathBuf,
+        /// Write the routes to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e` of mimalloc 2.x, which libmimalloc-sys does not
@@ -106,6 +121,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Check { routes }) => check(&routes),
+        Some(Command::Import(Import::Openapi { spec, output })) => import_openapi(&spec, output.as_deref()),
         None => match serve(cli.serve) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -133,6 +149,36 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn import_openapi(spec: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    let imported = match hotroute::import::openapi_file(spec) {
+        Ok(imported) => imported,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for note in &imported.notes {
+        eprintln!("warning: {note}");
+    }
+    let written = match output {
+        Some(path) => {
+            std::fs::write(path, &imported.routes).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => std::io::stdout().write_all(imported.routes.as_bytes()).context("cannot write to standard output"),
+    };
+    if let Err(e) = written {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "{}: {}, {}",
+        spec.display(),
+        plural(imported.route_count, "route"),
+        plural(imported.notes.len(), "warning")
+    );
+    ExitCode::SUCCESS
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -6,8 +6,17 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. A module may import its own layer and any layer listed before it.
-const LAYERS: &[&[&str]] =
-    &[&["util", "request"], &["config"], &["route"], &["observe"], &["reload"], &["admin"], &["serve"], &["mock"]];
+const LAYERS: &[&[&str]] = &[
+    &["util", "request"],
+    &["config"],
+    &["import"],
+    &["route"],
+    &["observe"],
+    &["reload"],
+    &["admin"],
+    &["serve"],
+    &["mock"],
+];
 
 fn rank(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))

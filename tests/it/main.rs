@@ -30,6 +30,8 @@ mod hardening;
 mod hostile;
 // HTTPS and mutual TLS against the binary: given and self-signed certificates, ALPN, certificate reloads.
 mod https;
+// `hotroute import openapi`: OpenAPI 3.0/3.1 documents to route files that pass `check` and answer the examples.
+mod import;
 // The request journal, routes and coverage through the admin API, and `--coverage FILE`.
 mod journal;
 // `[route.match]`: routes told apart by the request, and the 404 that names the nearest.
