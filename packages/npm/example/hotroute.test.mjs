@@ -50,10 +50,12 @@ test("startHotroute serves TOML text, records and verifies", async (t) => {
 
 test("startHotroute serves a file and adds routes", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "hotroute-example-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, "routes.toml"), '[[route]]\npath = "/ping"\nbody = "pong"\n');
   const api = await startHotroute(undefined, { file: join(dir, "routes.toml") });
-  t.after(() => api.stop());
+  t.after(async () => {
+    await api.stop(); // before the folder goes: the server watches it
+    rmSync(dir, { recursive: true, force: true });
+  });
   assert.equal(await (await fetch(api.url("/ping"))).text(), "pong");
   await api.addRoutes('[[route]]\npath = "/teams/{id}"\nbody = "team"\n');
   assert.equal(await (await fetch(api.url("/teams/1"))).text(), "team");
