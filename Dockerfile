@@ -19,9 +19,11 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends busybox-static \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# README.md: the crate's docs include it; routes.toml: the image's default routes.
+# README.md: the crate's docs include it; routes.toml: the image's default routes; benches/: Cargo.toml names them,
+# and cargo refuses a manifest whose targets are missing. scripts/test-packages builds from exactly these files.
 COPY Cargo.toml Cargo.lock README.md routes.toml ./
 COPY src ./src
+COPY benches ./benches
 # +crt-static on the gnu target links glibc in: the binary runs in an image with no libc (FROM scratch). The host
 # triple comes from rustc, so that the same file builds the arm64 image on an arm64 builder.
 RUN target="$(rustc -vV | sed -n 's/^host: //p')" \
