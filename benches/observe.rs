@@ -14,6 +14,10 @@ const ROUNDS: usize = 7;
 const ITERATIONS: u32 = 100_000;
 
 fn main() {
+    // Under `cargo test` (no `--bench`), one short round: enough to see that it all still works, without writing
+    // millions of access-log lines into the test output.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (rounds, iterations) = if full { (ROUNDS, ITERATIONS) } else { (1, 10) };
     let router = Router::load_str(include_str!("../routes.toml"), "routes.toml".as_ref(), ".".as_ref()).unwrap();
     let live = Live::new(router, None);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -36,19 +40,19 @@ fn main() {
     let peer = "127.0.0.1:5555".parse().unwrap();
     let mut bare_ns = Vec::new();
     let mut ns: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let (parts, ()) = request.clone().into_parts();
         let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
         let t = Instant::now();
-        for _ in 0..ITERATIONS {
+        for _ in 0..iterations {
             let router = live.router();
             black_box(router.respond(black_box(&view)).response);
         }
-        bare_ns.push(t.elapsed().as_nanos() as f64 / f64::from(ITERATIONS));
+        bare_ns.push(t.elapsed().as_nanos() as f64 / f64::from(iterations));
         for (i, (_, log, trace)) in variants.iter().enumerate() {
             let conn = if *trace { traced.clone() } else { Conn::default() };
             let t = Instant::now();
-            for _ in 0..ITERATIONS {
+            for _ in 0..iterations {
                 let mut probe =
                     Probe::start(live.metrics(), live.journal(), *log, &conn, peer, black_box(&request), false);
                 probe.routing();
@@ -57,11 +61,11 @@ fn main() {
                 probe.answered(&router, &view, &answer);
                 black_box(probe.finish(answer.response));
             }
-            ns[i].push(t.elapsed().as_nanos() as f64 / f64::from(ITERATIONS));
+            ns[i].push(t.elapsed().as_nanos() as f64 / f64::from(iterations));
         }
     }
     let bare = median(&mut bare_ns);
-    println!("per request, median of {ROUNDS} rounds of {ITERATIONS}\n");
+    println!("per request, median of {rounds} rounds of {iterations}\n");
     println!("| variant | ns/request | added to respond() |");
     println!("| --- | ---: | ---: |");
     println!("| live.router() and Router::respond alone | {bare:.0} | - |");

@@ -101,7 +101,10 @@ pub async fn handle(live: &Arc<Live>, access: &Access, req: Request<Incoming>) -
         (&Method::GET, "/metrics") => metrics(live),
         (&Method::GET, "/scenarios") => scenarios::list(live),
         (&Method::POST, "/scenarios/reset") => scenarios::reset(live),
-        (&Method::PUT, p) if p.strip_prefix("/scenarios/").is_some_and(|n| !n.is_empty() && !n.contains('/')) => {
+        // `reset` is an endpoint of its own (POST), so a scenario cannot be set under that name.
+        (&Method::PUT, p)
+            if p.strip_prefix("/scenarios/").is_some_and(|n| !n.is_empty() && !n.contains('/') && n != "reset") =>
+        {
             let name = p["/scenarios/".len()..].to_owned();
             scenarios::set(live, req, &name).await
         }
