@@ -48,6 +48,15 @@ test("startHotroute serves TOML text, records and verifies", async (t) => {
   assert.deepEqual(await api.requests(), []);
 });
 
+test("reset starts sequences again", async (t) => {
+  const api = await startHotroute('[[route]]\npath = "/n"\nsequence = [{ body = "one" }, { body = "two" }]\n');
+  t.after(() => api.stop());
+  const next = async () => (await fetch(api.url("/n"))).text();
+  assert.deepEqual([await next(), await next()], ["one", "two"]);
+  await api.reset();
+  assert.equal(await next(), "one");
+});
+
 test("startHotroute serves a file and adds routes", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "hotroute-example-"));
   writeFileSync(join(dir, "routes.toml"), '[[route]]\npath = "/ping"\nbody = "pong"\n');

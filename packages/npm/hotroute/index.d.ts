@@ -24,7 +24,7 @@ export interface Hotroute {
   url(path?: string): string;
   /** The journal: what the server received, oldest first, with bodies. */
   requests(): Promise<JournalEntry[]>;
-  /** Empties the journal and sets the coverage counts back to zero. */
+  /** The server as if no request had come: journal, coverage, sequence positions and scenarios back to their start. */
   reset(): Promise<void>;
   /** Appends routes (TOML) to the route file and reloads; rejects with the server's error text when they do not load. */
   addRoutes(toml: string): Promise<void>;

@@ -135,9 +135,9 @@ export async function startHotroute(routes, { bin, file } = {}) {
     dir,
     url: (path = "") => baseUrl + path,
     requests,
+    // The server's own reset: the journal, coverage, sequence positions and scenarios back to their start.
     reset: async () => {
-      await admin("DELETE", "/__admin/requests");
-      await admin("DELETE", "/__admin/coverage");
+      await admin("POST", "/__admin/reset");
     },
     addRoutes: async (toml) => {
       const before = readFileSync(routesPath, "utf8");

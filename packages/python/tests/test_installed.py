@@ -70,6 +70,13 @@ def test_reset_empties_the_journal(hotroute):
     api.verify("GET", "/users/1", times=0)
 
 
+def test_reset_starts_sequences_again(hotroute):
+    api = hotroute('[[route]]\npath = "/n"\nsequence = [{ body = "one" }, { body = "two" }]\n')
+    assert [api.get("/n").text(), api.get("/n").text()] == ["one", "two"]
+    api.reset()
+    assert api.get("/n").text() == "one"
+
+
 def test_add_routes_reloads(hotroute):
     api = hotroute(USERS)
     assert api.get("/teams/1").status == 404

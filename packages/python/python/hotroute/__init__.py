@@ -171,9 +171,11 @@ class Hotroute:
         self.request("DELETE", "/__admin/requests", headers=_ADMIN_HEADERS)
 
     def reset(self):
-        """Empties the journal and sets the coverage counts back to zero: the server as if no request had come."""
-        self.clear()
-        self.request("DELETE", "/__admin/coverage", headers=_ADMIN_HEADERS)
+        """The server as if no request had come: the journal, the coverage counts, sequence positions and scenarios
+        back to their start (the server's own `POST /__admin/reset`)."""
+        res = self.request("POST", "/__admin/reset", headers=_ADMIN_HEADERS)
+        if res.status != 200:
+            raise HotrouteError(f"hotroute refused the reset (HTTP {res.status}):\n{res.text()}")
 
     def add_routes(self, routes_toml):
         """Appends routes (TOML) to the route file and reloads now; raises HotrouteError with the server's error text
