@@ -51,6 +51,11 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// stream may hold a response, so fewer bound what one connection can make the server hold.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: usize = 100;
 /// How many bytes of request bodies all connections together may hold while they are read, by default (256 MiB);
+/// Bytes the journal may hold for its recorded requests (heads and bodies together) unless `[server] journal_bytes`
+/// says otherwise: the oldest are dropped first, so that a client filling the journal with large bodies cannot
+/// grow the server past this (32 MiB).
+pub const DEFAULT_JOURNAL_BYTES: usize = 32 * 1024 * 1024;
+
 /// a body that would go over gets 503 with `retry-after`.
 pub const DEFAULT_MAX_BODY_BUFFERS: usize = 256 * 1024 * 1024;
 /// How long a connection may stay idle (no request in flight, whatever bytes it sends) by default before it is closed.
@@ -92,6 +97,8 @@ pub struct Limits {
     pub max_concurrent_streams: usize,
     /// `max_body_buffers`: how many bytes of request bodies all connections together may hold.
     pub max_body_buffers: usize,
+    /// `journal_bytes`: how many bytes of recorded requests the journal may hold.
+    pub journal_bytes: usize,
 }
 
 impl Default for Limits {
@@ -110,6 +117,7 @@ impl Default for Limits {
             max_route_file: crate::config::inputs::DEFAULT_MAX_ROUTE_FILE,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_body_buffers: DEFAULT_MAX_BODY_BUFFERS,
+            journal_bytes: DEFAULT_JOURNAL_BYTES,
         }
     }
 }
@@ -205,6 +213,7 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
     let max_uri = size(&spec.max_uri, "max_uri", d.max_uri, 1);
     let max_route_file = size(&spec.max_route_file, "max_route_file", d.max_route_file as usize, 1) as u64;
     let max_body_buffers = size(&spec.max_body_buffers, "max_body_buffers", d.max_body_buffers, 1);
+    let journal_bytes = size(&spec.journal_bytes, "journal_bytes", d.journal_bytes, 64 * 1024);
 
     let mut count = |value: &Option<Spanned<u64>>, key: &str, default: usize| {
         let Some(v) = value else { return default };
@@ -235,5 +244,6 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
         max_route_file,
         max_concurrent_streams,
         max_body_buffers,
+        journal_bytes,
     }
 }

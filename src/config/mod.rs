@@ -163,6 +163,11 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<SizeSpec>")]
     pub max_body_buffers: Option<Spanned<SizeSpec>>,
+    /// Bytes of recorded requests (heads and bodies) the journal may hold (default 32 MiB); the oldest are dropped
+    /// first.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub journal_bytes: Option<Spanned<SizeSpec>>,
     /// Time a client has to send a request head, e.g. `"10s"` (default 10 s).
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -3,7 +3,9 @@
 //!
 //! Every request that reaches the routes (not the admin API) is recorded in a bounded ring, oldest dropped first:
 //! 1000 requests (`crate::config::DEFAULT_JOURNAL`) unless `[server] journal = N` says otherwise (0 turns the journal
-//! off). Bodies are kept up to [`BODY_LIMIT`] bytes; [`RecordedRequest::body_size`] still tells the full size.
+//! off), and at most `[server] journal_bytes` bytes of them (32 MiB by default): a client that fills the journal with
+//! large bodies pushes out old requests instead of growing the server. Bodies are kept up to [`BODY_LIMIT`] bytes;
+//! [`RecordedRequest::body_size`] still tells the full size.
 //!
 //! Coverage is counted apart from the ring, so that it covers every request since the start (or the last reset),
 //! not only the ones still in the journal: hits per route, and the requests no route answered, grouped by method and
@@ -351,6 +353,8 @@ struct State {
     next_id: u64,
     /// Entries pushed out of the ring since the last clear.
     dropped: u64,
+    /// The bytes the entries hold (`RecordedRequest::data`), kept under `[server] journal_bytes`.
+    bytes: usize,
     total: u64,
     unmatched: BTreeMap<(String, String), (u64, u16)>,
     unmatched_not_listed: u64,
@@ -404,10 +408,25 @@ impl Journal {
         }
         let Some(mut entry) = entry else { return };
         entry.id = state.next_id;
-        while state.entries.len() >= capacity {
-            state.entries.pop_front();
+        // Bounded by count and by bytes: a client that fills the journal with large bodies pushes out old entries
+        // instead of growing the server.
+        let budget = router.server().limits.journal_bytes;
+        while state.entries.len() >= capacity || (state.bytes + entry.data.len() > budget && !state.entries.is_empty())
+        {
+            if let Some(old) = state.entries.pop_front() {
+                state.bytes -= old.data.len();
+            }
             state.dropped += 1;
         }
+        if entry.data.len() > budget {
+            // One request larger than the whole budget keeps its head and loses its body (`body_size` still tells);
+            // a head larger than the budget keeps only the target.
+            let keep = if entry.headers_end <= budget { entry.headers_end } else { entry.target_end.min(budget) };
+            entry.data = entry.data.slice(..keep);
+            entry.headers_end = entry.data.len();
+            entry.target_end = entry.target_end.min(entry.headers_end);
+        }
+        state.bytes += entry.data.len();
         state.entries.push_back(entry);
     }
 
@@ -425,6 +444,7 @@ impl Journal {
     pub fn clear(&self) -> usize {
         let mut state = self.lock();
         state.dropped = 0;
+        state.bytes = 0;
         let n = state.entries.len();
         state.entries.clear();
         n

@@ -98,3 +98,37 @@ async fn readers_that_never_read_are_limited_and_block_nobody() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_holds_at_most_journal_bytes_of_requests_dropping_the_oldest() {
+    // 100 requests of 64 KiB into a journal of 1 MiB: the count (1000) is not the bound, the bytes are.
+    let toml =
+        "[server]\njournal_bytes = \"1MiB\"\nmax_body = \"4MiB\"\n\n[[route]]\npath = \"/in\"\nmethod = \"POST\"\n";
+    let s = TestServer::start(toml).await;
+    let c = client();
+    let body = "x".repeat(64 * 1024);
+    for _ in 0..100 {
+        assert_eq!(c.post(s.url("/in")).body(body.clone()).send().await.unwrap().status(), 200);
+    }
+    let page = journal(&s, "?limit=1000").await;
+    let kept = ids(&page);
+    // 15 bodies of 64 KiB and their heads fit in 1 MiB; the newest are kept, in order.
+    assert!((10..=16).contains(&kept.len()), "{} kept", kept.len());
+    assert_eq!(*kept.last().unwrap(), 100);
+    assert_eq!(page["dropped"].as_u64(), Some(100 - kept.len() as u64));
+    // A body over the journal's body cut (64 KiB) is kept cut, with its full size and the flag that says so.
+    let big = "y".repeat(2 * 1024 * 1024);
+    c.post(s.url("/in")).header("x-probe", "big").body(big).send().await.unwrap();
+    let page = journal(&s, "?limit=1&bodies=true").await;
+    let last = &page["requests"][0];
+    assert_eq!((last["body_size"].as_u64(), last["body_truncated"].as_bool()), (Some(2 * 1024 * 1024), Some(true)));
+    assert_eq!(last["headers"]["x-probe"], "big");
+    assert_eq!(last["body"].as_str().map(str::len), Some(64 * 1024));
+    s.stop().await;
+}
+
+#[test]
+fn journal_bytes_below_its_minimum_is_a_load_error() {
+    let out = common::load_error("[server]\njournal_bytes = \"1KiB\"\n");
+    assert!(out.contains("`journal_bytes` is 1024 bytes, below its minimum of 65536"), "{out}");
+}
