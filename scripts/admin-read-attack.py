@@ -7,6 +7,10 @@ the normal client's latency percentiles. Loopback only; every step is bounded in
 the end.
 
     scripts/admin-read-attack.py target/release/hotroute [--seconds 8] [--readers 8]
+    scripts/admin-read-attack.py target/release/hotroute --h2 [--readers 6]
+
+With `--h2` the readers are streams of one HTTP/2 connection that sets its flow-control window to 0, so the server
+can send none of their answers (needs Python's `h2` package: `pip install h2`).
 
 Run it against two builds in the same session to compare (e.g. main's and a branch's).
 """
@@ -76,11 +80,31 @@ def stalled_reader(port):
     return s
 
 
+def h2_stalled_reader(port, streams):
+    """One HTTP/2 connection with a stream window of 0 and `streams` journal reads on it: nothing can be sent."""
+    import h2.config
+    import h2.connection
+    import h2.settings
+
+    s = socket.create_connection(("127.0.0.1", port))
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    c.initiate_connection()
+    c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    for _ in range(streams):
+        sid = c.get_next_available_stream_id()
+        headers = [(":method", "GET"), (":path", ATTACK), (":scheme", "http"), (":authority", f"127.0.0.1:{port}")]
+        c.send_headers(sid, headers, end_stream=True)
+    s.sendall(c.data_to_send())
+    return s
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("binary")
     ap.add_argument("--seconds", type=float, default=8.0, help="how long the attack and the measure last")
-    ap.add_argument("--readers", type=int, default=8)
+    ap.add_argument("--readers", type=int, default=8, help="stalled readers (streams of one connection with --h2)")
+    ap.add_argument("--h2", action="store_true", help="the readers are streams of one HTTP/2 connection, window 0")
+    ap.add_argument("--journal", type=int, default=10000, help="[server] journal of the route file")
     ap.add_argument("--requests", type=int, default=10000)
     ap.add_argument("--body", type=int, default=64 * 1024)
     args = ap.parse_args()
@@ -88,7 +112,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "routes.toml")
         with open(path, "w") as f:
-            f.write(ROUTES)
+            f.write(ROUTES.replace("journal = 10000", f"journal = {args.journal}"))
         server = subprocess.Popen(
             [args.binary, path, "--port", "0", "--no-watch", "--log-level", "warn"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -101,7 +125,10 @@ def main():
             filled = time.monotonic() - t0
             rss_filled, _ = rss_kib(server.pid)
 
-            readers = [stalled_reader(port) for _ in range(args.readers)]
+            if args.h2:
+                readers = [h2_stalled_reader(port, args.readers)]
+            else:
+                readers = [stalled_reader(port) for _ in range(args.readers)]
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             latencies, peak, refused = [], 0, 0
             end = time.monotonic() + args.seconds
@@ -134,7 +161,7 @@ def main():
     print(f"binary: {args.binary}")
     print(f"filled {args.requests} x {args.body} B in {filled:.1f}s; RSS after fill: {rss_filled / 1024:.0f} MiB")
     print(
-        f"{args.readers} stalled readers of {ATTACK}: peak RSS {peak / 1024:.0f} MiB, "
+        f"{args.readers} stalled {'HTTP/2 streams (window 0)' if args.h2 else 'readers'} of {ATTACK}: peak RSS {peak / 1024:.0f} MiB, "
         f"{(peak - rss_filled) / 1024:.0f} MiB over the filled journal (high-water mark {hwm / 1024:.0f} MiB)"
     )
     print(
