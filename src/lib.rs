@@ -57,6 +57,7 @@ mod serve;
 mod util;
 
 pub use config::admin::{DEFAULT_JOURNAL_REDACT, check_admin_token};
+pub use config::state::{StateConfig, check_state_url};
 pub use config::tls::{ClientAuth, TlsConfig, TlsFiles};
 pub use config::{Config, Limits, LoadError, LoadErrors, json_schema, load_file, load_str};
 pub use import::{ImportError, Imported};
@@ -67,6 +68,7 @@ pub use observe::journal::{Coverage, RecordedRequest, RouteHits, Unmatched};
 pub use reload::watch::{WatchError, WatchHandle};
 pub use reload::{Live, ReloadFailure};
 pub use route::template::WORKER_STACK;
+pub use route::state::{RemoteState, StateError};
 pub use route::{RouteInfo, Router};
 pub use serve::{ServeError, ServeOptions, Server};
 pub use util::process::raise_fd_limit;

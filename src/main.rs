@@ -232,6 +232,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             })?;
             options.admin_token = Some(token);
         }
+        // HOTROUTE_STATE wins over [server] state, whose prefix and timeout it keeps.
+        if let Some(url) = std::env::var("HOTROUTE_STATE").ok().filter(|u| !u.is_empty()) {
+            hotroute::check_state_url(&url).map_err(|why| {
+                anyhow::anyhow!(
+                    "{why} (HOTROUTE_STATE)\n  help: write it as redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0 \
+                     (rediss:// for TLS)"
+                )
+            })?;
+            let mut state = options.state.take().unwrap_or_else(|| hotroute::StateConfig::new(String::new()));
+            state.url = url;
+            options.state = Some(state);
+        }
         let mut server = Server::bind(addr, live.clone()).await?.with_options(options);
         // Made before the first stdout line, so that whoever reads that line can read the token already.
         if let Some(token) = server.require_admin_token()? {

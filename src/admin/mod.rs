@@ -57,7 +57,7 @@ pub async fn handle(live: &Arc<Live>, access: &Access, req: Request<Incoming>) -
     };
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/") => dashboard::page(req.method()),
-        (&Method::GET, "/health") => health(live, grant),
+        (&Method::GET, "/health") => health(live, grant, req.uri().query()).await,
         // Routes cannot be sent here: the reload reads the route file. A body means the caller thinks otherwise.
         (&Method::POST, "/reload") if !hyper::body::Body::is_end_stream(req.body()) => respond::text(
             StatusCode::BAD_REQUEST,
@@ -68,10 +68,16 @@ pub async fn handle(live: &Arc<Live>, access: &Access, req: Request<Incoming>) -
         ),
         (&Method::POST, "/reload") => reload(live).await,
         (&Method::GET, "/requests") => match access.read_permit() {
+            Ok(permit) if live.state().is_some() => requests::get_shared(live, req.uri().query(), permit).await,
             Ok(permit) => requests::get(live, req.uri().query(), permit),
             Err(busy) => *busy,
         },
         (&Method::DELETE, "/requests") => {
+            if let Some(store) = live.state()
+                && let Err(e) = store.clear_journal().await
+            {
+                return scenarios::store_failed(&e, &Method::DELETE);
+            }
             respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": live.journal().clear() }))
         }
         (&Method::GET, "/routes") => match access.read_permit() {
@@ -99,8 +105,8 @@ pub async fn handle(live: &Arc<Live>, access: &Access, req: Request<Incoming>) -
             respond::json(StatusCode::OK, &json!({ "status": "ok" }))
         }
         (&Method::GET, "/metrics") => metrics(live),
-        (&Method::GET, "/scenarios") => scenarios::list(live),
-        (&Method::POST, "/scenarios/reset") => scenarios::reset(live),
+        (&Method::GET, "/scenarios") => scenarios::list(live).await,
+        (&Method::POST, "/scenarios/reset") => scenarios::reset(live).await,
         // `reset` is an endpoint of its own (POST), so a scenario cannot be set under that name.
         (&Method::PUT, p)
             if p.strip_prefix("/scenarios/").is_some_and(|n| !n.is_empty() && !n.contains('/') && n != "reset") =>
@@ -155,9 +161,34 @@ pub(crate) fn relative<'a>(base: &str, path: &'a str) -> &'a str {
 
 /// Health: always the status, the route count and the generation; with a [`Grant::Full`], also the route file and
 /// the last reload error. Probes need no token, and learn nothing about the files from it.
-fn health(live: &Live, grant: Grant) -> Response<Body> {
+///
+/// With a shared state store, health asks it (`PING`, bounded by `state_timeout`) and says whether it answers, as
+/// `state.available`, with `status` `"degraded"` when it does not. It still answers 200 then, as plain routes keep
+/// answering; `?require=state` makes it answer 503 instead, for a readiness probe that wants replicas without
+/// their store out of service.
+async fn health(live: &Live, grant: Grant, query: Option<&str>) -> Response<Body> {
     let routes = live.router().routes().len();
     let mut health = json!({ "status": "ok", "routes": routes, "generation": live.generation() });
+    let mut status = StatusCode::OK;
+    if let Some(store) = live.state() {
+        let state = match store.ping().await {
+            Ok(()) => json!({ "available": true }),
+            Err(e) => {
+                health["status"] = "degraded".into();
+                if query.is_some_and(|q| q.split('&').any(|kv| kv == "require=state")) {
+                    status = StatusCode::SERVICE_UNAVAILABLE;
+                }
+                match grant {
+                    Grant::Full => json!({ "available": false, "error": e.to_string() }),
+                    Grant::Open => json!({ "available": false }),
+                }
+            }
+        };
+        health["state"] = state;
+        if let Grant::Full = grant {
+            health["state"]["store"] = store.url().into();
+        }
+    }
     if let Some(health) = health.as_object_mut() {
         match grant {
             Grant::Full => health.extend(dashboard::reload_status(live)),
@@ -166,7 +197,7 @@ fn health(live: &Live, grant: Grant) -> Response<Body> {
             }
         }
     }
-    respond::json(StatusCode::OK, &health)
+    respond::json(status, &health)
 }
 
 /// Prometheus metrics, in the OpenMetrics text format.

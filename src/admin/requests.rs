@@ -86,6 +86,65 @@ pub(super) fn get(live: &Live, query: Option<&str>, permit: OwnedSemaphorePermit
     res
 }
 
+/// `GET /__admin/requests` with a shared state store: the newest `?limit=N` requests (default [`DEFAULT_LIMIT`], at
+/// most [`MAX_LIMIT`]) of every replica, oldest first, from the shared journal. Each request keeps the id its
+/// replica gave it; `?after=` is not supported here (ids are per replica) and is refused with a 400 that says so.
+pub(super) async fn get_shared(live: &Live, query: Option<&str>, _permit: OwnedSemaphorePermit) -> Response<Body> {
+    let Some(store) = live.state() else { return get(live, query, _permit) };
+    let (mut limit, mut bodies) = (DEFAULT_LIMIT, false);
+    for (name, value) in query.map(query_pairs).into_iter().flatten() {
+        let parsed = match name.as_str() {
+            "limit" => value.parse().map(|v: usize| limit = v.min(MAX_LIMIT)).is_ok(),
+            "bodies" => match value.as_str() {
+                "true" | "1" => {
+                    bodies = true;
+                    true
+                }
+                "false" | "0" => true,
+                _ => false,
+            },
+            "after" => {
+                let text = "400 ?after= is not supported with a shared state store: request ids are per replica\n\
+                            use ?limit=N for the newest N requests of every replica\n";
+                return respond::text(StatusCode::BAD_REQUEST, text.to_owned(), &Method::GET);
+            }
+            _ => true,
+        };
+        if !parsed {
+            let text = format!(
+                "400 bad query parameter {name}={value:?}: a whole number is expected for limit, true or false for \
+                 bodies, e.g. /__admin/requests?limit=100&bodies=true\n"
+            );
+            return respond::text(StatusCode::BAD_REQUEST, text, &Method::GET);
+        }
+    }
+    let mut requests = match store.journal(limit).await {
+        Ok(requests) => requests,
+        Err(e) => {
+            let text = format!("503 {e}\nthe shared journal cannot be read; try again once the store is back\n");
+            return respond::text(StatusCode::SERVICE_UNAVAILABLE, text, &Method::GET);
+        }
+    };
+    if !bodies {
+        for r in &mut requests {
+            if let Some(r) = r.as_object_mut() {
+                r.remove("body");
+                r.remove("body_base64");
+            }
+        }
+    }
+    let page = json!({
+        "capacity": live.router().server().journal,
+        "shared": true,
+        "dropped": store.journal_dropped(),
+        "limit": limit,
+        "requests": requests,
+    });
+    let mut res = respond::json(StatusCode::OK, &page);
+    res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
 /// The page as JSON, made a chunk at a time when hyper asks for the next one (after the last was sent).
 struct JournalBody {
     head: Option<String>,

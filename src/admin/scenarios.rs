@@ -10,7 +10,9 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::reload::Live;
+use crate::route::Router;
 use crate::route::respond::{self, Body};
+use crate::route::state::{DEFAULT_PARTITION, StateError};
 
 /// The largest body `PUT /__admin/scenarios/{name}` reads: `{"state": "..."}` is a few dozen bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -19,9 +21,12 @@ const MAX_BODY: usize = 64 * 1024;
 const BODY_WAIT: Duration = Duration::from_secs(10);
 
 /// `GET /__admin/scenarios`: every scenario, its state, and the states its routes name.
-pub(super) fn list(live: &Live) -> Response<Body> {
-    let scenarios: Vec<_> = live
-        .router()
+pub(super) async fn list(live: &Live) -> Response<Body> {
+    let router = live.load_full();
+    if let Err(e) = refresh(live, &router).await {
+        return store_failed(&e, &Method::GET);
+    }
+    let scenarios: Vec<_> = router
         .scenarios()
         .list()
         .into_iter()
@@ -57,8 +62,14 @@ pub(super) async fn set(live: &Live, req: Request<Incoming>, raw_name: &str) -> 
         );
         return bad(StatusCode::BAD_REQUEST, text);
     };
-    let router = live.router();
-    match router.scenarios().set(&name, &state) {
+    let router = live.load_full();
+    let set = router.scenarios().set(&name, &state);
+    if let (Ok(()), Some(store)) = (&set, live.state())
+        && let Err(e) = store.set_scenario(DEFAULT_PARTITION, &name, &state).await
+    {
+        return store_failed(&e, &Method::PUT);
+    }
+    match set {
         Ok(()) => respond::json(StatusCode::OK, &json!({ "status": "ok", "name": name, "state": state })),
         Err(e @ crate::route::scenario::ScenarioError::Unknown { .. }) => bad(
             StatusCode::NOT_FOUND,
@@ -72,8 +83,15 @@ pub(super) async fn set(live: &Live, req: Request<Incoming>, raw_name: &str) -> 
 }
 
 /// `POST /__admin/scenarios/reset`: every scenario back to `"started"`.
-pub(super) fn reset(live: &Live) -> Response<Body> {
-    live.router().scenarios().reset();
+pub(super) async fn reset(live: &Live) -> Response<Body> {
+    let router = live.load_full();
+    if let Some(store) = live.state() {
+        let names: Vec<&str> = router.scenarios().names().collect();
+        if let Err(e) = store.reset_scenarios(DEFAULT_PARTITION, &names).await {
+            return store_failed(&e, &Method::POST);
+        }
+    }
+    router.scenarios().reset();
     respond::json(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
@@ -95,6 +113,27 @@ pub(super) async fn reset_all(live: &Arc<Live>, query: Option<&str>) -> Response
             }
         }
     }
+    if let Some(store) = live.state()
+        && let Err(e) = store.reset().await
+    {
+        return store_failed(&e, &Method::POST);
+    }
     let cleared = live.reset();
     respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": cleared, "routes_removed": removed }))
+}
+
+/// With a shared store: copies the scenario states from it into `router`'s, so that the list shows what every
+/// replica sees.
+async fn refresh(live: &Live, router: &Router) -> Result<(), StateError> {
+    let Some(store) = live.state() else { return Ok(()) };
+    let names: Vec<&str> = router.scenarios().names().collect();
+    let states = store.scenario_states(DEFAULT_PARTITION, &names).await?;
+    router.scenarios().refresh(states);
+    Ok(())
+}
+
+/// The 503 of an admin call that needs the shared state store when the store fails.
+pub(super) fn store_failed(error: &StateError, method: &Method) -> Response<Body> {
+    let text = format!("503 {error}\nnothing was changed in the shared state; try again once the store is back\n");
+    respond::text(StatusCode::SERVICE_UNAVAILABLE, text, method)
 }

@@ -32,6 +32,7 @@ pub(crate) mod inputs;
 pub(crate) mod json_template;
 pub(crate) mod limits;
 mod model;
+pub mod state;
 pub mod tls;
 
 mod script;
@@ -128,6 +129,19 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<u64>")]
     pub seed: Option<Spanned<i64>>,
+    /// Keep the state replicas share (sequence positions, `count`, scenarios, the journal) in Redis or Valkey:
+    /// `"redis://HOST:PORT/DB"`, or `rediss://` for TLS. `HOTROUTE_STATE` wins over it. Read at start.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub state: Option<Spanned<String>>,
+    /// The prefix of every key hotroute writes in the state store (default `"hotroute"`). Read at start.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub state_prefix: Option<Spanned<String>>,
+    /// How long a stateful request waits for the state store before answering 503 (default 500 ms). Read at start.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub state_timeout: Option<Spanned<String>>,
     // Limits and timeouts, checked by `crate::limits` (see the README's "Limits" section for defaults).
     /// Largest request body, e.g. `"10MiB"` or a number of bytes (default 1 MiB); a larger one gets 413.
     #[serde(default)]
@@ -448,6 +462,8 @@ pub struct ServerConfig {
     pub headers: HeaderMap,
     /// `[server] tls`: serve HTTPS, when set.
     pub tls: Option<tls::TlsConfig>,
+    /// `[server] state`: the shared state store, when set.
+    pub state: Option<state::StateConfig>,
 }
 
 impl ServerConfig {
@@ -465,6 +481,7 @@ impl ServerConfig {
                 },
             ),
             ("log_requests", self.log_requests != new.log_requests),
+            ("state", self.state != new.state),
             ("grace", a.grace != b.grace),
             ("header_read_timeout", a.header_read_timeout != b.header_read_timeout),
             ("body_timeout", a.body_timeout != b.body_timeout),
@@ -785,6 +802,7 @@ impl Checker<'_> {
         for (span, message, help) in tls_errors {
             self.error(span, message, &help);
         }
+        let state = state::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
         let server = ServerConfig {
             tls,
             listen,
@@ -798,6 +816,7 @@ impl Checker<'_> {
             seed,
             limits,
             headers: headers.clone(),
+            state,
         };
         (server, headers)
     }

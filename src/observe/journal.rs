@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use crate::config::admin::REDACTED;
 use crate::request::{RequestView, query_pairs};
+use crate::route::state::RemoteState;
 use crate::route::{Answer, RouteInfo, Router};
 
 /// How much of a request body the journal keeps (64 KiB); the rest is cut.
@@ -378,6 +379,8 @@ impl State {
 #[derive(Debug, Default)]
 pub struct Journal {
     state: Mutex<State>,
+    /// With a shared state store: the queue that copies each recorded request into the shared journal.
+    shared: std::sync::OnceLock<(tokio::sync::mpsc::Sender<String>, std::sync::Arc<RemoteState>, String)>,
 }
 
 impl Journal {
@@ -427,7 +430,25 @@ impl Journal {
             entry.target_end = entry.target_end.min(entry.headers_end);
         }
         state.bytes += entry.data.len();
+        let copy = self.shared.get().map(|shared| (shared, entry.clone()));
         state.entries.push_back(entry);
+        drop(state);
+        if let Some(((queue, store, replica), entry)) = copy {
+            // Written by the store's own task: the request does not wait for Redis. `base` empty: the replicas'
+            // files may live in different folders.
+            let mut json = entry.to_json_with(true, "");
+            json["replica"] = replica.as_str().into();
+            let json = json.to_string();
+            if queue.try_send(json).is_err() {
+                store.journal_drop();
+            }
+        }
+    }
+
+    /// Copies each request recorded from now on into a shared store's journal, through `queue`, marked as recorded
+    /// by `replica`.
+    pub(crate) fn share(&self, queue: tokio::sync::mpsc::Sender<String>, store: Arc<RemoteState>, replica: String) {
+        let _ = self.shared.set((queue, store, replica));
     }
 
     /// The recorded requests, oldest first.

@@ -20,6 +20,7 @@ use crate::config::inputs::Inputs;
 use crate::observe::journal::Journal;
 use crate::observe::metrics::Metrics;
 use crate::route::Router;
+use crate::route::state::RemoteState;
 use crate::route::runtime::{self, RuntimeRoute};
 
 /// How long the route files must stay the same before a read that looks half-written (unparsable, or no routes
@@ -62,6 +63,8 @@ pub struct Live {
     config: Mutex<Option<Arc<Config>>>,
     /// The routes sent over `POST /__admin/routes`. Changed only while `reloading` is held.
     runtime: Mutex<Runtime>,
+    /// The shared state store (`[server] state`), once the server has connected it; none keeps state in process.
+    state: OnceLock<Arc<RemoteState>>,
 }
 
 /// The runtime routes, newest first, and the next ids.
@@ -103,6 +106,7 @@ impl Live {
             rounds: Mutex::new(Rounds::default()),
             config: Mutex::new(None),
             runtime: Mutex::new(Runtime { routes: Vec::new(), next_id: 1, next_post: 1 }),
+            state: OnceLock::new(),
         }
     }
 
@@ -141,6 +145,25 @@ impl Live {
     /// How many times the routes have been loaded (1 at start).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps the runtime state in `store` from now on (sequence positions, `count`, scenarios and the journal), shared
+    /// with every replica that uses the same store and prefix; the shared journal names this one `replica`. Set
+    /// once, at start, on a tokio runtime: a second call returns false and changes nothing.
+    pub fn install_state(&self, store: Arc<RemoteState>, replica: String) -> bool {
+        let capacity = self.router.load().server().journal;
+        if self.state.set(Arc::clone(&store)).is_err() {
+            return false;
+        }
+        if capacity > 0 {
+            self.journal.share(store.journal_sender(capacity), store, replica);
+        }
+        true
+    }
+
+    /// The shared state store, when one is installed.
+    pub fn state(&self) -> Option<&Arc<RemoteState>> {
+        self.state.get()
     }
 
     /// The requests received and the routes' coverage; it outlives reloads.

@@ -21,6 +21,7 @@ pub(crate) mod reply;
 pub(crate) mod respond;
 pub mod runtime;
 pub mod scenario;
+pub mod state;
 pub(crate) mod static_files;
 pub(crate) mod stream;
 pub(crate) mod template;
@@ -110,6 +111,9 @@ struct Script {
     location: String,
     /// The route's scenario: the state it requires, the state it moves to.
     scenario: Option<RouteScenario>,
+    /// Whether its answers depend on state that replicas share (a sequence, `count` in a template, a scenario):
+    /// with a shared store, its count and scenario live there. Delays, faults and folders count locally.
+    shared: bool,
 }
 
 impl Script {
@@ -214,6 +218,8 @@ struct PathEntry {
     allow: HeaderValue,
     /// Whether a route names `OPTIONS` itself (it then answers CORS preflights instead of the CORS layer).
     options: bool,
+    /// Whether a route of this path keeps shared state (see `Script::shared`).
+    shared: bool,
 }
 
 /// A response and the route that gave it (none for a 404 or 405).
@@ -267,6 +273,15 @@ pub struct Router {
     near: OnceLock<NearMiss>,
     /// The scenarios the routes name, and their states.
     scenarios: Scenarios,
+    /// Whether any path has a route with shared state: without one, a shared store is never asked.
+    shared: bool,
+}
+
+/// What matching chose: a finished answer (a plain route, a 404, a 405), or a scripted route still to count and
+/// render.
+enum Selected<'r, 'p> {
+    Done(Answer<'r>),
+    Scripted { route: &'r Route, script: &'r Script, params: matchit::Params<'r, 'p> },
 }
 
 impl Router {
@@ -355,7 +370,12 @@ impl Router {
                         continue;
                     }
                     by_path.insert(rc.path.as_str(), entries.len());
-                    entries.push(PathEntry { routes: Vec::new(), allow: HeaderValue::from_static(""), options: false });
+                    entries.push(PathEntry {
+                        routes: Vec::new(),
+                        allow: HeaderValue::from_static(""),
+                        options: false,
+                        shared: false,
+                    });
                     entries.len() - 1
                 }
             };
@@ -369,6 +389,12 @@ impl Router {
             // A route with a scenario is never plain (see `ScriptConfig::is_plain`), so it has a script to hold it.
             if let (Responder::Scripted(script), Some(sc)) = (&mut responder, &rc.script.scenario) {
                 script.scenario = Some(scenarios.route(sc));
+            }
+            if let Responder::Scripted(script) = &mut responder {
+                script.shared = script.scenario.is_some()
+                    || rc.script.template
+                    || rc.script.sequence.as_ref().is_some_and(|s| s.items.len() > 1);
+                entries[entry].shared |= script.shared;
             }
             entries[entry].routes.push(routes.len());
             config_index.push(ci);
@@ -440,6 +466,7 @@ impl Router {
                 .iter()
                 .any(|&i| matches!(&routes[i].methods, Methods::List(l) if l.contains(&Method::OPTIONS)));
         }
+        let shared = entries.iter().any(|e| e.shared);
         Ok(Router {
             tree,
             entries,
@@ -450,6 +477,7 @@ impl Router {
             not_found,
             near: OnceLock::new(),
             scenarios,
+            shared,
         })
     }
 
@@ -517,9 +545,26 @@ impl Router {
     }
 
     fn route<'r>(&'r self, req: &RequestView<'_>) -> Answer<'r> {
-        let path = req.uri.path();
         let data = RequestData::new(req);
-        let Ok(m) = self.tree.at(path) else { return self.not_found(&data, None) };
+        match self.select(&data, req.uri.path()) {
+            Selected::Done(answer) => answer,
+            Selected::Scripted { route, script, params } => {
+                let count = route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1;
+                let (response, pending) = self.scripted(route, script, &params, &data, count);
+                // After the answer is made: its templates see the state the request matched in.
+                if let Some(sc) = &script.scenario {
+                    sc.advance();
+                }
+                Answer { response, route: Some(route), pending }
+            }
+        }
+    }
+
+    /// Finds the route that answers: the first whose method, `match` conditions and scenario state fit. A plain
+    /// route, a 404 or a 405 is answered here; a scripted route is handed back to be counted and rendered.
+    fn select<'r, 'p>(&'r self, data: &RequestData<'_>, path: &'p str) -> Selected<'r, 'p> {
+        let req = data.view;
+        let Ok(m) = self.tree.at(path) else { return Selected::Done(self.not_found(data, None)) };
         let entry = &self.entries[*m.value];
         let mut method_fits = false;
         for &i in &entry.routes {
@@ -529,32 +574,90 @@ impl Router {
             }
             method_fits = true;
             if let Some(matcher) = &route.matcher
-                && !matcher.holds(&data)
+                && !matcher.holds(data)
             {
                 continue;
             }
             return match &route.responder {
-                Responder::Static(prepared) => {
-                    Answer { response: prepared.to_response(req.method), route: Some(route), pending: None }
-                }
+                Responder::Static(prepared) => Selected::Done(Answer {
+                    response: prepared.to_response(req.method),
+                    route: Some(route),
+                    pending: None,
+                }),
                 Responder::Scripted(script) => {
                     // Checked here, not with `match`, so that plain routes do not pay for scenarios.
                     if script.scenario.as_ref().is_some_and(|sc| !sc.holds()) {
                         continue;
                     }
-                    let (response, pending) = self.scripted(route, script, &m.params, &data);
-                    // After the answer is made: its templates see the state the request matched in.
-                    if let Some(sc) = &script.scenario {
-                        sc.advance();
-                    }
-                    Answer { response, route: Some(route), pending }
+                    Selected::Scripted { route, script, params: m.params }
                 }
             };
         }
         if method_fits {
-            return self.not_found(&data, Some(entry));
+            return Selected::Done(self.not_found(data, Some(entry)));
         }
-        Answer { response: respond::method_not_allowed(req.method, path, &entry.allow), route: None, pending: None }
+        let response = respond::method_not_allowed(req.method, path, &entry.allow);
+        Selected::Done(Answer { response, route: None, pending: None })
+    }
+
+    /// Whether a request to `path` may need the shared store: some route of the path keeps shared state.
+    pub fn needs_shared(&self, path: &str) -> bool {
+        self.shared && self.tree.at(path).is_ok_and(|m| self.entries[*m.value].shared)
+    }
+
+    /// [`Router::respond`] with the state in a shared store (`[server] state`), in partition `partition`: the
+    /// scenario states are read from the store before matching, and a stateful route's count (and its scenario
+    /// move) is made there atomically. A request to a path without stateful routes is answered as by
+    /// [`Router::respond`], without asking the store. A store that fails or does not answer within its timeout
+    /// gives a 503 that says so.
+    pub async fn respond_shared<'r>(
+        &'r self,
+        req: &RequestView<'_>,
+        store: &state::RemoteState,
+        partition: &str,
+    ) -> Answer<'r> {
+        let preflight = self.cors.as_ref().is_some_and(|_| Cors::is_preflight(req));
+        if preflight || !self.needs_shared(req.uri.path()) {
+            return self.respond(req);
+        }
+        let mut answer = self.route_shared(req, store, partition).await;
+        if let Some(cors) = &self.cors {
+            cors.decorate(answer.response.headers_mut(), req.headers);
+        }
+        answer
+    }
+
+    async fn route_shared<'r>(
+        &'r self,
+        req: &RequestView<'_>,
+        store: &state::RemoteState,
+        partition: &str,
+    ) -> Answer<'r> {
+        let data = RequestData::new(req);
+        if !self.scenarios.is_empty() {
+            // Every scenario, not only this path's: templates may show any of them.
+            let names: Vec<&str> = self.scenarios.names().collect();
+            match store.scenario_states(partition, &names).await {
+                Ok(states) => self.scenarios.refresh(states),
+                Err(e) => return unavailable(req, None, &e),
+            }
+        }
+        match self.select(&data, req.uri.path()) {
+            Selected::Done(answer) => answer,
+            Selected::Scripted { route, script, params } => {
+                let count = if script.shared {
+                    let scenario = script.scenario.as_ref().and_then(RouteScenario::move_spec);
+                    match store.count(partition, route.key, scenario).await {
+                        Ok(count) => count.max(1),
+                        Err(e) => return unavailable(req, Some(route), &e),
+                    }
+                } else {
+                    route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1
+                };
+                let (response, pending) = self.scripted(route, script, &params, &data, count);
+                Answer { response, route: Some(route), pending }
+            }
+        }
     }
 
     fn scripted(
@@ -563,9 +666,9 @@ impl Router {
         script: &Script,
         params: &matchit::Params<'_, '_>,
         data: &RequestData<'_>,
+        count: u64,
     ) -> (Response<Body>, Option<Pending>) {
         let req = data.view;
-        let count = route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1;
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
             let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
@@ -748,7 +851,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         Some(s) => Some(StreamReply::build(s, templates, location, text).map_err(error)?),
     };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
-    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string, scenario: None })))
+    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string, scenario: None, shared: false })))
 }
 
 /// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.
@@ -909,4 +1012,18 @@ fn allow_header<'a>(methods: impl Iterator<Item = &'a Methods>) -> HeaderValue {
     names.sort_unstable();
     names.dedup();
     HeaderValue::from_str(&names.join(", ")).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The 503 of a stateful request whose shared store failed: what failed, where, and what to do.
+fn unavailable<'r>(req: &RequestView<'_>, route: Option<&'r Route>, error: &state::StateError) -> Answer<'r> {
+    let at = route.map_or_else(String::new, |r| format!(" (the route at {})", r.location()));
+    let text = format!(
+        "503 {} {} needs the shared state{at}, and {error}\nplain routes still answer; this one answers again once \
+         the store is back\n",
+        req.method,
+        req.uri.path()
+    );
+    let mut response = respond::text(StatusCode::SERVICE_UNAVAILABLE, text, req.method);
+    response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Answer { response, route, pending: None }
 }

@@ -54,6 +54,13 @@ impl RouteScenario {
         }
     }
 
+    /// The move this route makes, for a shared store: the scenario, the state the request matched in (`""`: any),
+    /// and the next state. None when it makes none.
+    pub(crate) fn move_spec(&self) -> Option<(&str, &str, &str)> {
+        let next = self.next.as_deref()?;
+        Some((self.name.as_str(), self.state.as_deref().map_or("", String::as_str), next.as_str()))
+    }
+
     /// Why the route did not match, for the near-miss 404; none when its state holds.
     pub(crate) fn explain(&self) -> Option<String> {
         let want = self.state.as_ref()?;
@@ -144,6 +151,24 @@ impl Scenarios {
         for route in routes {
             if let Some(scenario) = self.map.get(&route.name) {
                 route.slot = Arc::clone(&scenario.slot);
+            }
+        }
+    }
+
+    /// The scenarios' names, in the order of [`Scenarios::refresh`].
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    /// Copies states read from a shared store into the slots (in the order of [`Scenarios::names`]; none: the
+    /// start), so that matching and templates see them. A state that did not change is not stored again.
+    pub(crate) fn refresh(&self, states: Vec<Option<String>>) {
+        for (scenario, state) in self.map.values().zip(states) {
+            let now = scenario.slot.get();
+            let want = state.as_deref().unwrap_or(&self.start);
+            if *now != want {
+                let value = if want == *self.start { Arc::clone(&self.start) } else { Arc::new(want.to_owned()) };
+                scenario.slot.0.store(value);
             }
         }
     }

@@ -45,6 +45,12 @@ pub enum ServeError {
         /// What to do about it.
         help: &'static str,
     },
+    /// The shared state store (`[server] state` or `HOTROUTE_STATE`) cannot be used: its URL does not parse.
+    #[error("cannot use the shared state store: {reason}\n  help: write it as redis://HOST:PORT/DB (rediss:// for TLS), in [server] state or HOTROUTE_STATE")]
+    State {
+        /// What is wrong.
+        reason: String,
+    },
     /// An I/O failure of the listening socket itself.
     #[error("the listening socket failed: {0}")]
     Io(#[from] std::io::Error),

@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::config::limits::{DEFAULT_MAX_HEADERS, MIN_MAX_HEADER_SIZE};
+use crate::config::state::StateConfig;
 use crate::config::tls::TlsConfig;
 use crate::config::{Limits, ServerConfig};
 use crate::observe::Observer;
@@ -51,6 +52,9 @@ pub struct ServeOptions {
     pub admin_token: Option<String>,
     /// Serve HTTPS (`[server] tls`, or `--tls` for a self-signed certificate); None serves cleartext HTTP.
     pub tls: Option<TlsConfig>,
+    /// Keep the runtime state in this shared store (`[server] state`, or `HOTROUTE_STATE`); None keeps it in
+    /// process.
+    pub state: Option<StateConfig>,
 }
 
 impl ServeOptions {
@@ -64,12 +68,13 @@ impl ServeOptions {
             trace: false,
             admin_token: server.admin_token.clone(),
             tls: server.tls.clone(),
+            state: server.state.clone(),
         }
     }
 
     /// The options for these limits (admin on, access log and trace off).
     pub fn from_limits(limits: Limits) -> Self {
-        ServeOptions { limits, admin: true, access_log: None, trace: false, admin_token: None, tls: None }
+        ServeOptions { limits, admin: true, access_log: None, trace: false, admin_token: None, tls: None, state: None }
     }
 }
 
@@ -149,6 +154,24 @@ impl Server {
         Ok(written)
     }
 
+    /// Puts the runtime state in the shared store the options name, if any (and if the routes have none yet). Does
+    /// not wait for the store: a replica starts, and answers plain routes, while Redis is still coming up; a check
+    /// in the background logs at once if it cannot be reached. [`Server::serve`] calls this.
+    pub fn connect_state(&mut self) -> Result<(), ServeError> {
+        let Some(config) = &self.options.state else { return Ok(()) };
+        if self.live.state().is_some() {
+            return Ok(());
+        }
+        let store =
+            crate::route::state::RemoteState::new(config).map_err(|e| ServeError::State { reason: e.to_string() })?;
+        tracing::info!("runtime state shared through {} (key prefix `{}:`)", store.url(), config.prefix);
+        // Replicas in a Deployment share a port: the host name (the pod's name) tells them apart.
+        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+        self.live.install_state(Arc::clone(&store), format!("{host}:{}", self.local_addr().port()));
+        tokio::spawn(async move { store.ping().await });
+        Ok(())
+    }
+
     /// The admin API's token, if it has one.
     pub fn admin_token(&self) -> Option<&str> {
         self.options.admin_token.as_deref()
@@ -170,6 +193,7 @@ impl Server {
         if let Some(pem) = self.prepare_tls()? {
             eprintln!("self-signed certificate for localhost, 127.0.0.1 and ::1 written to {}", pem.display());
         }
+        self.connect_state()?;
         let Server { listener, live, options, tls, self_signed_pem } = self;
         let limits = &options.limits;
         let mut builder = auto::Builder::new(TokioExecutor::new());

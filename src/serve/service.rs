@@ -119,6 +119,9 @@ async fn answer(
         Err(response) => return response,
     };
     probe.routing();
+    if let Some(store) = live.state() {
+        return answer_shared(live, store, peer, &parts, &body, probe).await;
+    }
     let router = live.router();
     let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
     let answer = router.respond(&view);
@@ -131,6 +134,25 @@ async fn answer(
             drop(router);
             pending.finish(response).await
         }
+    }
+}
+
+/// [`answer`]'s routing step with a shared state store: the router is held as an `Arc`, as the store is awaited.
+async fn answer_shared(
+    live: &Live,
+    store: &crate::route::state::RemoteState,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    probe: &mut Probe<'_>,
+) -> Response<Body> {
+    let router = live.load_full();
+    let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body, peer };
+    let answer = router.respond_shared(&view, store, crate::route::state::DEFAULT_PARTITION).await;
+    probe.answered(&router, &view, &answer);
+    match answer.pending {
+        None => answer.response,
+        Some(pending) => pending.finish(answer.response).await,
     }
 }
 

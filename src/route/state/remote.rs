@@ -1,0 +1,332 @@
+//! The shared state store: Redis or Valkey through the `redis` crate's [`ConnectionManager`], which reconnects by
+//! itself (with exponential backoff) after the connection breaks.
+//!
+//! Every call is bounded by `state_timeout`: a store that is down or slow makes a stateful request fail fast (the
+//! router answers 503), never hang. An outage is logged once when it starts and once when it ends, not per request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::state::StateConfig;
+
+/// Moves a route's counter and, when the route has a `next_state`, its scenario, in one round trip and atomically:
+/// `INCR` gives each request its own position (two replicas never hand out the same item), and the scenario moves
+/// only if it is still in the state the request matched in (compare-and-set), so a move made meanwhile by another
+/// replica is not overwritten by one decided on an older state.
+///
+/// KEYS[1] the counter; KEYS[2] (optional) the scenario. ARGV[1] the state the request matched in (`""`: any),
+/// ARGV[2] the next state, ARGV[3] the start state (what a missing key means).
+const COUNT_AND_MOVE: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if #KEYS > 1 then
+  local now = redis.call('GET', KEYS[2]) or ARGV[3]
+  if ARGV[1] == '' or now == ARGV[1] then
+    redis.call('SET', KEYS[2], ARGV[2])
+  end
+end
+return n
+";
+
+/// How many journal entries wait to be written before new ones are dropped (and counted): the journal is a log,
+/// not worth holding requests back for.
+const JOURNAL_QUEUE: usize = 10_000;
+
+/// The most journal entries written in one pipelined round trip.
+const JOURNAL_BATCH: usize = 256;
+
+/// Why the shared state store could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StateError {
+    /// The store did not answer in time.
+    #[error(
+        "the shared state store {url} did not answer within {timeout:?}; check that Redis is running and reachable, \
+         or raise [server] state_timeout"
+    )]
+    Timeout {
+        /// The store's URL, password hidden.
+        url: String,
+        /// `state_timeout`.
+        timeout: Duration,
+    },
+    /// The store answered with an error, or could not be reached.
+    #[error("the shared state store {url} is unavailable: {reason}; check that Redis is running and reachable")]
+    Unavailable {
+        /// The store's URL, password hidden.
+        url: String,
+        /// What the client said.
+        reason: String,
+    },
+}
+
+/// The state of every replica that names the same store and prefix: counters, scenarios, the journal.
+#[derive(Debug)]
+pub struct RemoteState {
+    conn: ConnectionManager,
+    prefix: String,
+    url: String,
+    timeout: Duration,
+    count_and_move: redis::Script,
+    /// Whether the last call failed: the outage is logged when this turns on, and again when it turns off.
+    down: AtomicBool,
+    /// Journal entries waiting for the writer task; none until [`RemoteState::journal_sender`] starts it.
+    journal: std::sync::OnceLock<tokio::sync::mpsc::Sender<String>>,
+    /// Journal entries dropped because the queue was full or the store was down.
+    journal_dropped: AtomicU64,
+}
+
+impl RemoteState {
+    /// Makes the store's client. Does not wait for a connection (the first request, or [`RemoteState::ping`], makes
+    /// it), so a replica starts while Redis is still coming up. Must be called on a tokio runtime.
+    pub fn new(config: &StateConfig) -> Result<Arc<RemoteState>, StateError> {
+        let url = config.redacted_url();
+        let unavailable = |e: redis::RedisError| StateError::Unavailable { url: url.clone(), reason: e.to_string() };
+        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
+        // Each attempt is bounded by the timeout; retries back off exponentially up to 2 s, and after the last one
+        // the next request starts a new round.
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(6)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(2));
+        let conn = ConnectionManager::new_lazy_with_config(client, manager).map_err(unavailable)?;
+        Ok(Arc::new(RemoteState {
+            conn,
+            prefix: config.prefix.clone(),
+            url,
+            timeout: config.timeout,
+            count_and_move: redis::Script::new(COUNT_AND_MOVE),
+            down: AtomicBool::new(false),
+            journal: std::sync::OnceLock::new(),
+            journal_dropped: AtomicU64::new(0),
+        }))
+    }
+
+    /// The store's URL, password hidden.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `state_timeout`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether the last call to the store succeeded (true before the first).
+    pub fn is_up(&self) -> bool {
+        !self.down.load(Ordering::Relaxed)
+    }
+
+    fn key(&self, partition: &str, kind: &str, name: &str) -> String {
+        format!("{}:{partition}:{kind}:{name}", self.prefix)
+    }
+
+    fn counter_key(&self, partition: &str, route_key: u64) -> String {
+        self.key(partition, "count", &format!("{route_key:016x}"))
+    }
+
+    fn scenario_key(&self, partition: &str, name: &str) -> String {
+        self.key(partition, "scenario", name)
+    }
+
+    fn journal_key(&self) -> String {
+        format!("{}:journal", self.prefix)
+    }
+
+    /// Runs `call` within the timeout, and logs the start and the end of an outage (once each).
+    async fn run<T>(&self, what: &str, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StateError> {
+        let result = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(StateError::Unavailable { url: self.url.clone(), reason: e.to_string() }),
+            Err(_) => Err(StateError::Timeout { url: self.url.clone(), timeout: self.timeout }),
+        };
+        match &result {
+            Ok(_) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("the shared state store {} is back: stateful routes answer again", self.url);
+                }
+            }
+            Err(e) => {
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "{e} (while {what}); stateful routes answer 503 until it is back, plain routes are not \
+                         affected; hotroute reconnects by itself"
+                    );
+                }
+            }
+        }
+        result
+    }
+
+    /// Checks that the store answers (`PING`), for health and readiness.
+    pub async fn ping(&self) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        self.run("checking it (PING)", async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
+            .await
+            .map(drop)
+    }
+
+    /// Counts one more answer of route `route_key` and returns the count (1 for the first), moving scenario
+    /// `scenario.0` from state `scenario.1` (`""`: from any) to `scenario.2` in the same atomic step.
+    pub async fn count(
+        &self,
+        partition: &str,
+        route_key: u64,
+        scenario: Option<(&str, &str, &str)>,
+    ) -> Result<u64, StateError> {
+        let mut invocation = self.count_and_move.key(self.counter_key(partition, route_key));
+        if let Some((name, from, to)) = scenario {
+            invocation.key(self.scenario_key(partition, name)).arg(from).arg(to).arg(crate::config::SCENARIO_START);
+        }
+        let mut conn = self.conn.clone();
+        self.run("counting a route's answer", async move { invocation.invoke_async::<u64>(&mut conn).await }).await
+    }
+
+    /// The states of scenarios `names`, in order (none: never moved, so in the start state).
+    pub async fn scenario_states(&self, partition: &str, names: &[&str]) -> Result<Vec<Option<String>>, StateError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = names.iter().map(|n| self.scenario_key(partition, n)).collect();
+        let mut conn = self.conn.clone();
+        // MGET of one key answers a list too; the `redis` crate would read one value as a scalar otherwise.
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&keys);
+        self.run("reading scenario states", async move { cmd.query_async::<Vec<Option<String>>>(&mut conn).await })
+            .await
+    }
+
+    /// Puts scenario `name` in `state`.
+    pub async fn set_scenario(&self, partition: &str, name: &str, state: &str) -> Result<(), StateError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.scenario_key(partition, name)).arg(state);
+        let mut conn = self.conn.clone();
+        self.run("setting a scenario", async move { cmd.query_async::<()>(&mut conn).await }).await
+    }
+
+    /// Puts scenarios `names` back in the start state.
+    pub async fn reset_scenarios(&self, partition: &str, names: &[&str]) -> Result<(), StateError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = names.iter().map(|n| self.scenario_key(partition, n)).collect();
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(&keys);
+        let mut conn = self.conn.clone();
+        self.run("resetting scenarios", async move { cmd.query_async::<()>(&mut conn).await }).await
+    }
+
+    /// Deletes every key under the prefix (counters, scenarios, the journal of every partition): what
+    /// `POST /__admin/reset` does to the shared state. Returns how many keys went.
+    pub async fn reset(&self) -> Result<u64, StateError> {
+        let pattern = format!("{}:*", glob_escape(&self.prefix));
+        let mut conn = self.conn.clone();
+        // SCAN walks the keyspace in steps without blocking Redis (KEYS would); the whole walk gets a wider bound
+        // than one call, as a big keyspace takes many steps.
+        let walk = async move {
+            let (mut cursor, mut deleted) = (0u64, 0u64);
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                if !keys.is_empty() {
+                    deleted += redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut conn).await?;
+                }
+                if next == 0 {
+                    return Ok(deleted);
+                }
+                cursor = next;
+            }
+        };
+        let bound = (self.timeout * 20).max(Duration::from_secs(5));
+        match tokio::time::timeout(bound, self.run("clearing the state (SCAN, UNLINK)", walk)).await {
+            Ok(result) => result,
+            Err(_) => Err(StateError::Timeout { url: self.url.clone(), timeout: bound }),
+        }
+    }
+
+    /// Starts the journal writer (once) and returns its queue: each entry is a request as JSON, appended to the
+    /// capped stream `PREFIX:journal` (`XADD MAXLEN ~ capacity`). Must be called on a tokio runtime.
+    pub fn journal_sender(self: &Arc<Self>, capacity: usize) -> tokio::sync::mpsc::Sender<String> {
+        self.journal
+            .get_or_init(|| {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(JOURNAL_QUEUE);
+                // A weak reference: the task ends when the store is dropped and the queue closes.
+                let store = Arc::downgrade(self);
+                tokio::spawn(async move {
+                    let mut batch = Vec::with_capacity(JOURNAL_BATCH);
+                    while rx.recv_many(&mut batch, JOURNAL_BATCH).await > 0 {
+                        let Some(store) = store.upgrade() else { return };
+                        store.append(std::mem::take(&mut batch), capacity.max(1)).await;
+                    }
+                });
+                tx
+            })
+            .clone()
+    }
+
+    /// Counts a journal entry that could not be queued.
+    pub fn journal_drop(&self) {
+        self.journal_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Journal entries dropped (queue full, or the store down when they were written).
+    pub fn journal_dropped(&self) -> u64 {
+        self.journal_dropped.load(Ordering::Relaxed)
+    }
+
+    async fn append(&self, entries: Vec<String>, capacity: usize) {
+        let (key, n) = (self.journal_key(), entries.len() as u64);
+        let mut pipe = redis::pipe();
+        for entry in entries {
+            pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(capacity).arg("*").arg("r").arg(entry).ignore();
+        }
+        let mut conn = self.conn.clone();
+        if self.run("writing the journal (XADD)", async move { pipe.query_async::<()>(&mut conn).await }).await.is_err()
+        {
+            self.journal_dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The newest `limit` journal entries of every replica, oldest first, as the JSON each replica wrote.
+    pub async fn journal(&self, limit: usize) -> Result<Vec<serde_json::Value>, StateError> {
+        let mut cmd = redis::cmd("XREVRANGE");
+        cmd.arg(self.journal_key()).arg("+").arg("-").arg("COUNT").arg(limit.max(1));
+        let mut conn = self.conn.clone();
+        let entries: Vec<(String, Vec<String>)> =
+            self.run("reading the journal (XREVRANGE)", async move { cmd.query_async(&mut conn).await }).await?;
+        Ok(entries
+            .into_iter()
+            .rev()
+            .filter_map(|(_, fields)| fields.get(1).and_then(|json| serde_json::from_str(json).ok()))
+            .collect())
+    }
+
+    /// Empties the shared journal.
+    pub async fn clear_journal(&self) -> Result<(), StateError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.journal_key());
+        let mut conn = self.conn.clone();
+        self.run("clearing the journal", async move { cmd.query_async::<()>(&mut conn).await }).await
+    }
+}
+
+/// `text` with the characters that are special in a Redis glob pattern escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
