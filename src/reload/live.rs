@@ -20,8 +20,8 @@ use crate::config::inputs::Inputs;
 use crate::observe::journal::Journal;
 use crate::observe::metrics::Metrics;
 use crate::route::Router;
-use crate::route::state::RemoteState;
 use crate::route::runtime::{self, RuntimeRoute};
+use crate::route::state::RemoteState;
 
 /// How long the route files must stay the same before a read that looks half-written (unparsable, or no routes
 /// where there were some) counts: longer than the pause a tool makes between truncating a file and writing it.

@@ -851,7 +851,15 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         Some(s) => Some(StreamReply::build(s, templates, location, text).map_err(error)?),
     };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
-    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string, scenario: None, shared: false })))
+    Ok(Responder::Scripted(Box::new(Script {
+        replies,
+        cycle,
+        dir,
+        stream,
+        location: location_string,
+        scenario: None,
+        shared: false,
+    })))
 }
 
 /// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.

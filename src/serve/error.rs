@@ -46,7 +46,9 @@ pub enum ServeError {
         help: &'static str,
     },
     /// The shared state store (`[server] state` or `HOTROUTE_STATE`) cannot be used: its URL does not parse.
-    #[error("cannot use the shared state store: {reason}\n  help: write it as redis://HOST:PORT/DB (rediss:// for TLS), in [server] state or HOTROUTE_STATE")]
+    #[error(
+        "cannot use the shared state store: {reason}\n  help: write it as redis://HOST:PORT/DB (rediss:// for TLS), in [server] state or HOTROUTE_STATE"
+    )]
     State {
         /// What is wrong.
         reason: String,

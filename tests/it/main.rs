@@ -47,6 +47,8 @@ mod observe;
 mod reload;
 // The binary under hostile reloads: half-written saves, huge route files, a FIFO as route file.
 mod reload_safety;
+// Replicas sharing state through a real Redis: sequences, scenarios, the journal, outages, nginx in front.
+mod replicas;
 // `sequence`, `repeat`, `count` across reloads, and `delay`.
 mod sequence;
 // Every ```toml block of README.md loads, so the docs cannot drift.

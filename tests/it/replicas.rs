@@ -1,0 +1,369 @@
+//! Replicas sharing state through Redis (`[server] state`, issue 19): three `hotroute` binaries on one real
+//! `redis-server` (Debian's, started here on a free loopback port with a temporary folder and no persistence, and
+//! killed at the end) answer as one server would: a sequence in one order, never the same item twice to concurrent
+//! clients, a scenario moved on one seen on another, one journal of all. With Redis stopped, plain routes still
+//! answer and stateful ones answer 503 within a bound; with Redis back, they recover without a restart. nginx in
+//! front of the three, as a round-robin load balancer, shows the deployment shape end to end.
+//!
+//! Without `redis-server` on the PATH these tests say so loudly on stderr and pass (they cannot run).
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+
+use crate::support::bin::Bin;
+
+/// A `redis-server` of this test's own, on a free loopback port, with its files in a temporary folder.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts one, or says loudly why not and returns none (no `redis-server` installed).
+    fn start() -> Option<Redis> {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            eprintln!(
+                "\n!!! SKIPPED: redis-server is not installed, so the replica tests cannot run. Install it with \
+                 `apt-get install -y redis-server` (.ci/run does).\n"
+            );
+            return None;
+        }
+        // redis-server has no `--port 0`: take a free port from the kernel, let it go, and give it to Redis.
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap() };
+        redis.run();
+        Some(redis)
+    }
+
+    /// Starts the server (again) on its port, and waits until it answers PING.
+    fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.pong() {
+            assert!(Instant::now() < deadline, "redis-server did not answer PING on port {} within 10 s", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pong(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// Kills the server (its data goes with it: no persistence).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `routes` with a `[server]` table that shares state through `redis`.
+fn shared(redis: &Redis, extra: &str, routes: &str) -> String {
+    format!("[server]\nstate = \"{}\"\n{extra}\n{routes}", redis.url())
+}
+
+/// `n` replicas serving the same route file (each in its own folder, as on separate machines).
+fn replicas(n: usize, toml: &str) -> Vec<Bin> {
+    (0..n).map(|_| Bin::start(toml)).collect()
+}
+
+fn client() -> Client {
+    Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+fn get(client: &Client, url: &str) -> (u16, String) {
+    let res = client.get(url).send().expect("the server answers");
+    (res.status().as_u16(), res.text().unwrap())
+}
+
+const FIVE: &str = r#"
+[[route]]
+path = "/plain"
+body = "plain"
+
+[[route]]
+path = "/five"
+sequence = [{ body = "1" }, { body = "2" }, { body = "3" }, { body = "4" }, { body = "5" }]
+"#;
+
+#[test]
+fn a_sequence_asked_round_robin_of_three_replicas_comes_in_one_servers_order() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(3, &shared(&redis, "", FIVE));
+    // One server alone, without Redis: the order to compare with.
+    let alone = Bin::start(FIVE);
+    let client = client();
+    let expected: Vec<String> = (0..15).map(|_| get(&client, &alone.url("/five")).1).collect();
+    let got: Vec<String> = (0..15).map(|i| get(&client, &servers[i % 3].url("/five")).1).collect();
+    assert_eq!(got, expected, "15 requests round-robin over 3 replicas");
+    assert_eq!(&got[..6], ["1", "2", "3", "4", "5", "5"]);
+}
+
+#[test]
+fn eight_concurrent_clients_on_three_replicas_never_get_the_same_item_twice() {
+    let Some(redis) = Redis::start() else { return };
+    let items: Vec<String> = (1..=80).map(|i| format!("{{ body = \"item-{i}\" }}")).collect();
+    let routes = format!("[[route]]\npath = \"/items\"\nsequence = [{}]\nrepeat = \"cycle\"\n", items.join(", "));
+    let servers = replicas(3, &shared(&redis, "", &routes));
+    let urls: Vec<String> = servers.iter().map(|s| s.url("/items")).collect();
+    let got: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|c| {
+                let urls = &urls;
+                scope.spawn(move || {
+                    let client = client();
+                    (0..10).map(|i| get(&client, &urls[(c + i) % 3]).1).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let distinct: HashSet<&String> = got.iter().collect();
+    assert_eq!(got.len(), 80);
+    assert_eq!(distinct.len(), 80, "an item was handed out twice: {got:?}");
+}
+
+const TODO: &str = r#"
+[[route]]
+path = "/todo"
+scenario = "todo"
+state = "started"
+body = "one item"
+
+[[route]]
+path = "/todo"
+method = "POST"
+scenario = "todo"
+next_state = "added"
+status = 201
+
+[[route]]
+path = "/todo"
+scenario = "todo"
+state = "added"
+template = true
+body = "two items ({{ scenario.todo }})"
+"#;
+
+#[test]
+fn a_scenario_moved_on_one_replica_is_seen_on_the_others_and_the_admin_api_sees_one_state() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(3, &shared(&redis, "", TODO));
+    let client = client();
+    assert_eq!(get(&client, &servers[0].url("/todo")).1, "one item");
+    assert_eq!(client.post(servers[1].url("/todo")).send().unwrap().status().as_u16(), 201);
+    assert_eq!(get(&client, &servers[2].url("/todo")).1, "two items (added)");
+    assert_eq!(get(&client, &servers[0].url("/todo")).1, "two items (added)");
+
+    // The admin API of any replica lists and moves the shared state.
+    let list: serde_json::Value = client.get(servers[2].url("/__admin/scenarios")).send().unwrap().json().unwrap();
+    assert_eq!(list["scenarios"][0]["state"], "added", "{list}");
+    let put = client
+        .put(servers[0].url("/__admin/scenarios/todo"))
+        .header("x-hotroute", "1")
+        .body(r#"{"state": "started"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    assert_eq!(get(&client, &servers[1].url("/todo")).1, "one item");
+
+    // POST /__admin/reset on one clears the shared state (the prefix) for all.
+    client.post(servers[1].url("/todo")).send().unwrap();
+    assert_eq!(get(&client, &servers[2].url("/todo")).1, "two items (added)");
+    let reset = client.post(servers[0].url("/__admin/reset")).header("x-hotroute", "1").send().unwrap();
+    assert_eq!(reset.status().as_u16(), 200);
+    assert_eq!(get(&client, &servers[2].url("/todo")).1, "one item");
+}
+
+/// Polls `url` (a journal) until `done` holds for its requests, for up to 10 s; returns them.
+fn journal_until(client: &Client, url: &str, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page: serde_json::Value = client.get(url).send().unwrap().json().unwrap();
+        let requests = page["requests"].as_array().cloned().unwrap_or_default();
+        if done(&requests) || Instant::now() > deadline {
+            return requests;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_journal_of_every_replica_is_read_from_any_one() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(3, &shared(&redis, "", FIVE));
+    let client = client();
+    for (i, s) in servers.iter().enumerate() {
+        let res = client.get(s.url("/plain")).header("x-test", format!("from-{i}")).send().unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+    }
+    let marks = |requests: &[serde_json::Value]| -> BTreeSet<String> {
+        requests.iter().filter_map(|r| r["headers"]["x-test"].as_str().map(str::to_owned)).collect()
+    };
+    let requests = journal_until(&client, &servers[2].url("/__admin/requests?limit=50"), |r| marks(r).len() == 3);
+    assert_eq!(marks(&requests), BTreeSet::from(["from-0".into(), "from-1".into(), "from-2".into()]));
+    let replicas: BTreeSet<&str> = requests.iter().filter_map(|r| r["replica"].as_str()).collect();
+    assert_eq!(replicas.len(), 3, "each request names the replica that answered it: {requests:?}");
+    // Oldest first, as the per-replica journal is.
+    assert_eq!(requests[0]["headers"]["x-test"], "from-0");
+}
+
+#[test]
+fn with_redis_stopped_plain_routes_answer_stateful_ones_503_in_bounded_time_and_recover_when_it_is_back() {
+    let Some(mut redis) = Redis::start() else { return };
+    let toml = shared(&redis, "state_timeout = \"300ms\"", &format!("{FIVE}\n{TODO}"));
+    let servers = replicas(2, &toml);
+    let client = client();
+    assert_eq!(get(&client, &servers[0].url("/five")).1, "1");
+    let health: serde_json::Value = client.get(servers[0].url("/__admin/health")).send().unwrap().json().unwrap();
+    assert_eq!(health["state"]["available"], true, "{health}");
+
+    redis.stop();
+    assert_eq!(get(&client, &servers[0].url("/plain")), (200, "plain".to_owned()));
+    for path in ["/five", "/todo"] {
+        for s in &servers {
+            let started = Instant::now();
+            let (status, body) = get(&client, &s.url(path));
+            let took = started.elapsed();
+            assert_eq!(status, 503, "{path}: {body}");
+            assert!(body.contains("shared state store") && body.contains("check that Redis is running"), "{body}");
+            assert!(took < Duration::from_secs(3), "{path} took {took:?} with state_timeout = 300ms");
+        }
+    }
+    assert_eq!(get(&client, &servers[1].url("/plain")), (200, "plain".to_owned()));
+    let health: serde_json::Value = client.get(servers[1].url("/__admin/health")).send().unwrap().json().unwrap();
+    assert_eq!((&health["status"], &health["state"]["available"]), (&"degraded".into(), &false.into()), "{health}");
+    let ready = client.get(servers[1].url("/__admin/health?require=state")).send().unwrap();
+    assert_eq!(ready.status().as_u16(), 503, "a readiness probe that requires the store");
+
+    // Back (empty: no persistence), and the replicas use it again without a restart.
+    redis.run();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = (0, String::new());
+    while Instant::now() < deadline {
+        last = get(&client, &servers[1].url("/five"));
+        if last.0 == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last, (200, "1".to_owned()), "the sequence starts again on the fresh Redis");
+    assert_eq!(get(&client, &servers[0].url("/five")).1, "2");
+    assert_eq!(get(&client, &servers[0].url("/todo")).1, "one item");
+    let health: serde_json::Value = client.get(servers[0].url("/__admin/health")).send().unwrap().json().unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    // The outage is logged once per replica, not once per request.
+    let lines = servers.into_iter().map(|mut s| s.stop()).collect::<Vec<_>>();
+    for stderr in lines {
+        let outages = stderr.iter().filter(|l| l.contains("stateful routes answer 503 until it is back")).count();
+        assert_eq!(outages, 1, "{stderr:#?}");
+    }
+}
+
+#[test]
+fn a_bad_state_url_is_a_load_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), "[server]\nstate = \"http://127.0.0.1:6379\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+        .args(["check", "routes.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("is not a Redis URL") && stderr.contains("routes.toml:2"), "{stderr}");
+    assert!(stderr.contains("redis://"), "the help shows the form: {stderr}");
+}
+
+/// nginx (Debian's nginx-light) as a round-robin load balancer in front of `backends`, unprivileged, in `dir`: one
+/// process (`master_process off`), so that killing it leaves nothing behind.
+fn nginx(dir: &Path, backends: &[&Bin]) -> Option<(Child, u16)> {
+    let nginx = ["/usr/sbin/nginx", "nginx"].into_iter().find(|n| Command::new(n).arg("-v").output().is_ok())?;
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let servers: String = backends.iter().map(|b| format!("    server {};\n", b.addr)).collect();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
+         proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
+         scgi_temp_path {d}/scgi;\n  upstream replicas {{\n{servers}  }}\n  server {{\n    listen 127.0.0.1:{port};\n    \
+         location / {{ proxy_pass http://replicas; proxy_set_header Host 127.0.0.1; }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-p")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not listen within 10 s: {:?}",
+            std::fs::read_to_string(dir.join("error.log"))
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, port))
+}
+
+#[test]
+fn three_replicas_behind_nginx_round_robin_answer_as_one_server() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(3, &shared(&redis, "", &format!("{FIVE}\n{TODO}")));
+    let dir = tempfile::tempdir().unwrap();
+    let Some((mut nginx, port)) = nginx(dir.path(), &servers.iter().collect::<Vec<_>>()) else {
+        eprintln!("\n!!! SKIPPED the nginx part: nginx is not installed (apt-get install -y nginx-light)\n");
+        return;
+    };
+    let client = client();
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let got: Vec<String> = (0..15).map(|_| get(&client, &url("/five")).1).collect();
+    let expected: Vec<&str> = ["1", "2", "3", "4"].into_iter().chain(std::iter::repeat_n("5", 11)).collect();
+    assert_eq!(got, expected);
+    assert_eq!(get(&client, &url("/todo")).1, "one item");
+    assert_eq!(client.post(url("/todo")).send().unwrap().status().as_u16(), 201);
+    for _ in 0..3 {
+        assert_eq!(get(&client, &url("/todo")).1, "two items (added)");
+    }
+    // nginx spread them over all three: the shared journal (read from one replica) names each.
+    let requests = journal_until(&client, &servers[0].url("/__admin/requests?limit=100"), |r| r.len() >= 20);
+    let replicas: BTreeSet<&str> = requests.iter().filter_map(|r| r["replica"].as_str()).collect();
+    assert_eq!(requests.len(), 20);
+    assert_eq!(replicas.len(), 3, "round robin reached every replica: {replicas:?}");
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+}
