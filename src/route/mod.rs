@@ -279,6 +279,8 @@ pub struct Router {
 
 /// What matching chose: a finished answer (a plain route, a 404, a 405), or a scripted route still to count and
 /// render.
+// Returned once per request on the stack: boxing the answer would cost plain routes an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Selected<'r, 'p> {
     Done(Answer<'r>),
     Scripted { route: &'r Route, script: &'r Script, params: matchit::Params<'r, 'p> },

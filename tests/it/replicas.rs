@@ -282,7 +282,7 @@ fn with_redis_stopped_plain_routes_answer_stateful_ones_503_in_bounded_time_and_
     let health: serde_json::Value = client.get(servers[0].url("/__admin/health")).send().unwrap().json().unwrap();
     assert_eq!(health["status"], "ok", "{health}");
     // The outage is logged once per replica, not once per request.
-    let lines = servers.into_iter().map(|mut s| s.stop()).collect::<Vec<_>>();
+    let lines = servers.into_iter().map(|s| s.stop()).collect::<Vec<_>>();
     for stderr in lines {
         let outages = stderr.iter().filter(|l| l.contains("stateful routes answer 503 until it is back")).count();
         assert_eq!(outages, 1, "{stderr:#?}");
