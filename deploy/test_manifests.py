@@ -102,3 +102,27 @@ def test_the_memory_request_covers_a_measured_idle_server(tmp_path):
     assert rss <= request, f"an idle server takes {rss / 2**20:.1f} MiB, more than the {request / 2**20:.0f} MiB asked"
     assert limit >= 4 * request  # room for the journal and reloads above idle
     assert quantity(resources["requests"]["cpu"]) > 0
+
+
+# deploy/kubernetes/replicas: 3 replicas sharing their state through one Valkey (issue 19).
+REPLICAS = list(yaml.safe_load_all((HERE / "replicas" / "replicas.yaml").read_text()))
+
+
+@pytest.mark.parametrize("doc", REPLICAS, ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_each_replicas_document_validates_against_the_kubernetes_schemas(doc):
+    kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_the_replicas_share_state_through_the_store_service():
+    deployments = {d["metadata"]["name"]: d for d in REPLICAS if d["kind"] == "Deployment"}
+    services = {d["metadata"]["name"]: d for d in REPLICAS if d["kind"] == "Service"}
+    hotroute = deployments["hotroute-replicas"]
+    assert hotroute["spec"]["replicas"] == 3
+    [c] = hotroute["spec"]["template"]["spec"]["containers"]
+    [state] = [e for e in c["env"] if e["name"] == "HOTROUTE_STATE"]
+    store = services["hotroute-state"]
+    host, port = re.fullmatch(r"redis://([a-z-]+):(\d+)/0", state["value"]).groups()
+    assert host == store["metadata"]["name"] and int(port) == store["spec"]["ports"][0]["port"]
+    assert store["spec"]["selector"].items() <= deployments["hotroute-state"]["spec"]["template"]["metadata"]["labels"].items()
+    assert c["readinessProbe"]["httpGet"]["path"] == "/__admin/health?require=state"
+    assert "state_prefix" in next(d for d in REPLICAS if d["kind"] == "ConfigMap")["data"]["routes.toml"]
