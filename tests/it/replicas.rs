@@ -367,3 +367,29 @@ fn three_replicas_behind_nginx_round_robin_answer_as_one_server() {
     let _ = nginx.kill();
     let _ = nginx.wait();
 }
+
+#[test]
+fn a_route_changed_on_one_replica_counts_apart_and_hotroute_state_names_the_store() {
+    let Some(redis) = Redis::start() else { return };
+    // The store from the environment, with the file's prefix and timeout.
+    let start = |toml: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("routes.toml"), toml).unwrap();
+        Bin::command()
+            .in_dir(dir)
+            .env("HOTROUTE_STATE", &redis.url())
+            .args(["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn"])
+            .start()
+    };
+    let same = start(&format!("[server]\nstate_prefix = \"env\"\n{FIVE}"));
+    let also_same = start(&format!("[server]\nstate_prefix = \"env\"\n{FIVE}"));
+    let changed = start(&format!("[server]\nstate_prefix = \"env\"\n{}", FIVE.replace("\"5\"", "\"five\"")));
+    let client = client();
+    assert_eq!(get(&client, &same.url("/five")).1, "1");
+    assert_eq!(get(&client, &also_same.url("/five")).1, "2");
+    // Another definition is another route: it starts at 1, and does not move the others.
+    assert_eq!(get(&client, &changed.url("/five")).1, "1");
+    assert_eq!(get(&client, &same.url("/five")).1, "3");
+    let health: serde_json::Value = client.get(same.url("/__admin/health")).send().unwrap().json().unwrap();
+    assert_eq!(health["state"]["store"], redis.url().as_str(), "{health}");
+}
