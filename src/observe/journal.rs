@@ -375,12 +375,19 @@ impl State {
     }
 }
 
+/// How many requests wait to be copied into a shared journal before new ones are dropped (and counted): the
+/// journal is a log, not worth holding requests back for.
+const SHARED_QUEUE: usize = 10_000;
+
+/// The most requests written to a shared journal in one pipelined round trip.
+const SHARED_BATCH: usize = 256;
+
 /// The journal of one server: a bounded ring of recorded requests, and coverage counts.
 #[derive(Debug, Default)]
 pub struct Journal {
     state: Mutex<State>,
     /// With a shared state store: the queue that copies each recorded request into the shared journal.
-    shared: std::sync::OnceLock<(tokio::sync::mpsc::Sender<String>, std::sync::Arc<RemoteState>, String)>,
+    shared: std::sync::OnceLock<(tokio::sync::mpsc::Sender<RecordedRequest>, Arc<RemoteState>)>,
 }
 
 impl Journal {
@@ -433,22 +440,44 @@ impl Journal {
         let copy = self.shared.get().map(|shared| (shared, entry.clone()));
         state.entries.push_back(entry);
         drop(state);
-        if let Some(((queue, store, replica), entry)) = copy {
-            // Written by the store's own task: the request does not wait for Redis. `base` empty: the replicas'
-            // files may live in different folders.
-            let mut json = entry.to_json_with(true, "");
-            json["replica"] = replica.as_str().into();
-            let json = json.to_string();
-            if queue.try_send(json).is_err() {
-                store.journal_drop();
-            }
+        if let Some(((queue, store), entry)) = copy
+            && queue.try_send(entry).is_err()
+        {
+            store.journal_drop(1);
         }
     }
 
-    /// Copies each request recorded from now on into a shared store's journal, through `queue`, marked as recorded
-    /// by `replica`.
-    pub(crate) fn share(&self, queue: tokio::sync::mpsc::Sender<String>, store: Arc<RemoteState>, replica: String) {
-        let _ = self.shared.set((queue, store, replica));
+    /// Copies each request recorded from now on into `store`'s shared journal (which keeps about `capacity`),
+    /// marked as answered by `replica`. The copy is a reference count on the request path; a task of its own
+    /// writes it out as JSON in batches, so that no request waits for Redis. Must be called on a tokio runtime;
+    /// a second call changes nothing.
+    pub(crate) fn share(&self, store: Arc<RemoteState>, replica: String, capacity: usize) {
+        if self.shared.get().is_some() {
+            return;
+        }
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<RecordedRequest>(SHARED_QUEUE);
+        if self.shared.set((queue, Arc::clone(&store))).is_err() {
+            return;
+        }
+        // A weak reference: the task ends when the store goes and the queue closes.
+        let weak = Arc::downgrade(&store);
+        drop(store);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(SHARED_BATCH);
+            while rx.recv_many(&mut batch, SHARED_BATCH).await > 0 {
+                let Some(store) = weak.upgrade() else { return };
+                // `base` empty: the replicas' files may live in different folders.
+                let entries = batch
+                    .drain(..)
+                    .map(|r| {
+                        let mut json = r.to_json_with(true, "");
+                        json["replica"] = replica.as_str().into();
+                        json.to_string()
+                    })
+                    .collect();
+                store.append_journal(entries, capacity).await;
+            }
+        });
     }
 
     /// The recorded requests, oldest first.

@@ -156,7 +156,7 @@ impl Live {
             return false;
         }
         if capacity > 0 {
-            self.journal.share(store.journal_sender(capacity), store, replica);
+            self.journal.share(store, replica, capacity);
         }
         true
     }

@@ -30,13 +30,6 @@ end
 return n
 ";
 
-/// How many journal entries wait to be written before new ones are dropped (and counted): the journal is a log,
-/// not worth holding requests back for.
-const JOURNAL_QUEUE: usize = 10_000;
-
-/// The most journal entries written in one pipelined round trip.
-const JOURNAL_BATCH: usize = 256;
-
 /// Why the shared state store could not be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StateError {
@@ -71,8 +64,6 @@ pub struct RemoteState {
     count_and_move: redis::Script,
     /// Whether the last call failed: the outage is logged when this turns on, and again when it turns off.
     down: AtomicBool,
-    /// Journal entries waiting for the writer task; none until [`RemoteState::journal_sender`] starts it.
-    journal: std::sync::OnceLock<tokio::sync::mpsc::Sender<String>>,
     /// Journal entries dropped because the queue was full or the store was down.
     journal_dropped: AtomicU64,
 }
@@ -100,7 +91,6 @@ impl RemoteState {
             timeout: config.timeout,
             count_and_move: redis::Script::new(COUNT_AND_MOVE),
             down: AtomicBool::new(false),
-            journal: std::sync::OnceLock::new(),
             journal_dropped: AtomicU64::new(0),
         }))
     }
@@ -253,29 +243,9 @@ impl RemoteState {
         }
     }
 
-    /// Starts the journal writer (once) and returns its queue: each entry is a request as JSON, appended to the
-    /// capped stream `PREFIX:journal` (`XADD MAXLEN ~ capacity`). Must be called on a tokio runtime.
-    pub fn journal_sender(self: &Arc<Self>, capacity: usize) -> tokio::sync::mpsc::Sender<String> {
-        self.journal
-            .get_or_init(|| {
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(JOURNAL_QUEUE);
-                // A weak reference: the task ends when the store is dropped and the queue closes.
-                let store = Arc::downgrade(self);
-                tokio::spawn(async move {
-                    let mut batch = Vec::with_capacity(JOURNAL_BATCH);
-                    while rx.recv_many(&mut batch, JOURNAL_BATCH).await > 0 {
-                        let Some(store) = store.upgrade() else { return };
-                        store.append(std::mem::take(&mut batch), capacity.max(1)).await;
-                    }
-                });
-                tx
-            })
-            .clone()
-    }
-
-    /// Counts a journal entry that could not be queued.
-    pub fn journal_drop(&self) {
-        self.journal_dropped.fetch_add(1, Ordering::Relaxed);
+    /// Counts journal entries that could not be queued.
+    pub fn journal_drop(&self, n: u64) {
+        self.journal_dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Journal entries dropped (queue full, or the store down when they were written).
@@ -283,8 +253,11 @@ impl RemoteState {
         self.journal_dropped.load(Ordering::Relaxed)
     }
 
-    async fn append(&self, entries: Vec<String>, capacity: usize) {
+    /// Appends `entries` (requests as JSON) to the shared journal, the capped stream `PREFIX:journal`
+    /// (`XADD MAXLEN ~ capacity`), in one pipelined round trip; counts them as dropped if that fails.
+    pub async fn append_journal(&self, entries: Vec<String>, capacity: usize) {
         let (key, n) = (self.journal_key(), entries.len() as u64);
+        let capacity = capacity.max(1);
         let mut pipe = redis::pipe();
         for entry in entries {
             pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(capacity).arg("*").arg("r").arg(entry).ignore();
