@@ -119,10 +119,14 @@ async fn answer(
         Err(response) => return response,
     };
     probe.routing();
-    if let Some(store) = live.state() {
+    let router = live.router();
+    // With a shared store, only a path with a stateful route talks to it; a plain route goes on as without one.
+    if let Some(store) = live.state()
+        && router.needs_shared(parts.uri.path())
+    {
+        drop(router);
         return answer_shared(live, store, peer, &parts, &body, probe).await;
     }
-    let router = live.router();
     let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
     let answer = router.respond(&view);
     probe.answered(&router, &view, &answer);
