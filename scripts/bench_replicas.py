@@ -12,6 +12,7 @@ nginx on free ports in a temporary folder and stops everything at the end.
 """
 
 import argparse
+import os
 import re
 import shutil
 import socket
@@ -50,14 +51,27 @@ def wait_port(port, timeout=20.0):
     return False
 
 
-def wrk(url, seconds, connections=32):
+def cpu_seconds(pids):
+    """User and system CPU time of processes `pids` so far, in seconds (from /proc/PID/stat)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url, seconds, connections=32, pids=()):
+    """Requests per second, and the CPU microseconds `pids` spent per request (robust on a busy machine)."""
+    cpu = cpu_seconds(pids)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url],
                          capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pids) - cpu
+    served = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit(f"{url}: {non2xx.group(1)} error answers\n{out}")
-    return rps
+    return rps, cpu * 1e6 / max(served, 1)
 
 
 def redis_cli(port, *args):
@@ -131,11 +145,12 @@ def main():
     for tool in ("wrk", "redis-server", "redis-cli", "nginx"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: apt-get install -y wrk redis-server nginx-light")
-    results = {}
+    results, cpu = {}, {}
 
-    def measure(name, url):
-        rps = wrk(url, args.seconds)
+    def measure(name, url, procs):
+        rps, us = wrk(url, args.seconds, pids=[p.proc.pid for p in procs])
         results.setdefault(name, []).append(rps)
+        cpu.setdefault(name, []).append(us)
 
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
@@ -143,7 +158,9 @@ def main():
         redis = Proc(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                       "--dir", str(tmp)], tmp, rport)
         assert wait_port(rport)
-        state = f'state = "redis://127.0.0.1:{rport}/0"'
+        # A generous timeout: on a loaded shared machine a Redis round trip can pass the 500 ms default, and a 503
+        # would count as an error here.
+        state = f'state = "redis://127.0.0.1:{rport}/0"\nstate_timeout = "5s"'
         procs = [redis]
         try:
             local = hotroute(args.bin, tmp, "local")
@@ -170,15 +187,17 @@ def main():
                 results[f"commands {path}"] = diff
 
             for _ in range(args.rounds):
-                measure("sequence, in process", f"http://127.0.0.1:{local.port}/seq")
-                measure("sequence, Redis", f"http://127.0.0.1:{shared.port}/seq")
-                measure("plain, no state", f"http://127.0.0.1:{local.port}/hello")
-                measure("plain, state set", f"http://127.0.0.1:{shared.port}/hello")
+                # CPU per request: of hotroute alone, and (for the Redis rows) of hotroute and Redis together.
+                measure("sequence, in process", f"http://127.0.0.1:{local.port}/seq", [local])
+                measure("sequence, Redis", f"http://127.0.0.1:{shared.port}/seq", [shared])
+                measure("plain, no state", f"http://127.0.0.1:{local.port}/hello", [local])
+                measure("plain, state set", f"http://127.0.0.1:{shared.port}/hello", [shared])
                 if old:
-                    measure("plain, main (no state)", f"http://127.0.0.1:{old.port}/hello")
+                    measure("plain, main (no state)", f"http://127.0.0.1:{old.port}/hello", [old])
                 for n, lb in zip((1, 2, 3), balancers):
-                    measure(f"nginx + {n} replica(s), sequence", f"http://127.0.0.1:{lb.port}/seq")
-                    measure(f"nginx + {n} replica(s), plain", f"http://127.0.0.1:{lb.port}/hello")
+                    used = [lb, redis, *replicas[:n]]
+                    measure(f"nginx + {n} replica(s), sequence", f"http://127.0.0.1:{lb.port}/seq", used)
+                    measure(f"nginx + {n} replica(s), plain", f"http://127.0.0.1:{lb.port}/hello", used)
         finally:
             for p in reversed(procs):
                 p.stop()
@@ -187,7 +206,8 @@ def main():
     for name, value in results.items():
         if name.startswith("commands"):
             continue
-        print(f"  {name:38} {statistics.median(value):>10.0f} req/s   (rounds: {', '.join(f'{v:.0f}' for v in value)})")
+        print(f"  {name:34} {statistics.median(value):>8.0f} req/s  {statistics.median(cpu[name]):>6.1f} CPU us/req"
+              f"  (rounds: {', '.join(f'{v:.0f}' for v in value)})")
     ratio = statistics.median(results["sequence, Redis"]) / statistics.median(results["sequence, in process"])
     print(f"  sequence through Redis / in process: {ratio:.2f}x (goal >= 0.3x)")
     plain = statistics.median(results["plain, state set"]) / statistics.median(results["plain, no state"])
