@@ -210,11 +210,13 @@ fn convert_route(
                     .filter(|r| r.get("enabled").and_then(Value::as_bool) != Some(false))
                     .collect();
                 if !rules_on || rules.is_empty() {
-                    if i != default && (!rules_on || rules.is_empty()) {
-                        notes.push(
-                            &format!("{at}/responses/{i}"),
-                            "a response without rules that is not the default is never chosen; left out",
-                        );
+                    if i != default {
+                        let why = if rules_on {
+                            "a response without rules that is not the default is never chosen (as in Mockoon); left out"
+                        } else {
+                            "the route's rules are disabled: only its default response answers (as in Mockoon); left out"
+                        };
+                        notes.push(&format!("{at}/responses/{i}"), why);
                     }
                     continue;
                 }
@@ -229,15 +231,20 @@ fn convert_route(
                     let mut r = base(i);
                     let mut m = toml::Table::new();
                     let mut params: Vec<(String, String)> = Vec::new();
+                    let mut failed = Vec::new();
                     for (j, rule) in group {
-                        let rat = format!("{at}/responses/{i}/rules/{j}");
                         if let Err(why) = rule_condition(rule, &mut m, &mut params) {
-                            if or {
-                                // An alternative that cannot be checked would answer every request: leave it out.
-                                r.refused = Some(format!("not imported: {why}"));
-                            } else {
-                                notes.route(&mut r, &rat, why);
-                            }
+                            failed.push((format!("{at}/responses/{i}/rules/{j}"), why));
+                        }
+                    }
+                    if !failed.is_empty() && m.is_empty() && params.is_empty() {
+                        // Rules none of which can be checked would answer every request, shadowing the default
+                        // response: the response is left out instead.
+                        let whys: Vec<String> = failed.into_iter().map(|(_, why)| why).collect();
+                        r.refused = Some(format!("not imported: {}", whys.join("; ")));
+                    } else {
+                        for (rat, why) in failed {
+                            notes.route(&mut r, &rat, why);
                         }
                     }
                     if !params.is_empty() {
@@ -294,7 +301,8 @@ fn rule_condition(rule: &Value, m: &mut toml::Table, params: &mut Vec<(String, S
     let (target, modifier, value, op) = (get("target"), get("modifier"), get("value"), get("operator"));
     let op = if op.is_empty() { "equals" } else { op };
     let invert = rule.get("invert").and_then(Value::as_bool) == Some(true);
-    let what = format!("the rule `{target} {modifier} {op} {value}`{}", if invert { " (inverted)" } else { "" });
+    let words: Vec<&str> = [target, modifier, op, value].into_iter().filter(|w| !w.is_empty()).collect();
+    let what = format!("the rule `{}`{}", words.join(" "), if invert { " (inverted)" } else { "" });
     let no = |why: &str| Err(format!("{what}: {why}; not checked"));
     let regex_of = |op: &str| -> Option<String> {
         match op {

@@ -98,13 +98,15 @@ pub(super) fn finish(
     Ok(Imported { routes: text, route_count: count, notes: notes.list })
 }
 
+/// A route that passed [`precheck`]: path, methods, `match` as text, required (scenario, state), place.
+type Accepted = (String, Vec<String>, Option<String>, Option<(String, String)>, String);
+
 /// The router's checks that a lone route passes but a file fails: a path matchit refuses next to the others, a
 /// route that an earlier one always answers for, a template that does not compile.
 fn precheck(routes: &mut [PeerRoute]) {
     let mut tree = matchit::Router::new();
     let mut inserted: HashSet<String> = HashSet::new();
-    // Accepted routes so far: path, methods, `match` as text, required (scenario, state), place.
-    let mut accepted: Vec<(String, Vec<String>, Option<String>, Option<(String, String)>, String)> = Vec::new();
+    let mut accepted: Vec<Accepted> = Vec::new();
     for r in routes.iter_mut().filter(|r| r.refused.is_none()) {
         let path = r.table.get("path").and_then(toml::Value::as_str).unwrap_or("/").to_owned();
         if let Some(problem) = template_problem(&r.table) {
