@@ -491,7 +491,7 @@ impl Ctx<'_> {
         if !headers.is_empty() {
             r.table.insert("headers".into(), headers.into());
         }
-        let latency = resp.get("latency").and_then(Value::as_u64).unwrap_or(0) + self.env_latency;
+        let latency = resp.get("latency").and_then(Value::as_u64).unwrap_or(0).saturating_add(self.env_latency);
         if latency > 0 {
             r.table.insert("delay".into(), format!("{}ms", latency.min(3_600_000)).into());
         }

@@ -612,7 +612,7 @@ fn response(
             _ => None,
         };
         if let Some(ms) = middle {
-            delay = Some(delay.unwrap_or(0) + ms.max(0.0) as u64);
+            delay = Some(delay.unwrap_or(0).saturating_add(ms.max(0.0) as u64));
         }
         notes.route(r, &body_at("delayDistribution"), "a random delay is replaced by a fixed one, its middle value");
     }
