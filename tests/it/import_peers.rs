@@ -423,3 +423,80 @@ fn unreadable_and_malformed_sources_are_refused_saying_where() {
         assert!(out.stdout.is_empty(), "{args:?} writes no routes");
     }
 }
+
+/// JSON values built from the peers' own vocabulary (keys and the values they take), nested a few levels, so that
+/// the generated mappings and environments reach the converters' odd corners rather than stopping at the top.
+fn peer_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    const KEYS: &[&str] = &[
+        "request", "response", "mappings", "url", "urlPath", "urlPattern", "urlPathPattern", "urlPathTemplate",
+        "method", "queryParameters", "headers", "cookies", "bodyPatterns", "equalTo", "contains", "matches",
+        "absent", "caseInsensitive", "equalToJson", "matchesJsonPath", "expression", "status", "body", "jsonBody",
+        "base64Body", "bodyFileName", "fixedDelayMilliseconds", "delayDistribution", "fault", "priority",
+        "scenarioName", "requiredScenarioState", "newScenarioState", "transformers", "routes", "endpoint",
+        "endpointPrefix", "responses", "rules", "target", "modifier", "value", "operator", "invert",
+        "rulesOperator", "responseMode", "statusCode", "latency", "bodyType", "filePath", "default", "key", "type",
+        "data", "cors", "port", "x",
+    ];
+    const STRINGS: &[&str] = &[
+        "", "/", "/a/{id}", "/{*x}", "a/:id", ":", "*", "users/*", "(", ".*", "GET", "ANY", "get", "all", "Started",
+        "{{request.path.[0]}}", "{{#if}}", "{{now format='x'}}", "{{urlParam 'id'}}", "{{", "}}", "{%", "$.a",
+        "$[?(@.a)]", "a.b.0", "response-template", "CONNECTION_RESET_BY_PEER", "FILE", "DATABUCKET", "SEQUENTIAL",
+        "RANDOM", "AND", "OR", "body", "query", "header", "params", "cookie", "path", "equals", "regex", "null",
+        "aGk=", "%%%", "\u{0}", "é/ü", "x-y", "Content-Type",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        prop_oneof![Just(-1i64), Just(0), Just(200), Just(404), Just(1000), Just(i64::MAX)].prop_map(Value::from),
+        prop::sample::select(STRINGS).prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+        ]
+    })
+}
+
+#[test]
+fn generated_mappings_and_environments_import_to_files_that_load_or_are_refused_never_a_panic() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, FileFailurePersistence};
+    let config = Config { cases: 128, failure_persistence: Some(Box::new(FileFailurePersistence::Off)), ..Config::default() };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("mappings")).unwrap();
+    std::fs::create_dir_all(dir.path().join("__files")).unwrap();
+    std::fs::write(dir.path().join("__files/a"), "a body").unwrap();
+    proptest!(config, |(a in peer_json(), b in peer_json(), c in peer_json())| {
+        // The generated values where each format puts them, and as whole documents.
+        let mappings = json!({ "mappings": [
+            { "request": a, "response": b, "scenarioName": "s", "requiredScenarioState": c },
+            { "request": b, "response": c, "priority": a },
+            a.clone(),
+        ]});
+        let env = json!({
+            "endpointPrefix": c, "headers": [ { "key": "x", "value": b } ], "cors": a,
+            "routes": [
+                { "type": "http", "method": "get", "endpoint": "u/:id", "responses": [a, b], "responseMode": c },
+                { "type": "http", "method": b, "endpoint": a, "responses": [c] },
+                a.clone(),
+            ],
+        });
+        for (text, whole) in [(mappings, a.clone()), (env.clone(), b.clone())] {
+            for doc in [text, whole] {
+                let file = dir.path().join("mappings/m.json");
+                std::fs::write(&file, doc.to_string()).unwrap();
+                for result in [hotroute::import::wiremock_path(&file), hotroute::import::mockoon(&doc.to_string(), "env.json")] {
+                    // Refusing a source is fine (it says why); a file it writes must load as `hotroute check` does.
+                    if let Ok(imported) = result
+                        && let Err(e) = hotroute::Router::load_str(&imported.routes, Path::new("routes.toml"), dir.path())
+                    {
+                        panic!("the imported routes do not load:\n{e}\n{}", imported.routes);
+                    }
+                }
+            }
+        }
+    });
+}
