@@ -318,6 +318,16 @@ pub(super) struct Translated {
 /// Translates the Handlebars tags of `src` that have a MiniJinja equivalent; each other tag is printed as it was
 /// written (a MiniJinja string literal) and listed in `untranslated`.
 pub(super) fn translate(src: &str, dialect: Dialect, shape: &[Seg]) -> Translated {
+    translate_as(src, dialect, shape, false)
+}
+
+/// [`translate`] for a string of a `json` body: each expression is made a string, as the peer's text rendering
+/// would give (hotroute gives a string that is one expression its JSON value, a number for `random_int`).
+pub(super) fn translate_json_string(src: &str, dialect: Dialect, shape: &[Seg]) -> Translated {
+    translate_as(src, dialect, shape, true)
+}
+
+fn translate_as(src: &str, dialect: Dialect, shape: &[Seg], stringify: bool) -> Translated {
     let mut out = Translated { text: String::new(), dynamic: false, untranslated: Vec::new() };
     let mut rest = src;
     while let Some(start) = rest.find("{{") {
@@ -331,6 +341,10 @@ pub(super) fn translate(src: &str, dialect: Dialect, shape: &[Seg]) -> Translate
         let tag = &after[..open + end + close.len()];
         let inner = after[open..open + end].trim().trim_start_matches('~').trim_end_matches('~').trim();
         match expression(inner, dialect, shape) {
+            Some(expr) if stringify => {
+                out.dynamic = true;
+                let _ = write!(out.text, "{{{{ ({expr}) | string }}}}");
+            }
             Some(expr) => {
                 out.dynamic = true;
                 let _ = write!(out.text, "{{{{ {expr} }}}}");

@@ -513,13 +513,16 @@ fn response(
         .is_some_and(|t| t.iter().any(|t| t.as_str() == Some("response-template")));
     let mut dynamic = false;
     let mut untranslated = Vec::new();
-    let mut tx = |s: &str| -> String {
+    // Without the template transformer WireMock sends `{{` as written, and so does a route without `template`.
+    let mut tx_as = |s: &str, in_json: bool| -> String {
         if !templated {
-            // Without the template transformer WireMock sends `{{` as written; so does a route without
-            // `template`, but once one string of the route is a template they all are.
             return s.to_owned();
         }
-        let t = peer::translate(s, Dialect::WireMock, shape);
+        let t = if in_json {
+            peer::translate_json_string(s, Dialect::WireMock, shape)
+        } else {
+            peer::translate(s, Dialect::WireMock, shape)
+        };
         dynamic |= t.dynamic;
         untranslated.extend(t.untranslated);
         t.text
@@ -545,14 +548,14 @@ fn response(
                 }
                 other => other.to_string(),
             };
-            headers.insert(name.to_ascii_lowercase(), tx(&value).into());
+            headers.insert(name.to_ascii_lowercase(), tx_as(&value, false).into());
         }
     }
     let body_at = |k: &str| format!("{at}/{k}");
     if let Some(body) = resp.get("body").and_then(Value::as_str) {
-        r.table.insert("body".into(), tx(body).into());
+        r.table.insert("body".into(), tx_as(body, false).into());
     } else if let Some(json) = resp.get("jsonBody") {
-        let json = if templated { map_strings(json, &mut tx) } else { json.clone() };
+        let json = if templated { map_strings(json, &mut |s| tx_as(s, true)) } else { json.clone() };
         match peer::to_toml(&json) {
             Some(v) => {
                 r.table.insert("json".into(), v);
@@ -593,7 +596,7 @@ fn response(
             ),
             Some(dir) => match peer::read_body_file(dir, file) {
                 Ok(text) => {
-                    r.table.insert("body".into(), tx(&text).into());
+                    r.table.insert("body".into(), tx_as(&text, false).into());
                 }
                 Err(why) => notes.route(r, &body_at("bodyFileName"), format!("{why}; answers with no body")),
             },

@@ -57,7 +57,8 @@ fn wiremock_root(dir: &Path) {
               "request": { "method": "GET", "urlPathTemplate": "/users/{id}" },
               "response": {
                   "status": 200,
-                  "jsonBody": { "id": "{{request.path.id}}", "first": "{{request.path.[0]}}", "q": "{{request.query.q}}" },
+                  "jsonBody": { "id": "{{request.path.id}}", "first": "{{request.path.[0]}}", "q": "{{request.query.q}}",
+                                "code": "{{randomValue length=6 type='NUMERIC'}}", "day": "{{now format='yyyy-MM-dd'}}" },
                   "headers": { "Content-Type": "application/json", "X-Trace": "{{request.headers.X-Trace}}",
                                "X-Id": "{{randomValue type='UUID'}}" },
                   "transformers": ["response-template"] } },
@@ -66,6 +67,8 @@ fn wiremock_root(dir: &Path) {
               "response": { "status": 403, "body": "admins are secret" } },
             { "request": { "method": "GET", "url": "/search?q=rust" },
               "response": { "body": "found rust" } },
+            { "request": { "method": "GET", "urlPattern": "/legacy/[0-9]+" },
+              "response": { "body": "legacy {{request.path.[1]}}", "transformers": ["response-template"] } },
             { "request": { "method": "GET", "urlPath": "/raw" },
               "response": { "body": "{{request.path}} stays as written without the transformer" } }
         ]})
@@ -145,7 +148,7 @@ fn wiremock_mappings_import_check_and_answer_as_in_wiremock() {
     let dir = tempfile::tempdir().unwrap();
     wiremock_root(dir.path());
     let (stderr, routes) = import(dir.path(), &["wiremock", "mappings"]);
-    assert!(stderr.contains("mappings: 14 routes"), "{stderr}");
+    assert!(stderr.contains("mappings: 15 routes"), "{stderr}");
     let bin = serve(dir.path());
     let c = client();
     let get = |path: &str| {
@@ -158,7 +161,16 @@ fn wiremock_mappings_import_check_and_answer_as_in_wiremock() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-trace"], "t-1");
     assert_eq!(r.headers()["x-id"].to_str().unwrap().len(), 36, "a UUID");
-    assert_eq!(r.json::<Value>().unwrap(), json!({ "id": "7", "first": "users", "q": "rust" }));
+    let mut body = r.json::<Value>().unwrap();
+    let code = body["code"].take();
+    let day = body["day"].take();
+    assert!(code.as_str().is_some_and(|c| c.len() == 6 && c.parse::<u32>().is_ok()), "a 6-digit string: {code}");
+    let day = day.as_str().unwrap().as_bytes().to_vec();
+    assert!(day.len() == 10 && day[4] == b'-' && day[7] == b'-', "yyyy-MM-dd: {}", String::from_utf8_lossy(&day));
+    assert_eq!(body, json!({ "id": "7", "first": "users", "q": "rust", "code": null, "day": null }));
+    // A regex on the whole URL, its segment in a template.
+    assert_eq!(get("/legacy/12"), (200, "legacy 12".into()));
+    assert_eq!(get("/legacy/ab").0, 404);
     // Priority 1 comes before the template route although it was written after it.
     assert_eq!(get("/users/admin"), (403, "admins are secret".into()));
     // `url` with a query: the parameter must be there.
@@ -324,6 +336,12 @@ fn mockoon_env() -> Value {
                 response(json!({ "body": "checked", "rules": [ rule("request_number", "", "1", "equals") ] })),
                 response(json!({ "body": "default", "default": true })),
             ]),
+            route("post", "echo/*", Value::Null, vec![
+                response(json!({ "statusCode": 401, "body": "blocked",
+                                 "rules": [ { "target": "header", "modifier": "X-Block", "value": "", "invert": true, "operator": "null" } ] })),
+                response(json!({ "default": true,
+                                 "body": "{{header 'X-Who'}}|{{body 'user.name'}}|{{int 7 7}}|{{method}}|{{faker 'person.firstName'}}" })),
+            ]),
             json!({ "uuid": "crud", "type": "crud", "documentation": "", "method": "", "endpoint": "users",
                     "responses": [], "responseMode": null, "streamingMode": null, "streamingInterval": 0 }),
         ]
@@ -376,12 +394,28 @@ fn a_mockoon_environment_imports_checks_and_answers_as_in_mockoon() {
     assert_eq!(coins, ["heads".to_owned(), "tails".to_owned()].into());
     // DISABLE_RULES: the default response only.
     assert_eq!(get("/api/rules-off?x=1").1, "default");
+    // A last `*`, Mockoon's helpers, a header's presence (`null` inverted).
+    let echo = |block: bool| {
+        let mut req =
+            c.post(bin.url("/api/echo/a/b")).header("X-Who", "ada").json(&json!({ "user": { "name": "Ada" } }));
+        if block {
+            req = req.header("X-Block", "1");
+        }
+        let r = req.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (status, text) = echo(false);
+    assert_eq!(status, 200);
+    let parts: Vec<&str> = text.split('|').collect();
+    assert_eq!(parts[..4], ["ada", "Ada", "7", "POST"], "{text}");
+    assert!(!parts[4].is_empty(), "a fake first name: {text}");
+    assert_eq!(echo(true), (401, "blocked".into()));
     // A route Mockoon serves and hotroute has not got: 404.
     assert_eq!(get("/api/users").0, 404);
 
     let notes = [
         "env.json#/data/0: the data bucket `Users` is not converted",
-        "env.json#/routes/7: a `crud` route (`users`) is not converted",
+        "env.json#/routes/8: a `crud` route (`users`) is not converted",
         "env.json#/routes/6/responses/0: not imported: the rule `request_number equals 1`",
         "env.json#/routes/5/responses/0: the route's rules are disabled",
     ];
@@ -429,21 +463,113 @@ fn unreadable_and_malformed_sources_are_refused_saying_where() {
 fn peer_json() -> impl proptest::strategy::Strategy<Value = Value> {
     use proptest::prelude::*;
     const KEYS: &[&str] = &[
-        "request", "response", "mappings", "url", "urlPath", "urlPattern", "urlPathPattern", "urlPathTemplate",
-        "method", "queryParameters", "headers", "cookies", "bodyPatterns", "equalTo", "contains", "matches",
-        "absent", "caseInsensitive", "equalToJson", "matchesJsonPath", "expression", "status", "body", "jsonBody",
-        "base64Body", "bodyFileName", "fixedDelayMilliseconds", "delayDistribution", "fault", "priority",
-        "scenarioName", "requiredScenarioState", "newScenarioState", "transformers", "routes", "endpoint",
-        "endpointPrefix", "responses", "rules", "target", "modifier", "value", "operator", "invert",
-        "rulesOperator", "responseMode", "statusCode", "latency", "bodyType", "filePath", "default", "key", "type",
-        "data", "cors", "port", "x",
+        "request",
+        "response",
+        "mappings",
+        "url",
+        "urlPath",
+        "urlPattern",
+        "urlPathPattern",
+        "urlPathTemplate",
+        "method",
+        "queryParameters",
+        "headers",
+        "cookies",
+        "bodyPatterns",
+        "equalTo",
+        "contains",
+        "matches",
+        "absent",
+        "caseInsensitive",
+        "equalToJson",
+        "matchesJsonPath",
+        "expression",
+        "status",
+        "body",
+        "jsonBody",
+        "base64Body",
+        "bodyFileName",
+        "fixedDelayMilliseconds",
+        "delayDistribution",
+        "fault",
+        "priority",
+        "scenarioName",
+        "requiredScenarioState",
+        "newScenarioState",
+        "transformers",
+        "routes",
+        "endpoint",
+        "endpointPrefix",
+        "responses",
+        "rules",
+        "target",
+        "modifier",
+        "value",
+        "operator",
+        "invert",
+        "rulesOperator",
+        "responseMode",
+        "statusCode",
+        "latency",
+        "bodyType",
+        "filePath",
+        "default",
+        "key",
+        "type",
+        "data",
+        "cors",
+        "port",
+        "x",
     ];
     const STRINGS: &[&str] = &[
-        "", "/", "/a/{id}", "/{*x}", "a/:id", ":", "*", "users/*", "(", ".*", "GET", "ANY", "get", "all", "Started",
-        "{{request.path.[0]}}", "{{#if}}", "{{now format='x'}}", "{{urlParam 'id'}}", "{{", "}}", "{%", "$.a",
-        "$[?(@.a)]", "a.b.0", "response-template", "CONNECTION_RESET_BY_PEER", "FILE", "DATABUCKET", "SEQUENTIAL",
-        "RANDOM", "AND", "OR", "body", "query", "header", "params", "cookie", "path", "equals", "regex", "null",
-        "aGk=", "%%%", "\u{0}", "é/ü", "x-y", "Content-Type",
+        "",
+        "/",
+        "/a/{id}",
+        "/{*x}",
+        "a/:id",
+        ":",
+        "*",
+        "users/*",
+        "(",
+        ".*",
+        "GET",
+        "ANY",
+        "get",
+        "all",
+        "Started",
+        "{{request.path.[0]}}",
+        "{{#if}}",
+        "{{now format='x'}}",
+        "{{urlParam 'id'}}",
+        "{{",
+        "}}",
+        "{%",
+        "$.a",
+        "$[?(@.a)]",
+        "a.b.0",
+        "response-template",
+        "CONNECTION_RESET_BY_PEER",
+        "FILE",
+        "DATABUCKET",
+        "SEQUENTIAL",
+        "RANDOM",
+        "AND",
+        "OR",
+        "body",
+        "query",
+        "header",
+        "params",
+        "cookie",
+        "path",
+        "equals",
+        "regex",
+        "null",
+        "aGk=",
+        "%%%",
+        "\u{0}",
+        "é/ü",
+        "x-y",
+        "Content-Type",
     ];
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -464,7 +590,8 @@ fn peer_json() -> impl proptest::strategy::Strategy<Value = Value> {
 fn generated_mappings_and_environments_import_to_files_that_load_or_are_refused_never_a_panic() {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, FileFailurePersistence};
-    let config = Config { cases: 128, failure_persistence: Some(Box::new(FileFailurePersistence::Off)), ..Config::default() };
+    let config =
+        Config { cases: 128, failure_persistence: Some(Box::new(FileFailurePersistence::Off)), ..Config::default() };
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("mappings")).unwrap();
     std::fs::create_dir_all(dir.path().join("__files")).unwrap();
