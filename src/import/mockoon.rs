@@ -36,7 +36,7 @@ pub(super) fn convert(root: &Value, name: &str, dir: Option<&Path>) -> Result<Im
         server.insert("listen".into(), format!("127.0.0.1:{port}").into());
     }
     let mut env_headers = toml::Table::new();
-    for (k, v) in headers(env.get("headers")) {
+    for (k, v) in header_list(env.get("headers")) {
         env_headers.insert(k.to_ascii_lowercase(), v.into());
     }
     if !env_headers.is_empty() {
@@ -72,7 +72,7 @@ pub(super) fn convert(root: &Value, name: &str, dir: Option<&Path>) -> Result<Im
     peer::finish(&header, Some(&server), out, name, notes)
 }
 
-fn headers(v: Option<&Value>) -> Vec<(String, String)> {
+fn header_list(v: Option<&Value>) -> Vec<(String, String)> {
     v.and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -247,7 +247,11 @@ fn convert_route(
                             notes.route(&mut r, &rat, why);
                         }
                     }
-                    if !params.is_empty() {
+                    if !params.is_empty() && m.contains_key("path_regex") {
+                        let why = "rules on both `path` and route parameters: hotroute has one `path_regex`, the \
+                                   parameter rules are not checked";
+                        notes.route(&mut r, &format!("{at}/responses/{i}/rules"), why);
+                    } else if !params.is_empty() {
                         m.insert("path_regex".into(), params_regex(&shape, &params).into());
                     }
                     if !m.is_empty() {
@@ -453,7 +457,7 @@ impl Ctx<'_> {
             r.table.insert("status".into(), status.into());
         }
         let mut headers = toml::Table::new();
-        for (k, v) in headers_of(resp.get("headers")) {
+        for (k, v) in header_list(resp.get("headers")) {
             headers.insert(k.to_ascii_lowercase(), tx(&v).into());
         }
         match resp.get("bodyType").and_then(Value::as_str).unwrap_or("INLINE") {
@@ -507,8 +511,4 @@ impl Ctx<'_> {
         }
         dynamic
     }
-}
-
-fn headers_of(v: Option<&Value>) -> Vec<(String, String)> {
-    headers(v)
 }

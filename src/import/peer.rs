@@ -6,7 +6,7 @@
 //! The router's own checks (clashes, template syntax) live in `route`, above this layer: the importer repeats the
 //! few it needs here, and the loader (`config`) has the last word on the text before it is returned.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -98,15 +98,16 @@ pub(super) fn finish(
     Ok(Imported { routes: text, route_count: count, notes: notes.list })
 }
 
-/// A route that passed [`precheck`]: path, methods, `match` as text, required (scenario, state), place.
-type Accepted = (String, Vec<String>, Option<String>, Option<(String, String)>, String);
+/// A route that passed [`precheck`]: methods, `match` as text, required (scenario, state), place.
+type Accepted = (Vec<String>, Option<String>, Option<(String, String)>, String);
 
 /// The router's checks that a lone route passes but a file fails: a path matchit refuses next to the others, a
 /// route that an earlier one always answers for, a template that does not compile.
 fn precheck(routes: &mut [PeerRoute]) {
     let mut tree = matchit::Router::new();
     let mut inserted: HashSet<String> = HashSet::new();
-    let mut accepted: Vec<Accepted> = Vec::new();
+    // By path: only routes of one path can shadow each other.
+    let mut accepted: HashMap<String, Vec<Accepted>> = HashMap::new();
     for r in routes.iter_mut().filter(|r| r.refused.is_none()) {
         let path = r.table.get("path").and_then(toml::Value::as_str).unwrap_or("/").to_owned();
         if let Some(problem) = template_problem(&r.table) {
@@ -133,9 +134,9 @@ fn precheck(routes: &mut [PeerRoute]) {
         let overlap = |a: &[String], b: &[String]| {
             a.iter().any(|m| m == "ANY") || b.iter().any(|m| m == "ANY") || a.iter().any(|m| b.contains(m))
         };
-        let shadow = accepted.iter().find(|(p, m, c, s, _)| {
-            *p == path
-                && overlap(m, &methods)
+        let same_path = accepted.entry(path).or_default();
+        let shadow = same_path.iter().find(|(m, c, s, _)| {
+            overlap(m, &methods)
                 && (s.is_none() || *s == state)
                 && (c.is_none() || (conditions.is_some() && *c == conditions))
         });
@@ -145,7 +146,7 @@ fn precheck(routes: &mut [PeerRoute]) {
             ));
             continue;
         }
-        accepted.push((path, methods, conditions, state, r.at.clone()));
+        same_path.push((methods, conditions, state, r.at.clone()));
     }
 }
 
