@@ -512,6 +512,7 @@ fn response(
         .and_then(Value::as_array)
         .is_some_and(|t| t.iter().any(|t| t.as_str() == Some("response-template")));
     let mut dynamic = false;
+    let mut escaped = false;
     let mut untranslated = Vec::new();
     // Without the template transformer WireMock sends `{{` as written, and so does a route without `template`.
     let mut tx_as = |s: &str, in_json: bool| -> String {
@@ -596,7 +597,20 @@ fn response(
             ),
             Some(dir) => match peer::read_body_file(dir, file) {
                 Ok(text) => {
-                    r.table.insert("body".into(), tx_as(&text, false).into());
+                    let plain = resp
+                        .get("transformerParameters")
+                        .and_then(|p| p.get("disableBodyFileTemplating"))
+                        .and_then(Value::as_bool);
+                    let text = if plain == Some(true) && templated && text.contains('{') {
+                        // Sent as written by a templated route: each `{` printed as a string.
+                        escaped = true;
+                        text.replace('{', "{{ '{' }}")
+                    } else if plain == Some(true) {
+                        text
+                    } else {
+                        tx_as(&text, false)
+                    };
+                    r.table.insert("body".into(), text.into());
                 }
                 Err(why) => notes.route(r, &body_at("bodyFileName"), format!("{why}; answers with no body")),
             },
@@ -659,7 +673,7 @@ fn response(
     for tag in untranslated {
         notes.route(r, at, format!("the template tag `{tag}` has no MiniJinja translation; it is sent as written"));
     }
-    if dynamic {
+    if dynamic || escaped {
         r.table.insert("template".into(), true.into());
     }
 }

@@ -96,6 +96,10 @@ fn wiremock_root(dir: &Path) {
         &json!({ "mappings": [
             { "request": { "method": "GET", "urlPathPattern": "/files/[a-z]+\\.txt" },
               "response": { "bodyFileName": "hello.txt", "headers": { "Content-Type": "text/plain" } } },
+            { "request": { "method": "GET", "urlPath": "/page" },
+              "response": { "bodyFileName": "page.txt", "headers": { "X-Path": "{{request.path}}" },
+                            "transformers": ["response-template"],
+                            "transformerParameters": { "disableBodyFileTemplating": true } } },
             { "request": { "method": "GET", "urlPath": "/broken" },
               "response": { "fault": "CONNECTION_RESET_BY_PEER" } },
             { "request": { "method": "GET", "urlPath": "/b64" },
@@ -141,6 +145,7 @@ fn wiremock_root(dir: &Path) {
         .to_string(),
     );
     write(dir, "__files/hello.txt", "hello from __files\n");
+    write(dir, "__files/page.txt", "raw {{request.path}} {% x %} {# y #}");
 }
 
 #[test]
@@ -148,7 +153,7 @@ fn wiremock_mappings_import_check_and_answer_as_in_wiremock() {
     let dir = tempfile::tempdir().unwrap();
     wiremock_root(dir.path());
     let (stderr, routes) = import(dir.path(), &["wiremock", "mappings"]);
-    assert!(stderr.contains("mappings: 15 routes"), "{stderr}");
+    assert!(stderr.contains("mappings: 16 routes"), "{stderr}");
     let bin = serve(dir.path());
     let c = client();
     let get = |path: &str| {
@@ -202,6 +207,10 @@ fn wiremock_mappings_import_check_and_answer_as_in_wiremock() {
     assert_eq!(get("/files/notes.txt"), (200, "hello from __files\n".into()));
     assert_eq!(get("/files/Notes.txt").0, 404);
     assert_eq!(get("/b64"), (200, "hello base64".into()));
+    // `disableBodyFileTemplating`: the file as written, the headers still templated.
+    let page = c.get(bin.url("/page")).send().unwrap();
+    assert_eq!(page.headers()["x-path"], "/page");
+    assert_eq!(page.text().unwrap(), "raw {{request.path}} {% x %} {# y #}");
     assert_eq!(c.delete(bin.url("/anything")).send().unwrap().status(), 204);
     assert_eq!(c.put(bin.url("/anything")).send().unwrap().status(), 204);
     // Basic auth and a cookie.
@@ -227,13 +236,13 @@ fn wiremock_mappings_import_check_and_answer_as_in_wiremock() {
     let files = Path::new("mappings").join("more").join("files.json").display().to_string();
     assert!(
         stderr.contains(&format!(
-            "warning: {files}#/mappings/5/request/queryParameters/q: query parameter `q`: `doesNotMatch`"
+            "warning: {files}#/mappings/6/request/queryParameters/q: query parameter `q`: `doesNotMatch`"
         )),
         "{stderr}"
     );
     assert!(
         stderr.contains(&format!(
-            "warning: {files}#/mappings/5/response: the template tag `{{{{#if request.query.q}}}}`"
+            "warning: {files}#/mappings/6/response: the template tag `{{{{#if request.query.q}}}}`"
         )),
         "{stderr}"
     );
