@@ -351,6 +351,10 @@ fn mockoon_env() -> Value {
                 response(json!({ "default": true,
                                  "body": "{{header 'X-Who'}}|{{body 'user.name'}}|{{int 7 7}}|{{method}}|{{faker 'person.firstName'}}" })),
             ]),
+            route("get", "maybe", json!("FALLBACK"), vec![
+                response(json!({ "body": "yes", "rules": [ rule("query", "x", "1", "equals") ] })),
+                response(json!({ "body": "default", "default": true })),
+            ]),
             json!({ "uuid": "crud", "type": "crud", "documentation": "", "method": "", "endpoint": "users",
                     "responses": [], "responseMode": null, "streamingMode": null, "streamingInterval": 0 }),
         ]
@@ -419,12 +423,15 @@ fn a_mockoon_environment_imports_checks_and_answers_as_in_mockoon() {
     assert_eq!(parts[..4], ["ada", "Ada", "7", "POST"], "{text}");
     assert!(!parts[4].is_empty(), "a fake first name: {text}");
     assert_eq!(echo(true), (401, "blocked".into()));
+    // FALLBACK: no default response, a request no rule takes goes on (here: to the 404).
+    assert_eq!(get("/api/maybe?x=1"), (200, "yes".into()));
+    assert_eq!(get("/api/maybe?x=2").0, 404);
     // A route Mockoon serves and hotroute has not got: 404.
     assert_eq!(get("/api/users").0, 404);
 
     let notes = [
         "env.json#/data/0: the data bucket `Users` is not converted",
-        "env.json#/routes/8: a `crud` route (`users`) is not converted",
+        "env.json#/routes/9: a `crud` route (`users`) is not converted",
         "env.json#/routes/6/responses/0: not imported: the rule `request_number equals 1`",
         "env.json#/routes/5/responses/0: the route's rules are disabled",
     ];
