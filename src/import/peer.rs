@@ -67,14 +67,13 @@ pub(super) fn finish(
     mut notes: Notes,
 ) -> Result<Imported, ImportError> {
     precheck(&mut routes);
-    let mut head = String::from(header);
-    if let Some(server) = server.filter(|s| !s.is_empty()) {
-        head.push_str("\n[server]\n");
-        for (k, v) in server {
-            let _ = writeln!(head, "{k} = {v}");
-        }
-    }
     let load = |text: &str| crate::config::load_str(text, Path::new(name), Path::new("."));
+    let server = server.map(|s| checked_server(s, name, &mut notes, &load)).unwrap_or_default();
+    let mut head = String::from(header);
+    if !server.is_empty() {
+        head.push_str("\n[server]\n");
+        head.push_str(&render_server(&server));
+    }
     let (mut text, mut count) = assemble(&head, &routes);
     if load(&text).is_err() {
         for r in routes.iter_mut().filter(|r| r.refused.is_none()) {
@@ -96,6 +95,53 @@ pub(super) fn finish(
         notes.push(name, "no routes to import");
     }
     Ok(Imported { routes: text, route_count: count, notes: notes.list })
+}
+
+fn render_server(server: &toml::Table) -> String {
+    server.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+}
+
+/// The `[server]` settings the loader takes, each checked alone (a table entry by entry, e.g. one header); a
+/// refused one is left out with a note.
+fn checked_server(
+    server: &toml::Table,
+    name: &str,
+    notes: &mut Notes,
+    load: &dyn Fn(&str) -> Result<crate::config::Config, crate::config::LoadErrors>,
+) -> toml::Table {
+    let mut out = toml::Table::new();
+    let mut refused = |what: String, e: crate::config::LoadErrors| {
+        notes.push(name, format!("`[server] {what}` is not written: {}", one_line(&e.first().message)));
+    };
+    for (k, v) in server {
+        let try_one = |v: toml::Value| {
+            let one = toml::Table::from_iter([(k.clone(), v)]);
+            load(&format!("[server]\n{}", render_server(&one)))
+        };
+        match v {
+            toml::Value::Table(t) => {
+                let mut kept = toml::Table::new();
+                for (sub, sv) in t {
+                    match try_one(toml::Table::from_iter([(sub.clone(), sv.clone())]).into()) {
+                        Ok(_) => {
+                            kept.insert(sub.clone(), sv.clone());
+                        }
+                        Err(e) => refused(format!("{k}.{sub}"), e),
+                    }
+                }
+                if !kept.is_empty() {
+                    out.insert(k.clone(), kept.into());
+                }
+            }
+            v => match try_one(v.clone()) {
+                Ok(_) => {
+                    out.insert(k.clone(), v.clone());
+                }
+                Err(e) => refused(k.clone(), e),
+            },
+        }
+    }
+    out
 }
 
 /// A route that passed [`precheck`]: methods, `match` as text, required (scenario, state), place.
@@ -342,7 +388,8 @@ fn translate_as(src: &str, dialect: Dialect, shape: &[Seg], stringify: bool) -> 
         let tag = &after[..open + end + close.len()];
         let inner = after[open..open + end].trim().trim_start_matches('~').trim_end_matches('~').trim();
         match expression(inner, dialect, shape) {
-            Some(expr) if stringify => {
+            // Only these give other values than strings.
+            Some(expr) if stringify && ["json", "random_int", "now('unix"].iter().any(|p| expr.starts_with(p)) => {
                 out.dynamic = true;
                 let _ = write!(out.text, "{{{{ ({expr}) | string }}}}");
             }
