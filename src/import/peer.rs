@@ -46,7 +46,9 @@ pub(super) struct Notes {
 
 impl Notes {
     pub(super) fn push(&mut self, at: &str, message: impl Into<String>) {
-        self.list.push(Note { location: at.to_owned(), message: message.into() });
+        // The source's own text goes to a terminal: no control characters (escape sequences, line breaks).
+        let clean = |s: &str| s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>();
+        self.list.push(Note { location: clean(at), message: clean(&message.into()) });
     }
     /// A note about a route: on stderr, and as a comment above the route.
     pub(super) fn route(&mut self, r: &mut PeerRoute, at: &str, message: impl Into<String>) {
