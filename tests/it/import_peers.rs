@@ -452,13 +452,14 @@ fn unreadable_and_malformed_sources_are_refused_saying_where() {
     write(d, "env-nothing.json", r#"{"name": "not an environment"}"#);
     std::fs::create_dir_all(d.join("empty")).unwrap();
     let broken = Path::new("bad").join("mappings").join("broken.json").display().to_string();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["wiremock", "missing"], "cannot read `missing`: No such file or directory"),
         (&["wiremock", "bad"], &format!("{broken}:3:21: not valid JSON")),
         (&["wiremock", "notmapping.json"], "notmapping.json: not a WireMock stub mapping"),
         (&["wiremock", "badlist.json"], "badlist.json: `mappings` is not a list"),
         (&["wiremock", "empty"], "empty: no `.json` files in this folder"),
         (&["mockoon", "missing.json"], "cannot read `missing.json`: No such file or directory"),
+        (&["mockoon", "empty"], "cannot read `empty`: Is a directory"),
         (&["mockoon", "env-bad.json"], "env-bad.json:3:1: not valid JSON"),
         (&["mockoon", "env-nothing.json"], "env-nothing.json: not a Mockoon environment: no `routes` list"),
     ];
