@@ -221,7 +221,9 @@ impl Checker<'_> {
             if let Some(span) = span {
                 self.error(
                     span,
-                    format!("a `websocket` route answers the upgrade (101) and then talks in messages; it has no `{key}`"),
+                    format!(
+                        "a `websocket` route answers the upgrade (101) and then talks in messages; it has no `{key}`"
+                    ),
                     "remove it (messages go in `on_connect` and `on_message`), or make it another route",
                 );
             }
@@ -307,7 +309,9 @@ impl Checker<'_> {
             let what = if kinds.is_empty() { "nothing".to_owned() } else { kinds.join(" and ") };
             self.error(
                 spanned.span(),
-                format!("a websocket message has one of `text`, `json`, `binary`, `file` or `ping`; this one has {what}"),
+                format!(
+                    "a websocket message has one of `text`, `json`, `binary`, `file` or `ping`; this one has {what}"
+                ),
                 "write one per message, e.g. { text = \"hello\" }; several messages are several entries of the list",
             );
             return None;
@@ -463,7 +467,12 @@ fn canonical(spec: &WebSocketSpec, h: &mut impl Hasher) {
         for s in &r.send {
             send(s.get_ref(), h);
         }
-        r.close.as_ref().map(|c| (c.get_ref().code.as_ref().map(|c| *c.get_ref()), c.get_ref().reason.as_ref().map(|r| r.get_ref()))).hash(h);
+        r.close
+            .as_ref()
+            .map(|c| {
+                (c.get_ref().code.as_ref().map(|c| *c.get_ref()), c.get_ref().reason.as_ref().map(|r| r.get_ref()))
+            })
+            .hash(h);
     }
     spec.echo.hash(h);
     spec.close_after.as_ref().map(|c| *c.get_ref()).hash(h);

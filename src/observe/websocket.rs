@@ -112,7 +112,8 @@ impl WsEvents for WsLog {
             if kept {
                 let shown: String = data.chars().take(80).collect();
                 t.line(Some(*n), format_args!("websocket {way} {kind} message, {size} bytes: {shown:?}"));
-            } else if state.messages.len() == WS_LOG_MESSAGES && state.received + state.sent == WS_LOG_MESSAGES as u64 + 1
+            } else if state.messages.len() == WS_LOG_MESSAGES
+                && state.received + state.sent == WS_LOG_MESSAGES as u64 + 1
             {
                 t.line(Some(*n), format_args!("websocket: over {WS_LOG_MESSAGES} messages, the rest are not traced"));
             }

@@ -756,9 +756,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
     };
     let websocket = match &script.websocket {
         None => None,
-        Some(w) => Some(Arc::new(
-            websocket::WsReply::build(w, config.server.seed, location, text).map_err(error)?,
-        )),
+        Some(w) => Some(Arc::new(websocket::WsReply::build(w, config.server.seed, location, text).map_err(error)?)),
     };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
     Ok(Responder::Scripted(Box::new(Script {

@@ -79,12 +79,7 @@ pub(crate) struct WsReply {
 
 impl WsReply {
     /// Compiles the templated messages of `config` under names starting with `name` (`routes.toml:12`).
-    pub fn build(
-        config: &WebSocketConfig,
-        seed: Option<u64>,
-        name: &str,
-        text: &str,
-    ) -> Result<WsReply, CompileError> {
+    pub fn build(config: &WebSocketConfig, seed: Option<u64>, name: &str, text: &str) -> Result<WsReply, CompileError> {
         let mut templates = Templates::new(seed);
         let mut needs = Needs::default();
         let mut compile = |sends: &[WsSend], what: &str| -> Result<Vec<Step>, CompileError> {
@@ -168,9 +163,10 @@ impl WsReply {
 /// Why a request to a WebSocket route is not a handshake, or the client's key.
 fn check_handshake<'a>(req: &'a RequestView<'_>) -> Result<&'a [u8], String> {
     let has_token = |name: http::HeaderName, token: &str| {
-        req.headers.get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
+        req.headers
+            .get_all(name)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
     };
     if req.method != Method::GET {
         return Err(format!("a handshake is a GET request, not {}", req.method));
@@ -240,13 +236,8 @@ pub fn codec_config(limits: &WsLimits) -> CodecConfig {
 
 /// Plays `start`'s script on an upgraded connection until either side closes it, the client goes away, the idle
 /// timeout passes, or `shutdown` completes (then it closes with 1001).
-pub async fn run<S>(
-    io: S,
-    start: WsStart,
-    limits: WsLimits,
-    events: &dyn WsEvents,
-    shutdown: impl Future<Output = ()>,
-) where
+pub async fn run<S>(io: S, start: WsStart, limits: WsLimits, events: &dyn WsEvents, shutdown: impl Future<Output = ()>)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(codec_config(&limits))).await;

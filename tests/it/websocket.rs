@@ -183,7 +183,10 @@ async fn the_journal_shows_the_messages_in_and_out() {
         })
         .collect();
     let want = |d: &str, k: &str, t: &str| (d.to_owned(), k.to_owned(), t.to_owned());
-    assert_eq!(messages[..3], [want("out", "text", "welcome to j"), want("in", "text", "ping"), want("out", "text", "pong")]);
+    assert_eq!(
+        messages[..3],
+        [want("out", "text", "welcome to j"), want("in", "text", "ping"), want("out", "text", "pong")]
+    );
     assert_eq!(ws["closed"]["by"], "client", "{ws}");
 }
 
@@ -286,9 +289,8 @@ fn python_websockets() -> Option<String> {
         return Some(String::new());
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("py-websockets");
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|t| std::path::PathBuf::from(t).join("py-websockets"))
-        .unwrap_or(dir);
+    let dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(|t| std::path::PathBuf::from(t).join("py-websockets")).unwrap_or(dir);
     let path = dir.to_string_lossy().into_owned();
     if works(&path) {
         return Some(path);
@@ -336,12 +338,12 @@ fn bad_websocket_keys_and_values_are_load_errors_with_line_and_column() {
             "[[route]]\npath = \"/ws\"\nwebsocket = { on_message = [ { match = {}, send = [ { text = \"x\" } ] } ] }\n",
             "routes.toml:3:40: has no conditions",
         ),
-        ("[[route]]\npath = \"/ws\"\nwebsocket = { close_after = 0 }\n", "routes.toml:3:29: `close_after = 0` is out of range"),
-        ("[[route]]\npath = \"/ws\"\nwebsocket = {}\n", "routes.toml:3:13: the websocket does nothing"),
         (
-            "[[route]]\npath = \"/ws\"\nbody = \"x\"\nwebsocket = { echo = true }\n",
-            "routes.toml:3:8: it has no `body`",
+            "[[route]]\npath = \"/ws\"\nwebsocket = { close_after = 0 }\n",
+            "routes.toml:3:29: `close_after = 0` is out of range",
         ),
+        ("[[route]]\npath = \"/ws\"\nwebsocket = {}\n", "routes.toml:3:13: the websocket does nothing"),
+        ("[[route]]\npath = \"/ws\"\nbody = \"x\"\nwebsocket = { echo = true }\n", "routes.toml:3:8: it has no `body`"),
         (
             "[[route]]\npath = \"/ws\"\nmethod = \"POST\"\nwebsocket = { echo = true }\n",
             "routes.toml:3:10: a `websocket` route answers GET",
