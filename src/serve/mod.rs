@@ -188,7 +188,9 @@ impl Server {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
-            .max_concurrent_streams(u32::try_from(limits.max_concurrent_streams).unwrap_or(u32::MAX));
+            .max_concurrent_streams(u32::try_from(limits.max_concurrent_streams).unwrap_or(u32::MAX))
+            // RFC 8441: WebSockets over HTTP/2, by extended CONNECT (see `service`).
+            .enable_connect_protocol();
         let cap = io::ConnectionCap::new(limits.max_connections);
         let (idle_timeout, write_timeout, grace) = (limits.idle_timeout, limits.write_timeout, limits.grace);
         let header_read_timeout = limits.header_read_timeout;

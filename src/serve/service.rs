@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HOST, RETRY_AFTER};
+use http::header::{CONNECTION, HOST, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
@@ -116,7 +116,7 @@ impl Pipeline {
                 match upgrade {
                     Some(on_upgrade) => start_websocket(served, activity, permit, on_upgrade, start, log),
                     None => {
-                        // Only an HTTP/1.1 request can be upgraded, and the router answers 101 only to those.
+                        // hyper gives every HTTP/1.1 request and every HTTP/2 CONNECT a way to upgrade.
                         tracing::warn!("a websocket answer to a request hyper cannot upgrade: answering 500");
                         let text = "500 this connection cannot be upgraded to a WebSocket\nconnect over HTTP/1.1\n";
                         response = respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, &Method::GET);
@@ -198,6 +198,19 @@ async fn answer(
         Ok(read) => read,
         Err(response) => return response,
     };
+    // RFC 8441: over HTTP/2 a WebSocket opens with an extended CONNECT (`:protocol = websocket`). The route sees the
+    // HTTP/1.1 handshake it stands for (a GET with the upgrade headers HTTP/2 has no place for), so that one check
+    // and one route serve both; the answer goes back as the 200 that opens the stream.
+    let h2_websocket = parts.version == Version::HTTP_2
+        && parts.method == Method::CONNECT
+        && parts.extensions.get::<hyper::ext::Protocol>().is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    if h2_websocket {
+        parts.method = Method::GET;
+        parts.headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        parts.headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        // No accept key is sent over HTTP/2; the handshake check only needs one to be there.
+        parts.headers.entry(SEC_WEBSOCKET_KEY).or_insert(HeaderValue::from_static("rfc8441"));
+    }
     probe.routing();
     let router = live.router();
     let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
@@ -206,7 +219,7 @@ async fn answer(
     if answer.response.extensions().get::<WsStart>().is_some() {
         *upgrade = parts.extensions.remove::<OnUpgrade>();
     }
-    match answer.pending {
+    let mut response = match answer.pending {
         None => answer.response,
         Some(pending) => {
             // A delay or a file read: let go of the router before awaiting.
@@ -214,7 +227,14 @@ async fn answer(
             drop(router);
             pending.finish(response).await
         }
+    };
+    if h2_websocket && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        *response.status_mut() = StatusCode::OK;
+        for name in [UPGRADE, CONNECTION, SEC_WEBSOCKET_ACCEPT] {
+            response.headers_mut().remove(name);
+        }
     }
+    response
 }
 
 /// `[server] headers` are "added to every response": routes carry them already (their own headers win), and this

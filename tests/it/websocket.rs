@@ -365,3 +365,62 @@ fn bad_websocket_keys_and_values_are_load_errors_with_line_and_column() {
         assert!(got.contains(message.trim_start_matches(": ")), "for:\n{toml}\nwant {message:?} in:\n{got}");
     }
 }
+
+#[tokio::test]
+async fn trace_shows_each_message_and_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), CHAT).unwrap();
+    let mut bin = Bin::command()
+        .in_dir(dir)
+        .args(["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn", "--trace"])
+        .start();
+    let mut ws = connect(&format!("ws://{}/chat/t", bin.addr)).await;
+    assert_eq!(text(next(&mut ws).await), "welcome to t");
+    ws.send(Message::text("ping")).await.unwrap();
+    assert_eq!(text(next(&mut ws).await), "pong");
+    ws.send(Message::text("bye")).await.unwrap();
+    assert_eq!(text(next(&mut ws).await), "see you, ");
+    assert_eq!(close_code(&next(&mut ws).await).0, 4000);
+    let sent =
+        bin.line("the greeting traced", |l| l.contains("websocket sent text message") && l.contains("welcome to t"));
+    assert!(sent.starts_with("trace conn="), "{sent}");
+    bin.line("the ping traced", |l| l.contains("websocket received text message, 4 bytes: \"ping\""));
+    bin.line("the close traced", |l| l.contains("websocket closed by server (code 4000): bye"));
+}
+
+/// RFC 8441: an HTTP/2 client opens the WebSocket with an extended CONNECT (`:protocol = websocket`) on a stream of
+/// its connection, and the route's script runs on that stream; a plain request on the same connection still works.
+#[tokio::test]
+async fn http2_extended_connect_opens_a_websocket_on_a_stream() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let bin = Bin::start(
+        "[[route]]\npath = \"/ws\"\nwebsocket = { on_connect = [{ text = \"over h2\" }], echo = true }\n\n[[route]]\npath = \"/hello\"\nbody = \"hi\"\n",
+    );
+    let tcp = tokio::net::TcpStream::connect(bin.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    // A first request lets the server's SETTINGS (with ENABLE_CONNECT_PROTOCOL) arrive before the CONNECT.
+    let hello = http::Request::get(format!("http://{}/hello", bin.addr)).body(Empty::<bytes::Bytes>::new()).unwrap();
+    let res = send.send_request(hello).await.unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "hi");
+
+    let mut connect = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://{}/ws", bin.addr))
+        .header("sec-websocket-version", "13")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    connect.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut res = send.send_request(connect).await.unwrap();
+    assert_eq!(res.status(), 200, "an extended CONNECT is answered 200 over HTTP/2");
+    let upgraded = hyper::upgrade::on(&mut res).await.unwrap();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+    let wait = Duration::from_secs(10);
+    assert_eq!(tokio::time::timeout(wait, ws.next()).await.unwrap().unwrap().unwrap(), Message::text("over h2"));
+    ws.send(Message::text("echo me")).await.unwrap();
+    assert_eq!(tokio::time::timeout(wait, ws.next()).await.unwrap().unwrap().unwrap(), Message::text("echo me"));
+}
