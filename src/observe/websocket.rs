@@ -99,7 +99,6 @@ fn describe(message: &Message) -> (&'static str, String, usize) {
 
 impl WsEvents for WsLog {
     fn message(&self, incoming: bool, message: &Message) {
-        let (kind, data, size) = describe(message);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if incoming {
             state.received += 1;
@@ -107,6 +106,11 @@ impl WsEvents for WsLog {
             state.sent += 1;
         }
         let kept = state.messages.len() < WS_LOG_MESSAGES;
+        if !kept && self.trace.get().is_none() {
+            // Past the cap, a message is only counted: no copy on a long conversation's path.
+            return;
+        }
+        let (kind, data, size) = describe(message);
         if let Some((t, n)) = self.trace.get() {
             let way = if incoming { "received" } else { "sent" };
             if kept {

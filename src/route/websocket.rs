@@ -270,6 +270,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         // Once a close is scheduled, nothing more is read: what comes after it is not answered.
         let mut reading = true;
         loop {
+            // What is due goes out now, without a trip through the timer (whose wheel ticks in milliseconds: an echo
+            // would wait for the next tick).
+            while let Some(((at, _), _)) = self.queue.first_key_value()
+                && *at <= Instant::now()
+            {
+                let Some((_, out)) = self.queue.pop_first() else { break };
+                match out {
+                    Out::Close(close) => return self.close(close).await,
+                    Out::Message(message) => {
+                        if let Err(e) = self.ws.send(message.clone()).await {
+                            return gone(&e);
+                        }
+                        self.events.message(false, &message);
+                        last_activity = Instant::now();
+                    }
+                }
+            }
             let next = self.queue.keys().next().map(|(at, _)| *at);
             // A scripted message still to come keeps the connection: its wait is the script's, not the client's.
             let idle_at = next.is_none().then(|| last_activity + self.limits.idle);

@@ -424,3 +424,22 @@ async fn http2_extended_connect_opens_a_websocket_on_a_stream() {
     ws.send(Message::text("echo me")).await.unwrap();
     assert_eq!(tokio::time::timeout(wait, ws.next()).await.unwrap().unwrap().unwrap(), Message::text("echo me"));
 }
+
+/// An open WebSocket holds its connection's slot under `max_connections` (it is never idle-evicted: it has a
+/// conversation in flight), and gives it back when it closes.
+#[tokio::test]
+async fn an_open_websocket_counts_under_max_connections() {
+    let toml = "[server]\nmax_connections = 1\n\n[[route]]\npath = \"/ws\"\nwebsocket = { echo = true }\n\n[[route]]\npath = \"/hello\"\nbody = \"hi\"\n";
+    let bin = Bin::start(toml);
+    let mut ws = connect(&format!("ws://{}/ws", bin.addr)).await;
+    ws.send(Message::text("x")).await.unwrap();
+    assert_eq!(text(next(&mut ws).await), "x");
+    // The one slot is the WebSocket's: another client waits (bounded here by a timeout).
+    let waiting = tokio::spawn(client().get(bin.url("/hello")).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a second connection was served while the WebSocket held the only slot");
+    ws.close(None).await.unwrap();
+    while let Some(Ok(_)) = ws.next().await {}
+    let res = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("served once the WebSocket closed");
+    assert_eq!(res.unwrap().unwrap().text().await.unwrap(), "hi");
+}
