@@ -443,3 +443,17 @@ async fn an_open_websocket_counts_under_max_connections() {
     let res = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("served once the WebSocket closed");
     assert_eq!(res.unwrap().unwrap().text().await.unwrap(), "hi");
 }
+
+/// `file = "..."` sends the file's bytes as one binary message (read when the routes load).
+#[tokio::test]
+async fn a_file_is_sent_as_a_binary_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    std::fs::write(dir.path().join("frame.bin"), &bytes).unwrap();
+    let toml = "[[route]]\npath = \"/f\"\nwebsocket = { on_connect = [{ file = \"frame.bin\" }] }\n";
+    std::fs::write(dir.path().join("routes.toml"), toml).unwrap();
+    let bin =
+        Bin::command().in_dir(dir).args(["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn"]).start();
+    let mut ws = connect(&format!("ws://{}/f", bin.addr)).await;
+    assert_eq!(next(&mut ws).await, Message::Binary(bytes.into()));
+}
