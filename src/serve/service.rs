@@ -169,7 +169,7 @@ fn start_websocket(
     });
 }
 
-/// The events of a conversation nobody records (an admin-off or journal-less server still traces nothing).
+/// The events of a conversation nobody records (the probe makes a log for every upgrade: a fallback only).
 struct NoEvents;
 
 impl ws::WsEvents for NoEvents {
