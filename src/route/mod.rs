@@ -24,6 +24,7 @@ pub mod scenario;
 pub(crate) mod static_files;
 pub(crate) mod stream;
 pub(crate) mod template;
+pub(crate) mod websocket;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -110,6 +111,8 @@ struct Script {
     location: String,
     /// The route's scenario: the state it requires, the state it moves to.
     scenario: Option<RouteScenario>,
+    /// `websocket`: the handshake is answered with `101` and the script the serving layer plays.
+    websocket: Option<Arc<websocket::WsReply>>,
 }
 
 impl Script {
@@ -577,6 +580,10 @@ impl Router {
         let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
+        } else if let Some(ws) = &script.websocket
+            && response.extensions().get::<reply::RenderFailed>().is_none()
+        {
+            response = ws.handshake(response, &vars, (route.key, count));
         } else if let Some(stream) = &script.stream
             && response.extensions().get::<reply::RenderFailed>().is_none()
         {
@@ -747,8 +754,20 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         None => None,
         Some(s) => Some(StreamReply::build(s, templates, location, text).map_err(error)?),
     };
+    let websocket = match &script.websocket {
+        None => None,
+        Some(w) => Some(Arc::new(websocket::WsReply::build(w, config.server.seed, location, text).map_err(error)?)),
+    };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
-    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string, scenario: None })))
+    Ok(Responder::Scripted(Box::new(Script {
+        replies,
+        cycle,
+        dir,
+        stream,
+        location: location_string,
+        scenario: None,
+        websocket,
+    })))
 }
 
 /// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.

@@ -69,3 +69,5 @@ mod template_limits;
 mod stream;
 // `template = true`: bodies, JSON strings, body files and headers rendered per request.
 mod templates;
+// `websocket = { ... }` routes: scripted conversations (Rust and Python clients), limits, journal, load errors.
+mod websocket;
