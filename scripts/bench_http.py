@@ -166,8 +166,10 @@ def start_wiremock(tmp):
                                 ("/about", "I am Habib. I am a YouTuber. I am a Software Engineer.")]):
         (root / "mappings" / f"{i}.json").write_text(
             '{"request":{"method":"GET","url":"%s"},"response":{"status":200,"body":"%s"}}' % (p, b))
+    # Only flags WireMock knows: an unknown one makes its option parser die with MissingResourceException (that,
+    # not the JDK or the locale, is why it "failed on OpenJDK 17" before).
     proc = subprocess.Popen(["npx", "--yes", "wiremock", "--port", str(port), "--root-dir", str(root),
-                             "--disable-request-journal", "--no-request-journal"],
+                             "--no-request-journal"],
                             cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     if not wait_port(port, timeout=120):
         os.killpg(proc.pid, signal.SIGKILL)

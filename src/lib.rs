@@ -26,7 +26,8 @@
 //!
 //! - `util`, `request`: leaves. Dates; the request as every layer sees it.
 //! - `config`: the route file. Serde structs, spans, checking, `include`, load errors, the JSON Schema, limits.
-//! - `import`: route files written from other descriptions of an API (OpenAPI 3.0 and 3.1), checked by `config`.
+//! - `import`: route files written from other descriptions of an API (OpenAPI 3.0 and 3.1) or other mocks
+//!   (WireMock mappings, Mockoon environments), checked by `config`.
 //! - `route`: the immutable [`Router`]. Matching, prepared and scripted replies, templates, static folders, CORS,
 //!   the near-miss 404. Answers a request without sockets.
 //! - `reload`: [`Live`], the router in service behind an `ArcSwap`, and the file watcher that replaces it.

@@ -96,6 +96,22 @@ enum Import {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// WireMock stub mappings: a `mappings/` folder (with `__files/` beside it), a file of `mappings`, or one mapping.
+    Wiremock {
+        /// The mappings folder, the WireMock root holding it, or one JSON file.
+        mappings: PathBuf,
+        /// Write the routes to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// A Mockoon environment (its JSON data file or export): a route per response, its rules as `match`.
+    Mockoon {
+        /// The environment file; `filePath` bodies are read relative to its folder.
+        environment: PathBuf,
+        /// Write the routes to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e` of mimalloc 2.x, which libmimalloc-sys does not
@@ -121,7 +137,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Check { routes }) => check(&routes),
-        Some(Command::Import(Import::Openapi { spec, output })) => import_openapi(&spec, output.as_deref()),
+        Some(Command::Import(Import::Openapi { spec, output })) => {
+            write_import(hotroute::import::openapi_file(&spec), &spec, output.as_deref())
+        }
+        Some(Command::Import(Import::Wiremock { mappings, output })) => {
+            write_import(hotroute::import::wiremock_path(&mappings), &mappings, output.as_deref())
+        }
+        Some(Command::Import(Import::Mockoon { environment, output })) => {
+            write_import(hotroute::import::mockoon_file(&environment), &environment, output.as_deref())
+        }
         None => match serve(cli.serve) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -151,8 +175,13 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn import_openapi(spec: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
-    let imported = match hotroute::import::openapi_file(spec) {
+/// Prints an importer's notes on stderr and writes its routes to `output` (or standard output).
+fn write_import(
+    imported: Result<hotroute::Imported, hotroute::ImportError>,
+    spec: &std::path::Path,
+    output: Option<&std::path::Path>,
+) -> ExitCode {
+    let imported = match imported {
         Ok(imported) => imported,
         Err(e) => {
             eprintln!("error: {e}");

@@ -63,6 +63,11 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a response write may stay stalled by default (the client reads nothing) before the connection is closed.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The largest WebSocket message (and frame) a client may send by default (1 MiB); a larger one closes with 1009.
+pub const DEFAULT_MAX_WS_MESSAGE: usize = 1024 * 1024;
+/// How many messages a client may send on one WebSocket connection by default; more close it with 1008.
+pub const DEFAULT_MAX_WS_MESSAGES: usize = 100_000;
+
 /// The largest template source (a templated `body`, or a templated `json` as JSON text) accepted at load, in bytes.
 /// It bounds how deep the template's syntax tree can nest, and so the stack that templates run on must provide.
 pub const MAX_TEMPLATE_SOURCE: usize = 128 * 1024;
@@ -99,6 +104,10 @@ pub struct Limits {
     pub max_body_buffers: usize,
     /// `journal_bytes`: how many bytes of recorded requests the journal may hold.
     pub journal_bytes: usize,
+    /// `max_ws_message`: the largest WebSocket message a client may send, in bytes.
+    pub max_ws_message: usize,
+    /// `max_ws_messages`: how many messages a client may send on one WebSocket connection.
+    pub max_ws_messages: usize,
 }
 
 impl Default for Limits {
@@ -118,6 +127,8 @@ impl Default for Limits {
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_body_buffers: DEFAULT_MAX_BODY_BUFFERS,
             journal_bytes: DEFAULT_JOURNAL_BYTES,
+            max_ws_message: DEFAULT_MAX_WS_MESSAGE,
+            max_ws_messages: DEFAULT_MAX_WS_MESSAGES,
         }
     }
 }
@@ -214,6 +225,7 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
     let max_route_file = size(&spec.max_route_file, "max_route_file", d.max_route_file as usize, 1) as u64;
     let max_body_buffers = size(&spec.max_body_buffers, "max_body_buffers", d.max_body_buffers, 1);
     let journal_bytes = size(&spec.journal_bytes, "journal_bytes", d.journal_bytes, 64 * 1024);
+    let max_ws_message = size(&spec.max_ws_message, "max_ws_message", d.max_ws_message, 1);
 
     let mut count = |value: &Option<Spanned<u64>>, key: &str, default: usize| {
         let Some(v) = value else { return default };
@@ -229,6 +241,7 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
     let max_connections = count(&spec.max_connections, "max_connections", d.max_connections);
     let max_concurrent_streams =
         count(&spec.max_concurrent_streams, "max_concurrent_streams", d.max_concurrent_streams);
+    let max_ws_messages = count(&spec.max_ws_messages, "max_ws_messages", d.max_ws_messages);
 
     Limits {
         grace,
@@ -245,5 +258,7 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut dyn FnMut(Range<usize>, S
         max_concurrent_streams,
         max_body_buffers,
         journal_bytes,
+        max_ws_message,
+        max_ws_messages,
     }
 }

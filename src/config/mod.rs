@@ -37,6 +37,7 @@ pub mod tls;
 
 mod script;
 mod stream;
+mod websocket;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
 pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, compile_regex};
@@ -45,6 +46,7 @@ pub use script::{
     SequenceItemSpec,
 };
 pub use stream::{RepeatSpec, SseEventSpec, SseFields, StreamConfig, StreamItemSpec};
+pub use websocket::{MAX_CLOSE_REASON, WebSocketConfig, WebSocketSpec, WsClose, WsMatch, WsPayload, WsSend};
 
 /// The address served when neither the file nor the command line names one (port 3000, as the Go example this
 /// project grew from).
@@ -182,6 +184,15 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<SizeSpec>")]
     pub journal_bytes: Option<Spanned<SizeSpec>>,
+    /// Largest WebSocket message (or frame) a client may send, e.g. `"64KiB"` (default 1 MiB); a larger one closes
+    /// the connection with code 1009.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub max_ws_message: Option<Spanned<SizeSpec>>,
+    /// Most messages a client may send on one WebSocket connection (default 100000); then it is closed with 1008.
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    pub max_ws_messages: Option<Spanned<u64>>,
     /// Time a client has to send a request head, e.g. `"10s"` (default 10 s).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -297,6 +308,10 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub next_state: Option<Spanned<String>>,
+    /// Accept a WebSocket upgrade and talk in messages: `on_connect`, `on_message` rules, `echo`, `close_after`.
+    #[serde(default)]
+    #[schemars(with = "Option<WebSocketSpec>")]
+    pub websocket: Option<Spanned<WebSocketSpec>>,
 }
 
 /// `method = "GET"` or `method = ["GET", "POST"]`.
@@ -492,6 +507,8 @@ impl ServerConfig {
             ("max_header_size", a.max_header_size != b.max_header_size),
             ("max_uri", a.max_uri != b.max_uri),
             ("max_connections", a.max_connections != b.max_connections),
+            ("max_ws_message", a.max_ws_message != b.max_ws_message),
+            ("max_ws_messages", a.max_ws_messages != b.max_ws_messages),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))

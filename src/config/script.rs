@@ -274,6 +274,8 @@ pub struct ScriptConfig {
     pub stream: Option<StreamConfig>,
     /// `scenario`, `state` and `next_state`.
     pub scenario: Option<ScenarioConfig>,
+    /// `websocket`: the route accepts the upgrade and talks in messages.
+    pub websocket: Option<crate::config::WebSocketConfig>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
 }
@@ -311,10 +313,12 @@ impl ScriptConfig {
             status_template,
             stream,
             scenario,
+            websocket,
             key: _,
         } = self;
         !template
             && scenario.is_none()
+            && websocket.is_none()
             && header_templates.is_empty()
             && sequence.is_none()
             && delay.is_none()
@@ -386,6 +390,7 @@ impl Checker<'_> {
             && stream.is_none()
             && spec.stream.is_none()
             && spec.sse.is_none()
+            && spec.websocket.is_none()
             && !status_template
         {
             self.error(
@@ -395,6 +400,7 @@ impl Checker<'_> {
             );
         }
         let scenario = self.scenario(spec);
+        let websocket = self.websocket(spec);
         ScriptConfig {
             template: spec.template,
             header_templates,
@@ -406,6 +412,7 @@ impl Checker<'_> {
             status_template: None,
             stream,
             scenario,
+            websocket,
             key: 0,
         }
     }
@@ -690,7 +697,7 @@ impl Checker<'_> {
         Some((m, canonical))
     }
 
-    fn regex(&mut self, spec: &Spanned<String>) -> Option<regex::Regex> {
+    pub(super) fn regex(&mut self, spec: &Spanned<String>) -> Option<regex::Regex> {
         match compile_regex(spec.get_ref()) {
             Ok(re) => Some(re),
             Err(e) => {
@@ -958,6 +965,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
         status_template,
         stream,
         scenario,
+        websocket,
         key: _,
     } = script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -990,6 +998,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
         }
     }
     scenario.hash(&mut h);
+    websocket.as_ref().map(|w| w.key).hash(&mut h);
     h.finish()
 }
 

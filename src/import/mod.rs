@@ -1,10 +1,14 @@
-//! Importers: route files written from another tool's description of an API. Today: OpenAPI 3.0 and 3.1.
+//! Importers: route files written from another tool's description of an API: OpenAPI 3.0 and 3.1, WireMock stub
+//! mappings and Mockoon environments.
 //!
 //! An importer turns the whole document into route-file text that passes `hotroute check`: whatever it cannot
 //! convert becomes a [`Note`] (printed on stderr by the CLI) and a TOML comment where the route would have gone.
 
+mod mockoon;
 mod openapi;
+mod peer;
 mod schema;
+mod wiremock;
 
 use std::fmt;
 
@@ -88,6 +92,25 @@ pub enum ImportError {
         /// The OS error.
         reason: String,
     },
+    /// A WireMock or Mockoon source that is not what the importer reads: bad JSON (named `file:line:column`) or
+    /// the wrong shape.
+    #[error("{name}: {reason}")]
+    Malformed {
+        /// The file, with the line and column of a syntax error, or a JSON pointer into it.
+        name: String,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+    /// A WireMock or Mockoon file or folder that could not be read.
+    #[error("cannot read `{file}`: {reason}\nhelp: {help}")]
+    Unreadable {
+        /// The file or folder.
+        file: String,
+        /// The OS error.
+        reason: String,
+        /// What to name instead.
+        help: String,
+    },
     /// The written route file failed its own check: a bug in the importer, reported rather than written.
     #[error("{name}: the imported routes do not load (please report this bug):\n{reason}")]
     Internal {
@@ -115,4 +138,30 @@ pub fn openapi_file(path: &std::path::Path) -> Result<Imported, ImportError> {
     let text = openapi::read_bounded(path).map_err(|reason| ImportError::Open { file: name.clone(), reason })?;
     let dir = path.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
     openapi::convert(&text, &name, dir)
+}
+
+/// Converts WireMock stub mappings into a route file: `path` is a `mappings/` folder (read recursively), a WireMock
+/// root holding one, a file with a `mappings` list, or one mapping. `bodyFileName` is read from the `__files/`
+/// folder beside `mappings/`. Mappings keep WireMock's order (by `priority`, then as read); what has no hotroute
+/// equivalent becomes a [`Note`] and a comment above its route.
+pub fn wiremock_path(path: &std::path::Path) -> Result<Imported, ImportError> {
+    let source = wiremock::read(path)?;
+    wiremock::convert_source(&source, &path.display().to_string())
+}
+
+/// Converts a Mockoon environment (its data file or export, JSON) read from `path` into a route file: a route per
+/// response with its rules as `match` conditions, the default response last; `filePath` bodies are read relative
+/// to the environment's folder.
+pub fn mockoon_file(path: &std::path::Path) -> Result<Imported, ImportError> {
+    let name = path.display().to_string();
+    let mut budget = peer::MAX_TOTAL;
+    let root = peer::read_json(path, "a Mockoon environment", &mut budget)?;
+    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
+    mockoon::convert(&root, &name, dir)
+}
+
+/// Like [`mockoon_file`], from the environment's JSON `text` named `name`; `filePath` bodies are not read.
+pub fn mockoon(text: &str, name: &str) -> Result<Imported, ImportError> {
+    let root = peer::parse_json(text, name, "a Mockoon environment")?;
+    mockoon::convert(&root, name, None)
 }

@@ -60,6 +60,8 @@ pub struct RecordedRequest {
     target_end: usize,
     headers_end: usize,
     data: Bytes,
+    /// For a WebSocket upgrade: the conversation's messages, filled in while it lasts.
+    websocket: Option<Arc<super::websocket::WsLog>>,
 }
 
 impl RecordedRequest {
@@ -103,6 +105,7 @@ impl RecordedRequest {
             target_end,
             headers_end,
             data: Bytes::from(data),
+            websocket: None,
         }
     }
 
@@ -258,6 +261,9 @@ impl RecordedRequest {
         if let (true, Some(object)) = (body, json.as_object_mut()) {
             object.insert("body".into(), self.body_text().into());
         }
+        if let (Some(log), Some(object)) = (&self.websocket, json.as_object_mut()) {
+            object.insert("websocket".into(), log.to_json());
+        }
         json
     }
 }
@@ -396,8 +402,14 @@ impl Journal {
     }
 
     /// Records a request answered with `answer` by `router` (which sets how many requests the journal keeps), and
-    /// counts it for coverage on the route that answered.
-    pub fn record(&self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) {
+    /// counts it for coverage on the route that answered. For a WebSocket upgrade, returns the log its conversation
+    /// writes its messages to (kept with the entry).
+    pub fn record(
+        &self,
+        router: &Router,
+        req: &RequestView<'_>,
+        answer: &Answer<'_>,
+    ) -> Option<Arc<super::websocket::WsLog>> {
         let capacity = router.server().journal;
         let status = answer.response.status();
         let route = answer.route.map(|r| {
@@ -408,15 +420,23 @@ impl Journal {
         // Copy the request before taking the lock, so that the lock is held only for the push.
         let fault = answer.response.extensions().get::<crate::config::Fault>().copied();
         let redact = &router.server().journal_redact;
-        let entry = (capacity > 0)
-            .then(|| RecordedRequest { fault, ..RecordedRequest::new(0, time, req, status, route, redact) });
+        let websocket = answer
+            .response
+            .extensions()
+            .get::<crate::route::websocket::WsStart>()
+            .map(|_| Arc::new(super::websocket::WsLog::default()));
+        let entry = (capacity > 0).then(|| RecordedRequest {
+            fault,
+            websocket: websocket.clone(),
+            ..RecordedRequest::new(0, time, req, status, route, redact)
+        });
         let mut state = self.lock();
         state.total += 1;
         state.next_id += 1;
         if answer.route.is_none() {
             state.miss(req.method, req.uri.path(), status);
         }
-        let Some(mut entry) = entry else { return };
+        let Some(mut entry) = entry else { return websocket };
         entry.id = state.next_id;
         // Bounded by count and by bytes: a client that fills the journal with large bodies pushes out old entries
         // instead of growing the server.
@@ -445,6 +465,7 @@ impl Journal {
         {
             store.journal_drop(1);
         }
+        websocket
     }
 
     /// Copies each request recorded from now on into `store`'s shared journal (which keeps about `capacity`),

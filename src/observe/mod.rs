@@ -11,6 +11,7 @@ pub(crate) mod access_log;
 pub(crate) mod journal;
 pub(crate) mod metrics;
 pub(crate) mod trace;
+pub(crate) mod websocket;
 
 use std::io;
 use std::net::SocketAddr;
@@ -196,6 +197,8 @@ pub struct Probe<'a> {
     route: Option<Arc<RouteSlot>>,
     /// Only when the access log or the trace is on: what they need beyond the metrics.
     detail: Option<Box<Detail>>,
+    /// For a WebSocket upgrade: where its conversation logs its messages.
+    websocket: Option<Arc<websocket::WsLog>>,
 }
 
 #[derive(Debug)]
@@ -247,7 +250,7 @@ impl<'a> Probe<'a> {
                 template: false,
             })
         });
-        Probe { metrics, journal, head_at, unrouted, route: None, detail }
+        Probe { metrics, journal, head_at, unrouted, route: None, detail, websocket: None }
     }
 
     /// The body is read and the request is about to be routed (for the trace's timing; a branch when untraced).
@@ -260,17 +263,25 @@ impl<'a> Probe<'a> {
     /// `router` answered `req` with `answer`: remembers the route for the metrics and the log, and traces what
     /// really answered (the route, or why none did and what came nearest).
     pub fn answered(&mut self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) {
-        self.journal.record(router, req, answer);
+        self.websocket = self.journal.record(router, req, answer);
         if let Some(route) = answer.route {
             self.route = Some(self.metrics.route(route));
         }
         let Some(d) = self.detail.as_mut() else { return };
         d.template = answer.route.is_some_and(|r| r.is_scripted());
         let Some((t, n)) = &d.trace else { return };
+        if let Some(log) = &self.websocket {
+            let _ = log.trace.set((t.clone(), *n));
+        }
         if !req.body.is_empty() {
             t.line(Some(*n), format_args!("request body read: {} bytes", req.body.len()));
         }
         t.line(Some(*n), format_args!("{}", trace::describe_answer(router, req, answer)));
+    }
+
+    /// For a WebSocket upgrade, the log its conversation reports to (the journal entry's, and the trace's).
+    pub fn websocket(&self) -> Option<Arc<websocket::WsLog>> {
+        self.websocket.clone()
     }
 
     /// The response is ready: counts it, logs it, traces it, and gives it back to be sent.

@@ -25,6 +25,7 @@ pub mod state;
 pub(crate) mod static_files;
 pub(crate) mod stream;
 pub(crate) mod template;
+pub(crate) mod websocket;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -114,6 +115,8 @@ struct Script {
     /// Whether its answers depend on state that replicas share (a sequence, `count` in a template, a scenario):
     /// with a shared store, its count and scenario live there. Delays, faults and folders count locally.
     shared: bool,
+    /// `websocket`: the handshake is answered with `101` and the script the serving layer plays.
+    websocket: Option<Arc<websocket::WsReply>>,
 }
 
 impl Script {
@@ -682,6 +685,10 @@ impl Router {
         let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
+        } else if let Some(ws) = &script.websocket
+            && response.extensions().get::<reply::RenderFailed>().is_none()
+        {
+            response = ws.handshake(response, &vars, (route.key, count));
         } else if let Some(stream) = &script.stream
             && response.extensions().get::<reply::RenderFailed>().is_none()
         {
@@ -852,6 +859,10 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         None => None,
         Some(s) => Some(StreamReply::build(s, templates, location, text).map_err(error)?),
     };
+    let websocket = match &script.websocket {
+        None => None,
+        Some(w) => Some(Arc::new(websocket::WsReply::build(w, config.server.seed, location, text).map_err(error)?)),
+    };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
     Ok(Responder::Scripted(Box::new(Script {
         replies,
@@ -861,6 +872,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         location: location_string,
         scenario: None,
         shared: false,
+        websocket,
     })))
 }
 

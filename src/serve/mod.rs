@@ -212,7 +212,9 @@ impl Server {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
-            .max_concurrent_streams(u32::try_from(limits.max_concurrent_streams).unwrap_or(u32::MAX));
+            .max_concurrent_streams(u32::try_from(limits.max_concurrent_streams).unwrap_or(u32::MAX))
+            // RFC 8441: WebSockets over HTTP/2, by extended CONNECT (see `service`).
+            .enable_connect_protocol();
         let cap = io::ConnectionCap::new(limits.max_connections);
         let (idle_timeout, write_timeout, grace) = (limits.idle_timeout, limits.write_timeout, limits.grace);
         let header_read_timeout = limits.header_read_timeout;
@@ -244,8 +246,15 @@ impl Server {
             let mut stream = observer.accepted(stream, peer, served.live().metrics());
             // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
             let trigger = io::Trigger::default();
-            let pipeline =
-                service::Pipeline::new(served.clone(), stream.conn(), trigger.clone(), peer, activity.clone());
+            let permit = Arc::new(permit);
+            let pipeline = service::Pipeline::new(
+                served.clone(),
+                stream.conn(),
+                trigger.clone(),
+                peer,
+                activity.clone(),
+                permit.clone(),
+            );
             let builder = builder.clone();
             let watcher = graceful.watcher();
             let tls = tls.clone();
@@ -259,7 +268,7 @@ impl Server {
                 let served = match tls {
                     None => {
                         let io = TokioIo::new(io::wrap(stream, trigger, activity, idle_timeout, write_timeout));
-                        watcher.watch(builder.serve_connection(io, service)).await
+                        watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
                     }
                     Some(tls) => {
                         // The handshake is bounded like a request head: a client that connects and says nothing,
@@ -269,7 +278,7 @@ impl Server {
                         }
                         let io = io::wrap(stream, trigger, activity, idle_timeout, write_timeout);
                         let Some(io) = tls.accept(io, peer, header_read_timeout).await else { return };
-                        watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await
+                        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service)).await
                     }
                 };
                 if let Err(e) = served {
@@ -279,6 +288,7 @@ impl Server {
         }
 
         drop(listener);
+        served.shut_down();
         tracing::info!("shutting down: waiting up to {grace:?} for {} open connection(s)", graceful.count());
         if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
             tracing::warn!("grace period over: closing the connections that are still open");

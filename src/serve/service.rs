@@ -8,7 +8,9 @@
 //! 5. read the body within `max_body` and `body_timeout`;
 //! 6. route: the live router answers; the journal records it; the probe is told which route answered;
 //! 7. finish pending work (a delay, a file), without holding the router;
-//! 8. the probe counts, logs and traces the response; a route's fault arms the connection's trigger.
+//! 8. the probe counts, logs and traces the response; a route's fault arms the connection's trigger;
+//! 9. a WebSocket route's `101`: the connection is taken from hyper once the answer is out, and its conversation
+//!    runs in a task of its own (see [`start_websocket`]).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,11 +20,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HOST, RETRY_AFTER};
+use http::header::{CONNECTION, HOST, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::ServeOptions;
 use super::io::{Activity, Busy, FaultError, Sending, Trigger};
@@ -31,6 +36,7 @@ use crate::observe::{Conn, Probe};
 use crate::reload::Live;
 use crate::request::RequestView;
 use crate::route::respond::{self, Body};
+use crate::route::websocket::{self as ws, WsStart};
 
 /// What every connection of one server shares: the live routes and the options.
 #[derive(Debug)]
@@ -39,12 +45,19 @@ pub(crate) struct Served {
     options: ServeOptions,
     bodies: BodyBudget,
     access: admin::Access,
+    /// Set to true when the server shuts down: WebSocket conversations (which hyper no longer sees) close with 1001.
+    shutdown: watch::Sender<bool>,
 }
 
 impl Served {
     pub(crate) fn new(live: Arc<Live>, options: ServeOptions, access: admin::Access) -> Self {
         let bodies = BodyBudget { used: AtomicUsize::new(0), max: options.limits.max_body_buffers };
-        Served { live, options, bodies, access }
+        Served { live, options, bodies, access, shutdown: watch::Sender::new(false) }
+    }
+
+    /// The server is shutting down: tells the WebSocket conversations.
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.send_replace(true);
     }
 
     pub(crate) fn live(&self) -> &Arc<Live> {
@@ -63,6 +76,9 @@ struct ConnState {
     trigger: Trigger,
     peer: SocketAddr,
     activity: Arc<Activity>,
+    /// The connection's slot under `max_connections`: a WebSocket conversation holds it too, as it outlives hyper's
+    /// connection.
+    permit: Arc<OwnedSemaphorePermit>,
 }
 
 impl Pipeline {
@@ -72,8 +88,9 @@ impl Pipeline {
         trigger: Trigger,
         peer: SocketAddr,
         activity: Arc<Activity>,
+        permit: Arc<OwnedSemaphorePermit>,
     ) -> Self {
-        Pipeline(Arc::new(ConnState { served, conn, trigger, peer, activity }))
+        Pipeline(Arc::new(ConnState { served, conn, trigger, peer, activity, permit }))
     }
 
     /// Answers `req`; an error (a route's fault) makes hyper drop the connection unanswered.
@@ -84,18 +101,80 @@ impl Pipeline {
         // One reference count per request; the future owns it, as hyper requires.
         let this = self.0.clone();
         async move {
-            let ConnState { served, conn, trigger, peer, activity } = &*this;
+            let ConnState { served, conn, trigger, peer, activity, permit } = &*this;
             // In flight from here until hyper drops the response body (or this future, if the client goes away).
             let busy = activity.begin();
             let (live, options) = (&served.live, &served.options);
             let admin = admin::is_admin_path(req.uri().path()) && options.admin && live.router().server().admin;
             let mut probe = Probe::start(live.metrics(), live.journal(), options.access_log, conn, *peer, &req, admin);
-            let mut response = answer(served, *peer, req, admin, &mut probe).await;
+            let mut upgrade = None;
+            let mut response = answer(served, *peer, req, admin, &mut probe, &mut upgrade).await;
             add_server_headers(&mut response, &live.router().server().headers);
-            let response = trigger.check(probe.finish(response))?;
+            let log = probe.websocket();
+            let mut response = trigger.check(probe.finish(response))?;
+            if let Some(start) = response.extensions_mut().remove::<WsStart>() {
+                match upgrade {
+                    Some(on_upgrade) => start_websocket(served, activity, permit, on_upgrade, start, log),
+                    None => {
+                        // hyper gives every HTTP/1.1 request and every HTTP/2 CONNECT a way to upgrade.
+                        tracing::warn!("a websocket answer to a request hyper cannot upgrade: answering 500");
+                        let text = "500 this connection cannot be upgraded to a WebSocket\nconnect over HTTP/1.1\n";
+                        response = respond::text(StatusCode::INTERNAL_SERVER_ERROR, text, &Method::GET);
+                    }
+                }
+            }
             Ok(response.map(|body| Tracked::new(body, busy, activity)))
         }
     }
+}
+
+/// Runs a WebSocket conversation on the connection hyper hands over once the `101` is written. The conversation
+/// counts as a request in flight (so the connection's idle and eviction watchdogs leave it alone: it has its own idle
+/// timeout, which closes with a close frame) and holds the connection's slot; the write watchdog still applies.
+fn start_websocket(
+    served: &Arc<Served>,
+    activity: &Arc<Activity>,
+    permit: &Arc<OwnedSemaphorePermit>,
+    on_upgrade: OnUpgrade,
+    start: WsStart,
+    log: Option<Arc<crate::observe::websocket::WsLog>>,
+) {
+    let busy = activity.begin();
+    let permit = permit.clone();
+    let limits = &served.options.limits;
+    let limits = ws::WsLimits {
+        max_message: limits.max_ws_message,
+        max_messages: limits.max_ws_messages,
+        idle: limits.idle_timeout,
+    };
+    let mut shutdown = served.shutdown.subscribe();
+    tokio::spawn(async move {
+        let (_busy, _permit) = (busy, permit);
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!("websocket upgrade failed: {e}");
+                return;
+            }
+        };
+        // Also when the server is gone (the sender dropped): nothing is left to serve the conversation.
+        let shutdown = async move {
+            let _ = shutdown.wait_for(|down| *down).await;
+        };
+        let events: &dyn ws::WsEvents = match &log {
+            Some(log) => &**log,
+            None => &NoEvents,
+        };
+        ws::run(TokioIo::new(upgraded), start, limits, events, shutdown).await;
+    });
+}
+
+/// The events of a conversation nobody records (the probe makes a log for every upgrade: a fallback only).
+struct NoEvents;
+
+impl ws::WsEvents for NoEvents {
+    fn message(&self, _: bool, _: &tokio_tungstenite::tungstenite::Message) {}
+    fn ended(&self, _: &ws::WsEnd) {}
 }
 
 async fn answer(
@@ -104,6 +183,7 @@ async fn answer(
     req: Request<Incoming>,
     admin: bool,
     probe: &mut Probe<'_>,
+    upgrade: &mut Option<OnUpgrade>,
 ) -> Response<Body> {
     let (live, limits) = (&served.live, &served.options.limits);
     if let Some(refused) = check_head(&req, limits.max_uri, limits.max_headers) {
@@ -112,12 +192,25 @@ async fn answer(
     if admin {
         return admin::handle(live, &served.access, req).await;
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     // The reservation lives as long as the body it counts: until the answer is ready.
     let (body, _reservation) = match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
         Ok(read) => read,
         Err(response) => return response,
     };
+    // RFC 8441: over HTTP/2 a WebSocket opens with an extended CONNECT (`:protocol = websocket`). The route sees the
+    // HTTP/1.1 handshake it stands for (a GET with the upgrade headers HTTP/2 has no place for), so that one check
+    // and one route serve both; the answer goes back as the 200 that opens the stream.
+    let h2_websocket = parts.version == Version::HTTP_2
+        && parts.method == Method::CONNECT
+        && parts.extensions.get::<hyper::ext::Protocol>().is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    if h2_websocket {
+        parts.method = Method::GET;
+        parts.headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        parts.headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        // No accept key is sent over HTTP/2; the handshake check only needs one to be there.
+        parts.headers.entry(SEC_WEBSOCKET_KEY).or_insert(HeaderValue::from_static("rfc8441"));
+    }
     probe.routing();
     let router = live.router();
     // With a shared store, only a path with a stateful route talks to it; a plain route goes on as without one.
@@ -130,7 +223,10 @@ async fn answer(
     let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
     let answer = router.respond(&view);
     probe.answered(&router, &view, &answer);
-    match answer.pending {
+    if answer.response.extensions().get::<WsStart>().is_some() {
+        *upgrade = parts.extensions.remove::<OnUpgrade>();
+    }
+    let mut response = match answer.pending {
         None => answer.response,
         Some(pending) => {
             // A delay or a file read: let go of the router before awaiting.
@@ -138,7 +234,14 @@ async fn answer(
             drop(router);
             pending.finish(response).await
         }
+    };
+    if h2_websocket && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        *response.status_mut() = StatusCode::OK;
+        for name in [UPGRADE, CONNECTION, SEC_WEBSOCKET_ACCEPT] {
+            response.headers_mut().remove(name);
+        }
     }
+    response
 }
 
 /// [`answer`]'s routing step with a shared state store: the router is held as an `Arc`, as the store is awaited.

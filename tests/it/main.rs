@@ -32,6 +32,8 @@ mod hostile;
 mod https;
 // `hotroute import openapi`: OpenAPI 3.0/3.1 documents to route files that pass `check` and answer the examples.
 mod import;
+// `hotroute import wiremock` and `hotroute import mockoon`: peers' mocks to route files that answer as the peers did.
+mod import_peers;
 // The request journal, routes and coverage through the admin API, and `--coverage FILE`.
 mod journal;
 // `[route.match]`: routes told apart by the request, and the 404 that names the nearest.
@@ -69,3 +71,5 @@ mod template_limits;
 mod stream;
 // `template = true`: bodies, JSON strings, body files and headers rendered per request.
 mod templates;
+// `websocket = { ... }` routes: scripted conversations (Rust and Python clients), limits, journal, load errors.
+mod websocket;
