@@ -274,6 +274,8 @@ pub struct ScriptConfig {
     pub stream: Option<StreamConfig>,
     /// `scenario`, `state` and `next_state`.
     pub scenario: Option<ScenarioConfig>,
+    /// `proxy`: the answer is the upstream's (set by the route check, see `crate::config::proxy`).
+    pub proxy: Option<std::sync::Arc<crate::config::proxy::ProxyRoute>>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
 }
@@ -311,10 +313,12 @@ impl ScriptConfig {
             status_template,
             stream,
             scenario,
+            proxy,
             key: _,
         } = self;
         !template
             && scenario.is_none()
+            && proxy.is_none()
             && header_templates.is_empty()
             && sequence.is_none()
             && delay.is_none()
@@ -406,6 +410,7 @@ impl Checker<'_> {
             status_template: None,
             stream,
             scenario,
+            proxy: None,
             key: 0,
         }
     }
@@ -958,6 +963,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
         status_template,
         stream,
         scenario,
+        proxy,
         key: _,
     } = script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -990,6 +996,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
         }
     }
     scenario.hash(&mut h);
+    proxy.as_ref().map(|p| &p.target.url).hash(&mut h);
     h.finish()
 }
 

@@ -30,6 +30,7 @@ use crate::admin;
 use crate::observe::{Conn, Probe};
 use crate::reload::Live;
 use crate::request::RequestView;
+use crate::route::proxy;
 use crate::route::respond::{self, Body};
 
 /// What every connection of one server shares: the live routes and the options.
@@ -113,25 +114,41 @@ async fn answer(
         return admin::handle(live, &served.access, req).await;
     }
     let (parts, body) = req.into_parts();
+    // A request that goes upstream whatever its body is not read here: its body is streamed to the upstream, so
+    // neither `max_body` nor the body budget applies (nothing is held).
+    let empty = Bytes::new();
+    let streamed = {
+        let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &empty, peer };
+        live.router().will_proxy(&view)
+    };
     // The reservation lives as long as the body it counts: until the answer is ready.
-    let (body, _reservation) = match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
-        Ok(read) => read,
-        Err(response) => return response,
+    let (body, unread, _reservation) = if streamed {
+        (Bytes::new(), Some(body), None)
+    } else {
+        match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
+            Ok((read, reservation)) => (read, None, Some(reservation)),
+            Err(response) => return response,
+        }
     };
     probe.routing();
-    let router = live.router();
-    let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
-    let answer = router.respond(&view);
-    probe.answered(&router, &view, &answer);
-    match answer.pending {
-        None => answer.response,
-        Some(pending) => {
-            // A delay or a file read: let go of the router before awaiting.
-            let response = answer.response;
-            drop(router);
-            pending.finish(response).await
-        }
+    let (mut response, pending) = {
+        let router = live.router();
+        let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
+        let answer = router.respond(&view);
+        probe.answered(&router, &view, &answer);
+        // A delay, a file read or an upstream: the router is let go of before awaiting.
+        (answer.response, answer.pending)
+    };
+    let proxy_to = response.extensions_mut().remove::<proxy::ProxyTo>();
+    if let Some(pending) = pending {
+        response = pending.finish(response).await;
     }
+    let Some(to) = proxy_to else { return response };
+    let upstream_body = match unread {
+        Some(incoming) => proxy::streamed_body(incoming),
+        None => proxy::full_body(body),
+    };
+    proxy::forward(to, parts, upstream_body, peer, served.options.tls.is_some()).await
 }
 
 /// `[server] headers` are "added to every response": routes carry them already (their own headers win), and this
