@@ -58,6 +58,14 @@ pub struct ProxyTableSpec {
     /// file), as `[[route]]` tables.
     #[serde(default)]
     pub record: Option<String>,
+    /// With `record`: more response headers to write as `"<redacted>"`, besides `authorization`,
+    /// `proxy-authorization`, `cookie`, `set-cookie` and `x-api-key`.
+    #[serde(default)]
+    pub redact: Vec<String>,
+    /// With `record`: JSON keys whose values are written as `"<redacted>"` in recorded answers (left out of
+    /// recorded request conditions).
+    #[serde(default)]
+    pub redact_json: Vec<String>,
 }
 
 /// A checked `proxy`.
@@ -81,8 +89,12 @@ pub struct ProxyConfig {
     pub ca: Option<PemFile>,
     /// `insecure`.
     pub insecure: bool,
-    /// `record` (absolute path).
+    /// `record` (resolved against the route file's folder).
     pub record: Option<PathBuf>,
+    /// `redact`: response headers redacted in the recording, besides the defaults.
+    pub redact: Vec<String>,
+    /// `redact_json`: JSON keys redacted in the recording.
+    pub redact_json: Vec<String>,
 }
 
 type Report<'a> = dyn FnMut(Range<usize>, String, &str) + 'a;
@@ -107,6 +119,8 @@ pub(crate) fn from_spec(
                 ca: None,
                 insecure: false,
                 record: None,
+                redact: Vec::new(),
+                redact_json: Vec::new(),
             };
             &default
         }
@@ -204,6 +218,12 @@ pub(crate) fn from_spec(
         );
     }
     let record = table.record.as_ref().map(|r| base_dir.join(r));
+    if record.is_none() && (!table.redact.is_empty() || !table.redact_json.is_empty()) {
+        fail("proxy.redact and proxy.redact_json are for a recording".into(), "add record = \"recorded.toml\", or remove them");
+    }
+    if let Some(bad) = table.redact.iter().find(|h| http::HeaderName::from_bytes(h.as_bytes()).is_err()) {
+        fail(format!("proxy.redact: `{bad}` is not a header name"), "header names are letters, digits and `-`");
+    }
     if !ok {
         return None;
     }
@@ -218,6 +238,8 @@ pub(crate) fn from_spec(
         ca,
         insecure: table.insecure,
         record,
+        redact: table.redact.clone(),
+        redact_json: table.redact_json.clone(),
     })
 }
 

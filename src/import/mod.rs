@@ -4,6 +4,7 @@
 //! convert becomes a [`Note`] (printed on stderr by the CLI) and a TOML comment where the route would have gone.
 
 mod openapi;
+pub mod record;
 mod schema;
 
 use std::fmt;

@@ -637,7 +637,9 @@ impl Router {
         if self.cors.is_some() && Cors::is_preflight(req) {
             return false;
         }
-        let Ok(m) = self.tree.at(req.uri.path()) else { return self.fallback.is_some() };
+        // A recording fallback writes the request body with the answer: it is read first.
+        let fallback = self.fallback.as_ref().is_some_and(|f| !f.records());
+        let Ok(m) = self.tree.at(req.uri.path()) else { return fallback };
         let data = RequestData::new(req);
         for route in self.entries[*m.value].routes.iter().map(|&i| &self.routes[i]) {
             if !route.methods.allows(req.method) {
@@ -661,7 +663,7 @@ impl Router {
                 }
             };
         }
-        self.fallback.is_some()
+        fallback
     }
 
     /// The answer when nothing matched: `[server] not_found`, or the near-miss 404. `entry` is the path's routes

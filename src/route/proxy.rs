@@ -29,6 +29,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use crate::config::MatchConfig;
 use crate::config::proxy::{ProxyConfig, ProxyRoute};
 use crate::config::tls::Pem;
+use crate::import::record::{self, Exchange, Recorder, Redaction};
 use crate::route::respond::{self, Body};
 
 /// The error type of bodies sent upstream.
@@ -46,6 +47,8 @@ pub struct Upstream {
     /// The route's own `headers`, put over the upstream's answer (none for `[server] proxy`).
     headers: HeaderMap,
     client: HttpsClient,
+    /// `record = "file.toml"`: where exchanges are written.
+    recorder: Option<Arc<Mutex<Recorder>>>,
 }
 
 /// Where a request goes: put in the answer's extensions by the router, taken out by the pipeline.
@@ -62,7 +65,19 @@ impl Upstream {
     pub(crate) fn new(config: Arc<ProxyConfig>, route: Option<&ProxyRoute>) -> Result<Arc<Upstream>, String> {
         let client = client(config.ca.as_ref().map(|c| &c.pem), config.insecure, &config)?;
         let headers = route.map(|r| r.headers.clone()).unwrap_or_default();
-        Ok(Arc::new(Upstream { config, headers, client }))
+        let recorder = match &config.record {
+            None => None,
+            Some(out) => {
+                let redaction = Redaction::with(&config.redact, &config.redact_json).map_err(|e| e.to_string())?;
+                Some(record::recorder(out, &redaction).map_err(|e| format!("proxy.record: {e}"))?)
+            }
+        };
+        Ok(Arc::new(Upstream { config, headers, client, recorder }))
+    }
+
+    /// Whether exchanges are recorded (the request body is then read first, to be written with them).
+    pub fn records(&self) -> bool {
+        self.recorder.is_some()
     }
 
     /// The URL as written in the route file.
@@ -147,13 +162,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Forwards a request to `to`: `parts` as the client sent them, `body` streamed or read, from `peer`, which spoke
-/// TLS to us when `https`. Every failure is an answer: 508 on a loop, 502 when the upstream cannot be reached or
-/// breaks off, 504 when its head takes longer than the timeout.
+/// Forwards a request to `to`: `parts` as the client sent them, `body` streamed or read (`read` when read, which a
+/// recording upstream writes with the answer), from `peer`, which spoke TLS to us when `https`. Every failure is an
+/// answer: 508 on a loop, 502 when the upstream cannot be reached or breaks off, 504 when its head takes longer than
+/// the timeout.
 pub async fn forward(
     to: ProxyTo,
     parts: http::request::Parts,
     body: UpstreamBody,
+    read: Option<Bytes>,
     peer: SocketAddr,
     https: bool,
 ) -> Response<Body> {
@@ -186,6 +203,21 @@ pub async fn forward(
         .get(HOST)
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let recording = match (&to.upstream.recorder, read) {
+        (Some(recorder), Some(request_body)) if method != http::Method::HEAD => Some((
+            recorder.clone(),
+            Exchange {
+                method: method.clone(),
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().map(str::to_owned),
+                request_body,
+                status: StatusCode::OK,
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+            },
+        )),
+        _ => None,
+    };
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     headers.remove(HOST);
@@ -227,7 +259,14 @@ pub async fn forward(
     for (name, value) in &to.upstream.headers {
         head.headers.insert(name.clone(), value.clone());
     }
-    let body = Body::stream(body.map_err(std::io::Error::other).boxed());
+    let body = match recording {
+        None => Body::stream(body.map_err(std::io::Error::other).boxed()),
+        Some((recorder, mut exchange)) => {
+            (exchange.status, exchange.headers) = (head.status, head.headers.clone());
+            let tee = Tee { inner: body, kept: Vec::new(), over: false, exchange: Some(exchange), recorder };
+            Body::stream(tee.boxed())
+        }
+    };
     Response::from_parts(head, body)
 }
 
@@ -383,5 +422,80 @@ impl ServerCertVerifier for NoVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The most of one answer a recording keeps; a larger answer is passed on but not recorded.
+const MAX_RECORDED: usize = 64 * 1024 * 1024;
+
+/// An upstream's answer on its way to the client, copied for the recording as it passes: once it has all gone
+/// through, the exchange is written (on a blocking thread: it writes files).
+struct Tee {
+    inner: hyper::body::Incoming,
+    kept: Vec<u8>,
+    over: bool,
+    exchange: Option<Exchange>,
+    recorder: Arc<Mutex<Recorder>>,
+}
+
+impl hyper::body::Body for Tee {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), false) = (frame.data_ref(), this.over) {
+                    if this.kept.len() + data.len() > MAX_RECORDED {
+                        this.over = true;
+                        this.kept = Vec::new();
+                    } else {
+                        this.kept.extend_from_slice(data);
+                    }
+                }
+            }
+            std::task::Poll::Ready(None) => this.finish(),
+            _ => {}
+        }
+        polled.map(|frame| frame.map(|f| f.map_err(std::io::Error::other)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Tee {
+    fn finish(&mut self) {
+        let Some(mut exchange) = self.exchange.take() else { return };
+        if self.over {
+            tracing::warn!(
+                "not recorded: {} {} answered more than {MAX_RECORDED} bytes",
+                exchange.method,
+                exchange.path
+            );
+            return;
+        }
+        exchange.body = Bytes::from(std::mem::take(&mut self.kept));
+        let recorder = self.recorder.clone();
+        let write = move || {
+            let mut recorder = recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Err(e) = recorder.add(&exchange) {
+                tracing::warn!("not recorded: {} {}: {e}", exchange.method, exchange.path);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(write)),
+            Err(_) => write(),
+        }
     }
 }

@@ -144,11 +144,11 @@ async fn answer(
         response = pending.finish(response).await;
     }
     let Some(to) = proxy_to else { return response };
-    let upstream_body = match unread {
-        Some(incoming) => proxy::streamed_body(incoming),
-        None => proxy::full_body(body),
+    let (upstream_body, read) = match unread {
+        Some(incoming) => (proxy::streamed_body(incoming), None),
+        None => (proxy::full_body(body.clone()), Some(body)),
     };
-    proxy::forward(to, parts, upstream_body, peer, served.options.tls.is_some()).await
+    proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some()).await
 }
 
 /// `[server] headers` are "added to every response": routes carry them already (their own headers win), and this
