@@ -189,7 +189,7 @@ impl Recorder {
         }
         let mut text = self.prefix.clone();
         if text.is_empty() {
-            text.push_str("# Recorded by hotroute: one [[route]] per exchange.\n");
+            text.push_str("# Recorded by hotroute: one route per exchange (hotroute record, or [server] proxy with record).\n");
         }
         for group in order {
             let mut routes: Vec<&Entry> = self.entries.iter().filter(|e| &e.group == group).collect();

@@ -458,6 +458,10 @@ impl hyper::body::Body for Tee {
                         this.kept.extend_from_slice(data);
                     }
                 }
+                // hyper stops polling once a body says it has ended (a known length, all read): finish here.
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
             }
             std::task::Poll::Ready(None) => this.finish(),
             _ => {}
@@ -471,6 +475,16 @@ impl hyper::body::Body for Tee {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for Tee {
+    /// An empty answer is never polled: it ended before it started. One dropped before its end (the client went
+    /// away) is not recorded.
+    fn drop(&mut self) {
+        if hyper::body::Body::is_end_stream(&self.inner) {
+            self.finish();
+        }
     }
 }
 

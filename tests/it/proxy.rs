@@ -24,13 +24,15 @@ use crate::support::bin::Bin;
 type UpBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
 /// The test upstream's answers:
+/// - `/json`, `/pretty`, `/binary`, `/large` (100 KiB of text), `/empty` (204), `/secret` (secrets in headers and
+///   JSON): fixed answers of each kind, for recording;
 /// - `/slow`: waits 5 s, then answers;
 /// - `/big?n=N`: N bytes of `x`, streamed in 64 KiB chunks;
 /// - `/upload`: reads the whole body as it comes and answers `x-received: N`;
 /// - `/created`: 201;
 /// - anything else: a JSON echo of the request (method, target, version, headers, body length), with a header named
 ///   in `Connection` and a `Keep-Alive` header, which a proxy must not pass on.
-async fn upstream_answer(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
+pub(crate) async fn upstream_answer(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
     let full = |status: u16, text: String| {
         let mut res = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed());
         *res.status_mut() = http::StatusCode::from_u16(status).unwrap();
@@ -60,6 +62,35 @@ async fn upstream_answer(req: Request<Incoming>) -> Result<Response<UpBody>, Inf
     }
     if path.ends_with("/created") {
         return Ok(full(201, "created upstream".into()));
+    }
+    let typed = |status: u16, content_type: &str, body: Vec<u8>| {
+        let mut res = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+        *res.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        res.headers_mut().insert("content-type", content_type.parse().unwrap());
+        res
+    };
+    match path.as_str() {
+        "/json" => {
+            let body = br#"{"id":7,"name":"Ada","tags":["a","b"],"nested":{"ok":true,"ratio":0.5}}"#.to_vec();
+            return Ok(typed(200, "application/json", body));
+        }
+        "/pretty" => return Ok(typed(200, "application/json", b"{\n  \"a\": 1\n}\n".to_vec())),
+        "/binary" => return Ok(typed(200, "application/octet-stream", (0..=255u8).collect())),
+        "/large" => return Ok(typed(200, "text/plain", b"0123456789abcdef".repeat(100 * 1024 / 16))),
+        "/empty" => {
+            let mut res = typed(204, "text/plain", Vec::new());
+            res.headers_mut().remove("content-type");
+            return Ok(res);
+        }
+        "/secret" => {
+            let mut res = typed(200, "application/json", br#"{"user":"ada","token":"t0p-secret"}"#.to_vec());
+            res.headers_mut().insert("set-cookie", "session=abc123".parse().unwrap());
+            res.headers_mut().insert("x-api-key", "key-123".parse().unwrap());
+            res.headers_mut().insert("x-custom-secret", "s3cret".parse().unwrap());
+            res.headers_mut().insert("x-plain", "kept".parse().unwrap());
+            return Ok(res);
+        }
+        _ => {}
     }
     let headers: serde_json::Map<String, serde_json::Value> = req
         .headers()
@@ -115,10 +146,17 @@ impl hyper::body::Body for Big {
 }
 
 /// Starts the test upstream on 127.0.0.1:0, in cleartext or (with `tls`) over HTTPS offering h2 and http/1.1.
-async fn upstream(tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr {
+pub(crate) async fn upstream(tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr {
+    upstream_stoppable(tls).await.0
+}
+
+/// Like [`upstream`], with the handle that stops it listening (connections already open are the client's to close).
+pub(crate) async fn upstream_stoppable(
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
+    let handle = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
             let tls = tls.clone();
@@ -137,7 +175,7 @@ async fn upstream(tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, handle)
 }
 
 /// A CA (its PEM) and a server config for `localhost`/`127.0.0.1` signed by it, offering h2 and http/1.1.
