@@ -234,7 +234,8 @@ fn record(
         list(&redact),
         list(&redact_json)
     );
-    let router = Router::load_str(&text, std::path::Path::new("hotroute record"), &cwd).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let router =
+        Router::load_str(&text, std::path::Path::new("hotroute record"), &cwd).map_err(|e| anyhow::anyhow!("{e}"))?;
     let args = ServeArgs {
         routes: out.clone(),
         listen: None,

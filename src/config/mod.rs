@@ -818,11 +818,7 @@ impl Checker<'_> {
     }
 
     /// A route's `proxy`: checked, with the route's own headers (which win over the upstream's).
-    fn route_proxy(
-        &mut self,
-        spec: &RouteSpec,
-        p: &Spanned<proxy::ProxySpec>,
-    ) -> Option<Arc<proxy::ProxyRoute>> {
+    fn route_proxy(&mut self, spec: &RouteSpec, p: &Spanned<proxy::ProxySpec>) -> Option<Arc<proxy::ProxyRoute>> {
         let conflicts = proxy::route_conflicts(spec);
         if !conflicts.is_empty() {
             self.error(

@@ -146,34 +146,45 @@ pub(crate) fn from_spec(
             Some("http") => {}
             Some("https") => scheme = Scheme::HTTPS,
             other => fail(
-                format!("proxy: `{}` has {}, not http or https", table.url, other.map_or("no scheme".into(), |s| format!("the scheme `{s}`"))),
+                format!(
+                    "proxy: `{}` has {}, not http or https",
+                    table.url,
+                    other.map_or("no scheme".into(), |s| format!("the scheme `{s}`"))
+                ),
                 url_help,
             ),
         }
         match uri.authority() {
-            Some(a) if a.as_str().contains('@') => {
-                fail(format!("proxy: `{}` holds user information", table.url), "give the URL without `user@`; send credentials as headers")
-            }
+            Some(a) if a.as_str().contains('@') => fail(
+                format!("proxy: `{}` holds user information", table.url),
+                "give the URL without `user@`; send credentials as headers",
+            ),
             Some(a) => authority = Some(a.clone()),
             None => fail(format!("proxy: `{}` has no host", table.url), url_help),
         }
         if uri.query().is_some() {
-            fail(format!("proxy: `{}` has a query", table.url), "the request's query is sent as it is: remove `?...` from the URL");
+            fail(
+                format!("proxy: `{}` has a query", table.url),
+                "the request's query is sent as it is: remove `?...` from the URL",
+            );
         }
         base = uri.path().trim_end_matches('/').to_owned();
     }
     if let Some(rewrite) = &table.path {
         match route_path {
             None => fail("proxy.path is for routes, not for `[server] proxy`".into(), "remove `path`"),
-            Some(_) if !rewrite.starts_with('/') => {
-                fail(format!("proxy.path `{rewrite}` does not start with `/`"), "write it from the root, e.g. \"/v2/{rest}\"")
-            }
+            Some(_) if !rewrite.starts_with('/') => fail(
+                format!("proxy.path `{rewrite}` does not start with `/`"),
+                "write it from the root, e.g. \"/v2/{rest}\"",
+            ),
             Some(route) => {
                 for name in placeholders(rewrite) {
                     let captured = route.contains(&format!("{{{name}}}")) || route.contains(&format!("{{*{name}}}"));
                     if !captured {
                         fail(
-                            format!("proxy.path `{rewrite}` uses `{{{name}}}`, which the route path `{route}` does not capture"),
+                            format!(
+                                "proxy.path `{rewrite}` uses `{{{name}}}`, which the route path `{route}` does not capture"
+                            ),
                             "use a name the route path captures, e.g. path = \"/api/{*rest}\" with proxy.path = \"/v2/{rest}\"",
                         );
                     }
@@ -219,7 +230,10 @@ pub(crate) fn from_spec(
     }
     let record = table.record.as_ref().map(|r| base_dir.join(r));
     if record.is_none() && (!table.redact.is_empty() || !table.redact_json.is_empty()) {
-        fail("proxy.redact and proxy.redact_json are for a recording".into(), "add record = \"recorded.toml\", or remove them");
+        fail(
+            "proxy.redact and proxy.redact_json are for a recording".into(),
+            "add record = \"recorded.toml\", or remove them",
+        );
     }
     if let Some(bad) = table.redact.iter().find(|h| http::HeaderName::from_bytes(h.as_bytes()).is_err()) {
         fail(format!("proxy.redact: `{bad}` is not a header name"), "header names are letters, digits and `-`");

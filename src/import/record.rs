@@ -26,7 +26,8 @@ pub const MAX_INLINE_BODY: usize = 64 * 1024;
 const MAX_BODY_CONDITION: usize = 4 * 1024;
 
 /// The response headers redacted by default.
-pub const DEFAULT_REDACT_HEADERS: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
+pub const DEFAULT_REDACT_HEADERS: [&str; 5] =
+    ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
 
 /// One request and the answer it got.
 #[derive(Debug, Clone)]
@@ -59,7 +60,10 @@ pub struct Redaction {
 
 impl Default for Redaction {
     fn default() -> Self {
-        Redaction { headers: DEFAULT_REDACT_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect(), json_keys: Vec::new() }
+        Redaction {
+            headers: DEFAULT_REDACT_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect(),
+            json_keys: Vec::new(),
+        }
     }
 }
 
@@ -68,7 +72,8 @@ impl Redaction {
     pub fn with(headers: &[String], json_keys: &[String]) -> Result<Redaction, RecordError> {
         let mut redaction = Redaction::default();
         for h in headers {
-            let name = HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).map_err(|_| RecordError::BadHeader(h.clone()))?;
+            let name = HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                .map_err(|_| RecordError::BadHeader(h.clone()))?;
             if !redaction.headers.contains(&name) {
                 redaction.headers.push(name);
             }
@@ -189,11 +194,13 @@ impl Recorder {
         }
         let mut text = self.prefix.clone();
         if text.is_empty() {
-            text.push_str("# Recorded by hotroute: one route per exchange (hotroute record, or [server] proxy with record).\n");
+            text.push_str(
+                "# Recorded by hotroute: one route per exchange (hotroute record, or [server] proxy with record).\n",
+            );
         }
         for group in order {
             let mut routes: Vec<&Entry> = self.entries.iter().filter(|e| &e.group == group).collect();
-            routes.sort_by(|a, b| b.specificity.cmp(&a.specificity));
+            routes.sort_by_key(|e| std::cmp::Reverse(e.specificity));
             for e in routes {
                 text.push('\n');
                 text.push_str(&e.toml);
@@ -264,7 +271,10 @@ impl Recorder {
         }
         let mut headers: Vec<String> = Vec::new();
         for name in ex.headers.keys() {
-            if name == http::header::DATE || name == http::header::CONTENT_LENGTH || name == http::header::TRANSFER_ENCODING {
+            if name == http::header::DATE
+                || name == http::header::CONTENT_LENGTH
+                || name == http::header::TRANSFER_ENCODING
+            {
                 continue;
             }
             let value = if self.redaction.headers.contains(name) {
@@ -312,7 +322,8 @@ impl Recorder {
             Ok(text) if bytes.len() <= MAX_INLINE_BODY => t.push_str(&format!("body = {}\n", quote(text))),
             _ => {
                 let folder = self.out.parent().unwrap_or(Path::new(".")).join(&self.bodies);
-                std::fs::create_dir_all(&folder).map_err(|source| RecordError::Write { path: folder.clone(), source })?;
+                std::fs::create_dir_all(&folder)
+                    .map_err(|source| RecordError::Write { path: folder.clone(), source })?;
                 let name = format!("{n}.bin");
                 write_atomic(&folder.join(&name), bytes)?;
                 t.push_str(&format!("file = {}\n", quote(&format!("{}/{name}", self.bodies))));

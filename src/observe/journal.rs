@@ -413,7 +413,7 @@ impl Journal {
         if answer.route.is_none() && proxied.is_none() {
             state.miss(req.method, req.uri.path(), status);
         }
-        let Some(mut entry) = entry else { return None };
+        let mut entry = entry?;
         entry.id = state.next_id;
         while state.entries.len() >= capacity {
             state.entries.pop_front();

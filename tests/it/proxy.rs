@@ -405,7 +405,9 @@ async fn large_bodies_stream_both_ways_and_memory_stays_flat() {
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains(&format!("x-received: {SIZE}")), "{head}");
     let after_upload = bin.proc_status_kib("VmHWM");
-    eprintln!("RSS before {before} KiB; peak after the download {after_download} KiB, after the upload {after_upload} KiB");
+    eprintln!(
+        "RSS before {before} KiB; peak after the download {after_download} KiB, after the upload {after_upload} KiB"
+    );
     // 256 MiB went each way; the process grew by a few buffers at most (the bound is generous for allocator noise).
     assert!(after_download < before + 48 * 1024, "RSS {before} KiB before, peak {after_download} KiB after download");
     assert!(after_upload < before + 48 * 1024, "RSS {before} KiB before, peak {after_upload} KiB after upload");

@@ -104,7 +104,10 @@ async fn a_recording_replays_every_answer_byte_for_byte_without_the_upstream() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("json = { \"id\" = 7"), "exact JSON becomes a json table:\n{text}");
     let pretty = text.split("[[route]]").find(|r| r.contains("path = \"/pretty\"")).unwrap();
-    assert!(pretty.contains("body = ") && !pretty.contains("json = "), "JSON that does not round-trip stays text:\n{text}");
+    assert!(
+        pretty.contains("body = ") && !pretty.contains("json = "),
+        "JSON that does not round-trip stays text:\n{text}"
+    );
     assert!(text.contains("file = \"recorded.bodies/"), "binary and large answers go to files:\n{text}");
     // (The request's `token` is left out of the condition; the test upstream echoes the body as a string, kept.)
     assert!(text.contains("match = { json = { \"name\" = \"one\" } }"), "{text}");
