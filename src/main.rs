@@ -119,6 +119,21 @@ enum Import {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// A HAR file (a browser's "Save all as HAR"): a route per distinct request, answering what it got, secrets
+    /// redacted (as `hotroute record` writes them).
+    Har {
+        /// The HAR file.
+        har: PathBuf,
+        /// Write the routes to FILE instead of standard output (body files go beside it, in FILE-stem.bodies/).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Another response header to write as "<redacted>"; repeatable.
+        #[arg(long, value_name = "HEADER")]
+        redact: Vec<String>,
+        /// A JSON key whose values are written as "<redacted>"; repeatable.
+        #[arg(long, value_name = "KEY")]
+        redact_json: Vec<String>,
+    },
 }
 
 /// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e` of mimalloc 2.x, which libmimalloc-sys does not
@@ -145,6 +160,9 @@ fn main() -> ExitCode {
         }
         Some(Command::Check { routes }) => check(&routes),
         Some(Command::Import(Import::Openapi { spec, output })) => import_openapi(&spec, output.as_deref()),
+        Some(Command::Import(Import::Har { har, output, redact, redact_json })) => {
+            import_har(&har, output.as_deref(), &redact, &redact_json)
+        }
         Some(Command::Record { upstream, out, port, redact, redact_json, log_level }) => {
             exit(record(upstream, out, port, redact, redact_json, log_level))
         }
@@ -182,8 +200,38 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+fn import_har(
+    har: &std::path::Path,
+    output: Option<&std::path::Path>,
+    redact: &[String],
+    redact_json: &[String],
+) -> ExitCode {
+    let imported = (|| {
+        let redaction = hotroute::import::record::Redaction::with(redact, redact_json)?;
+        // Body files go beside the output, or (on standard output) in the current folder, named after the HAR file.
+        let (folder, stem) = match output {
+            Some(out) => (
+                out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf(),
+                out.file_stem().map_or("recorded".into(), |s| s.to_string_lossy().into_owned()),
+            ),
+            None => (PathBuf::from("."), har.file_stem().map_or("har".into(), |s| s.to_string_lossy().into_owned())),
+        };
+        anyhow::Ok(hotroute::import::har_file(har, &folder, &stem, redaction)?)
+    })();
+    write_imported(har, output, imported)
+}
+
 fn import_openapi(spec: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
-    let imported = match hotroute::import::openapi_file(spec) {
+    write_imported(spec, output, hotroute::import::openapi_file(spec).map_err(Into::into))
+}
+
+/// Writes an importer's route file to `output` (standard output without one) and its warnings to stderr.
+fn write_imported(
+    spec: &std::path::Path,
+    output: Option<&std::path::Path>,
+    imported: anyhow::Result<hotroute::Imported>,
+) -> ExitCode {
+    let imported = match imported {
         Ok(imported) => imported,
         Err(e) => {
             eprintln!("error: {e}");

@@ -152,6 +152,19 @@ impl Recorder {
         Ok(recorder)
     }
 
+    /// A recorder that writes no route file of its own (see [`Recorder::push`]): body files go to
+    /// `<folder>/<stem>.bodies/`.
+    pub fn in_folder(folder: &Path, stem: &str, redaction: Redaction) -> Recorder {
+        Recorder {
+            out: folder.join(format!("{stem}.toml")),
+            prefix: String::new(),
+            bodies: format!("{stem}.bodies"),
+            entries: Vec::new(),
+            seen: HashSet::new(),
+            redaction,
+        }
+    }
+
     /// How many routes were recorded.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -165,6 +178,16 @@ impl Recorder {
     /// Adds `exchange` unless an identical request was recorded; writes the file when it adds. Returns whether it
     /// did. A `HEAD` request, a `1xx` answer and a path under `/__admin/` are not recorded.
     pub fn add(&mut self, ex: &Exchange) -> Result<bool, RecordError> {
+        let added = self.push(ex)?;
+        if added {
+            self.write()?;
+        }
+        Ok(added)
+    }
+
+    /// Like [`Recorder::add`] without writing the route file (body files are written): for an importer that writes
+    /// [`Recorder::render`] once at the end.
+    pub fn push(&mut self, ex: &Exchange) -> Result<bool, RecordError> {
         let key = (ex.method.clone(), ex.path.clone(), ex.query.clone(), ex.request_body.clone());
         if ex.method == Method::HEAD
             || ex.status.is_informational()
@@ -179,7 +202,6 @@ impl Recorder {
         let Some(entry) = self.entry(ex, n)? else { return Ok(false) };
         self.seen.insert(key);
         self.entries.push(entry);
-        self.write()?;
         Ok(true)
     }
 
@@ -351,6 +373,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
     })
 }
 
+/// Hop-by-hop headers (RFC 9110 section 7.6.1): they describe one connection and are never forwarded or recorded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+    "proxy-authenticate",
+];
+
+/// Removes the hop-by-hop headers, those `Connection` names and every `Proxy-*` header.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    let proxy: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+}
+
 /// A TOML string literal.
 fn quote(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
@@ -430,6 +485,18 @@ fn leaves(value: &Value) -> usize {
         Value::Array(items) => items.iter().map(leaves).sum(),
         _ => 1,
     }
+}
+
+/// Reads at most `limit` bytes of `path`; a larger file is refused with a message that says so.
+pub(crate) fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() > limit {
+        return Err(format!("larger than the {limit} bytes an import reads"));
+    }
+    Ok(bytes)
 }
 
 /// The recorders of this process, one per output file: every request and every reload that records to a file adds

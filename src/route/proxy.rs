@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, HOST, HeaderName, HeaderValue};
+use http::header::{HOST, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
@@ -29,6 +29,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use crate::config::MatchConfig;
 use crate::config::proxy::{ProxyConfig, ProxyRoute};
 use crate::config::tls::Pem;
+pub use crate::import::record::strip_hop_by_hop;
 use crate::import::record::{self, Exchange, Recorder, Redaction};
 use crate::route::respond::{self, Body};
 
@@ -129,36 +130,6 @@ pub fn via_token() -> &'static str {
         let _ = getrandom::fill(&mut bytes);
         format!("hotroute-{:08x}", u32::from_le_bytes(bytes))
     })
-}
-
-/// Hop-by-hop headers (RFC 9110 section 7.6.1): they describe one connection and are never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-connection",
-    "proxy-authenticate",
-];
-
-/// Removes the hop-by-hop headers, those `Connection` names and every `Proxy-*` header.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>().iter()) {
-        headers.remove(name);
-    }
-    let proxy: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
-    for name in proxy {
-        headers.remove(name);
-    }
 }
 
 /// Forwards a request to `to`: `parts` as the client sent them, `body` streamed or read (`read` when read, which a

@@ -156,3 +156,97 @@ async fn record_on_miss_writes_what_the_fallback_proxied_and_not_the_mocked_rout
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("path = \"/json\"") && !text.contains("/mocked"), "{text}");
 }
+
+/// A HAR file as Chrome's devtools save it ("Save all as HAR with content"): HTTP/2 pseudo-headers, a gzip
+/// `content-encoding` over the decoded text, a base64 image, a duplicate, and an aborted request (status 0).
+const HAR: &str = r#"{
+  "log": {
+    "version": "1.2",
+    "creator": { "name": "WebInspector", "version": "537.36" },
+    "pages": [{ "startedDateTime": "2026-11-30T04:00:00.000Z", "id": "page_1", "title": "app", "pageTimings": {} }],
+    "entries": [
+      {
+        "_initiator": { "type": "script" }, "_priority": "High", "_resourceType": "fetch", "cache": {},
+        "pageref": "page_1", "startedDateTime": "2026-11-30T04:00:01.000Z", "time": 12.5,
+        "request": {
+          "method": "GET", "url": "https://api.example.com/users/1?full=true", "httpVersion": "http/2.0",
+          "headers": [{ "name": ":authority", "value": "api.example.com" }, { "name": "authorization", "value": "Bearer real" }],
+          "queryString": [{ "name": "full", "value": "true" }], "cookies": [], "headersSize": -1, "bodySize": 0
+        },
+        "response": {
+          "status": 200, "statusText": "", "httpVersion": "http/2.0",
+          "headers": [
+            { "name": ":status", "value": "200" }, { "name": "content-type", "value": "application/json" },
+            { "name": "content-encoding", "value": "gzip" }, { "name": "set-cookie", "value": "sid=zzz" },
+            { "name": "date", "value": "Mon, 30 Nov 2026 04:00:01 GMT" }, { "name": "x-request-id", "value": "r-1" }
+          ],
+          "cookies": [], "content": { "size": 22, "mimeType": "application/json", "text": "{\"id\":1,\"name\":\"Ada\"}" },
+          "redirectURL": "", "headersSize": -1, "bodySize": -1, "_transferSize": 310
+        },
+        "serverIPAddress": "203.0.113.7", "timings": { "blocked": 1, "dns": -1, "ssl": -1, "connect": -1, "send": 0.1, "wait": 10, "receive": 1.4 }
+      },
+      {
+        "startedDateTime": "2026-11-30T04:00:02.000Z", "time": 10, "cache": {}, "timings": {},
+        "request": { "method": "GET", "url": "https://api.example.com/users/1?full=true", "httpVersion": "http/2.0", "headers": [], "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0 },
+        "response": { "status": 200, "statusText": "", "httpVersion": "http/2.0", "headers": [], "cookies": [], "content": { "size": 6, "mimeType": "text/plain", "text": "second" }, "redirectURL": "", "headersSize": -1, "bodySize": -1 }
+      },
+      {
+        "startedDateTime": "2026-11-30T04:00:03.000Z", "time": 20, "cache": {}, "timings": {},
+        "request": {
+          "method": "POST", "url": "https://api.example.com/search", "httpVersion": "http/2.0", "headers": [], "queryString": [],
+          "cookies": [], "headersSize": -1, "bodySize": 9, "postData": { "mimeType": "application/json", "text": "{\"q\":\"x\"}" }
+        },
+        "response": { "status": 201, "statusText": "", "httpVersion": "http/2.0", "headers": [{ "name": "content-type", "value": "text/plain" }], "cookies": [], "content": { "size": 5, "mimeType": "text/plain", "text": "found" }, "redirectURL": "", "headersSize": -1, "bodySize": -1 }
+      },
+      {
+        "startedDateTime": "2026-11-30T04:00:04.000Z", "time": 5, "cache": {}, "timings": {},
+        "request": { "method": "GET", "url": "https://cdn.example.com/logo.png", "httpVersion": "http/2.0", "headers": [], "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0 },
+        "response": { "status": 200, "statusText": "", "httpVersion": "http/2.0", "headers": [{ "name": "content-type", "value": "image/png" }], "cookies": [], "content": { "size": 4, "mimeType": "image/png", "text": "iVBORw==", "encoding": "base64" }, "redirectURL": "", "headersSize": -1, "bodySize": -1 }
+      },
+      {
+        "startedDateTime": "2026-11-30T04:00:05.000Z", "time": 0, "cache": {}, "timings": {},
+        "request": { "method": "GET", "url": "https://api.example.com/aborted", "httpVersion": "", "headers": [], "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0 },
+        "response": { "status": 0, "statusText": "", "httpVersion": "", "headers": [], "cookies": [], "content": { "size": 0, "mimeType": "x-unknown" }, "redirectURL": "", "headersSize": -1, "bodySize": -1, "_error": "net::ERR_ABORTED" }
+      }
+    ]
+  }
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_har_file_from_devtools_imports_through_the_record_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("session.har"), HAR).unwrap();
+    let import = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+        .current_dir(dir.path())
+        .args(["import", "har", "session.har", "-o", "routes.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&import.stderr);
+    assert!(import.status.success(), "{stderr}");
+    assert!(stderr.contains("entries/4: status 0") && stderr.contains("3 routes, 1 warning"), "{stderr}");
+    let text = std::fs::read_to_string(dir.path().join("routes.toml")).unwrap();
+    assert!(!text.contains("sid=zzz") && !text.contains("gzip") && !text.contains(":status"), "{text}");
+    let check = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+        .current_dir(dir.path())
+        .args(["check", "routes.toml"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+
+    let bin = Bin::command().current_dir(dir.path()).args(["routes.toml", "--port", "0", "--no-watch"]).start();
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", bin.addr);
+    let user = send(&client, &base, "GET", "/users/1?full=true", "").await;
+    assert_eq!(user.body, br#"{"id":1,"name":"Ada"}"#, "the first of two identical requests is kept");
+    let header = |got: &Got, name: &str| got.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    assert_eq!(header(&user, "set-cookie").as_deref(), Some("<redacted>"));
+    assert_eq!(header(&user, "x-request-id").as_deref(), Some("r-1"));
+    assert_eq!(header(&user, "content-encoding"), None);
+    let found = send(&client, &base, "POST", "/search", r#"{"q":"x"}"#).await;
+    assert_eq!((found.status, found.body.as_slice()), (201, b"found".as_slice()));
+    let logo = send(&client, &base, "GET", "/logo.png", "").await;
+    assert_eq!(
+        (logo.body.as_slice(), header(&logo, "content-type").as_deref()),
+        (b"\x89PNG".as_slice(), Some("image/png"))
+    );
+}
