@@ -229,6 +229,8 @@ pub async fn forward(
     for (name, value) in &to.upstream.headers {
         head.headers.insert(name.clone(), value.clone());
     }
+    // The timeout bounds each wait for the upstream's next bytes too, not only the head.
+    let body = Idle::new(body, config.timeout, "the upstream");
     let body = match recording {
         None => Body::stream(body.map_err(std::io::Error::other).boxed()),
         Some((recorder, mut exchange)) => {
@@ -288,9 +290,9 @@ pub fn full_body(bytes: Bytes) -> UpstreamBody {
     http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-/// The client's body, streamed upstream.
-pub fn streamed_body(body: hyper::body::Incoming) -> UpstreamBody {
-    body.map_err(|e| Box::new(e) as BoxError).boxed()
+/// The client's body, streamed upstream; a client that sends nothing of it for `idle` (`body_timeout`) ends it.
+pub fn streamed_body(body: hyper::body::Incoming, idle: Duration) -> UpstreamBody {
+    Idle::new(body, idle, "the client").boxed()
 }
 
 /// The system's root certificates, read once (a file read: at the first router build, not per request).
@@ -401,7 +403,7 @@ const MAX_RECORDED: usize = 64 * 1024 * 1024;
 /// An upstream's answer on its way to the client, copied for the recording as it passes: once it has all gone
 /// through, the exchange is written (on a blocking thread: it writes files).
 struct Tee {
-    inner: hyper::body::Incoming,
+    inner: Idle<hyper::body::Incoming>,
     kept: Vec<u8>,
     over: bool,
     exchange: Option<Exchange>,
@@ -481,5 +483,64 @@ impl Tee {
             Ok(runtime) => drop(runtime.spawn_blocking(write)),
             Err(_) => write(),
         }
+    }
+}
+
+/// A body that fails when its source sends nothing for `limit` while it is being read: an upstream (or a client)
+/// that stalls mid-body does not hold the exchange open for ever. The wait starts when a read starts, so a reader
+/// that is slow itself is not counted against the source.
+struct Idle<B> {
+    inner: B,
+    limit: Duration,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
+    what: &'static str,
+}
+
+impl<B> Idle<B> {
+    fn new(inner: B, limit: Duration, what: &'static str) -> Self {
+        Idle { inner, limit, sleep: Box::pin(tokio::time::sleep(limit)), waiting: false, what }
+    }
+}
+
+impl<B> hyper::body::Body for Idle<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if !this.waiting {
+            this.waiting = true;
+            this.sleep.as_mut().reset(tokio::time::Instant::now() + this.limit);
+        }
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.waiting = false;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    let why = format!("{} sent nothing for {:?} in the middle of a body", this.what, this.limit);
+                    Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why).into())))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -145,7 +145,7 @@ async fn answer(
     }
     let Some(to) = proxy_to else { return response };
     let (upstream_body, read) = match unread {
-        Some(incoming) => (proxy::streamed_body(incoming), None),
+        Some(incoming) => (proxy::streamed_body(incoming, limits.body_timeout), None),
         None => (proxy::full_body(body.clone()), Some(body)),
     };
     proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some()).await

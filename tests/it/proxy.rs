@@ -43,6 +43,11 @@ pub(crate) async fn upstream_answer(req: Request<Incoming>) -> Result<Response<U
         tokio::time::sleep(Duration::from_secs(5)).await;
         return Ok(full(200, "slow".into()));
     }
+    if path.ends_with("/stall") {
+        // A head and a first chunk, then nothing, for ever.
+        let first = futures_lite_once(Bytes::from_static(b"partial"));
+        return Ok(Response::new(BodyExt::boxed(first)));
+    }
     if path.ends_with("/big") {
         let n: usize = req.uri().query().and_then(|q| q.strip_prefix("n=")).unwrap().parse().unwrap();
         let body = Big { left: n, chunk: Bytes::from(vec![b'x'; 64 * 1024]) };
@@ -115,6 +120,28 @@ pub(crate) async fn upstream_answer(req: Request<Incoming>) -> Result<Response<U
         res.headers_mut().insert("keep-alive", "timeout=5".parse().unwrap());
     }
     Ok(res)
+}
+
+/// A body that sends `first`, then never ends.
+fn futures_lite_once(first: Bytes) -> Stall {
+    Stall(Some(first))
+}
+
+struct Stall(Option<Bytes>);
+
+impl hyper::body::Body for Stall {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut().0.take() {
+            Some(first) => std::task::Poll::Ready(Some(Ok(Frame::data(first)))),
+            None => std::task::Poll::Pending,
+        }
+    }
 }
 
 /// `n` bytes of `x`, made 64 KiB at a time as the proxy reads them.
@@ -312,7 +339,7 @@ proxy = {{ url = "http://{up}", preserve_host = true }}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_are_answers_502_504_and_508() {
+async fn failures_are_answers_502_504_508_and_a_stalled_body_ends() {
     let up = upstream(None).await;
     // A port nothing listens on: bound, then closed.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -323,6 +350,10 @@ async fn failures_are_answers_502_504_and_508() {
 [[route]]
 path = "/down"
 proxy = "http://{closed}"
+
+[[route]]
+path = "/slow/{{*rest}}"
+proxy = {{ url = "http://{up}", timeout = "300ms" }}
 
 [[route]]
 path = "/slow"
@@ -349,6 +380,18 @@ proxy = "http://{own}"
     let text = res.text().await.unwrap();
     assert!(text.contains("did not answer within 300ms") && text.contains("timeout = \"60s\""), "{text}");
     assert!(started.elapsed() < Duration::from_secs(4), "the 504 waited for the upstream");
+
+    // An upstream that stops mid-body: the same timeout ends the answer (the client sees the connection break).
+    let mut res = reqwest::get(bin.url("/slow/stall")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let started = Instant::now();
+    let mut result = Ok(Some(Bytes::new()));
+    while let Ok(Some(_)) = &result {
+        result =
+            tokio::time::timeout(Duration::from_secs(10), res.chunk()).await.expect("the stalled body never ended");
+    }
+    assert!(result.is_err(), "the stalled body ended cleanly: {result:?} after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5));
 
     // The route sends the request to this same server: the second pass sees its own Via token.
     let res = reqwest::get(bin.url("/loop")).await.unwrap();
