@@ -550,6 +550,13 @@ fault = "reset"
     assert!(line.contains(" 201 ") && line.ends_with(&format!("proxy=http://{up}")), "{line}");
     let line = log.lines().find(|l| l.contains("GET /echo ")).unwrap();
     assert!(line.contains(" proxy ") && line.ends_with(&format!("proxy=http://{up}")), "{line}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), format!("[server]\nproxy = \"http://{up}\"\n")).unwrap();
+    let mut traced = Bin::command().in_dir(dir).args(["routes.toml", "--port", "0", "--no-watch", "--trace"]).start();
+    assert_eq!(reqwest::get(traced.url("/echo")).await.unwrap().status(), 200);
+    let trace = traced.stderr_until("the trace of the proxied request", |t| t.contains("(proxied)"));
+    assert!(trace.contains(&format!("the answer of the upstream http://{up} (proxied)")), "{trace}");
 }
 
 #[test]
