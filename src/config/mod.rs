@@ -796,6 +796,15 @@ impl Checker<'_> {
                 tls_errors.push((span, message, help.to_owned()))
             })
         });
+        if let (Some(p), Some(_)) = (&spec.proxy, &spec.not_found) {
+            tls_errors.push((
+                p.span(),
+                "[server] has both `proxy` and `not_found`: every request no route answers goes to the proxy, so \
+                 `not_found` would never answer"
+                    .into(),
+                "remove one of them".into(),
+            ));
+        }
         for (span, message, help) in tls_errors {
             self.error(span, message, &help);
         }

@@ -568,6 +568,7 @@ fn bad_proxy_settings_are_load_errors() {
         ("[[route]]\npath = \"/a\"\nproxy = { url = \"http://x\", timeout = \"soon\" }\n", "not a duration"),
         ("[[route]]\npath = \"/a\"\nproxy = { url = \"https://x\", ca = \"missing.pem\" }\n", "cannot read"),
         ("[server]\nproxy = { url = \"http://x\", path = \"/b\" }\n", "for routes"),
+        ("[server]\nproxy = \"http://x\"\nnot_found = { status = 418 }\n", "would never answer"),
     ] {
         let err = crate::support::server::load_error(toml);
         assert!(err.contains(want), "{toml}\nwanted {want:?} in:\n{err}");
