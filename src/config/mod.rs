@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName};
@@ -32,6 +33,7 @@ pub(crate) mod inputs;
 pub(crate) mod json_template;
 pub(crate) mod limits;
 mod model;
+pub mod proxy;
 pub mod tls;
 
 mod script;
@@ -117,6 +119,11 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<tls::TlsSpec>")]
     pub tls: Option<Spanned<tls::TlsSpec>>,
+    /// Forward every request no route answers to this upstream, `"http(s)://host[:port][/base]"`, or a table with
+    /// `url` and `preserve_host`, `timeout`, `ca`, `insecure`, `record`.
+    #[serde(default)]
+    #[schemars(with = "Option<proxy::ProxySpec>")]
+    pub proxy: Option<Spanned<proxy::ProxySpec>>,
     /// `true`, or a table of `origins`, `methods`, `headers`, `expose_headers`, `credentials`, `max_age`: answer CORS
     /// preflight requests and add the CORS headers to every response.
     #[serde(default)]
@@ -298,6 +305,11 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<WebSocketSpec>")]
     pub websocket: Option<Spanned<WebSocketSpec>>,
+    /// Forward the request to this upstream, `"http(s)://host[:port][/base]"` (path and query kept), or a table with
+    /// `url` and `path` (a rewrite, e.g. `"/v2/{rest}"`), `preserve_host`, `timeout`, `ca`, `insecure`.
+    #[serde(default)]
+    #[schemars(with = "Option<proxy::ProxySpec>")]
+    pub proxy: Option<Spanned<proxy::ProxySpec>>,
 }
 
 /// `method = "GET"` or `method = ["GET", "POST"]`.
@@ -463,6 +475,8 @@ pub struct ServerConfig {
     pub headers: HeaderMap,
     /// `[server] tls`: serve HTTPS, when set.
     pub tls: Option<tls::TlsConfig>,
+    /// `[server] proxy`: where requests no route answers go, when set.
+    pub proxy: Option<Arc<proxy::ProxyConfig>>,
 }
 
 impl ServerConfig {
@@ -799,11 +813,26 @@ impl Checker<'_> {
         let tls = tls::from_spec(spec.tls.as_ref(), base_dir, self.inputs, &mut |span, message, help| {
             tls_errors.push((span, message, help.to_owned()))
         });
+        let proxy = spec.proxy.as_ref().and_then(|p| {
+            proxy::from_spec(p, None, base_dir, self.inputs, &mut |span, message, help| {
+                tls_errors.push((span, message, help.to_owned()))
+            })
+        });
+        if let (Some(p), Some(_)) = (&spec.proxy, &spec.not_found) {
+            tls_errors.push((
+                p.span(),
+                "[server] has both `proxy` and `not_found`: every request no route answers goes to the proxy, so \
+                 `not_found` would never answer"
+                    .into(),
+                "remove one of them".into(),
+            ));
+        }
         for (span, message, help) in tls_errors {
             self.error(span, message, &help);
         }
         let server = ServerConfig {
             tls,
+            proxy: proxy.map(Arc::new),
             listen,
             admin,
             journal,
@@ -817,6 +846,35 @@ impl Checker<'_> {
             headers: headers.clone(),
         };
         (server, headers)
+    }
+
+    /// A route's `proxy`: checked, with the route's own headers (which win over the upstream's).
+    fn route_proxy(&mut self, spec: &RouteSpec, p: &Spanned<proxy::ProxySpec>) -> Option<Arc<proxy::ProxyRoute>> {
+        let conflicts = proxy::route_conflicts(spec);
+        if !conflicts.is_empty() {
+            self.error(
+                p.span(),
+                format!("a proxy route answers with the upstream's answer, so it cannot have {}", conflicts.join(", ")),
+                "remove those keys, or the `proxy`; a proxy route may add `headers`, a `delay` or a `fault`",
+            );
+        }
+        let mut errors = Vec::new();
+        let target = proxy::from_spec(p, Some(spec.path.get_ref()), self.base_dir, self.inputs, &mut |s, m, h| {
+            errors.push((s, m, h.to_owned()))
+        });
+        for (span, message, help) in errors {
+            self.error(span, message, &help);
+        }
+        // The route's own headers only: `[server] headers` are added where the upstream's answer has none.
+        let mut headers = HeaderMap::new();
+        for (name, value) in &spec.headers {
+            if let (Ok(n), Ok(v)) =
+                (HeaderName::from_bytes(name.get_ref().as_bytes()), HeaderValue::from_str(value.get_ref()))
+            {
+                headers.insert(n, v);
+            }
+        }
+        Some(Arc::new(proxy::ProxyRoute { target: Arc::new(target?), headers }))
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {
@@ -928,6 +986,9 @@ impl Checker<'_> {
         }
         let mut script = self.route_script(spec, &origin, status, &mut headers);
         script.status_template = status_template;
+        if let Some(p) = &spec.proxy {
+            script.proxy = self.route_proxy(spec, p);
+        }
 
         if self.errors.len() > errors_before {
             return None;

@@ -4,9 +4,11 @@
 //! An importer turns the whole document into route-file text that passes `hotroute check`: whatever it cannot
 //! convert becomes a [`Note`] (printed on stderr by the CLI) and a TOML comment where the route would have gone.
 
+mod har;
 mod mockoon;
 mod openapi;
 mod peer;
+pub mod record;
 mod schema;
 mod wiremock;
 
@@ -120,6 +122,8 @@ pub enum ImportError {
         reason: String,
     },
 }
+
+pub use har::har_file;
 
 /// The largest OpenAPI document (or referenced file) an importer reads: a generous bound on memory and time.
 pub const MAX_DOCUMENT: usize = 32 << 20;

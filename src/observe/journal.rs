@@ -53,6 +53,8 @@ pub struct RecordedRequest {
     /// The route's `fault`, when it cut the connection instead of answering with `status`.
     fault: Option<crate::config::Fault>,
     route: Option<Arc<RouteInfo>>,
+    /// The upstream's URL, when the request was proxied.
+    proxied: Option<Arc<str>>,
     body_size: usize,
     /// `data[..target_end]` is `path[?query]`, `data[target_end..headers_end]` is `name:value\n` per header (neither
     /// can hold a `\n`, and names cannot hold a `:`), the rest is the body.
@@ -100,6 +102,7 @@ impl RecordedRequest {
             status,
             fault: None,
             route,
+            proxied: None,
             body_size: req.body.len(),
             target_end,
             headers_end,
@@ -256,6 +259,7 @@ impl RecordedRequest {
             "fault": self.fault(),
             "matched": self.matched(),
             "route": route,
+            "proxied": self.proxied.as_deref(),
         });
         if let (true, Some(object)) = (body, json.as_object_mut()) {
             object.insert("body".into(), self.body_text().into());
@@ -380,6 +384,15 @@ impl State {
     }
 }
 
+/// What [`Journal::record`] kept of a request.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// The entry's id, when the journal is on.
+    pub id: Option<u64>,
+    /// For a WebSocket upgrade, the log its conversation writes its messages to (kept with the entry).
+    pub websocket: Option<Arc<super::websocket::WsLog>>,
+}
+
 /// The journal of one server: a bounded ring of recorded requests, and coverage counts.
 #[derive(Debug, Default)]
 pub struct Journal {
@@ -392,14 +405,9 @@ impl Journal {
     }
 
     /// Records a request answered with `answer` by `router` (which sets how many requests the journal keeps), and
-    /// counts it for coverage on the route that answered. For a WebSocket upgrade, returns the log its conversation
-    /// writes its messages to (kept with the entry).
-    pub fn record(
-        &self,
-        router: &Router,
-        req: &RequestView<'_>,
-        answer: &Answer<'_>,
-    ) -> Option<Arc<super::websocket::WsLog>> {
+    /// counts it for coverage on the route that answered. Says what was kept: the entry's id (see
+    /// [`Journal::set_status`]) and, for a WebSocket upgrade, the log its conversation writes its messages to.
+    pub fn record(&self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) -> Recorded {
         let capacity = router.server().journal;
         let status = answer.response.status();
         let route = answer.route.map(|r| {
@@ -409,6 +417,8 @@ impl Journal {
         let time = SystemTime::now();
         // Copy the request before taking the lock, so that the lock is held only for the push.
         let fault = answer.response.extensions().get::<crate::config::Fault>().copied();
+        let proxied: Option<Arc<str>> =
+            answer.response.extensions().get::<crate::route::proxy::ProxyTo>().map(|p| p.upstream.url().into());
         let redact = &router.server().journal_redact;
         let websocket = answer
             .response
@@ -418,15 +428,17 @@ impl Journal {
         let entry = (capacity > 0).then(|| RecordedRequest {
             fault,
             websocket: websocket.clone(),
+            proxied: proxied.clone(),
             ..RecordedRequest::new(0, time, req, status, route, redact)
         });
         let mut state = self.lock();
         state.total += 1;
         state.next_id += 1;
-        if answer.route.is_none() {
+        // A request `[server] proxy` forwarded is answered, by the upstream: not a miss of the route file.
+        if answer.route.is_none() && proxied.is_none() {
             state.miss(req.method, req.uri.path(), status);
         }
-        let Some(mut entry) = entry else { return websocket };
+        let Some(mut entry) = entry else { return Recorded { id: None, websocket } };
         entry.id = state.next_id;
         // Bounded by count and by bytes: a client that fills the journal with large bodies pushes out old entries
         // instead of growing the server.
@@ -448,7 +460,16 @@ impl Journal {
         }
         state.bytes += entry.data.len();
         state.entries.push_back(entry);
-        websocket
+        Recorded { id: Some(state.next_id), websocket }
+    }
+
+    /// Sets the status of entry `id`, recorded before its answer was known (a proxied request: the upstream's).
+    pub fn set_status(&self, id: u64, status: StatusCode) {
+        let mut state = self.lock();
+        // The newest entries are at the back: the one asked for is almost always the last or near it.
+        if let Some(entry) = state.entries.iter_mut().rev().find(|e| e.id == id) {
+            entry.status = status;
+        }
     }
 
     /// The recorded requests, oldest first.

@@ -17,6 +17,7 @@ pub(crate) mod body;
 pub(crate) mod cors;
 pub(crate) mod matching;
 pub(crate) mod not_found;
+pub mod proxy;
 pub(crate) mod reply;
 pub(crate) mod respond;
 pub mod runtime;
@@ -113,6 +114,8 @@ struct Script {
     scenario: Option<RouteScenario>,
     /// `websocket`: the handshake is answered with `101` and the script the serving layer plays.
     websocket: Option<Arc<websocket::WsReply>>,
+    /// `proxy`: the answer is the upstream's, with the route's headers, delay or fault on top.
+    proxy: Option<Arc<proxy::Upstream>>,
 }
 
 impl Script {
@@ -270,6 +273,8 @@ pub struct Router {
     near: OnceLock<NearMiss>,
     /// The scenarios the routes name, and their states.
     scenarios: Scenarios,
+    /// `[server] proxy`: where requests no route answers go.
+    fallback: Option<Arc<proxy::Upstream>>,
 }
 
 impl Router {
@@ -433,6 +438,20 @@ impl Router {
                 }
             }
         };
+        let fallback = match &config.server.proxy {
+            None => None,
+            Some(p) => match proxy::Upstream::new(p.clone(), None) {
+                Ok(upstream) => {
+                    warn_insecure(p, "[server] proxy");
+                    Some(upstream)
+                }
+                Err(message) => {
+                    let span = span_of_server_key(&config.sources[0].text, "proxy");
+                    errors.push(config.error_at(0, span, message, Some(CA_HELP)));
+                    None
+                }
+            },
+        };
         if !errors.is_empty() {
             return Err(LoadErrors(errors));
         }
@@ -453,6 +472,7 @@ impl Router {
             not_found,
             near: OnceLock::new(),
             scenarios,
+            fallback,
         })
     }
 
@@ -557,6 +577,9 @@ impl Router {
         if method_fits {
             return self.not_found(&data, Some(entry));
         }
+        if let Some(answer) = self.fall_back(req) {
+            return answer;
+        }
         Answer { response: respond::method_not_allowed(req.method, path, &entry.allow), route: None, pending: None }
     }
 
@@ -584,6 +607,9 @@ impl Router {
             && response.extensions().get::<reply::RenderFailed>().is_none()
         {
             response = ws.handshake(response, &vars, (route.key, count));
+        } else if let Some(upstream) = &script.proxy {
+            let target = upstream.target(req.uri, &params);
+            response.extensions_mut().insert(proxy::ProxyTo { upstream: Arc::clone(upstream), target });
         } else if let Some(stream) = &script.stream
             && response.extensions().get::<reply::RenderFailed>().is_none()
         {
@@ -602,10 +628,58 @@ impl Router {
         (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None }))
     }
 
+    /// `[server] proxy`'s answer to a request no route answers: the upstream's, when one is set.
+    fn fall_back<'r>(&'r self, req: &RequestView<'_>) -> Option<Answer<'r>> {
+        let upstream = self.fallback.as_ref()?;
+        let target = upstream.target(req.uri, &[]);
+        let mut response = Response::new(Body::default());
+        response.extensions_mut().insert(proxy::ProxyTo { upstream: Arc::clone(upstream), target });
+        Some(Answer { response, route: None, pending: None })
+    }
+
+    /// Whether `req` (whose body is not read yet) goes upstream whatever its body: the route that will answer it is
+    /// a proxy route, or none will and `[server] proxy` is set, and no condition on the way looks at the body. The
+    /// pipeline then streams the body upstream instead of reading it. No side effect: no count, no draw.
+    pub fn will_proxy(&self, req: &RequestView<'_>) -> bool {
+        if self.cors.is_some() && Cors::is_preflight(req) {
+            return false;
+        }
+        // A recording fallback writes the request body with the answer: it is read first.
+        let fallback = self.fallback.as_ref().is_some_and(|f| !f.records());
+        let Ok(m) = self.tree.at(req.uri.path()) else { return fallback };
+        let data = RequestData::new(req);
+        for route in self.entries[*m.value].routes.iter().map(|&i| &self.routes[i]) {
+            if !route.methods.allows(req.method) {
+                continue;
+            }
+            if let Some(matcher) = &route.matcher {
+                if proxy::needs_body(matcher) {
+                    return false;
+                }
+                if matcher.first_failed(&data).is_some() {
+                    continue;
+                }
+            }
+            return match &route.responder {
+                Responder::Static(_) => false,
+                Responder::Scripted(script) => {
+                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds()) {
+                        continue;
+                    }
+                    script.proxy.is_some()
+                }
+            };
+        }
+        fallback
+    }
+
     /// The answer when nothing matched: `[server] not_found`, or the near-miss 404. `entry` is the path's routes
     /// when the path matched but no route's conditions held.
     fn not_found<'r>(&'r self, data: &RequestData<'_>, entry: Option<&PathEntry>) -> Answer<'r> {
         let req = data.view;
+        if let Some(answer) = self.fall_back(req) {
+            return answer;
+        }
         if let Some((reply, answers)) = &self.not_found {
             let count = answers.fetch_add(1, Ordering::Relaxed) + 1;
             let vars = Vars { req: data, params: &[], count, scenarios: &self.scenarios };
@@ -698,6 +772,27 @@ impl Router {
     }
 }
 
+const CA_HELP: &str = "give a PEM file of CA certificates (`-----BEGIN CERTIFICATE-----` blocks) as proxy.ca";
+
+/// `insecure = true` is said at every load: a setting that turns certificate checks off should not go unnoticed.
+fn warn_insecure(p: &crate::config::proxy::ProxyConfig, at: &str) {
+    if p.insecure {
+        tracing::warn!("{at}: proxy to {} does not verify the upstream's certificate (insecure = true)", p.url);
+    }
+}
+
+/// The span of `key = ...` in the `[server]` table of `text` (the key's line; the whole text's start if not found).
+fn span_of_server_key(text: &str, key: &str) -> std::ops::Range<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with(key) && line.trim_start()[key.len()..].trim_start().starts_with('=') {
+            return offset..offset + line.trim_end().len();
+        }
+        offset += line.len();
+    }
+    0..0
+}
+
 const TEMPLATE_HELP: &str = "fix the template syntax; see https://docs.rs/minijinja for the language";
 
 /// A plain route's prepared response, or a scripted route's compiled answers.
@@ -758,6 +853,15 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         None => None,
         Some(w) => Some(Arc::new(websocket::WsReply::build(w, config.server.seed, location, text).map_err(error)?)),
     };
+    let proxy = match &script.proxy {
+        None => None,
+        Some(p) => {
+            warn_insecure(&p.target, location);
+            let upstream = proxy::Upstream::new(p.target.clone(), Some(p))
+                .map_err(|message| config.error_at(rc.origin.source, rc.path_span.clone(), message, Some(CA_HELP)))?;
+            Some(upstream)
+        }
+    };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
     Ok(Responder::Scripted(Box::new(Script {
         replies,
@@ -767,6 +871,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         location: location_string,
         scenario: None,
         websocket,
+        proxy,
     })))
 }
 

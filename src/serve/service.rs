@@ -35,6 +35,7 @@ use crate::admin;
 use crate::observe::{Conn, Probe};
 use crate::reload::Live;
 use crate::request::RequestView;
+use crate::route::proxy;
 use crate::route::respond::{self, Body};
 use crate::route::websocket::{self as ws, WsStart};
 
@@ -193,10 +194,21 @@ async fn answer(
         return admin::handle(live, &served.access, req).await;
     }
     let (mut parts, body) = req.into_parts();
+    // A request that goes upstream whatever its body is not read here: its body is streamed to the upstream, so
+    // neither `max_body` nor the body budget applies (nothing is held).
+    let empty = Bytes::new();
+    let streamed = {
+        let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &empty, peer };
+        live.router().will_proxy(&view)
+    };
     // The reservation lives as long as the body it counts: until the answer is ready.
-    let (body, _reservation) = match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
-        Ok(read) => read,
-        Err(response) => return response,
+    let (body, unread, _reservation) = if streamed {
+        (Bytes::new(), Some(body), None)
+    } else {
+        match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
+            Ok((read, reservation)) => (read, None, Some(reservation)),
+            Err(response) => return response,
+        }
     };
     // RFC 8441: over HTTP/2 a WebSocket opens with an extended CONNECT (`:protocol = websocket`). The route sees the
     // HTTP/1.1 handshake it stands for (a GET with the upgrade headers HTTP/2 has no place for), so that one check
@@ -212,29 +224,33 @@ async fn answer(
         parts.headers.entry(SEC_WEBSOCKET_KEY).or_insert(HeaderValue::from_static("rfc8441"));
     }
     probe.routing();
-    let router = live.router();
-    let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
-    let answer = router.respond(&view);
-    probe.answered(&router, &view, &answer);
-    if answer.response.extensions().get::<WsStart>().is_some() {
+    let (mut response, pending) = {
+        let router = live.router();
+        let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
+        let answer = router.respond(&view);
+        probe.answered(&router, &view, &answer);
+        // A delay, a file read or an upstream: the router is let go of before awaiting.
+        (answer.response, answer.pending)
+    };
+    if response.extensions().get::<WsStart>().is_some() {
         *upgrade = parts.extensions.remove::<OnUpgrade>();
     }
-    let mut response = match answer.pending {
-        None => answer.response,
-        Some(pending) => {
-            // A delay or a file read: let go of the router before awaiting.
-            let response = answer.response;
-            drop(router);
-            pending.finish(response).await
-        }
-    };
+    let proxy_to = response.extensions_mut().remove::<proxy::ProxyTo>();
+    if let Some(pending) = pending {
+        response = pending.finish(response).await;
+    }
     if h2_websocket && response.status() == StatusCode::SWITCHING_PROTOCOLS {
         *response.status_mut() = StatusCode::OK;
         for name in [UPGRADE, CONNECTION, SEC_WEBSOCKET_ACCEPT] {
             response.headers_mut().remove(name);
         }
     }
-    response
+    let Some(to) = proxy_to else { return response };
+    let (upstream_body, read) = match unread {
+        Some(incoming) => (proxy::streamed_body(incoming, limits.body_timeout), None),
+        None => (proxy::full_body(body.clone()), Some(body)),
+    };
+    proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some()).await
 }
 
 /// `[server] headers` are "added to every response": routes carry them already (their own headers win), and this

@@ -45,6 +45,10 @@ mod match_more;
 mod mock;
 // The access log, the journey trace and the metrics of the binary.
 mod observe;
+// `proxy` routes and `[server] proxy` against a local upstream (HTTP and HTTPS): forwarding, headers, streaming, 502/504/508.
+mod proxy;
+// `hotroute record` and record on miss: record a local upstream, stop it, replay byte for byte; redaction.
+mod record;
 // Hot reload end to end: save styles, bad edits, includes, SIGHUP, `--no-watch`, reload under load.
 mod reload;
 // The binary under hostile reloads: half-written saves, huge route files, a FIFO as route file.
