@@ -391,7 +391,16 @@ impl Live {
         self.journal.reset_coverage(&router);
         router.reset_counters();
         router.scenarios().reset();
+        router.reset_resources();
+        router.partitions().clear();
         cleared
+    }
+
+    /// Puts partition `id`'s state back to its start (`[server] isolate`): its sequences, scenarios and resource
+    /// data start again on its next request, and its requests leave the journal. Other partitions are untouched.
+    pub fn reset_partition(&self, id: &str) -> usize {
+        self.router().partitions().reset(id);
+        self.journal.clear_isolate(id)
     }
 
     /// Adds the routes of `text` (one or more `[[route]]` tables, checked like the route file) in front of every

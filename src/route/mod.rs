@@ -17,7 +17,9 @@ pub(crate) mod body;
 pub(crate) mod cors;
 pub(crate) mod matching;
 pub(crate) mod not_found;
+pub mod partition;
 pub(crate) mod reply;
+pub mod resource;
 pub(crate) mod respond;
 pub mod runtime;
 pub mod scenario;
@@ -42,6 +44,8 @@ use crate::config::{BodyConfig, Config, Methods, RouteConfig, ServerConfig};
 use crate::request::{RequestData, RequestView};
 use cors::Cors;
 use not_found::NearMiss;
+use partition::{Partition, Partitions};
+use resource::{Resource, Target};
 use reply::{Reply, ReplyParts};
 use respond::{Body, Prepared};
 use scenario::{RouteScenario, Scenarios};
@@ -56,6 +60,8 @@ enum Responder {
     Static(Prepared),
     /// Templates, a sequence, a delay, a fault or a folder.
     Scripted(Box<Script>),
+    /// A `[[resource]]`'s collection or item path: the index of the resource in [`Router::resources`].
+    Resource(usize, Target),
 }
 
 /// What one route has counted, and what is made for it on its first request. Kept in the route itself, so that a
@@ -151,7 +157,7 @@ impl Route {
     /// How many times a scripted route has answered (none for a plain route, which does not count).
     pub fn count(&self) -> Option<u64> {
         match &self.responder {
-            Responder::Static(_) => None,
+            Responder::Static(_) | Responder::Resource(..) => None,
             Responder::Scripted(_) => Some(self.stats.answers.load(Ordering::Relaxed)),
         }
     }
@@ -195,7 +201,7 @@ impl Route {
     pub(crate) fn scenario_miss(&self) -> Option<String> {
         match &self.responder {
             Responder::Scripted(script) => script.scenario.as_ref().and_then(RouteScenario::explain),
-            Responder::Static(_) => None,
+            Responder::Static(_) | Responder::Resource(..) => None,
         }
     }
 
@@ -267,6 +273,10 @@ pub struct Router {
     near: OnceLock<NearMiss>,
     /// The scenarios the routes name, and their states.
     scenarios: Scenarios,
+    /// The `[[resource]]` collections, in file order.
+    resources: Vec<Resource>,
+    /// The isolated partitions' state (`[server] isolate`), shared with the routers of later reloads.
+    partitions: Arc<Partitions>,
 }
 
 impl Router {
@@ -430,6 +440,51 @@ impl Router {
                 }
             }
         };
+        let mut resources = Vec::with_capacity(config.resources.len());
+        for rc in &config.resources {
+            let resource = Resource::new(rc.clone());
+            let index = resources.len();
+            let mut ok = true;
+            for (path, target, methods) in [
+                (resource.path().to_owned(), Target::Collection, [Method::GET, Method::POST].as_slice()),
+                (resource.item_path(), Target::Item, [Method::GET, Method::PUT, Method::PATCH, Method::DELETE].as_slice()),
+            ] {
+                if let Some(&e) = by_path.get(path.as_str()) {
+                    let other = &routes[entries[e].routes[0]];
+                    let message = format!(
+                        "resource `{}` answers `{path}`, and so does the route at {}",
+                        resource.path(),
+                        other.location()
+                    );
+                    let help = "remove that route, or move the resource to another path";
+                    errors.push(config.error_at(rc.origin.source, rc.origin.span.start..rc.origin.span.start, message, Some(help)));
+                    ok = false;
+                    continue;
+                }
+                if let Err(e) = tree.insert(path.clone(), entries.len()) {
+                    let message = format!("resource `{}` cannot answer `{path}`: {e}", resource.path());
+                    let help = "a route's path overlaps the resource's; move the resource or the route";
+                    errors.push(config.error_at(rc.origin.source, rc.origin.span.start..rc.origin.span.start, message, Some(help)));
+                    ok = false;
+                    continue;
+                }
+                entries.push(PathEntry { routes: vec![routes.len()], allow: HeaderValue::from_static(""), options: false });
+                routes.push(Route {
+                    path,
+                    methods: Methods::List(methods.to_vec()),
+                    file: files[rc.origin.source].clone(),
+                    line: rc.origin.line,
+                    responder: Responder::Resource(index, target),
+                    matcher: None,
+                    key: resource_key(resource.path(), target),
+                    stats: RouteStats::default(),
+                    runtime_id: None,
+                });
+            }
+            if ok {
+                resources.push(resource);
+            }
+        }
         if !errors.is_empty() {
             return Err(LoadErrors(errors));
         }
@@ -450,6 +505,8 @@ impl Router {
             not_found,
             near: OnceLock::new(),
             scenarios,
+            resources,
+            partitions: Arc::default(),
         })
     }
 
@@ -483,9 +540,37 @@ impl Router {
         }
         let routes = self.routes.iter_mut().filter_map(|r| match &mut r.responder {
             Responder::Scripted(script) => script.scenario.as_mut(),
-            Responder::Static(_) => None,
+            Responder::Static(_) | Responder::Resource(..) => None,
         });
         self.scenarios.adopt(&previous.scenarios, routes);
+        for resource in &mut self.resources {
+            if let Some(old) = previous.resources.iter().find(|r| r.path() == resource.path()) {
+                resource.adopt(old);
+            }
+        }
+        self.partitions = Arc::clone(&previous.partitions);
+    }
+
+    /// The `[[resource]]` collections.
+    pub fn resources(&self) -> &[Resource] {
+        &self.resources
+    }
+
+    /// The isolated partitions (`[server] isolate`).
+    pub fn partitions(&self) -> &Partitions {
+        &self.partitions
+    }
+
+    /// The partition id `req` names, when `[server] isolate` is set and the request carries one.
+    pub fn isolate_id(&self, req: &RequestView<'_>) -> Option<String> {
+        partition::id_of(self.server.isolate.as_ref()?, req)
+    }
+
+    /// Puts every resource's default partition back to its start data.
+    pub fn reset_resources(&self) {
+        for resource in &self.resources {
+            resource.reset();
+        }
     }
 
     /// The scenarios the routes name, and their states.
@@ -521,6 +606,11 @@ impl Router {
         let data = RequestData::new(req);
         let Ok(m) = self.tree.at(path) else { return self.not_found(&data, None) };
         let entry = &self.entries[*m.value];
+        // Only a server with `isolate` looks for the partition: the others pay one branch.
+        let part = match &self.server.isolate {
+            None => None,
+            Some(key) => partition::id_of(key, req).map(|id| self.partitions.get(&id)),
+        };
         let mut method_fits = false;
         for &i in &entry.routes {
             let route = &self.routes[i];
@@ -539,15 +629,21 @@ impl Router {
                 }
                 Responder::Scripted(script) => {
                     // Checked here, not with `match`, so that plain routes do not pay for scenarios.
-                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds()) {
+                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds_in(part.as_deref())) {
                         continue;
                     }
-                    let (response, pending) = self.scripted(route, script, &m.params, &data);
+                    let (response, pending) = self.scripted(route, script, &m.params, &data, part.as_deref());
                     // After the answer is made: its templates see the state the request matched in.
                     if let Some(sc) = &script.scenario {
-                        sc.advance();
+                        sc.advance_in(part.as_deref());
                     }
                     Answer { response, route: Some(route), pending }
+                }
+                Responder::Resource(index, target) => {
+                    let resource = &self.resources[*index];
+                    let collection = part.as_ref().map(|p| p.collection(resource));
+                    let response = resource.answer(*target, m.params.get("id"), &data, collection.as_deref());
+                    Answer { response, route: Some(route), pending: None }
                 }
             };
         }
@@ -563,9 +659,13 @@ impl Router {
         script: &Script,
         params: &matchit::Params<'_, '_>,
         data: &RequestData<'_>,
+        part: Option<&Partition>,
     ) -> (Response<Body>, Option<Pending>) {
         let req = data.view;
-        let count = route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1;
+        let count = match part {
+            None => route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1,
+            Some(part) => part.next_count(route.key),
+        };
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
             let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
@@ -749,6 +849,14 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
     };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
     Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string, scenario: None })))
+}
+
+/// The key of a resource's route: what coverage and sequences key on for ordinary routes.
+fn resource_key(path: &str, target: Target) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ("resource", path, target == Target::Item).hash(&mut h);
+    h.finish()
 }
 
 /// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.
