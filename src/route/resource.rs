@@ -99,10 +99,28 @@ struct Persist {
     scheduled: AtomicBool,
     /// Held while one write takes its snapshot and renames, so that writes land in the order of their snapshots.
     writing: Mutex<()>,
-    /// The digest of the bytes last written, so a reload can tell the server's own write from a hand edit.
-    written: AtomicU64,
+    /// The digests of the bytes last written (newest last), so that a reload can tell the server's own writes from
+    /// a hand edit: a reload may read the file one write behind the latest, so a few are kept.
+    written: Mutex<std::collections::VecDeque<u64>>,
     /// Set when a hand edit replaced the data: a write still queued must not overwrite the edit.
     retired: AtomicBool,
+}
+
+/// How many of the server's own writes a reload recognises.
+const WRITES_REMEMBERED: usize = 16;
+
+impl Persist {
+    fn record(&self, digest: u64) {
+        let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if w.len() >= WRITES_REMEMBERED {
+            w.pop_front();
+        }
+        w.push_back(digest);
+    }
+
+    fn wrote(&self, digest: u64) -> bool {
+        self.written.lock().unwrap_or_else(|e| e.into_inner()).contains(&digest)
+    }
 }
 
 /// One `[[resource]]`, ready to answer: its config and the default partition's data.
@@ -136,7 +154,7 @@ impl Resource {
                 file: file.clone(),
                 scheduled: AtomicBool::new(false),
                 writing: Mutex::new(()),
-                written: AtomicU64::new(config.digest),
+                written: Mutex::new(std::collections::VecDeque::from([config.digest])),
                 retired: AtomicBool::new(false),
             })),
             _ => None,
@@ -182,7 +200,7 @@ impl Resource {
         if !same {
             return;
         }
-        let own_write = previous.persist.as_ref().is_some_and(|p| p.written.load(Ordering::Acquire) == a.digest);
+        let own_write = previous.persist.as_ref().is_some_and(|p| p.wrote(a.digest));
         if a.digest == b.digest || own_write {
             self.data = Arc::clone(&previous.data);
             if let Some(p) = &previous.persist {
@@ -406,7 +424,7 @@ impl Resource {
             }
             let bytes = lock(&data).to_json_bytes();
             // Recorded before the rename: the watcher may reload as soon as the file changes.
-            persist.written.store(data_digest(&bytes), Ordering::Release);
+            persist.record(data_digest(&bytes));
             if let Err(e) = write_atomic(&persist.file, &bytes) {
                 tracing::warn!(
                     "cannot write resource data to `{}`: {e}; the change is kept in memory only. Check that the \
