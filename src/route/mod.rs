@@ -313,7 +313,7 @@ impl Router {
 
     /// Builds a router from a checked config. Clashing routes and template syntax errors are reported here.
     pub fn build(config: &Config) -> Result<Router, LoadErrors> {
-        Self::build_with_runtime(config, &[])
+        Self::build_with_runtime(config, &runtime::RuntimeIds::default())
     }
 
     /// Builds the route file's `config` with `runtime` routes in front (see [`runtime`]).
@@ -325,10 +325,10 @@ impl Router {
         Self::build_with_runtime(&merged, &ids)
     }
 
-    /// [`Router::build`], where `runtime_ids[i]` is the runtime id of `config.routes[i]` (none past its end): a
-    /// runtime route may shadow a route of another text (that is what it is for), which is then no clash.
-    fn build_with_runtime(config: &Config, runtime_ids: &[Option<u64>]) -> Result<Router, LoadErrors> {
-        let runtime_id = |ci: usize| runtime_ids.get(ci).copied().flatten();
+    /// [`Router::build`], where `ids.routes[i]` is the runtime id of `config.routes[i]` (none past its end), and
+    /// `ids.resources` the same for resources: a runtime route may shadow a route of another text (that is what it is for), which is then no clash.
+    fn build_with_runtime(config: &Config, ids: &runtime::RuntimeIds) -> Result<Router, LoadErrors> {
+        let runtime_id = |ci: usize| ids.routes.get(ci).copied().flatten();
         let mut errors = Vec::new();
         let mut tree = matchit::Router::new();
         let mut entries: Vec<PathEntry> = Vec::with_capacity(config.routes.len());
@@ -441,7 +441,7 @@ impl Router {
             }
         };
         let mut resources = Vec::with_capacity(config.resources.len());
-        for rc in &config.resources {
+        for (ri, rc) in config.resources.iter().enumerate() {
             let resource = Resource::new(rc.clone());
             let index = resources.len();
             let mut ok = true;
@@ -478,7 +478,7 @@ impl Router {
                     matcher: None,
                     key: resource_key(resource.path(), target),
                     stats: RouteStats::default(),
-                    runtime_id: None,
+                    runtime_id: ids.resources.get(ri).copied().flatten(),
                 });
             }
             if ok {
@@ -564,6 +564,15 @@ impl Router {
     /// The partition id `req` names, when `[server] isolate` is set and the request carries one.
     pub fn isolate_id(&self, req: &RequestView<'_>) -> Option<String> {
         partition::id_of(self.server.isolate.as_ref()?, req)
+    }
+
+    /// Whether `bytes` at `path` are what a persisted resource of this router last wrote there (so that the watcher
+    /// does not reload on the server's own writes).
+    pub fn wrote(&self, path: &Path, bytes: &[u8]) -> bool {
+        let mut digest = None;
+        self.resources.iter().any(|r| {
+            r.persists_to(path) && r.wrote(*digest.get_or_insert_with(|| crate::config::resource::data_digest(bytes)))
+        })
     }
 
     /// Puts every resource's default partition back to its start data.

@@ -187,6 +187,16 @@ impl Resource {
         self.len() == 0
     }
 
+    /// Whether the resource writes its data to `path`.
+    pub(crate) fn persists_to(&self, path: &std::path::Path) -> bool {
+        self.persist.as_ref().is_some_and(|p| p.file == path)
+    }
+
+    /// Whether data with `digest` is among what the resource wrote last.
+    pub(crate) fn wrote(&self, digest: u64) -> bool {
+        self.persist.as_ref().is_some_and(|p| p.wrote(digest))
+    }
+
     /// A fresh collection with the start data, for a new partition.
     pub(crate) fn start_collection(&self) -> Collection {
         Collection::new(&self.config.data, &self.config.id)
