@@ -275,7 +275,9 @@ impl super::Checker<'_> {
                     None => {
                         self.error(
                             span.clone(),
-                            format!("item {i} of {whence} has an id field `{id}` that is neither a string nor a number"),
+                            format!(
+                                "item {i} of {whence} has an id field `{id}` that is neither a string nor a number"
+                            ),
                             "ids are strings or numbers, e.g. \"id\": 1",
                         );
                         return None;

@@ -45,8 +45,8 @@ use crate::request::{RequestData, RequestView};
 use cors::Cors;
 use not_found::NearMiss;
 use partition::{Partition, Partitions};
-use resource::{Resource, Target};
 use reply::{Reply, ReplyParts};
+use resource::{Resource, Target};
 use respond::{Body, Prepared};
 use scenario::{RouteScenario, Scenarios};
 use static_files::{DirRequest, StaticDir};
@@ -447,7 +447,11 @@ impl Router {
             let mut ok = true;
             for (path, target, methods) in [
                 (resource.path().to_owned(), Target::Collection, [Method::GET, Method::POST].as_slice()),
-                (resource.item_path(), Target::Item, [Method::GET, Method::PUT, Method::PATCH, Method::DELETE].as_slice()),
+                (
+                    resource.item_path(),
+                    Target::Item,
+                    [Method::GET, Method::PUT, Method::PATCH, Method::DELETE].as_slice(),
+                ),
             ] {
                 if let Some(&e) = by_path.get(path.as_str()) {
                     let other = &routes[entries[e].routes[0]];
@@ -457,18 +461,32 @@ impl Router {
                         other.location()
                     );
                     let help = "remove that route, or move the resource to another path";
-                    errors.push(config.error_at(rc.origin.source, rc.origin.span.start..rc.origin.span.start, message, Some(help)));
+                    errors.push(config.error_at(
+                        rc.origin.source,
+                        rc.origin.span.start..rc.origin.span.start,
+                        message,
+                        Some(help),
+                    ));
                     ok = false;
                     continue;
                 }
                 if let Err(e) = tree.insert(path.clone(), entries.len()) {
                     let message = format!("resource `{}` cannot answer `{path}`: {e}", resource.path());
                     let help = "a route's path overlaps the resource's; move the resource or the route";
-                    errors.push(config.error_at(rc.origin.source, rc.origin.span.start..rc.origin.span.start, message, Some(help)));
+                    errors.push(config.error_at(
+                        rc.origin.source,
+                        rc.origin.span.start..rc.origin.span.start,
+                        message,
+                        Some(help),
+                    ));
                     ok = false;
                     continue;
                 }
-                entries.push(PathEntry { routes: vec![routes.len()], allow: HeaderValue::from_static(""), options: false });
+                entries.push(PathEntry {
+                    routes: vec![routes.len()],
+                    allow: HeaderValue::from_static(""),
+                    options: false,
+                });
                 routes.push(Route {
                     path,
                     methods: Methods::List(methods.to_vec()),

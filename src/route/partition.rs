@@ -130,10 +130,9 @@ impl Partitions {
 pub fn id_of(key: &IsolateKey, req: &RequestView<'_>) -> Option<String> {
     let id = match key {
         IsolateKey::Header(name) => req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned),
-        IsolateKey::Query(name) => req
-            .uri
-            .query()
-            .and_then(|q| crate::request::query_pairs(q).find(|(k, _)| k == name).map(|(_, v)| v)),
+        IsolateKey::Query(name) => {
+            req.uri.query().and_then(|q| crate::request::query_pairs(q).find(|(k, _)| k == name).map(|(_, v)| v))
+        }
         IsolateKey::Cookie(name) => req
             .headers
             .get_all(http::header::COOKIE)

@@ -317,7 +317,7 @@ impl Resource {
     fn create(&self, store: &Mutex<Collection>, req: &RequestData<'_>) -> (Response<Body>, bool) {
         let body = match body_object(req, false) {
             Ok(b) => b,
-            Err(response) => return (response, false),
+            Err(response) => return (*response, false),
         };
         let id_field = &self.config.id;
         let mut data = lock(store);
@@ -330,7 +330,10 @@ impl Resource {
             Some(value) => match id_key(value) {
                 Some(key) if data.items.contains_key(&key) => {
                     let message = format!("an item with {id_field} `{key}` already exists in {}", self.config.path);
-                    let help = format!("leave `{id_field}` out to get a new one, or PUT {}/{key} to replace it", self.config.path);
+                    let help = format!(
+                        "leave `{id_field}` out to get a new one, or PUT {}/{key} to replace it",
+                        self.config.path
+                    );
                     return (error(StatusCode::CONFLICT, message, &help), false);
                 }
                 Some(key) => (key, value.clone()),
@@ -373,7 +376,7 @@ impl Resource {
     ) -> (Response<Body>, bool) {
         let body = match body_object(req, patch) {
             Ok(b) => b,
-            Err(response) => return (response, false),
+            Err(response) => return (*response, false),
         };
         let id_field = &self.config.id;
         let mut data = lock(store);
@@ -540,7 +543,10 @@ impl Query {
         if page.is_some() || per.is_some() {
             let per = per.unwrap_or(DEFAULT_PER_PAGE);
             if per > MAX_PER_PAGE {
-                return Err((format!("`_per_page` {per} is over {MAX_PER_PAGE}"), "ask for fewer items per page".to_owned()));
+                return Err((
+                    format!("`_per_page` {per} is over {MAX_PER_PAGE}"),
+                    "ask for fewer items per page".to_owned(),
+                ));
             }
             q.page = Some((page.unwrap_or(1), per));
         }
@@ -549,9 +555,11 @@ impl Query {
 }
 
 fn number(key: &str, value: &str) -> Result<usize, (String, String)> {
-    value.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| {
-        (format!("`{key}` is `{value}`, not a whole number from 1"), format!("write e.g. `{key}=2`"))
-    })
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| (format!("`{key}` is `{value}`, not a whole number from 1"), format!("write e.g. `{key}=2`")))
 }
 
 /// Orders two field values: numbers by value, strings by text, other values by their JSON; a missing field last.
@@ -573,10 +581,8 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
 /// with `_page` changed.
 fn link_header(uri: &http::Uri, page: usize, per: usize, total: usize) -> String {
     let last = total.div_ceil(per).max(1);
-    let others: Vec<(String, String)> = uri
-        .query()
-        .map(|q| crate::request::query_pairs(q).filter(|(k, _)| k != "_page").collect())
-        .unwrap_or_default();
+    let others: Vec<(String, String)> =
+        uri.query().map(|q| crate::request::query_pairs(q).filter(|(k, _)| k != "_page").collect()).unwrap_or_default();
     let url = |p: usize| {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &others {
@@ -599,7 +605,7 @@ fn link_header(uri: &http::Uri, page: usize, per: usize, total: usize) -> String
 
 /// The request body as a JSON object, after checking its content type: 415 when it is not JSON, 400 when it is
 /// not an object. `patch` also accepts `application/merge-patch+json`.
-fn body_object(req: &RequestData<'_>, patch: bool) -> Result<Map<String, Value>, Response<Body>> {
+fn body_object(req: &RequestData<'_>, patch: bool) -> Result<Map<String, Value>, Box<Response<Body>>> {
     let ct = req.view.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
@@ -610,7 +616,7 @@ fn body_object(req: &RequestData<'_>, patch: bool) -> Result<Map<String, Value>,
         } else {
             "send the body as JSON with `content-type: application/json`"
         };
-        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("the body has {got}, not JSON"), help));
+        return Err(Box::new(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("the body has {got}, not JSON"), help)));
     }
     match serde_json::from_slice::<Value>(req.view.body) {
         Ok(Value::Object(map)) => Ok(map),
@@ -622,9 +628,11 @@ fn body_object(req: &RequestData<'_>, patch: bool) -> Result<Map<String, Value>,
                 Value::Bool(_) => "a boolean",
                 _ => "null",
             };
-            Err(error(StatusCode::BAD_REQUEST, format!("the body is {kind}, not a JSON object"), OBJECT_HELP))
+            Err(Box::new(error(StatusCode::BAD_REQUEST, format!("the body is {kind}, not a JSON object"), OBJECT_HELP)))
         }
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}"), OBJECT_HELP)),
+        Err(e) => {
+            Err(Box::new(error(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}"), OBJECT_HELP)))
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub struct RuntimeRoute {
 #[derive(Debug, Clone)]
 pub enum RuntimeItem {
     /// A `[[route]]` table.
-    Route(RouteConfig),
+    Route(Box<RouteConfig>),
     /// A `[[resource]]` table.
     Resource(ResourceConfig),
 }
@@ -60,7 +60,7 @@ pub fn check(text: &str, base_dir: &Path, post: u64, next_id: u64) -> Result<Vec
         return Err(LoadErrors(errors));
     }
     let source = Arc::new(Source { path: name.to_path_buf(), text: text.to_owned() });
-    let items = config.routes.into_iter().map(RuntimeItem::Route);
+    let items = config.routes.into_iter().map(|r| RuntimeItem::Route(Box::new(r)));
     let items = items.chain(config.resources.into_iter().map(RuntimeItem::Resource));
     Ok(items
         .enumerate()
@@ -94,7 +94,7 @@ pub(crate) fn merge(file: &Config, runtime: &[RuntimeRoute]) -> (Config, Runtime
         };
         match &r.item {
             RuntimeItem::Route(route) => {
-                let mut route = route.clone();
+                let mut route = (**route).clone();
                 route.origin.source = source;
                 routes.push(route);
                 ids.push(Some(r.id));

@@ -169,7 +169,8 @@ fn reset_with_isolate_resets_only_that_partition() {
 
 #[test]
 fn query_and_cookie_keys_name_the_partition() {
-    let routes = "[server]\nisolate = \"query:test\"\n\n[[route]]\npath = \"/n\"\ntemplate = true\nbody = \"{{ count }}\"\n";
+    let routes =
+        "[server]\nisolate = \"query:test\"\n\n[[route]]\npath = \"/n\"\ntemplate = true\nbody = \"{{ count }}\"\n";
     let bin = Bin::start(routes);
     let c = client();
     let n = |q: &str| c.get(bin.url(&format!("/n{q}"))).send().unwrap().text().unwrap();

@@ -93,7 +93,10 @@ fn crud_flow_with_filters_sort_and_pages() {
     assert_eq!(names(&json_of(c.get(bin.url("/users?age=45")).send().unwrap())), ["Grace"]);
     assert_eq!(names(&json_of(c.get(bin.url("/users?name=Ada&name=Linus")).send().unwrap())), ["Ada", "Linus"]);
     // Sort, ascending and descending, with `_order` or a `-` prefix.
-    assert_eq!(names(&json_of(c.get(bin.url("/users?_sort=age")).send().unwrap())), ["Linus", "Ada", "Grace", "Barbara"]);
+    assert_eq!(
+        names(&json_of(c.get(bin.url("/users?_sort=age")).send().unwrap())),
+        ["Linus", "Ada", "Grace", "Barbara"]
+    );
     assert_eq!(
         names(&json_of(c.get(bin.url("/users?_sort=name&_order=desc")).send().unwrap())),
         ["Linus", "Grace", "Barbara", "Ada"]
@@ -214,7 +217,10 @@ fn every_error_code_is_json_that_says_what_to_do() {
     assert_eq!(r.headers()["allow"], "GET, HEAD, POST");
     // The body limit applies as to every route.
     let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(2 << 20));
-    assert_eq!(c.post(bin.url("/users")).header("content-type", "application/json").body(big).send().unwrap().status(), 413);
+    assert_eq!(
+        c.post(bin.url("/users")).header("content-type", "application/json").body(big).send().unwrap().status(),
+        413
+    );
 }
 
 #[test]
@@ -327,14 +333,20 @@ fn a_hand_edit_of_the_data_file_reloads_it() {
     assert_eq!(json_of(c.get(bin.url("/users/7")).send().unwrap())["name"], "Edsger");
 }
 
+/// Data files written beside the route file: name and text.
+type Files<'a> = &'a [(&'a str, &'a str)];
+
 fn check_output(routes: &str, files: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
     for (name, text) in files {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_hotroute")).args(["check", "routes.toml"]).current_dir(dir.path()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+        .args(["check", "routes.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "check passed for {routes}");
     String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
 }
@@ -346,7 +358,7 @@ fn bad_resources_are_load_errors_with_line_and_column() {
     assert!(out.contains("users.json:3:12"), "{out}");
     assert!(out.contains("is not valid JSON"), "{out}");
 
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[(&str, Files, &str)] = &[
         (res, &[("users.json", "{\"id\": 1}")], "routes.toml:3:8"),
         (res, &[("users.json", "[{\"id\": 1}, {\"id\": 1}]")], "has id `1`, which an earlier item has too"),
         (res, &[("users.json", "[1]")], "item 0 of data file `users.json` is not an object"),
@@ -357,7 +369,11 @@ fn bad_resources_are_load_errors_with_line_and_column() {
         ("[[resource]]\npath = \"/u\"\npersist = true\ndata = [{ id = 1 }]\n", &[], "needs a data file to write to"),
         ("[[resource]]\npath = \"/u\"\ndata = 3\n", &[], "resource `data` is a integer"),
         ("[[resource]]\npath = \"/u\"\nmax_items = 0\n", &[], "max_items 0 is out of range"),
-        ("[[resource]]\npath = \"/u\"\ndata = [{ id = 1 }, { id = 2 }]\nmax_items = 1\n", &[], "over its max_items of 1"),
+        (
+            "[[resource]]\npath = \"/u\"\ndata = [{ id = 1 }, { id = 2 }]\nmax_items = 1\n",
+            &[],
+            "over its max_items of 1",
+        ),
         ("[[resource]]\npath = \"/u\"\nbogus = 1\n", &[], "routes.toml:3:1"),
         ("[[route]]\npath = \"/u\"\nbody = \"x\"\n\n[[resource]]\npath = \"/u\"\n", &[], "and so does the route at"),
     ];
@@ -371,16 +387,16 @@ fn bad_resources_are_load_errors_with_line_and_column() {
 fn resources_can_be_added_and_removed_at_runtime() {
     let bin = start("[[route]]\npath = \"/hello\"\nbody = \"hi\"\n", &[], false);
     let c = client();
-    let add = |text: &str| {
-        c.post(bin.url("/__admin/routes")).header("x-hotroute", "1").body(text.to_owned()).send().unwrap()
-    };
+    let add =
+        |text: &str| c.post(bin.url("/__admin/routes")).header("x-hotroute", "1").body(text.to_owned()).send().unwrap();
     let added = add("[[resource]]\npath = \"/orders\"\ndata = [{ id = 1, total = 10 }]\n");
     assert_eq!(added.status(), 200);
     let id = json_of(added)["ids"][0].as_u64().unwrap();
     assert_eq!(post(&c, bin.url("/orders"), json!({ "total": 20 })).headers()["location"], "/orders/2");
     assert_eq!(c.get(bin.url("/orders")).send().unwrap().headers()["x-total-count"], "2");
     let routes = json_of(c.get(bin.url("/__admin/routes")).send().unwrap());
-    let orders: Vec<&Value> = routes["routes"].as_array().unwrap().iter().filter(|r| r["origin"] == "runtime").collect();
+    let orders: Vec<&Value> =
+        routes["routes"].as_array().unwrap().iter().filter(|r| r["origin"] == "runtime").collect();
     assert_eq!(orders.len(), 2, "{routes}");
     assert!(orders.iter().all(|r| r["id"] == id), "{routes}");
 
