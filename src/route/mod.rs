@@ -700,7 +700,7 @@ impl Router {
             return (reply.head(), Some(pending));
         }
         let params: Vec<(&str, &str)> = params.iter().collect();
-        let vars = Vars { req: data, params: &params, count, scenarios: &self.scenarios };
+        let vars = Vars { req: data, params: &params, count, scenarios: &self.scenarios, partition: part };
         let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
@@ -728,7 +728,7 @@ impl Router {
         let req = data.view;
         if let Some((reply, answers)) = &self.not_found {
             let count = answers.fetch_add(1, Ordering::Relaxed) + 1;
-            let vars = Vars { req: data, params: &[], count, scenarios: &self.scenarios };
+            let vars = Vars { req: data, params: &[], count, scenarios: &self.scenarios, partition: None };
             let mut response = reply.render(&self.templates, &vars, (0, count), req.method, "[server] not_found");
             if let Some(fault) = reply.fault {
                 response.extensions_mut().insert(fault);

@@ -35,12 +35,26 @@ const MAX_PER_PAGE: usize = 10_000;
 /// How long a persisted change waits for more before the file is written: a burst becomes one write.
 const COALESCE: Duration = Duration::from_millis(20);
 
+/// One item and its JSON, made when the item is written: a `GET` (the common case) sends the bytes as they are.
+#[derive(Debug, Clone)]
+struct Stored {
+    map: Map<String, Value>,
+    json: Bytes,
+}
+
+impl Stored {
+    fn new(map: Map<String, Value>) -> Self {
+        let json = Bytes::from(serde_json::to_vec(&map).unwrap_or_default());
+        Stored { map, json }
+    }
+}
+
 /// The items of one resource in one partition, by id, in insertion order.
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
-    items: IndexMap<String, Map<String, Value>>,
+    items: IndexMap<String, Stored>,
     /// Items without an id (only from the start data): listed, but not addressable.
-    anonymous: Vec<Map<String, Value>>,
+    anonymous: Vec<Stored>,
     /// The largest integer id, for the next `POST`.
     max_int: i64,
     /// Whether the ids are strings: a `POST` without an id then gets a UUID.
@@ -56,10 +70,10 @@ impl Collection {
                 Some(value) => {
                     c.note_id(value);
                     if let Some(key) = id_key(value) {
-                        c.items.insert(key, item.clone());
+                        c.items.insert(key, Stored::new(item.clone()));
                     }
                 }
-                None => c.anonymous.push(item.clone()),
+                None => c.anonymous.push(Stored::new(item.clone())),
             }
         }
         c
@@ -78,13 +92,13 @@ impl Collection {
         self.items.len() + self.anonymous.len()
     }
 
-    fn all(&self) -> impl Iterator<Item = &Map<String, Value>> {
+    fn all(&self) -> impl Iterator<Item = &Stored> {
         self.anonymous.iter().chain(self.items.values())
     }
 
     /// The items as the data file holds them: a JSON array.
     fn to_json_bytes(&self) -> Vec<u8> {
-        let all: Vec<&Map<String, Value>> = self.all().collect();
+        let all: Vec<&Map<String, Value>> = self.all().map(|s| &s.map).collect();
         let mut bytes = serde_json::to_vec_pretty(&all).unwrap_or_else(|_| b"[]".to_vec());
         bytes.push(b'\n');
         bytes
@@ -265,12 +279,12 @@ impl Resource {
         };
         let (body, total, link) = {
             let data = lock(store);
-            let mut items: Vec<&Map<String, Value>> =
-                data.all().filter(|item| query.filters.iter().all(|f| f.holds(item))).collect();
+            let mut items: Vec<&Stored> =
+                data.all().filter(|item| query.filters.iter().all(|f| f.holds(&item.map))).collect();
             if !query.sort.is_empty() {
                 items.sort_by(|a, b| {
                     for (field, desc) in &query.sort {
-                        let o = compare(a.get(field), b.get(field));
+                        let o = compare(a.map.get(field), b.map.get(field));
                         let o = if *desc { o.reverse() } else { o };
                         if o.is_ne() {
                             return o;
@@ -288,7 +302,17 @@ impl Resource {
                     (&items[start..end], Some(link_header(req.view.uri, page, per, total)))
                 }
             };
-            (serde_json::to_vec(page).unwrap_or_else(|_| b"[]".to_vec()), total, link)
+            // The items' JSON as made when they were written, joined: nothing is serialized again.
+            let mut body = Vec::with_capacity(2 + page.iter().map(|s| s.json.len() + 1).sum::<usize>());
+            body.push(b'[');
+            for (i, item) in page.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&item.json);
+            }
+            body.push(b']');
+            (body, total, link)
         };
         let mut headers = json_headers();
         headers.insert("x-total-count", HeaderValue::from(total));
@@ -300,10 +324,10 @@ impl Resource {
 
     fn get(&self, store: &Mutex<Collection>, id: &str, method: &Method) -> Response<Body> {
         let body = match lock(store).items.get(id) {
-            Some(item) => serde_json::to_vec(item).unwrap_or_default(),
+            Some(item) => item.json.clone(),
             None => return self.not_found(id),
         };
-        respond::with_body(StatusCode::OK, json_headers(), Bytes::from(body), method)
+        respond::with_body(StatusCode::OK, json_headers(), body, method)
     }
 
     fn not_found(&self, id: &str) -> Response<Body> {
@@ -356,15 +380,16 @@ impl Resource {
         item.insert(id_field.clone(), id_value.clone());
         item.extend(body.into_iter().filter(|(k, _)| k != id_field));
         data.note_id(&id_value);
-        let bytes = serde_json::to_vec(&item).unwrap_or_default();
-        data.items.insert(key.clone(), item);
+        let stored = Stored::new(item);
+        let bytes = stored.json.clone();
+        data.items.insert(key.clone(), stored);
         drop(data);
         let mut headers = json_headers();
         let location = format!("{}/{}", self.config.path, encode_segment(&key));
         if let Ok(v) = HeaderValue::from_str(&location) {
             headers.insert(LOCATION, v);
         }
-        (respond::with_body(StatusCode::CREATED, headers, Bytes::from(bytes), &Method::POST), true)
+        (respond::with_body(StatusCode::CREATED, headers, bytes, &Method::POST), true)
     }
 
     fn replace(
@@ -380,7 +405,8 @@ impl Resource {
         };
         let id_field = &self.config.id;
         let mut data = lock(store);
-        let Some(item) = data.items.get_mut(id) else { return (self.not_found(id), false) };
+        let Some(stored) = data.items.get_mut(id) else { return (self.not_found(id), false) };
+        let item = &mut stored.map;
         let current = item.get(id_field).cloned().unwrap_or(Value::Null);
         if let Some(sent) = body.get(id_field)
             && id_key(sent).as_deref() != Some(id)
@@ -405,9 +431,10 @@ impl Resource {
         }
         // The id stays what it was (a merge patch of `null` would have removed it).
         item.insert(id_field.clone(), current);
-        let bytes = serde_json::to_vec(&*item).unwrap_or_default();
+        stored.json = Bytes::from(serde_json::to_vec(&stored.map).unwrap_or_default());
+        let bytes = stored.json.clone();
         drop(data);
-        (respond::with_body(StatusCode::OK, json_headers(), Bytes::from(bytes), req.view.method), true)
+        (respond::with_body(StatusCode::OK, json_headers(), bytes, req.view.method), true)
     }
 
     fn delete(&self, store: &Mutex<Collection>, id: &str) -> (Response<Body>, bool) {

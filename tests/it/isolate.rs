@@ -43,6 +43,12 @@ scenario = "todo"
 state = "added"
 json = { items = ["buy milk", "clean up"] }
 
+[[route]]
+path = "/todo/state"
+scenario = "todo"
+template = true
+body = "{{ scenario.todo }}"
+
 [[resource]]
 path = "/users"
 data = [{ id = 1, name = "Ada" }]
@@ -92,7 +98,9 @@ fn flow(c: &Client, bin: &Server, id: &str) {
         assert_eq!(get(c, bin, "/count", Some(id)).1, n.to_string(), "{id}");
     }
     assert_eq!(get(c, bin, "/todo", Some(id)).1, r#"{"items":["buy milk"]}"#, "{id}");
+    assert_eq!(get(c, bin, "/todo/state", Some(id)).1, "started", "{id}");
     assert_eq!(post(c, bin, "/todo", id, json!({})).0, 201, "{id}");
+    assert_eq!(get(c, bin, "/todo/state", Some(id)).1, "added", "templates see the partition's state: {id}");
     assert_eq!(get(c, bin, "/todo", Some(id)).1, r#"{"items":["buy milk","clean up"]}"#, "{id}");
     let (status, created) = post(c, bin, "/users", id, json!({ "name": id }));
     assert_eq!((status, created), (201, format!(r#"{{"id":2,"name":"{id}"}}"#)), "{id}");
@@ -129,7 +137,7 @@ fn eight_parallel_clients_with_their_own_ids_never_see_each_other() {
     // The journal of one partition holds only its requests.
     let journal: Value = c.get(bin.url("/__admin/requests?isolate=worker3-test1")).send().unwrap().json().unwrap();
     let requests = journal["requests"].as_array().unwrap();
-    assert_eq!(requests.len(), 10, "{journal}");
+    assert_eq!(requests.len(), 12, "{journal}");
     assert!(requests.iter().all(|r| r["isolate"] == "worker3-test1"), "{journal}");
 }
 
