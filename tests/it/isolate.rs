@@ -45,7 +45,6 @@ json = { items = ["buy milk", "clean up"] }
 
 [[route]]
 path = "/todo/state"
-scenario = "todo"
 template = true
 body = "{{ scenario.todo }}"
 
