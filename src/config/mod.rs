@@ -34,6 +34,7 @@ pub(crate) mod json_template;
 pub(crate) mod limits;
 mod model;
 pub mod proxy;
+pub mod resource;
 pub mod tls;
 
 mod script;
@@ -80,6 +81,10 @@ pub struct RouteFileSpec {
     #[serde(default)]
     #[schemars(with = "Vec<RouteSpec>")]
     pub route: Vec<Spanned<RouteSpec>>,
+    /// Fake REST collections (json-server style): `[[resource]] path = "/users"`, `data = "users.json"`.
+    #[serde(default)]
+    #[schemars(with = "Vec<resource::ResourceSpec>")]
+    pub resource: Vec<Spanned<resource::ResourceSpec>>,
 }
 
 /// The `[server]` table.
@@ -207,6 +212,12 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub grace: Option<Spanned<String>>,
+    /// Keep runtime state (sequence positions, `count`, scenario states, resource data, the journal) per value of
+    /// this request key, so that parallel tests sharing one server do not see each other: `"header:x-test-id"`,
+    /// `"query:NAME"` or `"cookie:NAME"`. Requests without it share the default partition.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub isolate: Option<Spanned<String>>,
 }
 
 /// One `[[route]]`.
@@ -477,6 +488,8 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsConfig>,
     /// `[server] proxy`: where requests no route answers go, when set.
     pub proxy: Option<Arc<proxy::ProxyConfig>>,
+    /// `[server] isolate`: where a request names its state partition, when set.
+    pub isolate: Option<resource::IsolateKey>,
 }
 
 impl ServerConfig {
@@ -557,6 +570,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Files whose content the routes depend on (body files), for the watcher.
     pub body_files: Vec<PathBuf>,
+    /// The `[[resource]]` collections, in file order.
+    pub resources: Vec<resource::ResourceConfig>,
 }
 
 impl Config {
@@ -660,6 +675,7 @@ fn check_text(
     };
     let server = checker.server(spec.server.as_ref());
     let mut routes: Vec<RouteConfig> = spec.route.iter().filter_map(|r| checker.route(r, &server.1)).collect();
+    let resources = spec.resource.iter().filter_map(|r| checker.resource(r)).collect();
     let Checker { mut errors, mut body_files, .. } = checker;
     let mut sources = vec![source];
     include::add_included(
@@ -674,7 +690,7 @@ fn check_text(
         },
         inputs,
     );
-    Ok((Config { sources, server: server.0, routes, body_files }, errors))
+    Ok((Config { sources, server: server.0, routes, body_files, resources }, errors))
 }
 
 fn parse(source: &Source) -> Result<RouteFileSpec, LoadError> {
@@ -830,7 +846,9 @@ impl Checker<'_> {
         for (span, message, help) in tls_errors {
             self.error(span, message, &help);
         }
+        let isolate = self.isolate(spec.isolate.as_ref());
         let server = ServerConfig {
+            isolate,
             tls,
             proxy: proxy.map(Arc::new),
             listen,

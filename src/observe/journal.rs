@@ -55,6 +55,8 @@ pub struct RecordedRequest {
     route: Option<Arc<RouteInfo>>,
     /// The upstream's URL, when the request was proxied.
     proxied: Option<Arc<str>>,
+    /// The partition the request named (`[server] isolate`), if any.
+    isolate: Option<Arc<str>>,
     body_size: usize,
     /// `data[..target_end]` is `path[?query]`, `data[target_end..headers_end]` is `name:value\n` per header (neither
     /// can hold a `\n`, and names cannot hold a `:`), the rest is the body.
@@ -103,12 +105,18 @@ impl RecordedRequest {
             fault: None,
             route,
             proxied: None,
+            isolate: None,
             body_size: req.body.len(),
             target_end,
             headers_end,
             data: Bytes::from(data),
             websocket: None,
         }
+    }
+
+    /// The partition the request named (`[server] isolate`), if any.
+    pub fn isolate(&self) -> Option<&str> {
+        self.isolate.as_deref()
     }
 
     /// Its number: 1 for the first request the server received, counting on when the journal is cleared.
@@ -261,6 +269,9 @@ impl RecordedRequest {
             "route": route,
             "proxied": self.proxied.as_deref(),
         });
+        if let (Some(id), Some(object)) = (&self.isolate, json.as_object_mut()) {
+            object.insert("isolate".into(), id.as_ref().into());
+        }
         if let (true, Some(object)) = (body, json.as_object_mut()) {
             object.insert("body".into(), self.body_text().into());
         }
@@ -429,6 +440,7 @@ impl Journal {
             fault,
             websocket: websocket.clone(),
             proxied: proxied.clone(),
+            isolate: router.isolate_id(req).map(Arc::from),
             ..RecordedRequest::new(0, time, req, status, route, redact)
         });
         let mut state = self.lock();
@@ -492,6 +504,14 @@ impl Journal {
         n
     }
 
+    /// Removes the requests of partition `id` (`POST /__admin/reset?isolate=ID`); returns how many it held.
+    pub fn clear_isolate(&self, id: &str) -> usize {
+        let mut state = self.lock();
+        let before = state.entries.len();
+        state.entries.retain(|r| r.isolate.as_deref() != Some(id));
+        before - state.entries.len()
+    }
+
     /// Sets every coverage count back to zero: the journal's and those of `router`'s routes.
     pub fn reset_coverage(&self, router: &Router) {
         let mut state = self.lock();
@@ -546,7 +566,20 @@ impl Journal {
     /// The newest `limit` of the requests whose id is above `after`, oldest first, with the journal's counts. Only
     /// reference counts are taken under the lock: what is written from the page is written after it is let go.
     pub fn page(&self, after: u64, limit: usize) -> Page {
+        self.page_of(after, limit, None)
+    }
+
+    /// Like [`Journal::page`], with only the requests of partition `isolate` when one is given
+    /// (`GET /__admin/requests?isolate=ID`).
+    pub fn page_of(&self, after: u64, limit: usize, isolate: Option<&str>) -> Page {
         let state = self.lock();
+        if let Some(id) = isolate {
+            let mine: Vec<&RecordedRequest> =
+                state.entries.iter().filter(|r| r.id > after && r.isolate.as_deref() == Some(id)).collect();
+            let skip = mine.len() - mine.len().min(limit);
+            let requests = mine[skip..].iter().map(|r| (*r).clone()).collect();
+            return Page { dropped: state.dropped, last_id: state.next_id, omitted: skip, requests };
+        }
         // Ids grow along the ring, so the new ones are a suffix of it.
         let new = state.entries.len() - state.entries.partition_point(|r| r.id <= after);
         let skip = state.entries.len() - new.min(limit);

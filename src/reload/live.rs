@@ -286,9 +286,12 @@ impl Live {
     /// again until they stay the same for [`SETTLE`] (at most [`SETTLE_MAX`]) before the result counts.
     pub fn reload_if_changed(&self) -> Option<Result<u64, LoadErrors>> {
         let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let inputs = self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut inputs = self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // Routes built in memory record no inputs: then any event is worth a reload.
-        if !inputs.is_empty() && !inputs.changed() {
+        let router = self.router.load();
+        if !inputs.is_empty() && !inputs.changed_except(|path, bytes| router.wrote(path, bytes)) {
+            // What changed, if anything, is a resource's data written by the server: noted, no reload.
+            *self.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
             return None;
         }
         Some(self.reload_locked(true))
@@ -391,7 +394,16 @@ impl Live {
         self.journal.reset_coverage(&router);
         router.reset_counters();
         router.scenarios().reset();
+        router.reset_resources();
+        router.partitions().clear();
         cleared
+    }
+
+    /// Puts partition `id`'s state back to its start (`[server] isolate`): its sequences, scenarios and resource
+    /// data start again on its next request, and its requests leave the journal. Other partitions are untouched.
+    pub fn reset_partition(&self, id: &str) -> usize {
+        self.router().partitions().reset(id);
+        self.journal.clear_isolate(id)
     }
 
     /// Adds the routes of `text` (one or more `[[route]]` tables, checked like the route file) in front of every

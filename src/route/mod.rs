@@ -18,7 +18,9 @@ pub(crate) mod cors;
 pub(crate) mod matching;
 pub(crate) mod not_found;
 pub mod proxy;
+pub mod partition;
 pub(crate) mod reply;
+pub mod resource;
 pub(crate) mod respond;
 pub mod runtime;
 pub mod scenario;
@@ -44,7 +46,9 @@ use crate::config::{BodyConfig, Config, Methods, RouteConfig, ServerConfig};
 use crate::request::{RequestData, RequestView};
 use cors::Cors;
 use not_found::NearMiss;
+use partition::{Partition, Partitions};
 use reply::{Reply, ReplyParts};
+use resource::{Resource, Target};
 use respond::{Body, Prepared};
 use scenario::{RouteScenario, Scenarios};
 use static_files::{DirRequest, StaticDir};
@@ -58,6 +62,8 @@ enum Responder {
     Static(Prepared),
     /// Templates, a sequence, a delay, a fault or a folder.
     Scripted(Box<Script>),
+    /// A `[[resource]]`'s collection or item path: the index of the resource in [`Router::resources`].
+    Resource(usize, Target),
 }
 
 /// What one route has counted, and what is made for it on its first request. Kept in the route itself, so that a
@@ -157,7 +163,7 @@ impl Route {
     /// How many times a scripted route has answered (none for a plain route, which does not count).
     pub fn count(&self) -> Option<u64> {
         match &self.responder {
-            Responder::Static(_) => None,
+            Responder::Static(_) | Responder::Resource(..) => None,
             Responder::Scripted(_) => Some(self.stats.answers.load(Ordering::Relaxed)),
         }
     }
@@ -201,7 +207,7 @@ impl Route {
     pub(crate) fn scenario_miss(&self) -> Option<String> {
         match &self.responder {
             Responder::Scripted(script) => script.scenario.as_ref().and_then(RouteScenario::explain),
-            Responder::Static(_) => None,
+            Responder::Static(_) | Responder::Resource(..) => None,
         }
     }
 
@@ -275,6 +281,10 @@ pub struct Router {
     scenarios: Scenarios,
     /// `[server] proxy`: where requests no route answers go.
     fallback: Option<Arc<proxy::Upstream>>,
+    /// The `[[resource]]` collections, in file order.
+    resources: Vec<Resource>,
+    /// The isolated partitions' state (`[server] isolate`), shared with the routers of later reloads.
+    partitions: Arc<Partitions>,
 }
 
 impl Router {
@@ -311,7 +321,7 @@ impl Router {
 
     /// Builds a router from a checked config. Clashing routes and template syntax errors are reported here.
     pub fn build(config: &Config) -> Result<Router, LoadErrors> {
-        Self::build_with_runtime(config, &[])
+        Self::build_with_runtime(config, &runtime::RuntimeIds::default())
     }
 
     /// Builds the route file's `config` with `runtime` routes in front (see [`runtime`]).
@@ -323,10 +333,10 @@ impl Router {
         Self::build_with_runtime(&merged, &ids)
     }
 
-    /// [`Router::build`], where `runtime_ids[i]` is the runtime id of `config.routes[i]` (none past its end): a
-    /// runtime route may shadow a route of another text (that is what it is for), which is then no clash.
-    fn build_with_runtime(config: &Config, runtime_ids: &[Option<u64>]) -> Result<Router, LoadErrors> {
-        let runtime_id = |ci: usize| runtime_ids.get(ci).copied().flatten();
+    /// [`Router::build`], where `ids.routes[i]` is the runtime id of `config.routes[i]` (none past its end), and
+    /// `ids.resources` the same for resources: a runtime route may shadow a route of another text (that is what it is for), which is then no clash.
+    fn build_with_runtime(config: &Config, ids: &runtime::RuntimeIds) -> Result<Router, LoadErrors> {
+        let runtime_id = |ci: usize| ids.routes.get(ci).copied().flatten();
         let mut errors = Vec::new();
         let mut tree = matchit::Router::new();
         let mut entries: Vec<PathEntry> = Vec::with_capacity(config.routes.len());
@@ -452,6 +462,69 @@ impl Router {
                 }
             },
         };
+        let mut resources = Vec::with_capacity(config.resources.len());
+        for (ri, rc) in config.resources.iter().enumerate() {
+            let resource = Resource::new(rc.clone());
+            let index = resources.len();
+            let mut ok = true;
+            for (path, target, methods) in [
+                (resource.path().to_owned(), Target::Collection, [Method::GET, Method::POST].as_slice()),
+                (
+                    resource.item_path(),
+                    Target::Item,
+                    [Method::GET, Method::PUT, Method::PATCH, Method::DELETE].as_slice(),
+                ),
+            ] {
+                if let Some(&e) = by_path.get(path.as_str()) {
+                    let other = &routes[entries[e].routes[0]];
+                    let message = format!(
+                        "resource `{}` answers `{path}`, and so does the route at {}",
+                        resource.path(),
+                        other.location()
+                    );
+                    let help = "remove that route, or move the resource to another path";
+                    errors.push(config.error_at(
+                        rc.origin.source,
+                        rc.origin.span.start..rc.origin.span.start,
+                        message,
+                        Some(help),
+                    ));
+                    ok = false;
+                    continue;
+                }
+                if let Err(e) = tree.insert(path.clone(), entries.len()) {
+                    let message = format!("resource `{}` cannot answer `{path}`: {e}", resource.path());
+                    let help = "a route's path overlaps the resource's; move the resource or the route";
+                    errors.push(config.error_at(
+                        rc.origin.source,
+                        rc.origin.span.start..rc.origin.span.start,
+                        message,
+                        Some(help),
+                    ));
+                    ok = false;
+                    continue;
+                }
+                entries.push(PathEntry {
+                    routes: vec![routes.len()],
+                    allow: HeaderValue::from_static(""),
+                    options: false,
+                });
+                routes.push(Route {
+                    path,
+                    methods: Methods::List(methods.to_vec()),
+                    file: files[rc.origin.source].clone(),
+                    line: rc.origin.line,
+                    responder: Responder::Resource(index, target),
+                    matcher: None,
+                    key: resource_key(resource.path(), target),
+                    stats: RouteStats::default(),
+                    runtime_id: ids.resources.get(ri).copied().flatten(),
+                });
+            }
+            if ok {
+                resources.push(resource);
+            }
+        }
         if !errors.is_empty() {
             return Err(LoadErrors(errors));
         }
@@ -473,6 +546,8 @@ impl Router {
             near: OnceLock::new(),
             scenarios,
             fallback,
+            resources,
+            partitions: Arc::default(),
         })
     }
 
@@ -506,9 +581,46 @@ impl Router {
         }
         let routes = self.routes.iter_mut().filter_map(|r| match &mut r.responder {
             Responder::Scripted(script) => script.scenario.as_mut(),
-            Responder::Static(_) => None,
+            Responder::Static(_) | Responder::Resource(..) => None,
         });
         self.scenarios.adopt(&previous.scenarios, routes);
+        for resource in &mut self.resources {
+            if let Some(old) = previous.resources.iter().find(|r| r.path() == resource.path()) {
+                resource.adopt(old);
+            }
+        }
+        self.partitions = Arc::clone(&previous.partitions);
+    }
+
+    /// The `[[resource]]` collections.
+    pub fn resources(&self) -> &[Resource] {
+        &self.resources
+    }
+
+    /// The isolated partitions (`[server] isolate`).
+    pub fn partitions(&self) -> &Partitions {
+        &self.partitions
+    }
+
+    /// The partition id `req` names, when `[server] isolate` is set and the request carries one.
+    pub fn isolate_id(&self, req: &RequestView<'_>) -> Option<String> {
+        partition::id_of(self.server.isolate.as_ref()?, req)
+    }
+
+    /// Whether `bytes` at `path` are what a persisted resource of this router last wrote there (so that the watcher
+    /// does not reload on the server's own writes).
+    pub fn wrote(&self, path: &Path, bytes: &[u8]) -> bool {
+        let mut digest = None;
+        self.resources.iter().any(|r| {
+            r.persists_to(path) && r.wrote(*digest.get_or_insert_with(|| crate::config::resource::data_digest(bytes)))
+        })
+    }
+
+    /// Puts every resource's default partition back to its start data.
+    pub fn reset_resources(&self) {
+        for resource in &self.resources {
+            resource.reset();
+        }
     }
 
     /// The scenarios the routes name, and their states.
@@ -544,6 +656,11 @@ impl Router {
         let data = RequestData::new(req);
         let Ok(m) = self.tree.at(path) else { return self.not_found(&data, None) };
         let entry = &self.entries[*m.value];
+        // Only a server with `isolate` looks for the partition: the others pay one branch.
+        let part = match &self.server.isolate {
+            None => None,
+            Some(key) => partition::id_of(key, req).map(|id| self.partitions.get(&id)),
+        };
         let mut method_fits = false;
         for &i in &entry.routes {
             let route = &self.routes[i];
@@ -562,15 +679,21 @@ impl Router {
                 }
                 Responder::Scripted(script) => {
                     // Checked here, not with `match`, so that plain routes do not pay for scenarios.
-                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds()) {
+                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds_in(part.as_deref())) {
                         continue;
                     }
-                    let (response, pending) = self.scripted(route, script, &m.params, &data);
+                    let (response, pending) = self.scripted(route, script, &m.params, &data, part.as_deref());
                     // After the answer is made: its templates see the state the request matched in.
                     if let Some(sc) = &script.scenario {
-                        sc.advance();
+                        sc.advance_in(part.as_deref());
                     }
                     Answer { response, route: Some(route), pending }
+                }
+                Responder::Resource(index, target) => {
+                    let resource = &self.resources[*index];
+                    let collection = part.as_ref().map(|p| p.collection(resource));
+                    let response = resource.answer(*target, m.params.get("id"), &data, collection.as_deref());
+                    Answer { response, route: Some(route), pending: None }
                 }
             };
         }
@@ -589,9 +712,13 @@ impl Router {
         script: &Script,
         params: &matchit::Params<'_, '_>,
         data: &RequestData<'_>,
+        part: Option<&Partition>,
     ) -> (Response<Body>, Option<Pending>) {
         let req = data.view;
-        let count = route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1;
+        let count = match part {
+            None => route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1,
+            Some(part) => part.next_count(route.key),
+        };
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
             let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
@@ -599,7 +726,7 @@ impl Router {
             return (reply.head(), Some(pending));
         }
         let params: Vec<(&str, &str)> = params.iter().collect();
-        let vars = Vars { req: data, params: &params, count, scenarios: &self.scenarios };
+        let vars = Vars { req: data, params: &params, count, scenarios: &self.scenarios, partition: part };
         let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
@@ -661,7 +788,7 @@ impl Router {
                 }
             }
             return match &route.responder {
-                Responder::Static(_) => false,
+                Responder::Static(_) | Responder::Resource(..) => false,
                 Responder::Scripted(script) => {
                     if script.scenario.as_ref().is_some_and(|sc| !sc.holds()) {
                         continue;
@@ -682,7 +809,7 @@ impl Router {
         }
         if let Some((reply, answers)) = &self.not_found {
             let count = answers.fetch_add(1, Ordering::Relaxed) + 1;
-            let vars = Vars { req: data, params: &[], count, scenarios: &self.scenarios };
+            let vars = Vars { req: data, params: &[], count, scenarios: &self.scenarios, partition: None };
             let mut response = reply.render(&self.templates, &vars, (0, count), req.method, "[server] not_found");
             if let Some(fault) = reply.fault {
                 response.extensions_mut().insert(fault);
@@ -873,6 +1000,14 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         websocket,
         proxy,
     })))
+}
+
+/// The key of a resource's route: what coverage and sequences key on for ordinary routes.
+fn resource_key(path: &str, target: Target) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ("resource", path, target == Target::Item).hash(&mut h);
+    h.finish()
 }
 
 /// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.

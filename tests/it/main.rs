@@ -49,12 +49,16 @@ mod observe;
 mod proxy;
 // `hotroute record` and record on miss: record a local upstream, stop it, replay byte for byte; redaction.
 mod record;
+// `[server] isolate`: per-test partitions of sequences, scenarios, resources and the journal on one shared server.
+mod isolate;
 // Hot reload end to end: save styles, bad edits, includes, SIGHUP, `--no-watch`, reload under load.
 mod reload;
 // The binary under hostile reloads: half-written saves, huge route files, a FIFO as route file.
 mod reload_safety;
 // `sequence`, `repeat`, `count` across reloads, and `delay`.
 mod sequence;
+// `[[resource]]`: a json-server style REST collection, persisted, reloaded, in the admin API; its load errors.
+mod resources;
 // Every ```toml block of README.md loads, so the docs cannot drift.
 mod readme;
 // The admin API's protections: token, Host check, cross-site refusals, redaction, no secrets in the 404.
