@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hotroute::{Live, LogFormat, Router, ServeOptions, Server, WatchHandle};
+use hotroute::{Live, LogFormat, ServeOptions, Server, WatchHandle};
 
 /// mimalloc instead of glibc's malloc: a reload allocates the new router while the old one is still alive and frees
 /// the old one afterwards, and after a few reloads glibc spends most of the load consolidating its fragmented heap
@@ -37,6 +37,10 @@ struct ServeArgs {
     /// Shorthand for --listen 127.0.0.1:PORT; 0 picks a free port.
     #[arg(short, long)]
     port: Option<u16>,
+    /// Serve the operations of this OpenAPI 3.0 or 3.1 document (JSON or YAML) after the route file's routes, like
+    /// [server] openapi (which it overrides); watched and reloaded with them.
+    #[arg(long, value_name = "FILE")]
+    openapi: Option<PathBuf>,
     /// Do not reload the routes when the files change (SIGHUP and POST /__admin/reload still reload).
     #[arg(long)]
     no_watch: bool,
@@ -139,9 +143,10 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match Router::load_file(path) {
-        Ok(router) => {
-            println!("{}: {}, ok", path.display(), plural(router.routes().len(), "route"));
+    // Loaded as served, so that the OpenAPI document `[server] openapi` names is read and checked too.
+    match Live::from_file(path) {
+        Ok(live) => {
+            println!("{}: {}, ok", path.display(), plural(live.router().routes().len(), "route"));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -183,7 +188,7 @@ fn import_openapi(spec: &std::path::Path, output: Option<&std::path::Path>) -> E
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log_level);
-    let live = match Live::from_file(&args.routes) {
+    let live = match Live::from_file_with_openapi(&args.routes, args.openapi.as_deref()) {
         Ok(live) => Arc::new(live),
         Err(e) => anyhow::bail!("{e}"),
     };

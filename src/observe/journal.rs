@@ -57,6 +57,8 @@ pub struct RecordedRequest {
     target_end: usize,
     headers_end: usize,
     data: Bytes,
+    /// What `[server] openapi_validate` found wrong with the request (`{ operation, problems }`), if anything.
+    openapi: Option<Arc<Value>>,
 }
 
 impl RecordedRequest {
@@ -100,6 +102,7 @@ impl RecordedRequest {
             target_end,
             headers_end,
             data: Bytes::from(data),
+            openapi: None,
         }
     }
 
@@ -255,6 +258,9 @@ impl RecordedRequest {
         if let (true, Some(object)) = (body, json.as_object_mut()) {
             object.insert("body".into(), self.body_text().into());
         }
+        if let (Some(found), Some(object)) = (&self.openapi, json.as_object_mut()) {
+            object.insert("openapi_violations".into(), (**found).clone());
+        }
         json
     }
 }
@@ -384,6 +390,19 @@ impl Journal {
     /// Records a request answered with `answer` by `router` (which sets how many requests the journal keeps), and
     /// counts it for coverage on the route that answered.
     pub fn record(&self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) {
+        self.record_checked(router, req, answer, None);
+    }
+
+    /// Like [`Journal::record`], with what the OpenAPI checks found wrong with the request (`openapi_violations` in
+    /// the admin API). A request refused by them is no near miss: it had an operation.
+    pub fn record_checked(
+        &self,
+        router: &Router,
+        req: &RequestView<'_>,
+        answer: &Answer<'_>,
+        openapi: Option<Arc<Value>>,
+    ) {
+        let checked = openapi.is_some();
         let capacity = router.server().journal;
         let status = answer.response.status();
         let route = answer.route.map(|r| {
@@ -395,11 +414,11 @@ impl Journal {
         let fault = answer.response.extensions().get::<crate::config::Fault>().copied();
         let redact = &router.server().journal_redact;
         let entry = (capacity > 0)
-            .then(|| RecordedRequest { fault, ..RecordedRequest::new(0, time, req, status, route, redact) });
+            .then(|| RecordedRequest { fault, openapi, ..RecordedRequest::new(0, time, req, status, route, redact) });
         let mut state = self.lock();
         state.total += 1;
         state.next_id += 1;
-        if answer.route.is_none() {
+        if answer.route.is_none() && !checked {
             state.miss(req.method, req.uri.path(), status);
         }
         let Some(mut entry) = entry else { return };

@@ -260,7 +260,18 @@ impl<'a> Probe<'a> {
     /// `router` answered `req` with `answer`: remembers the route for the metrics and the log, and traces what
     /// really answered (the route, or why none did and what came nearest).
     pub fn answered(&mut self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) {
-        self.journal.record(router, req, answer);
+        self.answered_checked(router, req, answer, None);
+    }
+
+    /// Like [`Probe::answered`], journaling what the OpenAPI checks found wrong with the request.
+    pub fn answered_checked(
+        &mut self,
+        router: &Router,
+        req: &RequestView<'_>,
+        answer: &Answer<'_>,
+        openapi: Option<std::sync::Arc<serde_json::Value>>,
+    ) {
+        self.journal.record_checked(router, req, answer, openapi);
         if let Some(route) = answer.route {
             self.route = Some(self.metrics.route(route));
         }

@@ -17,6 +17,7 @@ pub(crate) mod body;
 pub(crate) mod cors;
 pub(crate) mod matching;
 pub(crate) mod not_found;
+pub(crate) mod openapi;
 pub(crate) mod reply;
 pub(crate) mod respond;
 pub mod runtime;
@@ -267,6 +268,8 @@ pub struct Router {
     near: OnceLock<NearMiss>,
     /// The scenarios the routes name, and their states.
     scenarios: Scenarios,
+    /// `[server] openapi_validate`'s checks, when on (set by whoever loaded the document, see [`openapi`]).
+    openapi: Option<Arc<openapi::Validation>>,
 }
 
 impl Router {
@@ -450,7 +453,18 @@ impl Router {
             not_found,
             near: OnceLock::new(),
             scenarios,
+            openapi: None,
         })
+    }
+
+    /// The OpenAPI request checks requests are put through before a route answers, if any.
+    pub(crate) fn openapi(&self) -> Option<&openapi::Validation> {
+        self.openapi.as_deref()
+    }
+
+    /// Sets the OpenAPI request checks (see [`openapi::add_spec`]).
+    pub(crate) fn set_openapi(&mut self, validation: Option<Arc<openapi::Validation>>) {
+        self.openapi = validation;
     }
 
     /// Takes over the counts of `previous`'s routes, so that a reload restarts neither sequences nor coverage: a
