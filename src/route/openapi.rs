@@ -518,7 +518,8 @@ impl<'s> Compiler<'s> {
     }
 
     fn display(&self, file: &str, pointer: &str) -> String {
-        format!("{}#{pointer}", if file.is_empty() { self.spec.name.as_str() } else { file })
+        // Named like the registry's locations (`display_uri`), so that all of one answer's places read alike.
+        format!("{}#{pointer}", if file.is_empty() { self.root.as_str() } else { file })
     }
 
     fn schema(&self, file: &str, pointer: &str) -> Result<Schema, String> {
