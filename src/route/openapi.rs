@@ -259,6 +259,11 @@ impl Violations {
     }
 }
 
+/// What the pipeline does before a route answers: `router`'s OpenAPI checks on `req` (for the benches).
+pub fn check_request(router: &crate::route::Router, req: &RequestView<'_>) -> Option<Violations> {
+    router.openapi().and_then(|checks| checks.check(req))
+}
+
 fn load_error(path: &Path, message: String) -> LoadError {
     LoadError::file(path, message, "fix the schema in the OpenAPI document, or set `openapi_validate = \"off\"`")
 }
