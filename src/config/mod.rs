@@ -40,7 +40,7 @@ mod stream;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
 pub use openapi::ValidateMode;
-pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, compile_regex};
+pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, REGEX_SIZE_LIMIT, compile_regex};
 pub use script::{
     CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, SCENARIO_START, ScenarioConfig, ScriptConfig,
     SequenceItemSpec,

@@ -532,6 +532,13 @@ impl<'s> Compiler<'s> {
         let validator = jsonschema::options()
             .with_draft(self.draft)
             .with_registry(&self.registry)
+            // `pattern`s run on request data: the `regex` crate's linear time, with the route file's size limits,
+            // rather than a backtracking engine a crafted value could keep busy.
+            .with_pattern_options(
+                jsonschema::PatternOptions::regex()
+                    .size_limit(crate::config::REGEX_SIZE_LIMIT)
+                    .dfa_size_limit(crate::config::REGEX_SIZE_LIMIT),
+            )
             .build(&json!({ "$ref": target }))
             .map_err(|e| format!("the schema at {} does not compile: {e}", self.display(file, pointer)))?;
         Ok(Schema { validator, at: self.display(file, pointer) })

@@ -315,3 +315,26 @@ json = { id = "ten", photoUrls = [] }
     // A warning, not an error: the route serves.
     assert_eq!(get(&bin, "/api/v3/pet/1", &[]).0, 200);
 }
+
+#[test]
+fn a_route_file_imported_from_the_document_is_checked_when_openapi_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("items.yaml"), ITEMS).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotroute"))
+        .args(["import", "openapi", "items.yaml", "-o", "imported.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let imported = std::fs::read_to_string(dir.path().join("imported.toml")).unwrap();
+    // The imported routes, edited: a different answer for the POST, which the document's routes do not replace.
+    let edited = imported.replace(r#"json = { id = 2, name = "made" }"#, r#"json = { id = 2, name = "edited" }"#);
+    assert_ne!(edited, imported, "the import writes the example as expected:\n{imported}");
+    let routes = format!("[server]\nopenapi = \"items.yaml\"\nopenapi_validate = \"enforce\"\n\n{edited}");
+    let bin = start(&routes, &[("items.yaml", ITEMS)], &["--no-watch"]);
+    let (status, answer) = post(&bin, "/items", "application/json", r#"{"name":"a","kind":"tool"}"#);
+    assert_eq!((status, answer), (201, json!({"id": 2, "name": "edited"})));
+    let (status, answer) = post(&bin, "/items", "application/json", r#"{"name":"a"}"#);
+    assert_eq!(status, 422);
+    assert_eq!(problems(&answer)[0].1, "required");
+}
