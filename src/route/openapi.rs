@@ -52,6 +52,8 @@ pub(crate) fn add_spec(
     let (imported, spec) = crate::import::openapi_spec(&path, &mut read).map_err(|e| {
         let text = e.to_string();
         let (message, help) = text.split_once("\nhelp: ").unwrap_or((&text, "fix the document and save it again"));
+        // The importer's messages start with the document's name, which this one already gives.
+        let message = message.strip_prefix(&format!("{}: ", path.display())).unwrap_or(message);
         let message = format!("OpenAPI document `{}` ([server] openapi): {message}", path.display());
         LoadErrors(vec![LoadError::file(&path, message, help)])
     })?;
@@ -364,6 +366,8 @@ impl Validation {
         let json = json!({
             "error": "the request does not fit its operation in the OpenAPI document",
             "operation": op.at,
+            "help": "change the request to fit the operation; each problem names the rule and where it is in the \
+                     document (`[server] openapi_validate = \"warn\"` lets such requests through)",
             "problems": problems,
         });
         Some(Violations { status, json: Arc::new(json), enforce: self.mode == ValidateMode::Enforce })
