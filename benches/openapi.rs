@@ -60,7 +60,8 @@ components:
       properties: { id: { type: integer }, email: { type: string } }
 "##;
 
-const BODY: &str = r#"{"name":"saw","kind":"tool","price":12.5,"tags":["a","b"],"owner":{"id":3,"email":"a@b.c"},"note":"x"}"#;
+const BODY: &str =
+    r#"{"name":"saw","kind":"tool","price":12.5,"tags":["a","b"],"owner":{"id":3,"email":"a@b.c"},"note":"x"}"#;
 
 fn live(dir: &Path, name: &str, toml: &str) -> std::sync::Arc<Router> {
     std::fs::write(dir.join(name), toml).unwrap();

@@ -32,15 +32,15 @@ pub(crate) mod inputs;
 pub(crate) mod json_template;
 pub(crate) mod limits;
 mod model;
-pub mod tls;
 pub(crate) mod openapi;
+pub mod tls;
 
 mod script;
 mod stream;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
-pub use openapi::ValidateMode;
 pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, REGEX_SIZE_LIMIT, compile_regex};
+pub use openapi::ValidateMode;
 pub use script::{
     CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, SCENARIO_START, ScenarioConfig, ScriptConfig,
     SequenceItemSpec,
@@ -798,7 +798,11 @@ impl Checker<'_> {
         }
         let openapi = spec.openapi.as_ref().and_then(|p| {
             if p.get_ref().trim().is_empty() {
-                self.error(p.span(), "`openapi` is empty", "name an OpenAPI document, e.g. `openapi = \"openapi.yaml\"`");
+                self.error(
+                    p.span(),
+                    "`openapi` is empty",
+                    "name an OpenAPI document, e.g. `openapi = \"openapi.yaml\"`",
+                );
                 return None;
             }
             Some(self.base_dir.join(p.get_ref()))

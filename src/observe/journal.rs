@@ -413,8 +413,11 @@ impl Journal {
         // Copy the request before taking the lock, so that the lock is held only for the push.
         let fault = answer.response.extensions().get::<crate::config::Fault>().copied();
         let redact = &router.server().journal_redact;
-        let entry = (capacity > 0)
-            .then(|| RecordedRequest { fault, openapi, ..RecordedRequest::new(0, time, req, status, route, redact) });
+        let entry = (capacity > 0).then(|| RecordedRequest {
+            fault,
+            openapi,
+            ..RecordedRequest::new(0, time, req, status, route, redact)
+        });
         let mut state = self.lock();
         state.total += 1;
         state.next_id += 1;

@@ -316,7 +316,6 @@ impl Live {
     }
 
     /// Reads and builds the routes; with `settle`, reads again while what was read looks like a save in progress.
-    #[allow(clippy::type_complexity)]
     fn load_settled(&self, path: &Path, settle: bool) -> (Inputs, Result<(Router, Config, OpenApi), LoadErrors>) {
         let limit = self.router.load().server().limits.max_route_file;
         let had_routes = self.file_routes() > 0;
@@ -326,9 +325,7 @@ impl Live {
             let mut inputs = Inputs::default();
             inputs.set_limit(limit);
             let loaded = crate::config::check_file_tracked(path, &mut inputs)
-                .and_then(|checked| {
-                    crate::route::openapi::add_spec(checked, &mut inputs, self.openapi_file.as_deref())
-                })
+                .and_then(|checked| crate::route::openapi::add_spec(checked, &mut inputs, self.openapi_file.as_deref()))
                 .and_then(|(checked, validation)| {
                     Router::load_layered(checked, &runtime).map(|(router, config)| (router, config, validation))
                 });

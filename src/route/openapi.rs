@@ -25,13 +25,16 @@ const BASE: &str = "file:///hotroute-openapi/";
 /// The most problems one answer lists: a huge body with an error per item must not make a huge answer.
 const MAX_PROBLEMS: usize = 100;
 
+/// A checked route file: its config and the problems found in it.
+type Checked = (Config, Vec<LoadError>);
+
 /// The route file's checked config with the OpenAPI document's routes added after its own, and the request checks
 /// when `openapi_validate` is on. `cli` is `--openapi FILE`, which wins over `[server] openapi`.
 pub(crate) fn add_spec(
-    (mut config, mut errors): (Config, Vec<LoadError>),
+    (mut config, mut errors): Checked,
     inputs: &mut Inputs,
     cli: Option<&Path>,
-) -> Result<((Config, Vec<LoadError>), Option<Arc<Validation>>), LoadErrors> {
+) -> Result<(Checked, Option<Arc<Validation>>), LoadErrors> {
     let route_file = config.sources.first().map(|s| s.path.clone()).unwrap_or_default();
     let mode = config.server.openapi_validate;
     let Some(path) = cli.map(Path::to_path_buf).or_else(|| config.server.openapi.clone()) else {
@@ -62,9 +65,10 @@ pub(crate) fn add_spec(
     }
     // The routes keep the document's name, so that the journal and coverage say where they come from.
     let name = PathBuf::from(format!("{} (imported)", path.display()));
-    let spec_config = crate::config::load_str(&imported.routes, &name, &crate::config::base_dir_of(&path))
-        .map_err(|e| {
-            let message = format!("the routes imported from `{}` do not load (please report this bug): {e}", path.display());
+    let spec_config =
+        crate::config::load_str(&imported.routes, &name, &crate::config::base_dir_of(&path)).map_err(|e| {
+            let message =
+                format!("the routes imported from `{}` do not load (please report this bug): {e}", path.display());
             LoadErrors(vec![LoadError::file(&path, message, "import it with `hotroute import openapi` to see them")])
         })?;
     warn_misfits(&config, &spec);
@@ -307,11 +311,8 @@ impl Validation {
             .or_else(|| ops.iter().find(|o| *req.method == Method::HEAD && o.method == Method::GET))?;
         let mut problems = Vec::new();
         let mut status = StatusCode::UNPROCESSABLE_ENTITY;
-        let query: Vec<(String, String)> = req
-            .uri
-            .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
+        let query: Vec<(String, String)> =
+            req.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         for p in &op.params {
             let texts: Vec<String> = match p.place {
                 Place::Path(i) => path
@@ -410,7 +411,9 @@ fn check_body(body: &BodyCheck, req: &RequestView<'_>, problems: &mut Vec<Value>
         }));
         return;
     };
-    if !is_json(media) && !(media.contains('*') && is_json(&given)) {
+    // JSON by the operation's word, or by the client's under a wildcard the operation takes.
+    let json = is_json(media) || (media.contains('*') && is_json(&given));
+    if !json {
         return;
     }
     match serde_json::from_slice::<Value>(req.body) {
@@ -576,7 +579,8 @@ impl<'s> Compiler<'s> {
             let n = docs.locate(&op.file, &list).ok().and_then(|(_, _, v)| v.as_array().map(Vec::len)).unwrap_or(0);
             for i in 0..n {
                 let (file, pointer, p) = docs.locate(&op.file, &format!("{list}/{i}"))?;
-                let (Some(name), Some(place)) = (p.get("name").and_then(Value::as_str), p.get("in").and_then(Value::as_str))
+                let (Some(name), Some(place)) =
+                    (p.get("name").and_then(Value::as_str), p.get("in").and_then(Value::as_str))
                 else {
                     continue;
                 };
@@ -587,13 +591,17 @@ impl<'s> Compiler<'s> {
                     },
                     "query" => Place::Query,
                     // OpenAPI: a header parameter named Accept, Content-Type or Authorization is ignored.
-                    "header" if !["accept", "content-type", "authorization"].contains(&name.to_ascii_lowercase().as_str()) => {
+                    "header"
+                        if !["accept", "content-type", "authorization"]
+                            .contains(&name.to_ascii_lowercase().as_str()) =>
+                    {
                         Place::Header
                     }
                     _ => continue,
                 };
                 let name = if place == Place::Header { name.to_ascii_lowercase() } else { name.to_owned() };
-                let required = matches!(place, Place::Path(_)) || p.get("required").and_then(Value::as_bool) == Some(true);
+                let required =
+                    matches!(place, Place::Path(_)) || p.get("required").and_then(Value::as_bool) == Some(true);
                 let (kind, schema) = match p.get("schema") {
                     Some(_) => {
                         let at = format!("{pointer}/schema");
@@ -675,11 +683,7 @@ fn warn_misfits(config: &Config, spec: &Spec) {
     let ops: Vec<(String, &SpecOp)> = spec.ops.iter().map(|op| (shape(&op.path), op)).collect();
     for rc in &config.routes {
         let BodyConfig::Fixed(bytes) = &rc.body else { continue };
-        let json_type = rc
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(is_json);
+        let json_type = rc.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json);
         if !json_type || bytes.is_empty() {
             continue;
         }

@@ -127,7 +127,11 @@ async fn answer(
         let (method, path) = (view.method, view.uri.path());
         let operation = found.json["operation"].as_str().unwrap_or("");
         if found.enforce {
-            tracing::info!("{method} {path} refused ({}): it does not fit {operation}: {}", found.status, found.summary());
+            tracing::info!(
+                "{method} {path} refused ({}): it does not fit {operation}: {}",
+                found.status,
+                found.summary()
+            );
             let answer = crate::route::Answer { response: found.response(), route: None, pending: None };
             probe.answered_checked(&router, &view, &answer, Some(found.json.clone()));
             return answer.response;

@@ -211,7 +211,11 @@ fn parameters_that_break_their_schema_are_refused_with_their_pointer() {
     assert_eq!(answer["operation"], "./items.yaml#/paths/~1items~1{itemId}/get");
     assert_eq!(
         problems(&answer),
-        [("/header/x-request-id".into(), "required".into(), "items.yaml#/paths/~1items~1{itemId}/get/parameters/2/required".into())]
+        [(
+            "/header/x-request-id".into(),
+            "required".into(),
+            "items.yaml#/paths/~1items~1{itemId}/get/parameters/2/required".into()
+        )]
     );
 
     let (status, answer) = get(&bin, "/items/3", &id);
@@ -223,7 +227,11 @@ fn parameters_that_break_their_schema_are_refused_with_their_pointer() {
     assert_eq!(status, 422);
     assert_eq!(
         problems(&answer),
-        [("/path/itemId".into(), "type".into(), "items.yaml#/paths/~1items~1{itemId}/get/parameters/0/schema/type".into())]
+        [(
+            "/path/itemId".into(),
+            "type".into(),
+            "items.yaml#/paths/~1items~1{itemId}/get/parameters/0/schema/type".into()
+        )]
     );
 
     let (_, answer) = get(&bin, "/items/0?limit=500", &id);
@@ -244,7 +252,12 @@ fn bodies_that_break_their_schema_are_refused_with_their_pointer_and_schema_plac
         (r#"{"kind":"tool"}"#, "/body", "required", format!("{schema}/required")),
         (r#"{"name":5,"kind":"tool"}"#, "/body/name", "type", format!("{schema}/properties/name/type")),
         (r#"{"name":"a","kind":"car"}"#, "/body/kind", "enum", format!("{schema}/properties/kind/enum")),
-        (r#"{"name":"a","kind":"toy","x":1}"#, "/body", "additionalProperties", format!("{schema}/additionalProperties")),
+        (
+            r#"{"name":"a","kind":"toy","x":1}"#,
+            "/body",
+            "additionalProperties",
+            format!("{schema}/additionalProperties"),
+        ),
     ];
     for (body, pointer, rule, at) in cases {
         let (status, answer) = post(&bin, "/items", json, body);
