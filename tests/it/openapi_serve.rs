@@ -351,3 +351,25 @@ fn a_route_file_imported_from_the_document_is_checked_when_openapi_names_it() {
     assert_eq!(status, 422);
     assert_eq!(problems(&answer)[0].1, "required");
 }
+
+#[test]
+fn a_31_body_schema_in_a_sibling_file_is_checked_as_json_schema_2020_12() {
+    let spec = r##"{ "openapi": "3.1.0", "info": { "title": "Cats", "version": "1" }, "paths": { "/cats": { "post": {
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "schemas.yaml#/Cat" } } } },
+        "responses": { "201": { "description": "made" } } } } } }"##;
+    let routes = "[server]\nopenapi = \"cats.json\"\nopenapi_validate = \"enforce\"\n";
+    let bin = start(routes, &[("cats.json", spec), ("schemas.yaml", SHOP_SCHEMAS)], &["--no-watch"]);
+    let json = "application/json";
+    assert_eq!(post(&bin, "/cats", json, r#"{"kind":"cat","name":"Tom the cat","lives":9}"#).0, 201);
+    let (status, answer) = post(&bin, "/cats", json, r#"{"kind":"dog","name":"Tom the cat","lives":12}"#);
+    assert_eq!(status, 422);
+    let mut got = problems(&answer);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("/body/kind".into(), "const".into(), "schemas.yaml#/Cat/properties/kind/const".into()),
+            ("/body/lives".into(), "maximum".into(), "schemas.yaml#/Cat/properties/lives/maximum".into()),
+        ]
+    );
+}
