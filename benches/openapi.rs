@@ -6,8 +6,14 @@
 //! body is read: the OpenAPI checks (when on), then `Router::respond`. Each figure is the median of 15 rounds of
 //! 20,000 requests, the variants taking turns so that a noisy neighbour slows them alike. Under `cargo test` it
 //! runs one short round, to check that it still works.
+//!
+//! Then the same JSON POST over HTTP: a server (one worker thread) per setting on loopback, one kept-alive
+//! HTTP/1.1 connection each, requests one after another, the two taking turns per round: the cost a client sees.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -82,6 +88,52 @@ fn run(router: &Router, method: &Method, uri: &Uri, headers: &HeaderMap, body: &
     start.elapsed()
 }
 
+/// A server for `router`'s routes on loopback, with one worker thread, and a connection to it.
+fn serve(router: Arc<Router>, live_of: &Path) -> (TcpStream, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    drop(router);
+    let live = Arc::new(Live::from_file(live_of).unwrap());
+    let addr = runtime.block_on(async {
+        let server = hotroute::Server::bind("127.0.0.1:0".parse().unwrap(), live).await.unwrap();
+        let addr = server.local_addr();
+        tokio::spawn(server.serve(std::future::pending()));
+        addr
+    });
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    (stream, runtime)
+}
+
+/// The time of `n` POSTs one after another on `stream`, each answer read whole (head, then its content-length).
+fn http_run(stream: &mut TcpStream, n: usize) -> Duration {
+    let request = format!(
+        "POST /items HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let mut buf = vec![0u8; 64 * 1024];
+    let start = Instant::now();
+    for _ in 0..n {
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut have = 0;
+        loop {
+            have += stream.read(&mut buf[have..]).unwrap();
+            let text = &buf[..have];
+            if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&text[..end]).to_ascii_lowercase();
+                assert!(head.starts_with("http/1.1 201"), "{head}");
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if have >= end + 4 + len {
+                    break;
+                }
+            }
+        }
+    }
+    start.elapsed()
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (rounds, n) = if full { (15, 20_000) } else { (1, 200) };
@@ -119,4 +171,27 @@ fn main() {
     let ratio = |a: usize, b: usize| medians[a].as_secs_f64() / medians[b].as_secs_f64();
     println!("validation adds {:+.0}% to the JSON POST", (ratio(1, 0) - 1.0) * 100.0);
     println!("the document served directly / the imported file: {:.2}x", ratio(2, 3));
+
+    let (rounds, n) = if full { (7, 5_000) } else { (1, 20) };
+    let mut servers: Vec<_> = [("off", "off.toml"), ("enforce", "on.toml")]
+        .into_iter()
+        .map(|(name, file)| (name, serve(variants[0].1.clone(), &dir.path().join(file))))
+        .collect();
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); servers.len()];
+    for _ in 0..rounds {
+        for (i, (_, (stream, _))) in servers.iter_mut().enumerate() {
+            times[i].push(http_run(stream, n));
+        }
+    }
+    let mut medians = Vec::new();
+    for (i, (name, _)) in servers.iter().enumerate() {
+        times[i].sort();
+        let per = times[i][times[i].len() / 2] / n as u32;
+        medians.push(per);
+        println!("HTTP POST /items, openapi_validate {name}: median {per:?} per request");
+    }
+    println!(
+        "over HTTP, validation adds {:+.0}% to the JSON POST",
+        (medians[1].as_secs_f64() / medians[0].as_secs_f64() - 1.0) * 100.0
+    );
 }
