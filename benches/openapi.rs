@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench openapi` times, in process and without sockets, what the pipeline does per request once the
 //! body is read: the OpenAPI checks (when on), then `Router::respond`. Each figure is the median of 15 rounds of
-//! 20,000 requests, the variants taking turns so that a noisy neighbour slows them alike. Under `cargo test` it
+//! 20,000 requests, the variants taking turns (every other round in reverse) so that a noisy neighbour slows them
+//! alike. Under `cargo test` it
 //! runs one short round, to check that it still works.
 //!
 //! Then the same JSON POST over HTTP: a server (one worker thread) per setting on loopback, one kept-alive
@@ -155,10 +156,15 @@ fn main() {
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers.insert("x-request-id", HeaderValue::from_static("r1"));
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
-    for _ in 0..rounds {
-        for (i, (_, router)) in variants.iter().enumerate() {
+    for round in 0..rounds {
+        // Every other round in reverse, so that no variant always runs right after another's (caches, clocks).
+        let mut order: Vec<usize> = (0..variants.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
             let (method, uri, body) = if i < 2 { &post } else { &get };
-            times[i].push(run(router, method, uri, &headers, body, n));
+            times[i].push(run(&variants[i].1, method, uri, &headers, body, n));
         }
     }
     let mut medians = Vec::new();
