@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hotroute::{Live, LogFormat, Router, ServeOptions, Server, WatchHandle};
+use hotroute::{Live, LogFormat, ServeOptions, Server, WatchHandle};
 
 /// mimalloc instead of glibc's malloc: a reload allocates the new router while the old one is still alive and frees
 /// the old one afterwards, and after a few reloads glibc spends most of the load consolidating its fragmented heap
@@ -37,6 +37,10 @@ struct ServeArgs {
     /// Shorthand for --listen 127.0.0.1:PORT; 0 picks a free port.
     #[arg(short, long)]
     port: Option<u16>,
+    /// Serve the operations of this OpenAPI 3.0 or 3.1 document (JSON or YAML) after the route file's routes, like
+    /// [server] openapi (which it overrides); watched and reloaded with them.
+    #[arg(long, value_name = "FILE")]
+    openapi: Option<PathBuf>,
     /// Do not reload the routes when the files change (SIGHUP and POST /__admin/reload still reload).
     #[arg(long)]
     no_watch: bool,
@@ -212,9 +216,10 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match Router::load_file(path) {
-        Ok(router) => {
-            println!("{}: {}, ok", path.display(), plural(router.routes().len(), "route"));
+    // Loaded as served, so that the OpenAPI document `[server] openapi` names is read and checked too.
+    match Live::from_file(path) {
+        Ok(live) => {
+            println!("{}: {}, ok", path.display(), plural(live.router().routes().len(), "route"));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -306,8 +311,8 @@ fn record(
         list(&redact),
         list(&redact_json)
     );
-    let router =
-        Router::load_str(&text, std::path::Path::new("hotroute record"), &cwd).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let router = hotroute::Router::load_str(&text, std::path::Path::new("hotroute record"), &cwd)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let args = ServeArgs {
         routes: out.clone(),
         listen: None,
@@ -321,6 +326,7 @@ fn record(
         admin_token: None,
         threads: None,
         tls: false,
+        openapi: None,
     };
     init_logging(&args.log_level);
     tracing::info!("recording {upstream} into {}", out.display());
@@ -344,7 +350,7 @@ fn toml_string(s: &str) -> String {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log_level);
-    let live = match Live::from_file(&args.routes) {
+    let live = match Live::from_file_with_openapi(&args.routes, args.openapi.as_deref()) {
         Ok(live) => Arc::new(live),
         Err(e) => anyhow::bail!("{e}"),
     };

@@ -33,6 +33,7 @@ pub(crate) mod inputs;
 pub(crate) mod json_template;
 pub(crate) mod limits;
 mod model;
+pub(crate) mod openapi;
 pub mod proxy;
 pub mod resource;
 pub mod tls;
@@ -42,7 +43,8 @@ mod stream;
 mod websocket;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
-pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, compile_regex};
+pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, REGEX_SIZE_LIMIT, compile_regex};
+pub use openapi::ValidateMode;
 pub use script::{
     CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, SCENARIO_START, ScenarioConfig, ScriptConfig,
     SequenceItemSpec,
@@ -142,6 +144,16 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<u64>")]
     pub seed: Option<Spanned<i64>>,
+    /// An OpenAPI 3.0 or 3.1 document (JSON or YAML, relative to this file) whose operations are served after this
+    /// file's routes, as `hotroute import openapi` would write them; watched and reloaded like the route file.
+    /// `--openapi FILE` wins over it.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub openapi: Option<Spanned<String>>,
+    /// Check each request against its operation in `openapi`: `"enforce"` answers 422 (400 for a body that is not
+    /// JSON) listing every problem, `"warn"` logs and journals them and answers as usual, `"off"` (the default).
+    #[serde(default)]
+    pub openapi_validate: Option<ValidateMode>,
     // Limits and timeouts, checked by `crate::limits` (see the README's "Limits" section for defaults).
     /// Largest request body, e.g. `"10MiB"` or a number of bytes (default 1 MiB); a larger one gets 413.
     #[serde(default)]
@@ -490,6 +502,10 @@ pub struct ServerConfig {
     pub proxy: Option<Arc<proxy::ProxyConfig>>,
     /// `[server] isolate`: where a request names its state partition, when set.
     pub isolate: Option<resource::IsolateKey>,
+    /// `[server] openapi`: the OpenAPI document served after the routes (resolved against the route file's folder).
+    pub openapi: Option<PathBuf>,
+    /// `[server] openapi_validate`.
+    pub openapi_validate: ValidateMode,
 }
 
 impl ServerConfig {
@@ -846,9 +862,22 @@ impl Checker<'_> {
         for (span, message, help) in tls_errors {
             self.error(span, message, &help);
         }
+        let openapi = spec.openapi.as_ref().and_then(|p| {
+            if p.get_ref().trim().is_empty() {
+                self.error(
+                    p.span(),
+                    "`openapi` is empty",
+                    "name an OpenAPI document, e.g. `openapi = \"openapi.yaml\"`",
+                );
+                return None;
+            }
+            Some(self.base_dir.join(p.get_ref()))
+        });
         let isolate = self.isolate(spec.isolate.as_ref());
         let server = ServerConfig {
             isolate,
+            openapi,
+            openapi_validate: spec.openapi_validate.unwrap_or_default(),
             tls,
             proxy: proxy.map(Arc::new),
             listen,

@@ -12,6 +12,8 @@ pub mod record;
 mod schema;
 mod wiremock;
 
+pub(crate) use openapi::{Spec, SpecOp};
+
 use std::fmt;
 
 /// The route file an importer wrote, with what it could not convert.
@@ -168,4 +170,17 @@ pub fn mockoon_file(path: &std::path::Path) -> Result<Imported, ImportError> {
 pub fn mockoon(text: &str, name: &str) -> Result<Imported, ImportError> {
     let root = peer::parse_json(text, name, "a Mockoon environment")?;
     mockoon::convert(&root, name, None)
+}
+
+/// Reads the OpenAPI document at `path` to serve it: the route-file text [`openapi_file`] would write, and the
+/// document with its operations (for request validation). Every file is read through `read`, which the caller uses
+/// to record what the routes depend on.
+pub(crate) fn openapi_spec(
+    path: &std::path::Path,
+    read: &mut dyn FnMut(&std::path::Path) -> Result<String, String>,
+) -> Result<(Imported, Spec), ImportError> {
+    let name = path.display().to_string();
+    let text = read(path).map_err(|reason| ImportError::Open { file: name.clone(), reason })?;
+    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
+    openapi::convert_spec(&text, &name, dir, read)
 }

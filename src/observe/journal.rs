@@ -65,6 +65,8 @@ pub struct RecordedRequest {
     data: Bytes,
     /// For a WebSocket upgrade: the conversation's messages, filled in while it lasts.
     websocket: Option<Arc<super::websocket::WsLog>>,
+    /// What `[server] openapi_validate` found wrong with the request (`{ operation, problems }`), if anything.
+    openapi: Option<Arc<Value>>,
 }
 
 impl RecordedRequest {
@@ -111,6 +113,7 @@ impl RecordedRequest {
             headers_end,
             data: Bytes::from(data),
             websocket: None,
+            openapi: None,
         }
     }
 
@@ -278,6 +281,9 @@ impl RecordedRequest {
         if let (Some(log), Some(object)) = (&self.websocket, json.as_object_mut()) {
             object.insert("websocket".into(), log.to_json());
         }
+        if let (Some(found), Some(object)) = (&self.openapi, json.as_object_mut()) {
+            object.insert("openapi_violations".into(), (**found).clone());
+        }
         json
     }
 }
@@ -419,6 +425,19 @@ impl Journal {
     /// counts it for coverage on the route that answered. Says what was kept: the entry's id (see
     /// [`Journal::set_status`]) and, for a WebSocket upgrade, the log its conversation writes its messages to.
     pub fn record(&self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) -> Recorded {
+        self.record_checked(router, req, answer, None)
+    }
+
+    /// Like [`Journal::record`], with what the OpenAPI checks found wrong with the request (`openapi_violations` in
+    /// the admin API). A request refused by them is no near miss: it had an operation.
+    pub fn record_checked(
+        &self,
+        router: &Router,
+        req: &RequestView<'_>,
+        answer: &Answer<'_>,
+        openapi: Option<Arc<Value>>,
+    ) -> Recorded {
+        let checked = openapi.is_some();
         let capacity = router.server().journal;
         let status = answer.response.status();
         let route = answer.route.map(|r| {
@@ -441,13 +460,15 @@ impl Journal {
             websocket: websocket.clone(),
             proxied: proxied.clone(),
             isolate: router.isolate_id(req).map(Arc::from),
+            openapi,
             ..RecordedRequest::new(0, time, req, status, route, redact)
         });
         let mut state = self.lock();
         state.total += 1;
         state.next_id += 1;
-        // A request `[server] proxy` forwarded is answered, by the upstream: not a miss of the route file.
-        if answer.route.is_none() && proxied.is_none() {
+        // A request `[server] proxy` forwarded is answered, by the upstream: not a miss of the route file; nor is
+        // one the OpenAPI checks refused (it had an operation).
+        if answer.route.is_none() && proxied.is_none() && !checked {
             state.miss(req.method, req.uri.path(), status);
         }
         let Some(mut entry) = entry else { return Recorded { id: None, websocket } };

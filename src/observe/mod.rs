@@ -265,7 +265,18 @@ impl<'a> Probe<'a> {
     /// `router` answered `req` with `answer`: remembers the route for the metrics and the log, and traces what
     /// really answered (the route, or why none did and what came nearest).
     pub fn answered(&mut self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) {
-        let recorded = self.journal.record(router, req, answer);
+        self.answered_checked(router, req, answer, None);
+    }
+
+    /// Like [`Probe::answered`], journaling what the OpenAPI checks found wrong with the request.
+    pub fn answered_checked(
+        &mut self,
+        router: &Router,
+        req: &RequestView<'_>,
+        answer: &Answer<'_>,
+        openapi: Option<std::sync::Arc<serde_json::Value>>,
+    ) {
+        let recorded = self.journal.record_checked(router, req, answer, openapi);
         self.websocket = recorded.websocket;
         if let Some(to) = answer.response.extensions().get::<crate::route::proxy::ProxyTo>() {
             self.proxied = Some((to.upstream.url().into(), recorded.id));

@@ -17,8 +17,9 @@ pub(crate) mod body;
 pub(crate) mod cors;
 pub(crate) mod matching;
 pub(crate) mod not_found;
-pub mod proxy;
+pub(crate) mod openapi;
 pub mod partition;
+pub mod proxy;
 pub(crate) mod reply;
 pub mod resource;
 pub(crate) mod respond;
@@ -285,6 +286,8 @@ pub struct Router {
     resources: Vec<Resource>,
     /// The isolated partitions' state (`[server] isolate`), shared with the routers of later reloads.
     partitions: Arc<Partitions>,
+    /// `[server] openapi_validate`'s checks, when on (set by whoever loaded the document, see [`openapi`]).
+    openapi: Option<Arc<openapi::Validation>>,
 }
 
 impl Router {
@@ -548,7 +551,18 @@ impl Router {
             fallback,
             resources,
             partitions: Arc::default(),
+            openapi: None,
         })
+    }
+
+    /// The OpenAPI request checks requests are put through before a route answers, if any.
+    pub(crate) fn openapi(&self) -> Option<&openapi::Validation> {
+        self.openapi.as_deref()
+    }
+
+    /// Sets the OpenAPI request checks (see [`openapi::add_spec`]).
+    pub(crate) fn set_openapi(&mut self, validation: Option<Arc<openapi::Validation>>) {
+        self.openapi = validation;
     }
 
     /// Takes over the counts of `previous`'s routes, so that a reload restarts neither sequences nor coverage: a

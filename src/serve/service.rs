@@ -227,8 +227,25 @@ async fn answer(
     let (mut response, pending) = {
         let router = live.router();
         let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
+        // `[server] openapi_validate`: checked before any route answers, with validators compiled at load.
+        let violations = router.openapi().and_then(|checks| checks.check(&view));
+        if let Some(found) = &violations {
+            let (method, path) = (view.method, view.uri.path());
+            let operation = found.json["operation"].as_str().unwrap_or("");
+            if found.enforce {
+                tracing::info!(
+                    "{method} {path} refused ({}): it does not fit {operation}: {}",
+                    found.status,
+                    found.summary()
+                );
+                let answer = crate::route::Answer { response: found.response(), route: None, pending: None };
+                probe.answered_checked(&router, &view, &answer, Some(found.json.clone()));
+                return answer.response;
+            }
+            tracing::warn!("{method} {path} does not fit {operation}: {}", found.summary());
+        }
         let answer = router.respond(&view);
-        probe.answered(&router, &view, &answer);
+        probe.answered_checked(&router, &view, &answer, violations.map(|v| v.json));
         // A delay, a file read or an upstream: the router is let go of before awaiting.
         (answer.response, answer.pending)
     };

@@ -36,6 +36,8 @@ mod import;
 mod import_peers;
 // The request journal, routes and coverage through the admin API, and `--coverage FILE`.
 mod journal;
+// `[server] openapi`: an OpenAPI document served directly, hot reloaded, and requests validated against it.
+mod openapi_serve;
 // `[route.match]`: routes told apart by the request, and the 404 that names the nearest.
 #[path = "match.rs"] // `match` is a keyword: `r#match::` would be the test names' prefix.
 mod matching;
