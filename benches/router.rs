@@ -57,5 +57,63 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, respond, load);
+/// A `[[resource]]` of 10,000 items against a static route of the same router: `GET /users/{id}` and `POST /users`.
+fn resources(c: &mut Criterion) {
+    let items: Vec<String> =
+        (1..=10_000).map(|i| format!("{{ id = {i}, name = \"user {i}\", role = \"user\" }}")).collect();
+    let text = format!(
+        "[[route]]\npath = \"/plain\"\nbody = \"x\"\n\n[[resource]]\npath = \"/users\"\nmax_items = 10000000\ndata = [{}]\n",
+        items.join(", ")
+    );
+    let router = router_of(&text);
+    let empty = HeaderMap::new();
+    let mut json = HeaderMap::new();
+    json.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    let (none, item) = (Bytes::new(), Bytes::from_static(br#"{"name":"Ada","role":"admin"}"#));
+    let peer = "127.0.0.1:1".parse().unwrap();
+    let (plain, one, all): (Uri, Uri, Uri) =
+        ("/plain".parse().unwrap(), "/users/5000".parse().unwrap(), "/users".parse().unwrap());
+    let mut group = c.benchmark_group("resource");
+    group.bench_function("static route", |b| {
+        b.iter(|| {
+            let view = RequestView { method: &Method::GET, uri: &plain, headers: &empty, body: &none, peer };
+            black_box(router.respond(black_box(&view)).response)
+        })
+    });
+    group.bench_function("GET /users/{id}, 10k items", |b| {
+        b.iter(|| {
+            let view = RequestView { method: &Method::GET, uri: &one, headers: &empty, body: &none, peer };
+            black_box(router.respond(black_box(&view)).response)
+        })
+    });
+    // Each POST adds an item: after each timed batch its items are deleted again, newest first (each delete is then
+    // O(1)), outside the timing, so the resource stays at about 10,000 items and the heap is not churned by resets.
+    let mut next_id = 10_001u64;
+    group.bench_function("POST /users, 10k items", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = std::time::Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(1_000);
+                let start = std::time::Instant::now();
+                for _ in 0..n {
+                    let view = RequestView { method: &Method::POST, uri: &all, headers: &json, body: &item, peer };
+                    black_box(router.respond(black_box(&view)).response);
+                }
+                spent += start.elapsed();
+                for id in (next_id..next_id + n).rev() {
+                    let uri: Uri = format!("/users/{id}").parse().unwrap();
+                    let view = RequestView { method: &Method::DELETE, uri: &uri, headers: &empty, body: &none, peer };
+                    assert_eq!(router.respond(&view).response.status(), 204);
+                }
+                next_id += n;
+                left -= n;
+            }
+            spent
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, respond, load, resources);
 criterion_main!(benches);

@@ -84,6 +84,7 @@ pub mod __internals {
     pub use crate::observe::metrics::Metrics;
     pub use crate::observe::{Conn, Observer, Probe};
     pub use crate::request::RequestView;
+    pub use crate::route::openapi::{Violations, check_request as openapi_check};
     pub use crate::serve::io::GARBAGE;
     pub use crate::util::time::rfc3339_millis;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hotroute::{Live, LogFormat, Router, ServeOptions, Server, WatchHandle};
+use hotroute::{Live, LogFormat, ServeOptions, Server, WatchHandle};
 
 /// mimalloc instead of glibc's malloc: a reload allocates the new router while the old one is still alive and frees
 /// the old one afterwards, and after a few reloads glibc spends most of the load consolidating its fragmented heap
@@ -37,6 +37,10 @@ struct ServeArgs {
     /// Shorthand for --listen 127.0.0.1:PORT; 0 picks a free port.
     #[arg(short, long)]
     port: Option<u16>,
+    /// Serve the operations of this OpenAPI 3.0 or 3.1 document (JSON or YAML) after the route file's routes, like
+    /// [server] openapi (which it overrides); watched and reloaded with them.
+    #[arg(long, value_name = "FILE")]
+    openapi: Option<PathBuf>,
     /// Do not reload the routes when the files change (SIGHUP and POST /__admin/reload still reload).
     #[arg(long)]
     no_watch: bool,
@@ -84,6 +88,29 @@ enum Command {
     /// Write a route file from another description of an API.
     #[command(subcommand)]
     Import(Import),
+    /// Run a recording proxy: forward every request to the upstream, and write each new exchange to a route file
+    /// as a [[route]] (rewritten atomically after each, so another hotroute can serve it hot).
+    Record {
+        /// The upstream, http(s)://host[:port][/base].
+        #[arg(long, value_name = "URL")]
+        upstream: String,
+        /// The route file to write (its existing routes are kept).
+        #[arg(short, long, value_name = "FILE", default_value = "recorded.toml")]
+        out: PathBuf,
+        /// Port to listen on, on 127.0.0.1; 0 picks a free port.
+        #[arg(short, long, default_value_t = 3000)]
+        port: u16,
+        /// Another response header to write as "<redacted>" (besides authorization, cookie, set-cookie,
+        /// x-api-key); repeatable.
+        #[arg(long, value_name = "HEADER")]
+        redact: Vec<String>,
+        /// A JSON key whose values are written as "<redacted>"; repeatable.
+        #[arg(long, value_name = "KEY")]
+        redact_json: Vec<String>,
+        /// Log level for stderr, as for serving.
+        #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_log_level)]
+        log_level: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +139,21 @@ enum Import {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// A HAR file (a browser's "Save all as HAR"): a route per distinct request, answering what it got, secrets
+    /// redacted (as `hotroute record` writes them).
+    Har {
+        /// The HAR file.
+        har: PathBuf,
+        /// Write the routes to FILE instead of standard output (body files go beside it, in FILE-stem.bodies/).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Another response header to write as "<redacted>"; repeatable.
+        #[arg(long, value_name = "HEADER")]
+        redact: Vec<String>,
+        /// A JSON key whose values are written as "<redacted>"; repeatable.
+        #[arg(long, value_name = "KEY")]
+        redact_json: Vec<String>,
+    },
 }
 
 /// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e` of mimalloc 2.x, which libmimalloc-sys does not
@@ -137,35 +179,47 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Check { routes }) => check(&routes),
-        Some(Command::Import(Import::Openapi { spec, output })) => {
-            write_import(hotroute::import::openapi_file(&spec), &spec, output.as_deref())
-        }
+        Some(Command::Import(Import::Openapi { spec, output })) => import_openapi(&spec, output.as_deref()),
         Some(Command::Import(Import::Wiremock { mappings, output })) => {
-            write_import(hotroute::import::wiremock_path(&mappings), &mappings, output.as_deref())
+            write_imported(&mappings, output.as_deref(), hotroute::import::wiremock_path(&mappings).map_err(Into::into))
         }
-        Some(Command::Import(Import::Mockoon { environment, output })) => {
-            write_import(hotroute::import::mockoon_file(&environment), &environment, output.as_deref())
+        Some(Command::Import(Import::Mockoon { environment, output })) => write_imported(
+            &environment,
+            output.as_deref(),
+            hotroute::import::mockoon_file(&environment).map_err(Into::into),
+        ),
+        Some(Command::Import(Import::Har { har, output, redact, redact_json })) => {
+            import_har(&har, output.as_deref(), &redact, &redact_json)
         }
-        None => match serve(cli.serve) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                // A load error is rendered with its own `error:` heading; say it once.
-                let text = format!("{e:#}");
-                if text.starts_with("error") {
-                    eprintln!("{text}");
-                } else {
-                    eprintln!("error: {text}");
-                }
-                ExitCode::FAILURE
+        Some(Command::Record { upstream, out, port, redact, redact_json, log_level }) => {
+            exit(record(upstream, out, port, redact, redact_json, log_level))
+        }
+        None => exit(serve(cli.serve)),
+    }
+}
+
+/// The exit code of a command that serves, after printing its error.
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A load error is rendered with its own `error:` heading; say it once.
+            let text = format!("{e:#}");
+            if text.starts_with("error") {
+                eprintln!("{text}");
+            } else {
+                eprintln!("error: {text}");
             }
-        },
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match Router::load_file(path) {
-        Ok(router) => {
-            println!("{}: {}, ok", path.display(), plural(router.routes().len(), "route"));
+    // Loaded as served, so that the OpenAPI document `[server] openapi` names is read and checked too.
+    match Live::from_file(path) {
+        Ok(live) => {
+            println!("{}: {}, ok", path.display(), plural(live.router().routes().len(), "route"));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -175,11 +229,36 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Prints an importer's notes on stderr and writes its routes to `output` (or standard output).
-fn write_import(
-    imported: Result<hotroute::Imported, hotroute::ImportError>,
+fn import_har(
+    har: &std::path::Path,
+    output: Option<&std::path::Path>,
+    redact: &[String],
+    redact_json: &[String],
+) -> ExitCode {
+    let imported = (|| {
+        let redaction = hotroute::import::record::Redaction::with(redact, redact_json)?;
+        // Body files go beside the output, or (on standard output) in the current folder, named after the HAR file.
+        let (folder, stem) = match output {
+            Some(out) => (
+                out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf(),
+                out.file_stem().map_or("recorded".into(), |s| s.to_string_lossy().into_owned()),
+            ),
+            None => (PathBuf::from("."), har.file_stem().map_or("har".into(), |s| s.to_string_lossy().into_owned())),
+        };
+        anyhow::Ok(hotroute::import::har_file(har, &folder, &stem, redaction)?)
+    })();
+    write_imported(har, output, imported)
+}
+
+fn import_openapi(spec: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    write_imported(spec, output, hotroute::import::openapi_file(spec).map_err(Into::into))
+}
+
+/// Writes an importer's route file to `output` (standard output without one) and its warnings to stderr.
+fn write_imported(
     spec: &std::path::Path,
     output: Option<&std::path::Path>,
+    imported: anyhow::Result<hotroute::Imported>,
 ) -> ExitCode {
     let imported = match imported {
         Ok(imported) => imported,
@@ -210,12 +289,76 @@ fn write_import(
     ExitCode::SUCCESS
 }
 
+/// `hotroute record`: a route file made here, whose `[server] proxy` forwards and records everything.
+fn record(
+    upstream: String,
+    out: PathBuf,
+    port: u16,
+    redact: Vec<String>,
+    redact_json: Vec<String>,
+    log_level: String,
+) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    let out = cwd.join(out);
+    let list = |items: &[String]| {
+        let quoted: Vec<String> = items.iter().map(|i| toml_string(i)).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let text = format!(
+        "[server]\nproxy = {{ url = {}, record = {}, redact = {}, redact_json = {} }}\n",
+        toml_string(&upstream),
+        toml_string(&out.to_string_lossy()),
+        list(&redact),
+        list(&redact_json)
+    );
+    let router = hotroute::Router::load_str(&text, std::path::Path::new("hotroute record"), &cwd)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let args = ServeArgs {
+        routes: out.clone(),
+        listen: None,
+        port: Some(port),
+        no_watch: true,
+        coverage: None,
+        log_level,
+        log_requests: false,
+        log_format: None,
+        trace: false,
+        admin_token: None,
+        threads: None,
+        tls: false,
+        openapi: None,
+    };
+    init_logging(&args.log_level);
+    tracing::info!("recording {upstream} into {}", out.display());
+    serve_live(args, Arc::new(Live::new(router, None)))
+}
+
+/// A TOML basic string holding `s`.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log_level);
-    let live = match Live::from_file(&args.routes) {
+    let live = match Live::from_file_with_openapi(&args.routes, args.openapi.as_deref()) {
         Ok(live) => Arc::new(live),
         Err(e) => anyhow::bail!("{e}"),
     };
+    serve_live(args, live)
+}
+
+/// Serves `live` as `args` say.
+fn serve_live(args: ServeArgs, live: Arc<Live>) -> anyhow::Result<()> {
     let addr: SocketAddr = match (&args.listen, args.port) {
         (Some(listen), _) => resolve_listen(listen)?,
         (None, Some(port)) => SocketAddr::from(([127, 0, 0, 1], port)),

@@ -33,11 +33,15 @@ const CHUNK: usize = 64 * 1024;
 /// The journal; `?after=ID` keeps the requests after that id, `?limit=N` the newest N of them (default
 /// [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]), `?bodies=true` adds their bodies.
 pub(super) fn get(live: &Live, query: Option<&str>, permit: OwnedSemaphorePermit) -> Response<Body> {
-    let (mut after, mut limit, mut bodies) = (0, DEFAULT_LIMIT, false);
+    let (mut after, mut limit, mut bodies, mut isolate) = (0, DEFAULT_LIMIT, false, None);
     for (name, value) in query.map(query_pairs).into_iter().flatten() {
         let parsed = match name.as_str() {
             "after" => value.parse().map(|v| after = v).is_ok(),
             "limit" => value.parse().map(|v: usize| limit = v.min(MAX_LIMIT)).is_ok(),
+            "isolate" => {
+                isolate = Some(value.clone());
+                true
+            }
             "bodies" => match value.as_str() {
                 "true" | "1" => {
                     bodies = true;
@@ -59,7 +63,7 @@ pub(super) fn get(live: &Live, query: Option<&str>, permit: OwnedSemaphorePermit
             return respond::text(StatusCode::BAD_REQUEST, text, &Method::GET);
         }
     }
-    let page = live.journal().page(after, limit);
+    let page = live.journal().page_of(after, limit, isolate.as_deref());
     let head = json!({
         "capacity": live.router().server().journal,
         "dropped": page.dropped,

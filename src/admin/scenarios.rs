@@ -99,6 +99,7 @@ pub(super) async fn reset(live: &Live) -> Response<Body> {
 /// to `"started"`; with `?routes=true`, the runtime routes removed first.
 pub(super) async fn reset_all(live: &Arc<Live>, query: Option<&str>) -> Response<Body> {
     let mut removed = 0;
+    let isolate = query.and_then(|q| crate::request::query_pairs(q).find(|(k, _)| k == "isolate").map(|(_, v)| v));
     if query.is_some_and(|q| q.split('&').any(|kv| kv == "routes=true")) {
         let worker = Arc::clone(live);
         match super::runtime_routes::off_thread(move || worker.remove_runtime_routes()).await {
@@ -113,12 +114,21 @@ pub(super) async fn reset_all(live: &Arc<Live>, query: Option<&str>) -> Response
             }
         }
     }
-    if let Some(store) = live.state()
-        && let Err(e) = store.reset().await
-    {
-        return store_failed(&e, &Method::POST);
+    // `?isolate=ID`: only that partition's state, which other tests sharing the server do not see; in the shared
+    // store too, so that every replica starts that partition again.
+    if let Some(store) = live.state() {
+        let done = match &isolate {
+            Some(id) => store.reset_partition(id).await,
+            None => store.reset().await,
+        };
+        if let Err(e) = done {
+            return store_failed(&e, &Method::POST);
+        }
     }
-    let cleared = live.reset();
+    let cleared = match &isolate {
+        Some(id) => live.reset_partition(id),
+        None => live.reset(),
+    };
     respond::json(StatusCode::OK, &json!({ "status": "ok", "cleared": cleared, "routes_removed": removed }))
 }
 

@@ -119,6 +119,25 @@ impl Inputs {
             || self.globs.iter().any(|g| expand(&g.pattern).map_or(true, |now| now != g.matches))
     }
 
+    /// Like [`Inputs::changed`], except that a file whose new content `ours` recognises (a resource's data the
+    /// server wrote itself) counts as unchanged, and its record takes that content: the watcher then does not reload
+    /// on the server's own writes.
+    pub(crate) fn changed_except(&mut self, ours: impl Fn(&Path, &[u8]) -> bool) -> bool {
+        let mut changed = false;
+        for (path, recorded) in &mut self.files {
+            let now = read_bounded(path, self.limit).ok();
+            let d = digest(now.as_deref());
+            if d == *recorded {
+                continue;
+            }
+            match &now {
+                Some(bytes) if ours(path, bytes) => *recorded = d,
+                _ => changed = true,
+            }
+        }
+        changed || self.globs.iter().any(|g| expand(&g.pattern).map_or(true, |now| now != g.matches))
+    }
+
     /// Whether nothing was recorded (the routes did not come from a file).
     pub fn is_empty(&self) -> bool {
         self.files.is_empty() && self.globs.is_empty()

@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName};
@@ -32,6 +33,9 @@ pub(crate) mod inputs;
 pub(crate) mod json_template;
 pub(crate) mod limits;
 mod model;
+pub(crate) mod openapi;
+pub mod proxy;
+pub mod resource;
 pub mod state;
 pub mod tls;
 
@@ -40,7 +44,8 @@ mod stream;
 mod websocket;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
-pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, compile_regex};
+pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, REGEX_SIZE_LIMIT, compile_regex};
+pub use openapi::ValidateMode;
 pub use script::{
     CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, SCENARIO_START, ScenarioConfig, ScriptConfig,
     SequenceItemSpec,
@@ -79,6 +84,10 @@ pub struct RouteFileSpec {
     #[serde(default)]
     #[schemars(with = "Vec<RouteSpec>")]
     pub route: Vec<Spanned<RouteSpec>>,
+    /// Fake REST collections (json-server style): `[[resource]] path = "/users"`, `data = "users.json"`.
+    #[serde(default)]
+    #[schemars(with = "Vec<resource::ResourceSpec>")]
+    pub resource: Vec<Spanned<resource::ResourceSpec>>,
 }
 
 /// The `[server]` table.
@@ -118,6 +127,11 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<tls::TlsSpec>")]
     pub tls: Option<Spanned<tls::TlsSpec>>,
+    /// Forward every request no route answers to this upstream, `"http(s)://host[:port][/base]"`, or a table with
+    /// `url` and `preserve_host`, `timeout`, `ca`, `insecure`, `record`.
+    #[serde(default)]
+    #[schemars(with = "Option<proxy::ProxySpec>")]
+    pub proxy: Option<Spanned<proxy::ProxySpec>>,
     /// `true`, or a table of `origins`, `methods`, `headers`, `expose_headers`, `credentials`, `max_age`: answer CORS
     /// preflight requests and add the CORS headers to every response.
     #[serde(default)]
@@ -144,6 +158,16 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub state_timeout: Option<Spanned<String>>,
+    /// An OpenAPI 3.0 or 3.1 document (JSON or YAML, relative to this file) whose operations are served after this
+    /// file's routes, as `hotroute import openapi` would write them; watched and reloaded like the route file.
+    /// `--openapi FILE` wins over it.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub openapi: Option<Spanned<String>>,
+    /// Check each request against its operation in `openapi`: `"enforce"` answers 422 (400 for a body that is not
+    /// JSON) listing every problem, `"warn"` logs and journals them and answers as usual, `"off"` (the default).
+    #[serde(default)]
+    pub openapi_validate: Option<ValidateMode>,
     // Limits and timeouts, checked by `crate::limits` (see the README's "Limits" section for defaults).
     /// Largest request body, e.g. `"10MiB"` or a number of bytes (default 1 MiB); a larger one gets 413.
     #[serde(default)]
@@ -214,6 +238,12 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub grace: Option<Spanned<String>>,
+    /// Keep runtime state (sequence positions, `count`, scenario states, resource data, the journal) per value of
+    /// this request key, so that parallel tests sharing one server do not see each other: `"header:x-test-id"`,
+    /// `"query:NAME"` or `"cookie:NAME"`. Requests without it share the default partition.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub isolate: Option<Spanned<String>>,
 }
 
 /// One `[[route]]`.
@@ -312,6 +342,11 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<WebSocketSpec>")]
     pub websocket: Option<Spanned<WebSocketSpec>>,
+    /// Forward the request to this upstream, `"http(s)://host[:port][/base]"` (path and query kept), or a table with
+    /// `url` and `path` (a rewrite, e.g. `"/v2/{rest}"`), `preserve_host`, `timeout`, `ca`, `insecure`.
+    #[serde(default)]
+    #[schemars(with = "Option<proxy::ProxySpec>")]
+    pub proxy: Option<Spanned<proxy::ProxySpec>>,
 }
 
 /// `method = "GET"` or `method = ["GET", "POST"]`.
@@ -479,6 +514,14 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsConfig>,
     /// `[server] state`: the shared state store, when set.
     pub state: Option<state::StateConfig>,
+    /// `[server] proxy`: where requests no route answers go, when set.
+    pub proxy: Option<Arc<proxy::ProxyConfig>>,
+    /// `[server] isolate`: where a request names its state partition, when set.
+    pub isolate: Option<resource::IsolateKey>,
+    /// `[server] openapi`: the OpenAPI document served after the routes (resolved against the route file's folder).
+    pub openapi: Option<PathBuf>,
+    /// `[server] openapi_validate`.
+    pub openapi_validate: ValidateMode,
 }
 
 impl ServerConfig {
@@ -560,6 +603,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Files whose content the routes depend on (body files), for the watcher.
     pub body_files: Vec<PathBuf>,
+    /// The `[[resource]]` collections, in file order.
+    pub resources: Vec<resource::ResourceConfig>,
 }
 
 impl Config {
@@ -663,6 +708,7 @@ fn check_text(
     };
     let server = checker.server(spec.server.as_ref());
     let mut routes: Vec<RouteConfig> = spec.route.iter().filter_map(|r| checker.route(r, &server.1)).collect();
+    let resources = spec.resource.iter().filter_map(|r| checker.resource(r)).collect();
     let Checker { mut errors, mut body_files, .. } = checker;
     let mut sources = vec![source];
     include::add_included(
@@ -677,7 +723,7 @@ fn check_text(
         },
         inputs,
     );
-    Ok((Config { sources, server: server.0, routes, body_files }, errors))
+    Ok((Config { sources, server: server.0, routes, body_files, resources }, errors))
 }
 
 fn parse(source: &Source) -> Result<RouteFileSpec, LoadError> {
@@ -816,12 +862,42 @@ impl Checker<'_> {
         let tls = tls::from_spec(spec.tls.as_ref(), base_dir, self.inputs, &mut |span, message, help| {
             tls_errors.push((span, message, help.to_owned()))
         });
+        let proxy = spec.proxy.as_ref().and_then(|p| {
+            proxy::from_spec(p, None, base_dir, self.inputs, &mut |span, message, help| {
+                tls_errors.push((span, message, help.to_owned()))
+            })
+        });
+        if let (Some(p), Some(_)) = (&spec.proxy, &spec.not_found) {
+            tls_errors.push((
+                p.span(),
+                "[server] has both `proxy` and `not_found`: every request no route answers goes to the proxy, so \
+                 `not_found` would never answer"
+                    .into(),
+                "remove one of them".into(),
+            ));
+        }
         for (span, message, help) in tls_errors {
             self.error(span, message, &help);
         }
         let state = state::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
+        let openapi = spec.openapi.as_ref().and_then(|p| {
+            if p.get_ref().trim().is_empty() {
+                self.error(
+                    p.span(),
+                    "`openapi` is empty",
+                    "name an OpenAPI document, e.g. `openapi = \"openapi.yaml\"`",
+                );
+                return None;
+            }
+            Some(self.base_dir.join(p.get_ref()))
+        });
+        let isolate = self.isolate(spec.isolate.as_ref());
         let server = ServerConfig {
+            isolate,
+            openapi,
+            openapi_validate: spec.openapi_validate.unwrap_or_default(),
             tls,
+            proxy: proxy.map(Arc::new),
             listen,
             admin,
             journal,
@@ -836,6 +912,35 @@ impl Checker<'_> {
             state,
         };
         (server, headers)
+    }
+
+    /// A route's `proxy`: checked, with the route's own headers (which win over the upstream's).
+    fn route_proxy(&mut self, spec: &RouteSpec, p: &Spanned<proxy::ProxySpec>) -> Option<Arc<proxy::ProxyRoute>> {
+        let conflicts = proxy::route_conflicts(spec);
+        if !conflicts.is_empty() {
+            self.error(
+                p.span(),
+                format!("a proxy route answers with the upstream's answer, so it cannot have {}", conflicts.join(", ")),
+                "remove those keys, or the `proxy`; a proxy route may add `headers`, a `delay` or a `fault`",
+            );
+        }
+        let mut errors = Vec::new();
+        let target = proxy::from_spec(p, Some(spec.path.get_ref()), self.base_dir, self.inputs, &mut |s, m, h| {
+            errors.push((s, m, h.to_owned()))
+        });
+        for (span, message, help) in errors {
+            self.error(span, message, &help);
+        }
+        // The route's own headers only: `[server] headers` are added where the upstream's answer has none.
+        let mut headers = HeaderMap::new();
+        for (name, value) in &spec.headers {
+            if let (Ok(n), Ok(v)) =
+                (HeaderName::from_bytes(name.get_ref().as_bytes()), HeaderValue::from_str(value.get_ref()))
+            {
+                headers.insert(n, v);
+            }
+        }
+        Some(Arc::new(proxy::ProxyRoute { target: Arc::new(target?), headers }))
     }
 
     fn headers(&mut self, spec: &BTreeMap<Spanned<String>, Spanned<String>>) -> HeaderMap {
@@ -947,6 +1052,9 @@ impl Checker<'_> {
         }
         let mut script = self.route_script(spec, &origin, status, &mut headers);
         script.status_template = status_template;
+        if let Some(p) = &spec.proxy {
+            script.proxy = self.route_proxy(spec, p);
+        }
 
         if self.errors.len() > errors_before {
             return None;

@@ -276,6 +276,8 @@ pub struct ScriptConfig {
     pub scenario: Option<ScenarioConfig>,
     /// `websocket`: the route accepts the upgrade and talks in messages.
     pub websocket: Option<crate::config::WebSocketConfig>,
+    /// `proxy`: the answer is the upstream's (set by the route check, see `crate::config::proxy`).
+    pub proxy: Option<std::sync::Arc<crate::config::proxy::ProxyRoute>>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
 }
@@ -314,11 +316,13 @@ impl ScriptConfig {
             stream,
             scenario,
             websocket,
+            proxy,
             key: _,
         } = self;
         !template
             && scenario.is_none()
             && websocket.is_none()
+            && proxy.is_none()
             && header_templates.is_empty()
             && sequence.is_none()
             && delay.is_none()
@@ -413,6 +417,7 @@ impl Checker<'_> {
             stream,
             scenario,
             websocket,
+            proxy: None,
             key: 0,
         }
     }
@@ -966,6 +971,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
         stream,
         scenario,
         websocket,
+        proxy,
         key: _,
     } = script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -999,6 +1005,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     }
     scenario.hash(&mut h);
     websocket.as_ref().map(|w| w.key).hash(&mut h);
+    proxy.as_ref().map(|p| &p.target.url).hash(&mut h);
     h.finish()
 }
 

@@ -4,11 +4,15 @@
 //! An importer turns the whole document into route-file text that passes `hotroute check`: whatever it cannot
 //! convert becomes a [`Note`] (printed on stderr by the CLI) and a TOML comment where the route would have gone.
 
+mod har;
 mod mockoon;
 mod openapi;
 mod peer;
+pub mod record;
 mod schema;
 mod wiremock;
+
+pub(crate) use openapi::{Spec, SpecOp};
 
 use std::fmt;
 
@@ -121,6 +125,8 @@ pub enum ImportError {
     },
 }
 
+pub use har::har_file;
+
 /// The largest OpenAPI document (or referenced file) an importer reads: a generous bound on memory and time.
 pub const MAX_DOCUMENT: usize = 32 << 20;
 
@@ -164,4 +170,17 @@ pub fn mockoon_file(path: &std::path::Path) -> Result<Imported, ImportError> {
 pub fn mockoon(text: &str, name: &str) -> Result<Imported, ImportError> {
     let root = peer::parse_json(text, name, "a Mockoon environment")?;
     mockoon::convert(&root, name, None)
+}
+
+/// Reads the OpenAPI document at `path` to serve it: the route-file text [`openapi_file`] would write, and the
+/// document with its operations (for request validation). Every file is read through `read`, which the caller uses
+/// to record what the routes depend on.
+pub(crate) fn openapi_spec(
+    path: &std::path::Path,
+    read: &mut dyn FnMut(&std::path::Path) -> Result<String, String>,
+) -> Result<(Imported, Spec), ImportError> {
+    let name = path.display().to_string();
+    let text = read(path).map_err(|reason| ImportError::Open { file: name.clone(), reason })?;
+    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
+    openapi::convert_spec(&text, &name, dir, read)
 }

@@ -48,11 +48,37 @@ fn parse(text: &str, name: &str) -> Result<Value, ImportError> {
 
 /// The document and the files its `$ref`s reach, each by its path relative to the document's folder (the document
 /// itself is `""`).
-pub(super) struct Docs {
+pub(crate) struct Docs {
     files: HashMap<String, Value>,
 }
 
 impl Docs {
+    /// Every file read, by its key (the document itself is `""`).
+    pub(crate) fn files(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.files.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The value at `pointer` in `file`, its `$ref`s followed: the file and pointer where it really is, and it.
+    pub(crate) fn locate<'d>(&'d self, file: &str, pointer: &str) -> Result<(String, String, &'d Value), String> {
+        let (mut file, mut pointer) = (file.to_owned(), pointer.to_owned());
+        for _ in 0..MAX_REF_CHAIN {
+            let Some(value) = self.files.get(&file).and_then(|d| d.pointer(&pointer)) else {
+                return Err(format!("nothing at `{pointer}`"));
+            };
+            let Some(target) = value.get("$ref").and_then(Value::as_str) else {
+                return Ok((file, pointer, value));
+            };
+            let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
+            let key = if path.is_empty() { Some(file.clone()) } else { join(&file, path) };
+            match key.filter(|k| self.files.contains_key(k)) {
+                Some(k) => file = k,
+                None => return Err(format!("`$ref: {target}` names another file, which was not read")),
+            }
+            pointer = percent_encoding::percent_decode_str(fragment).decode_utf8_lossy().into_owned();
+        }
+        Err(format!("`$ref`s from here loop or chain more than {MAX_REF_CHAIN} times"))
+    }
+
     /// Follows `$ref`s from `value` (found in `file`) to the value they name, with the file it is in.
     pub(super) fn resolve<'d>(&'d self, file: &'d str, value: &'d Value) -> Result<(&'d str, &'d Value), String> {
         let (mut file, mut value) = (file, value);
@@ -116,7 +142,13 @@ fn file_refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 }
 
 /// Reads the files the document's `$ref`s name, and the ones theirs name, from `dir`.
-fn load_siblings(docs: &mut Docs, dir: &Path, name: &str, notes: &mut Vec<Note>) -> Result<(), ImportError> {
+fn load_siblings(
+    docs: &mut Docs,
+    dir: &Path,
+    name: &str,
+    notes: &mut Vec<Note>,
+    read: Reader<'_>,
+) -> Result<(), ImportError> {
     let mut queue = vec![String::new()];
     let mut seen: HashSet<String> = HashSet::from([String::new()]);
     while let Some(file) = queue.pop() {
@@ -143,7 +175,7 @@ fn load_siblings(docs: &mut Docs, dir: &Path, name: &str, notes: &mut Vec<Note>)
                     reason: format!("its `$ref`s reach more than {MAX_FILES} files"),
                 });
             }
-            let text = read_bounded(&dir.join(&key)).map_err(|reason| ImportError::Read {
+            let text = read(&dir.join(&key)).map_err(|reason| ImportError::Read {
                 name: name.into(),
                 file: key.clone(),
                 reason,
@@ -171,7 +203,49 @@ struct Route {
     table: toml::Table,
 }
 
+/// How the files a document's `$ref`s name are read: [`read_bounded`] for an import, a reader that records each file
+/// for the watcher when the document is served.
+pub(crate) type Reader<'r> = &'r mut dyn FnMut(&Path) -> Result<String, String>;
+
+/// An OpenAPI document read to be served: every file, and each operation imported with where it is.
+pub(crate) struct Spec {
+    /// The document's name, as locations show it.
+    pub(crate) name: String,
+    /// The document (key `""`) and the files its `$ref`s reach.
+    pub(crate) docs: Docs,
+    /// Whether it is OpenAPI 3.1 (full JSON Schema 2020-12) rather than 3.0 (a draft 4 dialect).
+    pub(crate) v31: bool,
+    /// The operations that became routes, in the document's order.
+    pub(crate) ops: Vec<SpecOp>,
+}
+
+/// One operation of a [`Spec`].
+pub(crate) struct SpecOp {
+    /// The method, upper case.
+    pub(crate) method: String,
+    /// The route path the importer wrote (base path included, parameters named as in the other routes).
+    pub(crate) path: String,
+    /// The path as the document writes it, e.g. `/pets/{petId}`.
+    pub(crate) raw_path: String,
+    /// The file holding the operation and its JSON pointer there.
+    pub(crate) file: String,
+    /// The operation's JSON pointer in `file`.
+    pub(crate) pointer: String,
+    /// `name#/paths/~1pets/get`, for messages.
+    pub(crate) at: String,
+}
+
 pub(super) fn convert(text: &str, name: &str, dir: Option<&Path>) -> Result<Imported, ImportError> {
+    convert_spec(text, name, dir, &mut |p: &Path| read_bounded(p)).map(|(imported, _)| imported)
+}
+
+/// [`convert`], reading the files `$ref`s name with `read`, and handing back the document with its operations.
+pub(crate) fn convert_spec(
+    text: &str,
+    name: &str,
+    dir: Option<&Path>,
+    read: Reader<'_>,
+) -> Result<(Imported, Spec), ImportError> {
     let root = parse(text, name)?;
     let not_openapi = |reason: &str| ImportError::NotOpenApi { name: name.into(), reason: reason.into() };
     match root.get("openapi").and_then(Value::as_str) {
@@ -196,7 +270,7 @@ pub(super) fn convert(text: &str, name: &str, dir: Option<&Path>) -> Result<Impo
     let mut notes = Vec::new();
     let mut docs = Docs { files: HashMap::from([(String::new(), root)]) };
     if let Some(dir) = dir {
-        load_siblings(&mut docs, dir, name, &mut notes)?;
+        load_siblings(&mut docs, dir, name, &mut notes, read)?;
     }
     let docs = docs;
     let root = &docs.files[""];
@@ -220,6 +294,7 @@ pub(super) fn convert(text: &str, name: &str, dir: Option<&Path>) -> Result<Impo
     let mut param_names: HashMap<String, String> = HashMap::new();
     let mut generator = Generator::new(&docs);
     let mut ops: Vec<Operation> = Vec::new();
+    let mut spec_ops: Vec<(usize, SpecOp)> = Vec::new();
 
     for (raw_path, item) in paths.into_iter().flatten() {
         let item_at = format!("{name}#/paths/{}", escape_pointer(raw_path));
@@ -234,6 +309,7 @@ pub(super) fn convert(text: &str, name: &str, dir: Option<&Path>) -> Result<Impo
             notes.push(Note { location: item_at, message: "not imported: a path must start with `/`".into() });
             continue;
         }
+        let item_place = docs.locate("", &format!("/paths/{}", escape_pointer(raw_path))).ok();
         let path = route_path(&prefix, raw_path, &mut param_names);
         let has_get = item.get("get").is_some();
         for method in METHODS {
@@ -264,6 +340,17 @@ pub(super) fn convert(text: &str, name: &str, dir: Option<&Path>) -> Result<Impo
             for n in route_notes {
                 notes.push(Note { location: at.clone(), message: n });
             }
+            if let (None, Some((file, pointer, _))) = (&refused, &item_place) {
+                let op = SpecOp {
+                    method: method.to_uppercase(),
+                    path: path.clone(),
+                    raw_path: raw_path.clone(),
+                    file: file.clone(),
+                    pointer: format!("{pointer}/{method}"),
+                    at: at.clone(),
+                };
+                spec_ops.push((ops.len(), op));
+            }
             ops.push(Operation { at, routes, refused });
         }
     }
@@ -292,7 +379,11 @@ pub(super) fn convert(text: &str, name: &str, dir: Option<&Path>) -> Result<Impo
     if route_count == 0 {
         notes.push(Note { location: format!("{name}#/paths"), message: "no operations to import".into() });
     }
-    Ok(Imported { routes: text, route_count, notes })
+    let v31 = docs.files[""].get("openapi").and_then(Value::as_str).is_some_and(|v| v.starts_with("3.1"));
+    // An operation the loader refused is a comment, not a route: it is not served, so not checked either.
+    let ops_served = spec_ops.into_iter().filter(|(i, _)| ops[*i].refused.is_none()).map(|(_, op)| op).collect();
+    let spec = Spec { name: name.to_owned(), docs, v31, ops: ops_served };
+    Ok((Imported { routes: text, route_count, notes }, spec))
 }
 
 /// One operation's routes, or why they are kept as a comment.

@@ -53,6 +53,8 @@ pub struct Record<'a> {
     pub duration: Duration,
     /// `file:line` of the route that answered, `admin` for the admin API, or `None`.
     pub route: Option<&'a str>,
+    /// The upstream's URL when the request was proxied (written last, `proxy=URL`, so other lines keep their shape).
+    pub proxy: Option<&'a str>,
 }
 
 impl Record<'_> {
@@ -69,6 +71,10 @@ impl Record<'_> {
                     "{time} {} {} {} {} {} {ms:.3}ms {route}",
                     self.peer, self.method, self.path, self.status, self.bytes
                 );
+                if let Some(url) = self.proxy {
+                    line.pop();
+                    let _ = writeln!(line, " proxy={url}");
+                }
                 line
             }
             LogFormat::Json => {
@@ -81,6 +87,7 @@ impl Record<'_> {
                     bytes: self.bytes,
                     duration_ms: (ms * 1000.0).round() / 1000.0,
                     route: self.route,
+                    proxy: self.proxy,
                 };
                 // Serializing plain fields into a String cannot fail.
                 let mut line = serde_json::to_string(&line).unwrap_or_default();
@@ -107,6 +114,8 @@ struct JsonLine<'a> {
     bytes: u64,
     duration_ms: f64,
     route: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy: Option<&'a str>,
 }
 
 /// How many lines may wait for stderr; more are dropped (and counted) rather than wait.
@@ -210,6 +219,7 @@ mod tests {
             bytes: 20,
             duration: Duration::from_micros(1234),
             route: None,
+            proxy: None,
         };
         assert_eq!(r.line(LogFormat::Text), "2024-02-29T23:59:59.005Z 127.0.0.1:5555 GET /a\"b?x=1 404 20 1.234ms -\n");
         let json: serde_json::Value = serde_json::from_str(&r.line(LogFormat::Json)).unwrap();

@@ -54,6 +54,10 @@ pub struct RecordedRequest {
     /// The route's `fault`, when it cut the connection instead of answering with `status`.
     fault: Option<crate::config::Fault>,
     route: Option<Arc<RouteInfo>>,
+    /// The upstream's URL, when the request was proxied.
+    proxied: Option<Arc<str>>,
+    /// The partition the request named (`[server] isolate`), if any.
+    isolate: Option<Arc<str>>,
     body_size: usize,
     /// `data[..target_end]` is `path[?query]`, `data[target_end..headers_end]` is `name:value\n` per header (neither
     /// can hold a `\n`, and names cannot hold a `:`), the rest is the body.
@@ -62,6 +66,8 @@ pub struct RecordedRequest {
     data: Bytes,
     /// For a WebSocket upgrade: the conversation's messages, filled in while it lasts.
     websocket: Option<Arc<super::websocket::WsLog>>,
+    /// What `[server] openapi_validate` found wrong with the request (`{ operation, problems }`), if anything.
+    openapi: Option<Arc<Value>>,
 }
 
 impl RecordedRequest {
@@ -101,12 +107,20 @@ impl RecordedRequest {
             status,
             fault: None,
             route,
+            proxied: None,
+            isolate: None,
             body_size: req.body.len(),
             target_end,
             headers_end,
             data: Bytes::from(data),
             websocket: None,
+            openapi: None,
         }
+    }
+
+    /// The partition the request named (`[server] isolate`), if any.
+    pub fn isolate(&self) -> Option<&str> {
+        self.isolate.as_deref()
     }
 
     /// Its number: 1 for the first request the server received, counting on when the journal is cleared.
@@ -257,12 +271,19 @@ impl RecordedRequest {
             "fault": self.fault(),
             "matched": self.matched(),
             "route": route,
+            "proxied": self.proxied.as_deref(),
         });
+        if let (Some(id), Some(object)) = (&self.isolate, json.as_object_mut()) {
+            object.insert("isolate".into(), id.as_ref().into());
+        }
         if let (true, Some(object)) = (body, json.as_object_mut()) {
             object.insert("body".into(), self.body_text().into());
         }
         if let (Some(log), Some(object)) = (&self.websocket, json.as_object_mut()) {
             object.insert("websocket".into(), log.to_json());
+        }
+        if let (Some(found), Some(object)) = (&self.openapi, json.as_object_mut()) {
+            object.insert("openapi_violations".into(), (**found).clone());
         }
         json
     }
@@ -388,6 +409,15 @@ const SHARED_QUEUE: usize = 10_000;
 /// The most requests written to a shared journal in one pipelined round trip.
 const SHARED_BATCH: usize = 256;
 
+/// What [`Journal::record`] kept of a request.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// The entry's id, when the journal is on.
+    pub id: Option<u64>,
+    /// For a WebSocket upgrade, the log its conversation writes its messages to (kept with the entry).
+    pub websocket: Option<Arc<super::websocket::WsLog>>,
+}
+
 /// The journal of one server: a bounded ring of recorded requests, and coverage counts.
 #[derive(Debug, Default)]
 pub struct Journal {
@@ -402,14 +432,22 @@ impl Journal {
     }
 
     /// Records a request answered with `answer` by `router` (which sets how many requests the journal keeps), and
-    /// counts it for coverage on the route that answered. For a WebSocket upgrade, returns the log its conversation
-    /// writes its messages to (kept with the entry).
-    pub fn record(
+    /// counts it for coverage on the route that answered. Says what was kept: the entry's id (see
+    /// [`Journal::set_status`]) and, for a WebSocket upgrade, the log its conversation writes its messages to.
+    pub fn record(&self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) -> Recorded {
+        self.record_checked(router, req, answer, None)
+    }
+
+    /// Like [`Journal::record`], with what the OpenAPI checks found wrong with the request (`openapi_violations` in
+    /// the admin API). A request refused by them is no near miss: it had an operation.
+    pub fn record_checked(
         &self,
         router: &Router,
         req: &RequestView<'_>,
         answer: &Answer<'_>,
-    ) -> Option<Arc<super::websocket::WsLog>> {
+        openapi: Option<Arc<Value>>,
+    ) -> Recorded {
+        let checked = openapi.is_some();
         let capacity = router.server().journal;
         let status = answer.response.status();
         let route = answer.route.map(|r| {
@@ -419,6 +457,8 @@ impl Journal {
         let time = SystemTime::now();
         // Copy the request before taking the lock, so that the lock is held only for the push.
         let fault = answer.response.extensions().get::<crate::config::Fault>().copied();
+        let proxied: Option<Arc<str>> =
+            answer.response.extensions().get::<crate::route::proxy::ProxyTo>().map(|p| p.upstream.url().into());
         let redact = &router.server().journal_redact;
         let websocket = answer
             .response
@@ -428,15 +468,20 @@ impl Journal {
         let entry = (capacity > 0).then(|| RecordedRequest {
             fault,
             websocket: websocket.clone(),
+            proxied: proxied.clone(),
+            isolate: router.isolate_id(req).map(Arc::from),
+            openapi,
             ..RecordedRequest::new(0, time, req, status, route, redact)
         });
         let mut state = self.lock();
         state.total += 1;
         state.next_id += 1;
-        if answer.route.is_none() {
+        // A request `[server] proxy` forwarded is answered, by the upstream: not a miss of the route file; nor is
+        // one the OpenAPI checks refused (it had an operation).
+        if answer.route.is_none() && proxied.is_none() && !checked {
             state.miss(req.method, req.uri.path(), status);
         }
-        let Some(mut entry) = entry else { return websocket };
+        let Some(mut entry) = entry else { return Recorded { id: None, websocket } };
         entry.id = state.next_id;
         // Bounded by count and by bytes: a client that fills the journal with large bodies pushes out old entries
         // instead of growing the server.
@@ -459,13 +504,23 @@ impl Journal {
         state.bytes += entry.data.len();
         let copy = self.shared.get().map(|shared| (shared, entry.clone()));
         state.entries.push_back(entry);
+        let id = state.next_id;
         drop(state);
         if let Some(((queue, store), entry)) = copy
             && queue.try_send(entry).is_err()
         {
             store.journal_drop(1);
         }
-        websocket
+        Recorded { id: Some(id), websocket }
+    }
+
+    /// Sets the status of entry `id`, recorded before its answer was known (a proxied request: the upstream's).
+    pub fn set_status(&self, id: u64, status: StatusCode) {
+        let mut state = self.lock();
+        // The newest entries are at the back: the one asked for is almost always the last or near it.
+        if let Some(entry) = state.entries.iter_mut().rev().find(|e| e.id == id) {
+            entry.status = status;
+        }
     }
 
     /// Copies each request recorded from now on into `store`'s shared journal (which keeps about `capacity`),
@@ -519,6 +574,14 @@ impl Journal {
         let n = state.entries.len();
         state.entries.clear();
         n
+    }
+
+    /// Removes the requests of partition `id` (`POST /__admin/reset?isolate=ID`); returns how many it held.
+    pub fn clear_isolate(&self, id: &str) -> usize {
+        let mut state = self.lock();
+        let before = state.entries.len();
+        state.entries.retain(|r| r.isolate.as_deref() != Some(id));
+        before - state.entries.len()
     }
 
     /// Sets every coverage count back to zero: the journal's and those of `router`'s routes.
@@ -575,7 +638,20 @@ impl Journal {
     /// The newest `limit` of the requests whose id is above `after`, oldest first, with the journal's counts. Only
     /// reference counts are taken under the lock: what is written from the page is written after it is let go.
     pub fn page(&self, after: u64, limit: usize) -> Page {
+        self.page_of(after, limit, None)
+    }
+
+    /// Like [`Journal::page`], with only the requests of partition `isolate` when one is given
+    /// (`GET /__admin/requests?isolate=ID`).
+    pub fn page_of(&self, after: u64, limit: usize, isolate: Option<&str>) -> Page {
         let state = self.lock();
+        if let Some(id) = isolate {
+            let mine: Vec<&RecordedRequest> =
+                state.entries.iter().filter(|r| r.id > after && r.isolate.as_deref() == Some(id)).collect();
+            let skip = mine.len() - mine.len().min(limit);
+            let requests = mine[skip..].iter().map(|r| (*r).clone()).collect();
+            return Page { dropped: state.dropped, last_id: state.next_id, omitted: skip, requests };
+        }
         // Ids grow along the ring, so the new ones are a suffix of it.
         let new = state.entries.len() - state.entries.partition_point(|r| r.id <= after);
         let skip = state.entries.len() - new.min(limit);

@@ -70,6 +70,8 @@ pub enum Unrouted {
     NoRoute,
     /// A request to the admin API.
     Admin,
+    /// A request no route answered that `[server] proxy` forwarded.
+    Proxy,
 }
 
 /// All of hotroute's metrics.
@@ -86,6 +88,8 @@ pub struct Metrics {
     routes: Gauge,
     no_route: RouteSlot,
     admin: RouteSlot,
+    proxy: RouteSlot,
+    proxied: Counter,
 }
 
 impl Default for Metrics {
@@ -127,6 +131,12 @@ impl Metrics {
         registry.register("generation", "How many times the routes have been loaded (1 at start)", generation.clone());
         let routes = Gauge::default();
         registry.register("routes", "Routes in service", routes.clone());
+        let proxied = Counter::default();
+        registry.register(
+            "proxied_requests",
+            "Requests forwarded to an upstream (proxy routes and [server] proxy, labelled route=\"proxy\" in requests)",
+            proxied.clone(),
+        );
         let dash: Arc<str> = "-".into();
         Metrics {
             registry,
@@ -139,7 +149,9 @@ impl Metrics {
             generation,
             routes,
             no_route: RouteSlot::new(dash.clone(), dash.clone()),
-            admin: RouteSlot::new("admin".into(), dash),
+            admin: RouteSlot::new("admin".into(), dash.clone()),
+            proxy: RouteSlot::new("proxy".into(), dash),
+            proxied,
         }
     }
 
@@ -154,12 +166,18 @@ impl Metrics {
         route.observed(|| RouteSlot::for_route(route)).unwrap_or_else(|| Arc::new(RouteSlot::for_route(route)))
     }
 
+    /// Counts a request forwarded to an upstream.
+    pub fn count_proxied(&self) {
+        self.proxied.inc();
+    }
+
     /// Counts one answered request and its latency.
     pub fn record(&self, route: Result<&RouteSlot, Unrouted>, status: u16, latency: Duration) {
         let slot = match route {
             Ok(slot) => slot,
             Err(Unrouted::NoRoute) => &self.no_route,
             Err(Unrouted::Admin) => &self.admin,
+            Err(Unrouted::Proxy) => &self.proxy,
         };
         self.count(slot, status);
         self.latency.observe(latency);

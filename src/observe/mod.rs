@@ -195,6 +195,8 @@ pub struct Probe<'a> {
     head_at: Instant,
     unrouted: Unrouted,
     route: Option<Arc<RouteSlot>>,
+    /// The upstream's URL and the journal entry's id, when the request is proxied.
+    proxied: Option<(Arc<str>, Option<u64>)>,
     /// Only when the access log or the trace is on: what they need beyond the metrics.
     detail: Option<Box<Detail>>,
     /// For a WebSocket upgrade: where its conversation logs its messages.
@@ -250,7 +252,7 @@ impl<'a> Probe<'a> {
                 template: false,
             })
         });
-        Probe { metrics, journal, head_at, unrouted, route: None, detail, websocket: None }
+        Probe { metrics, journal, head_at, unrouted, route: None, proxied: None, detail, websocket: None }
     }
 
     /// The body is read and the request is about to be routed (for the trace's timing; a branch when untraced).
@@ -263,7 +265,25 @@ impl<'a> Probe<'a> {
     /// `router` answered `req` with `answer`: remembers the route for the metrics and the log, and traces what
     /// really answered (the route, or why none did and what came nearest).
     pub fn answered(&mut self, router: &Router, req: &RequestView<'_>, answer: &Answer<'_>) {
-        self.websocket = self.journal.record(router, req, answer);
+        self.answered_checked(router, req, answer, None);
+    }
+
+    /// Like [`Probe::answered`], journaling what the OpenAPI checks found wrong with the request.
+    pub fn answered_checked(
+        &mut self,
+        router: &Router,
+        req: &RequestView<'_>,
+        answer: &Answer<'_>,
+        openapi: Option<std::sync::Arc<serde_json::Value>>,
+    ) {
+        let recorded = self.journal.record_checked(router, req, answer, openapi);
+        self.websocket = recorded.websocket;
+        if let Some(to) = answer.response.extensions().get::<crate::route::proxy::ProxyTo>() {
+            self.proxied = Some((to.upstream.url().into(), recorded.id));
+            if answer.route.is_none() {
+                self.unrouted = Unrouted::Proxy;
+            }
+        }
         if let Some(route) = answer.route {
             self.route = Some(self.metrics.route(route));
         }
@@ -291,11 +311,19 @@ impl<'a> Probe<'a> {
         let fault = response.extensions().get::<crate::config::Fault>().copied();
         let status = if fault.is_some() { 0 } else { response.status().as_u16() };
         self.metrics.record(self.route.as_deref().ok_or(self.unrouted), status, elapsed);
+        if let Some((_, id)) = &self.proxied {
+            self.metrics.count_proxied();
+            if let Some(id) = id {
+                self.journal.set_status(*id, response.status());
+            }
+        }
+        let proxy = self.proxied.as_ref().map(|(url, _)| url.as_ref());
         let Some(d) = self.detail.take() else { return response };
         let bytes = response.body().size_hint().exact().unwrap_or(0);
         let route = match (&self.route, self.unrouted) {
             (Some(slot), _) => Some(slot.location()),
             (None, Unrouted::Admin) => Some("admin"),
+            (None, Unrouted::Proxy) => Some("proxy"),
             (None, Unrouted::NoRoute) => None,
         };
         if let Some(format) = d.log {
@@ -308,16 +336,20 @@ impl<'a> Probe<'a> {
                 bytes,
                 duration: elapsed,
                 route,
+                proxy,
             };
             record.write(format);
         }
         if let Some((t, n)) = &d.trace {
             let ms = elapsed.as_secs_f64() * 1000.0;
             let work = d.routed_at.map(|r| r.elapsed().as_secs_f64() * 1000.0);
+            let proxied = proxy.map(|url| format!("the answer of the upstream {url} (proxied)"));
             let what = match (route, self.unrouted, d.template) {
+                _ if proxied.is_some() => proxied.as_deref().unwrap_or_default(),
                 (Some(_), Unrouted::NoRoute, true) => "scripted response (template, sequence, delay, fault or folder)",
                 (Some(_), Unrouted::NoRoute, false) => "prepared static response",
                 (_, Unrouted::Admin, _) => "admin API answer",
+                (_, Unrouted::Proxy, _) => "proxied answer",
                 (None, _, _) => "hotroute's own answer",
             };
             let work = work.map_or_else(String::new, |w| format!(" (routing and response {w:.3}ms)"));

@@ -65,6 +65,10 @@ pub struct Live {
     runtime: Mutex<Runtime>,
     /// The shared state store (`[server] state`), once the server has connected it; none keeps state in process.
     state: OnceLock<Arc<RemoteState>>,
+    /// `--openapi FILE`: the OpenAPI document served after the routes, instead of `[server] openapi`.
+    openapi_file: Option<PathBuf>,
+    /// The OpenAPI request checks of the last good load, given to every router put in service.
+    openapi: Mutex<Option<Arc<crate::route::openapi::Validation>>>,
 }
 
 /// The runtime routes, newest first, and the next ids.
@@ -74,6 +78,9 @@ struct Runtime {
     next_id: u64,
     next_post: u64,
 }
+
+/// The OpenAPI request checks a load made, if any.
+type OpenApi = Option<Arc<crate::route::openapi::Validation>>;
 
 /// The result of one reload: the new generation, or why the old routes kept serving.
 pub type ReloadResult = Result<u64, LoadErrors>;
@@ -107,6 +114,8 @@ impl Live {
             config: Mutex::new(None),
             runtime: Mutex::new(Runtime { routes: Vec::new(), next_id: 1, next_post: 1 }),
             state: OnceLock::new(),
+            openapi_file: None,
+            openapi: Mutex::new(None),
         }
     }
 
@@ -123,9 +132,20 @@ impl Live {
 
     /// Loads the route file at `path` and starts serving it.
     pub fn from_file(path: &Path) -> Result<Self, LoadErrors> {
+        Self::from_file_with_openapi(path, None)
+    }
+
+    /// Like [`Live::from_file`], serving the OpenAPI document `openapi` (`--openapi FILE`) after the routes instead
+    /// of the one `[server] openapi` names; it is watched and reloaded with them.
+    pub fn from_file_with_openapi(path: &Path, openapi: Option<&Path>) -> Result<Self, LoadErrors> {
         let mut inputs = Inputs::default();
-        let (router, config) = Router::load_layered(crate::config::check_file_tracked(path, &mut inputs)?, &[])?;
-        let live = Live::new(router, Some(path.to_path_buf()));
+        let checked = crate::config::check_file_tracked(path, &mut inputs)?;
+        let (checked, validation) = crate::route::openapi::add_spec(checked, &mut inputs, openapi)?;
+        let (mut router, config) = Router::load_layered(checked, &[])?;
+        router.set_openapi(validation.clone());
+        let mut live = Live::new(router, Some(path.to_path_buf()));
+        live.openapi_file = openapi.map(Path::to_path_buf);
+        *live.openapi.lock().unwrap_or_else(|e| e.into_inner()) = validation;
         *live.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
         *live.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(config));
         Ok(live)
@@ -219,6 +239,7 @@ impl Live {
     /// routes keeps it (the file's error still stands).
     fn replace(&self, mut router: Router, loaded: bool) -> (u64, Arc<Router>) {
         router.adopt_state(&self.router.load());
+        router.set_openapi(self.openapi.lock().unwrap_or_else(|e| e.into_inner()).clone());
         let router = Arc::new(router);
         self.metrics.routes_loaded(&router);
         let old = self.router.swap(router);
@@ -309,16 +330,19 @@ impl Live {
     /// again until they stay the same for [`SETTLE`] (at most [`SETTLE_MAX`]) before the result counts.
     pub fn reload_if_changed(&self) -> Option<Result<u64, LoadErrors>> {
         let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let inputs = self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut inputs = self.inputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // Routes built in memory record no inputs: then any event is worth a reload.
-        if !inputs.is_empty() && !inputs.changed() {
+        let router = self.router.load();
+        if !inputs.is_empty() && !inputs.changed_except(|path, bytes| router.wrote(path, bytes)) {
+            // What changed, if anything, is a resource's data written by the server: noted, no reload.
+            *self.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
             return None;
         }
         Some(self.reload_locked(true))
     }
 
     /// Reads and builds the routes; with `settle`, reads again while what was read looks like a save in progress.
-    fn load_settled(&self, path: &Path, settle: bool) -> (Inputs, Result<(Router, Config), LoadErrors>) {
+    fn load_settled(&self, path: &Path, settle: bool) -> (Inputs, Result<(Router, Config, OpenApi), LoadErrors>) {
         let limit = self.router.load().server().limits.max_route_file;
         let had_routes = self.file_routes() > 0;
         let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).routes.clone();
@@ -327,10 +351,13 @@ impl Live {
             let mut inputs = Inputs::default();
             inputs.set_limit(limit);
             let loaded = crate::config::check_file_tracked(path, &mut inputs)
-                .and_then(|checked| Router::load_layered(checked, &runtime));
+                .and_then(|checked| crate::route::openapi::add_spec(checked, &mut inputs, self.openapi_file.as_deref()))
+                .and_then(|(checked, validation)| {
+                    Router::load_layered(checked, &runtime).map(|(router, config)| (router, config, validation))
+                });
             let suspicious = match &loaded {
                 Err(_) => true,
-                Ok((_, config)) => had_routes && config.routes.is_empty(),
+                Ok((_, config, _)) => had_routes && config.routes.is_empty(),
             };
             if !settle || !suspicious || started.elapsed() >= SETTLE_MAX {
                 return (inputs, loaded);
@@ -350,10 +377,10 @@ impl Live {
         };
         let started = Instant::now();
         let (inputs, loaded) = self.load_settled(path, settle);
-        let loaded = loaded.and_then(|(router, config)| {
+        let loaded = loaded.and_then(|(router, config, validation)| {
             let before = self.file_routes();
             if before == 0 || !config.routes.is_empty() || declares_no_routes(path, &inputs) {
-                return Ok((router, config));
+                return Ok((router, config, validation));
             }
             let message = format!(
                 "route file `{}` has no routes now (the routes in service have {before}); it looks empty or \
@@ -365,8 +392,9 @@ impl Live {
         });
         *self.inputs.lock().unwrap_or_else(|e| e.into_inner()) = inputs;
         match loaded {
-            Ok((router, config)) => {
+            Ok((router, config, validation)) => {
                 *self.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(config));
+                *self.openapi.lock().unwrap_or_else(|e| e.into_inner()) = validation;
                 let n = router.routes().len();
                 let ignored = self.router().server().start_only_changes(router.server());
                 if !ignored.is_empty() {
@@ -414,7 +442,16 @@ impl Live {
         self.journal.reset_coverage(&router);
         router.reset_counters();
         router.scenarios().reset();
+        router.reset_resources();
+        router.partitions().clear();
         cleared
+    }
+
+    /// Puts partition `id`'s state back to its start (`[server] isolate`): its sequences, scenarios and resource
+    /// data start again on its next request, and its requests leave the journal. Other partitions are untouched.
+    pub fn reset_partition(&self, id: &str) -> usize {
+        self.router().partitions().reset(id);
+        self.journal.clear_isolate(id)
     }
 
     /// Adds the routes of `text` (one or more `[[route]]` tables, checked like the route file) in front of every

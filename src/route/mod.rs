@@ -17,7 +17,11 @@ pub(crate) mod body;
 pub(crate) mod cors;
 pub(crate) mod matching;
 pub(crate) mod not_found;
+pub(crate) mod openapi;
+pub mod partition;
+pub mod proxy;
 pub(crate) mod reply;
+pub mod resource;
 pub(crate) mod respond;
 pub mod runtime;
 pub mod scenario;
@@ -44,7 +48,9 @@ use crate::config::{BodyConfig, Config, Methods, RouteConfig, ServerConfig};
 use crate::request::{RequestData, RequestView};
 use cors::Cors;
 use not_found::NearMiss;
+use partition::{Partition, Partitions};
 use reply::{Reply, ReplyParts};
+use resource::{Resource, Target};
 use respond::{Body, Prepared};
 use scenario::{RouteScenario, Scenarios};
 use static_files::{DirRequest, StaticDir};
@@ -58,6 +64,8 @@ enum Responder {
     Static(Prepared),
     /// Templates, a sequence, a delay, a fault or a folder.
     Scripted(Box<Script>),
+    /// A `[[resource]]`'s collection or item path: the index of the resource in [`Router::resources`].
+    Resource(usize, Target),
 }
 
 /// What one route has counted, and what is made for it on its first request. Kept in the route itself, so that a
@@ -117,6 +125,8 @@ struct Script {
     shared: bool,
     /// `websocket`: the handshake is answered with `101` and the script the serving layer plays.
     websocket: Option<Arc<websocket::WsReply>>,
+    /// `proxy`: the answer is the upstream's, with the route's headers, delay or fault on top.
+    proxy: Option<Arc<proxy::Upstream>>,
 }
 
 impl Script {
@@ -158,7 +168,7 @@ impl Route {
     /// How many times a scripted route has answered (none for a plain route, which does not count).
     pub fn count(&self) -> Option<u64> {
         match &self.responder {
-            Responder::Static(_) => None,
+            Responder::Static(_) | Responder::Resource(..) => None,
             Responder::Scripted(_) => Some(self.stats.answers.load(Ordering::Relaxed)),
         }
     }
@@ -202,7 +212,7 @@ impl Route {
     pub(crate) fn scenario_miss(&self) -> Option<String> {
         match &self.responder {
             Responder::Scripted(script) => script.scenario.as_ref().and_then(RouteScenario::explain),
-            Responder::Static(_) => None,
+            Responder::Static(_) | Responder::Resource(..) => None,
         }
     }
 
@@ -278,15 +288,23 @@ pub struct Router {
     scenarios: Scenarios,
     /// Whether any path has a route with shared state: without one, a shared store is never asked.
     shared: bool,
+    /// `[server] proxy`: where requests no route answers go.
+    fallback: Option<Arc<proxy::Upstream>>,
+    /// The `[[resource]]` collections, in file order.
+    resources: Vec<Resource>,
+    /// The isolated partitions' state (`[server] isolate`), shared with the routers of later reloads.
+    partitions: Arc<Partitions>,
+    /// `[server] openapi_validate`'s checks, when on (set by whoever loaded the document, see [`openapi`]).
+    openapi: Option<Arc<openapi::Validation>>,
 }
 
-/// What matching chose: a finished answer (a plain route, a 404, a 405), or a scripted route still to count and
-/// render.
+/// What matching chose: a finished answer (a plain route, a resource, a 404, a proxy fallback, a 405), or a
+/// scripted route still to count and render, with the request's in-process partition (`[server] isolate`).
 // Returned once per request on the stack: boxing the answer would cost plain routes an allocation.
 #[allow(clippy::large_enum_variant)]
 enum Selected<'r, 'p> {
     Done(Answer<'r>),
-    Scripted { route: &'r Route, script: &'r Script, params: matchit::Params<'r, 'p> },
+    Scripted { route: &'r Route, script: &'r Script, params: matchit::Params<'r, 'p>, part: Option<Arc<Partition>> },
 }
 
 impl Router {
@@ -323,7 +341,7 @@ impl Router {
 
     /// Builds a router from a checked config. Clashing routes and template syntax errors are reported here.
     pub fn build(config: &Config) -> Result<Router, LoadErrors> {
-        Self::build_with_runtime(config, &[])
+        Self::build_with_runtime(config, &runtime::RuntimeIds::default())
     }
 
     /// Builds the route file's `config` with `runtime` routes in front (see [`runtime`]).
@@ -335,10 +353,10 @@ impl Router {
         Self::build_with_runtime(&merged, &ids)
     }
 
-    /// [`Router::build`], where `runtime_ids[i]` is the runtime id of `config.routes[i]` (none past its end): a
-    /// runtime route may shadow a route of another text (that is what it is for), which is then no clash.
-    fn build_with_runtime(config: &Config, runtime_ids: &[Option<u64>]) -> Result<Router, LoadErrors> {
-        let runtime_id = |ci: usize| runtime_ids.get(ci).copied().flatten();
+    /// [`Router::build`], where `ids.routes[i]` is the runtime id of `config.routes[i]` (none past its end), and
+    /// `ids.resources` the same for resources: a runtime route may shadow a route of another text (that is what it is for), which is then no clash.
+    fn build_with_runtime(config: &Config, ids: &runtime::RuntimeIds) -> Result<Router, LoadErrors> {
+        let runtime_id = |ci: usize| ids.routes.get(ci).copied().flatten();
         let mut errors = Vec::new();
         let mut tree = matchit::Router::new();
         let mut entries: Vec<PathEntry> = Vec::with_capacity(config.routes.len());
@@ -461,6 +479,85 @@ impl Router {
                 }
             }
         };
+        let fallback = match &config.server.proxy {
+            None => None,
+            Some(p) => match proxy::Upstream::new(p.clone(), None) {
+                Ok(upstream) => {
+                    warn_insecure(p, "[server] proxy");
+                    Some(upstream)
+                }
+                Err(message) => {
+                    let span = span_of_server_key(&config.sources[0].text, "proxy");
+                    errors.push(config.error_at(0, span, message, Some(CA_HELP)));
+                    None
+                }
+            },
+        };
+        let mut resources = Vec::with_capacity(config.resources.len());
+        for (ri, rc) in config.resources.iter().enumerate() {
+            let resource = Resource::new(rc.clone());
+            let index = resources.len();
+            let mut ok = true;
+            for (path, target, methods) in [
+                (resource.path().to_owned(), Target::Collection, [Method::GET, Method::POST].as_slice()),
+                (
+                    resource.item_path(),
+                    Target::Item,
+                    [Method::GET, Method::PUT, Method::PATCH, Method::DELETE].as_slice(),
+                ),
+            ] {
+                if let Some(&e) = by_path.get(path.as_str()) {
+                    let other = &routes[entries[e].routes[0]];
+                    let message = format!(
+                        "resource `{}` answers `{path}`, and so does the route at {}",
+                        resource.path(),
+                        other.location()
+                    );
+                    let help = "remove that route, or move the resource to another path";
+                    errors.push(config.error_at(
+                        rc.origin.source,
+                        rc.origin.span.start..rc.origin.span.start,
+                        message,
+                        Some(help),
+                    ));
+                    ok = false;
+                    continue;
+                }
+                if let Err(e) = tree.insert(path.clone(), entries.len()) {
+                    let message = format!("resource `{}` cannot answer `{path}`: {e}", resource.path());
+                    let help = "a route's path overlaps the resource's; move the resource or the route";
+                    errors.push(config.error_at(
+                        rc.origin.source,
+                        rc.origin.span.start..rc.origin.span.start,
+                        message,
+                        Some(help),
+                    ));
+                    ok = false;
+                    continue;
+                }
+                entries.push(PathEntry {
+                    routes: vec![routes.len()],
+                    allow: HeaderValue::from_static(""),
+                    options: false,
+                    // Resources keep their data in process, with or without a shared store.
+                    shared: false,
+                });
+                routes.push(Route {
+                    path,
+                    methods: Methods::List(methods.to_vec()),
+                    file: files[rc.origin.source].clone(),
+                    line: rc.origin.line,
+                    responder: Responder::Resource(index, target),
+                    matcher: None,
+                    key: resource_key(resource.path(), target),
+                    stats: RouteStats::default(),
+                    runtime_id: ids.resources.get(ri).copied().flatten(),
+                });
+            }
+            if ok {
+                resources.push(resource);
+            }
+        }
         if !errors.is_empty() {
             return Err(LoadErrors(errors));
         }
@@ -483,7 +580,21 @@ impl Router {
             near: OnceLock::new(),
             scenarios,
             shared,
+            fallback,
+            resources,
+            partitions: Arc::default(),
+            openapi: None,
         })
+    }
+
+    /// The OpenAPI request checks requests are put through before a route answers, if any.
+    pub(crate) fn openapi(&self) -> Option<&openapi::Validation> {
+        self.openapi.as_deref()
+    }
+
+    /// Sets the OpenAPI request checks (see [`openapi::add_spec`]).
+    pub(crate) fn set_openapi(&mut self, validation: Option<Arc<openapi::Validation>>) {
+        self.openapi = validation;
     }
 
     /// Takes over the counts of `previous`'s routes, so that a reload restarts neither sequences nor coverage: a
@@ -516,9 +627,46 @@ impl Router {
         }
         let routes = self.routes.iter_mut().filter_map(|r| match &mut r.responder {
             Responder::Scripted(script) => script.scenario.as_mut(),
-            Responder::Static(_) => None,
+            Responder::Static(_) | Responder::Resource(..) => None,
         });
         self.scenarios.adopt(&previous.scenarios, routes);
+        for resource in &mut self.resources {
+            if let Some(old) = previous.resources.iter().find(|r| r.path() == resource.path()) {
+                resource.adopt(old);
+            }
+        }
+        self.partitions = Arc::clone(&previous.partitions);
+    }
+
+    /// The `[[resource]]` collections.
+    pub fn resources(&self) -> &[Resource] {
+        &self.resources
+    }
+
+    /// The isolated partitions (`[server] isolate`).
+    pub fn partitions(&self) -> &Partitions {
+        &self.partitions
+    }
+
+    /// The partition id `req` names, when `[server] isolate` is set and the request carries one.
+    pub fn isolate_id(&self, req: &RequestView<'_>) -> Option<String> {
+        partition::id_of(self.server.isolate.as_ref()?, req)
+    }
+
+    /// Whether `bytes` at `path` are what a persisted resource of this router last wrote there (so that the watcher
+    /// does not reload on the server's own writes).
+    pub fn wrote(&self, path: &Path, bytes: &[u8]) -> bool {
+        let mut digest = None;
+        self.resources.iter().any(|r| {
+            r.persists_to(path) && r.wrote(*digest.get_or_insert_with(|| crate::config::resource::data_digest(bytes)))
+        })
+    }
+
+    /// Puts every resource's default partition back to its start data.
+    pub fn reset_resources(&self) {
+        for resource in &self.resources {
+            resource.reset();
+        }
     }
 
     /// The scenarios the routes name, and their states.
@@ -551,14 +699,17 @@ impl Router {
 
     fn route<'r>(&'r self, req: &RequestView<'_>) -> Answer<'r> {
         let data = RequestData::new(req);
-        match self.select(&data, req.uri.path()) {
+        match self.select(&data, req.uri.path(), None) {
             Selected::Done(answer) => answer,
-            Selected::Scripted { route, script, params } => {
-                let count = route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1;
-                let (response, pending) = self.scripted(route, script, &params, &data, count);
+            Selected::Scripted { route, script, params, part } => {
+                let count = match part.as_deref() {
+                    None => route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1,
+                    Some(part) => part.next_count(route.key),
+                };
+                let (response, pending) = self.scripted(route, script, &params, &data, part.as_deref(), count);
                 // After the answer is made: its templates see the state the request matched in.
                 if let Some(sc) = &script.scenario {
-                    sc.advance();
+                    sc.advance_in(part.as_deref());
                 }
                 Answer { response, route: Some(route), pending }
             }
@@ -566,11 +717,18 @@ impl Router {
     }
 
     /// Finds the route that answers: the first whose method, `match` conditions and scenario state fit. A plain
-    /// route, a 404 or a 405 is answered here; a scripted route is handed back to be counted and rendered.
-    fn select<'r, 'p>(&'r self, data: &RequestData<'_>, path: &'p str) -> Selected<'r, 'p> {
+    /// route, a resource, a 404, a proxy fallback or a 405 is answered here; a scripted route is handed back (with
+    /// the request's in-process partition) to be counted and rendered. `states`: where the scenario states come
+    /// from when not from the in-process partition (a shared store's, read for this request).
+    fn select<'r, 'p>(&'r self, data: &RequestData<'_>, path: &'p str, states: Option<&Partition>) -> Selected<'r, 'p> {
         let req = data.view;
         let Ok(m) = self.tree.at(path) else { return Selected::Done(self.not_found(data, None)) };
         let entry = &self.entries[*m.value];
+        // Only a server with `isolate` looks for the partition: the others pay one branch.
+        let part = match &self.server.isolate {
+            None => None,
+            Some(key) => partition::id_of(key, req).map(|id| self.partitions.get(&id)),
+        };
         let mut method_fits = false;
         for &i in &entry.routes {
             let route = &self.routes[i];
@@ -591,15 +749,25 @@ impl Router {
                 }),
                 Responder::Scripted(script) => {
                     // Checked here, not with `match`, so that plain routes do not pay for scenarios.
-                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds()) {
+                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds_in(states.or(part.as_deref()))) {
                         continue;
                     }
-                    Selected::Scripted { route, script, params: m.params }
+                    Selected::Scripted { route, script, params: m.params, part }
+                }
+                Responder::Resource(index, target) => {
+                    // Resources stay in process, with or without a shared store.
+                    let resource = &self.resources[*index];
+                    let collection = part.as_ref().map(|p| p.collection(resource));
+                    let response = resource.answer(*target, m.params.get("id"), data, collection.as_deref());
+                    Selected::Done(Answer { response, route: Some(route), pending: None })
                 }
             };
         }
         if method_fits {
             return Selected::Done(self.not_found(data, Some(entry)));
+        }
+        if let Some(answer) = self.fall_back(req) {
+            return Selected::Done(answer);
         }
         let response = respond::method_not_allowed(req.method, path, &entry.allow);
         Selected::Done(Answer { response, route: None, pending: None })
@@ -610,11 +778,12 @@ impl Router {
         self.shared && self.tree.at(path).is_ok_and(|m| self.entries[*m.value].shared)
     }
 
-    /// [`Router::respond`] with the state in a shared store (`[server] state`), in partition `partition`: the
-    /// scenario states are read from the store before matching, and a stateful route's count (and its scenario
-    /// move) is made there atomically. A request to a path without stateful routes is answered as by
-    /// [`Router::respond`], without asking the store. A store that fails or does not answer within its timeout
-    /// gives a 503 that says so.
+    /// [`Router::respond`] with the state in a shared store (`[server] state`), in partition `partition` (the
+    /// request's [`Router::isolate_id`], [`state::DEFAULT_PARTITION`] without one): the scenario states are read
+    /// from the store before matching, and a stateful route's count (and its scenario move) is made there
+    /// atomically. A request to a path without stateful routes is answered as by [`Router::respond`], without
+    /// asking the store. A store that fails or does not answer within its timeout gives a 503 that says so.
+    /// Resources keep their data in process.
     pub async fn respond_shared<'r>(
         &'r self,
         req: &RequestView<'_>,
@@ -639,17 +808,32 @@ impl Router {
         partition: &str,
     ) -> Answer<'r> {
         let data = RequestData::new(req);
-        if !self.scenarios.is_empty() {
+        // The partition's scenario states as the store has them, held for this request only: concurrent requests
+        // of other partitions cannot change what this one matches in and its templates show.
+        let states = if self.scenarios.is_empty() {
+            None
+        } else {
             // Every scenario, not only this path's: templates may show any of them.
             let names: Vec<&str> = self.scenarios.names().collect();
-            match store.scenario_states(partition, &names).await {
-                Ok(states) => self.scenarios.refresh(states),
+            let read = match store.scenario_states(partition, &names).await {
+                Ok(read) => read,
                 Err(e) => return unavailable(req, None, &e),
+            };
+            let states = Partition::default();
+            for (name, state) in names.iter().zip(&read) {
+                if let Some(state) = state {
+                    states.set_scenario(name, Arc::new(state.clone()));
+                }
             }
-        }
-        match self.select(&data, req.uri.path()) {
+            if partition == state::DEFAULT_PARTITION {
+                // The router's own slots too, so that the near-miss 404 explains with what the store holds.
+                self.scenarios.refresh(read);
+            }
+            Some(states)
+        };
+        match self.select(&data, req.uri.path(), states.as_ref()) {
             Selected::Done(answer) => answer,
-            Selected::Scripted { route, script, params } => {
+            Selected::Scripted { route, script, params, part } => {
                 let count = if script.shared {
                     let scenario = script.scenario.as_ref().and_then(RouteScenario::move_spec);
                     match store.count(partition, route.key, scenario).await {
@@ -657,20 +841,27 @@ impl Router {
                         Err(e) => return unavailable(req, Some(route), &e),
                     }
                 } else {
-                    route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1
+                    match part.as_deref() {
+                        None => route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1,
+                        Some(part) => part.next_count(route.key),
+                    }
                 };
-                let (response, pending) = self.scripted(route, script, &params, &data, count);
+                let seen = states.as_ref().or(part.as_deref());
+                let (response, pending) = self.scripted(route, script, &params, &data, seen, count);
                 Answer { response, route: Some(route), pending }
             }
         }
     }
 
+    /// Renders a scripted route's answer number `count`; its templates see the scenario states of `part` (the
+    /// default partition's when none).
     fn scripted(
         &self,
         route: &Route,
         script: &Script,
         params: &matchit::Params<'_, '_>,
         data: &RequestData<'_>,
+        part: Option<&Partition>,
         count: u64,
     ) -> (Response<Body>, Option<Pending>) {
         let req = data.view;
@@ -681,7 +872,7 @@ impl Router {
             return (reply.head(), Some(pending));
         }
         let params: Vec<(&str, &str)> = params.iter().collect();
-        let vars = Vars { req: data, params: &params, count, scenarios: &self.scenarios };
+        let vars = Vars { req: data, params: &params, count, scenarios: &self.scenarios, partition: part };
         let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
@@ -689,6 +880,9 @@ impl Router {
             && response.extensions().get::<reply::RenderFailed>().is_none()
         {
             response = ws.handshake(response, &vars, (route.key, count));
+        } else if let Some(upstream) = &script.proxy {
+            let target = upstream.target(req.uri, &params);
+            response.extensions_mut().insert(proxy::ProxyTo { upstream: Arc::clone(upstream), target });
         } else if let Some(stream) = &script.stream
             && response.extensions().get::<reply::RenderFailed>().is_none()
         {
@@ -707,13 +901,61 @@ impl Router {
         (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None }))
     }
 
+    /// `[server] proxy`'s answer to a request no route answers: the upstream's, when one is set.
+    fn fall_back<'r>(&'r self, req: &RequestView<'_>) -> Option<Answer<'r>> {
+        let upstream = self.fallback.as_ref()?;
+        let target = upstream.target(req.uri, &[]);
+        let mut response = Response::new(Body::default());
+        response.extensions_mut().insert(proxy::ProxyTo { upstream: Arc::clone(upstream), target });
+        Some(Answer { response, route: None, pending: None })
+    }
+
+    /// Whether `req` (whose body is not read yet) goes upstream whatever its body: the route that will answer it is
+    /// a proxy route, or none will and `[server] proxy` is set, and no condition on the way looks at the body. The
+    /// pipeline then streams the body upstream instead of reading it. No side effect: no count, no draw.
+    pub fn will_proxy(&self, req: &RequestView<'_>) -> bool {
+        if self.cors.is_some() && Cors::is_preflight(req) {
+            return false;
+        }
+        // A recording fallback writes the request body with the answer: it is read first.
+        let fallback = self.fallback.as_ref().is_some_and(|f| !f.records());
+        let Ok(m) = self.tree.at(req.uri.path()) else { return fallback };
+        let data = RequestData::new(req);
+        for route in self.entries[*m.value].routes.iter().map(|&i| &self.routes[i]) {
+            if !route.methods.allows(req.method) {
+                continue;
+            }
+            if let Some(matcher) = &route.matcher {
+                if proxy::needs_body(matcher) {
+                    return false;
+                }
+                if matcher.first_failed(&data).is_some() {
+                    continue;
+                }
+            }
+            return match &route.responder {
+                Responder::Static(_) | Responder::Resource(..) => false,
+                Responder::Scripted(script) => {
+                    if script.scenario.as_ref().is_some_and(|sc| !sc.holds()) {
+                        continue;
+                    }
+                    script.proxy.is_some()
+                }
+            };
+        }
+        fallback
+    }
+
     /// The answer when nothing matched: `[server] not_found`, or the near-miss 404. `entry` is the path's routes
     /// when the path matched but no route's conditions held.
     fn not_found<'r>(&'r self, data: &RequestData<'_>, entry: Option<&PathEntry>) -> Answer<'r> {
         let req = data.view;
+        if let Some(answer) = self.fall_back(req) {
+            return answer;
+        }
         if let Some((reply, answers)) = &self.not_found {
             let count = answers.fetch_add(1, Ordering::Relaxed) + 1;
-            let vars = Vars { req: data, params: &[], count, scenarios: &self.scenarios };
+            let vars = Vars { req: data, params: &[], count, scenarios: &self.scenarios, partition: None };
             let mut response = reply.render(&self.templates, &vars, (0, count), req.method, "[server] not_found");
             if let Some(fault) = reply.fault {
                 response.extensions_mut().insert(fault);
@@ -803,6 +1045,27 @@ impl Router {
     }
 }
 
+const CA_HELP: &str = "give a PEM file of CA certificates (`-----BEGIN CERTIFICATE-----` blocks) as proxy.ca";
+
+/// `insecure = true` is said at every load: a setting that turns certificate checks off should not go unnoticed.
+fn warn_insecure(p: &crate::config::proxy::ProxyConfig, at: &str) {
+    if p.insecure {
+        tracing::warn!("{at}: proxy to {} does not verify the upstream's certificate (insecure = true)", p.url);
+    }
+}
+
+/// The span of `key = ...` in the `[server]` table of `text` (the key's line; the whole text's start if not found).
+fn span_of_server_key(text: &str, key: &str) -> std::ops::Range<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with(key) && line.trim_start()[key.len()..].trim_start().starts_with('=') {
+            return offset..offset + line.trim_end().len();
+        }
+        offset += line.len();
+    }
+    0..0
+}
+
 const TEMPLATE_HELP: &str = "fix the template syntax; see https://docs.rs/minijinja for the language";
 
 /// A plain route's prepared response, or a scripted route's compiled answers.
@@ -863,6 +1126,15 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         None => None,
         Some(w) => Some(Arc::new(websocket::WsReply::build(w, config.server.seed, location, text).map_err(error)?)),
     };
+    let proxy = match &script.proxy {
+        None => None,
+        Some(p) => {
+            warn_insecure(&p.target, location);
+            let upstream = proxy::Upstream::new(p.target.clone(), Some(p))
+                .map_err(|message| config.error_at(rc.origin.source, rc.path_span.clone(), message, Some(CA_HELP)))?;
+            Some(upstream)
+        }
+    };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
     Ok(Responder::Scripted(Box::new(Script {
         replies,
@@ -873,7 +1145,16 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         scenario: None,
         shared: false,
         websocket,
+        proxy,
     })))
+}
+
+/// The key of a resource's route: what coverage and sequences key on for ordinary routes.
+fn resource_key(path: &str, target: Target) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ("resource", path, target == Target::Item).hash(&mut h);
+    h.finish()
 }
 
 /// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.

@@ -47,6 +47,23 @@ impl RouteScenario {
         }
     }
 
+    /// Whether the state the route requires holds in `part` (the default partition when none).
+    pub(crate) fn holds_in(&self, part: Option<&super::partition::Partition>) -> bool {
+        let (Some(part), Some(want)) = (part, &self.state) else { return self.holds() };
+        match part.scenario(&self.name) {
+            Some(now) => *now == **want,
+            None => want.as_str() == SCENARIO_START,
+        }
+    }
+
+    /// Moves the scenario to the route's `next_state` in `part` (the default partition when none).
+    pub(crate) fn advance_in(&self, part: Option<&super::partition::Partition>) {
+        match (part, &self.next) {
+            (Some(part), Some(next)) => part.set_scenario(&self.name, Arc::clone(next)),
+            _ => self.advance(),
+        }
+    }
+
     /// Moves the scenario to the route's `next_state`, if it has one.
     pub(crate) fn advance(&self) {
         if let Some(next) = &self.next {

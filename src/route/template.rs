@@ -378,6 +378,8 @@ pub struct Vars<'a, 'r> {
     pub count: u64,
     /// The router's scenarios, for `scenario.<name>`.
     pub scenarios: &'a super::Scenarios,
+    /// The request's partition (`[server] isolate`), whose scenario states templates see; none: the default's.
+    pub partition: Option<&'a super::partition::Partition>,
 }
 
 /// How one request variable is made for a render.
@@ -421,7 +423,15 @@ const VARS: &[(&str, Maker)] = &[
     ("json", |v| v.req.json().map_or(Value::from(()), |j| Value::from(Serde(j)))),
     ("count", |v| Value::from(v.count)),
     ("scenario", |v| {
-        Value::from_object(Pairs(v.scenarios.states().map(|(k, s)| (k.to_owned(), Value::from(s.as_str()))).collect()))
+        let state = |name: &str, default: std::sync::Arc<String>| match v.partition {
+            None => default,
+            Some(p) => {
+                p.scenario(name).unwrap_or_else(|| std::sync::Arc::new(crate::config::SCENARIO_START.to_owned()))
+            }
+        };
+        Value::from_object(Pairs(
+            v.scenarios.states().map(|(k, s)| (k.to_owned(), Value::from(state(k, s).as_str()))).collect(),
+        ))
     }),
 ];
 

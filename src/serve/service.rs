@@ -37,6 +37,7 @@ use crate::reload::Live;
 use crate::request::RequestView;
 use crate::route::respond::{self, Body};
 use crate::route::websocket::{self as ws, WsStart};
+use crate::route::{Pending, Router, proxy};
 
 /// What every connection of one server shares: the live routes and the options.
 #[derive(Debug)]
@@ -193,10 +194,21 @@ async fn answer(
         return admin::handle(live, &served.access, req).await;
     }
     let (mut parts, body) = req.into_parts();
+    // A request that goes upstream whatever its body is not read here: its body is streamed to the upstream, so
+    // neither `max_body` nor the body budget applies (nothing is held).
+    let empty = Bytes::new();
+    let streamed = {
+        let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &empty, peer };
+        live.router().will_proxy(&view)
+    };
     // The reservation lives as long as the body it counts: until the answer is ready.
-    let (body, _reservation) = match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
-        Ok(read) => read,
-        Err(response) => return response,
+    let (body, unread, _reservation) = if streamed {
+        (Bytes::new(), Some(body), None)
+    } else {
+        match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
+            Ok((read, reservation)) => (read, None, Some(reservation)),
+            Err(response) => return response,
+        }
     };
     // RFC 8441: over HTTP/2 a WebSocket opens with an extended CONNECT (`:protocol = websocket`). The route sees the
     // HTTP/1.1 handshake it stands for (a GET with the upgrade headers HTTP/2 has no place for), so that one check
@@ -212,55 +224,81 @@ async fn answer(
         parts.headers.entry(SEC_WEBSOCKET_KEY).or_insert(HeaderValue::from_static("rfc8441"));
     }
     probe.routing();
-    let router = live.router();
-    // With a shared store, only a path with a stateful route talks to it; a plain route goes on as without one.
-    if let Some(store) = live.state()
-        && router.needs_shared(parts.uri.path())
-    {
-        drop(router);
-        return answer_shared(live, store, peer, &parts, &body, probe).await;
-    }
-    let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
-    let answer = router.respond(&view);
-    probe.answered(&router, &view, &answer);
-    if answer.response.extensions().get::<WsStart>().is_some() {
-        *upgrade = parts.extensions.remove::<OnUpgrade>();
-    }
-    let mut response = match answer.pending {
-        None => answer.response,
-        Some(pending) => {
-            // A delay or a file read: let go of the router before awaiting.
-            let response = answer.response;
-            drop(router);
-            pending.finish(response).await
+    let (mut response, pending) = {
+        let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
+        match route(live, &view, probe).await {
+            Ok(routed) => routed,
+            Err(refused) => return refused,
         }
     };
+    if response.extensions().get::<WsStart>().is_some() {
+        *upgrade = parts.extensions.remove::<OnUpgrade>();
+    }
+    let proxy_to = response.extensions_mut().remove::<proxy::ProxyTo>();
+    if let Some(pending) = pending {
+        response = pending.finish(response).await;
+    }
     if h2_websocket && response.status() == StatusCode::SWITCHING_PROTOCOLS {
         *response.status_mut() = StatusCode::OK;
         for name in [UPGRADE, CONNECTION, SEC_WEBSOCKET_ACCEPT] {
             response.headers_mut().remove(name);
         }
     }
-    response
+    let Some(to) = proxy_to else { return response };
+    let (upstream_body, read) = match unread {
+        Some(incoming) => (proxy::streamed_body(incoming, limits.body_timeout), None),
+        None => (proxy::full_body(body.clone()), Some(body)),
+    };
+    proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some()).await
 }
 
-/// [`answer`]'s routing step with a shared state store: the router is held as an `Arc`, as the store is awaited.
-async fn answer_shared(
+/// The routing step, one for both stores: the OpenAPI checks, then the router's answer, recorded. A path with a
+/// stateful route goes through the shared state store when there is one (`[server] state`), in the request's
+/// partition; any other request is answered in process, as without a store. Err: the checks refused the request.
+/// The router is let go of before the answer's own waits (a delay, a file read, an upstream).
+async fn route(
     live: &Live,
-    store: &crate::route::state::RemoteState,
-    peer: SocketAddr,
-    parts: &http::request::Parts,
-    body: &Bytes,
+    view: &RequestView<'_>,
     probe: &mut Probe<'_>,
-) -> Response<Body> {
-    let router = live.load_full();
-    let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body, peer };
-    let answer = router.respond_shared(&view, store, crate::route::state::DEFAULT_PARTITION).await;
-    probe.answered(&router, &view, &answer);
-    match answer.pending {
-        None => answer.response,
-        Some(pending) => pending.finish(answer.response).await,
+) -> Result<(Response<Body>, Option<Pending>), Response<Body>> {
+    // A statement of its own, so that the router's guard is not held across the store's await below.
+    let store = live.state().filter(|_| live.router().needs_shared(view.uri.path()));
+    if let Some(store) = store {
+        // The store is awaited: the router is held as an `Arc`, not as a guard.
+        let router = live.load_full();
+        let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
+        let partition = router.isolate_id(view);
+        let partition = partition.as_deref().unwrap_or(crate::route::state::DEFAULT_PARTITION);
+        let answer = router.respond_shared(view, store, partition).await;
+        probe.answered_checked(&router, view, &answer, violations);
+        return Ok((answer.response, answer.pending));
     }
+    let router = live.router();
+    let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
+    let answer = router.respond(view);
+    probe.answered_checked(&router, view, &answer, violations);
+    Ok((answer.response, answer.pending))
+}
+
+/// `[server] openapi_validate`: checks the request against its operation before any route answers, with
+/// validators compiled at load. Ok: what was found wrong, to journal with the answer (none, or `"warn"`); Err: the
+/// refusal of `"enforce"`, already recorded (boxed: the rare path pays for the allocation, not every request).
+fn check_openapi(
+    router: &Router,
+    view: &RequestView<'_>,
+    probe: &mut Probe<'_>,
+) -> Result<Option<Arc<serde_json::Value>>, Box<Response<Body>>> {
+    let Some(found) = router.openapi().and_then(|checks| checks.check(view)) else { return Ok(None) };
+    let (method, path) = (view.method, view.uri.path());
+    let operation = found.json["operation"].as_str().unwrap_or("");
+    if found.enforce {
+        tracing::info!("{method} {path} refused ({}): it does not fit {operation}: {}", found.status, found.summary());
+        let answer = crate::route::Answer { response: found.response(), route: None, pending: None };
+        probe.answered_checked(router, view, &answer, Some(found.json.clone()));
+        return Err(Box::new(answer.response));
+    }
+    tracing::warn!("{method} {path} does not fit {operation}: {}", found.summary());
+    Ok(Some(found.json))
 }
 
 /// `[server] headers` are "added to every response": routes carry them already (their own headers win), and this

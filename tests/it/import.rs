@@ -11,7 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_hotroute");
 
 /// The Swagger Petstore (OpenAPI 3.0, the "petstore3" sample's shape): 19 operations, XML and JSON bodies, examples
 /// on the schemas' properties, `$ref`s to components, a server base path.
-const PETSTORE: &str = r##"openapi: 3.0.2
+pub(crate) const PETSTORE: &str = r##"openapi: 3.0.2
 info:
   title: Swagger Petstore - OpenAPI 3.0
   version: 1.0.17
@@ -295,7 +295,7 @@ components:
 
 /// An OpenAPI 3.1 document in JSON whose schemas live in a sibling YAML file, with `oneOf`, 3.1's type lists,
 /// named examples (one through `$ref`), formats and bounds.
-const SHOP_31: &str = r##"{
+pub(crate) const SHOP_31: &str = r##"{
   "openapi": "3.1.0",
   "info": { "title": "Shop", "version": "2" },
   "servers": [{ "url": "https://{host}/shop/{version}/", "variables": { "host": { "default": "api.example.com" }, "version": { "default": "v2" } } }],
@@ -341,7 +341,7 @@ const SHOP_31: &str = r##"{
   }
 }"##;
 
-const SHOP_SCHEMAS: &str = r##"Animal:
+pub(crate) const SHOP_SCHEMAS: &str = r##"Animal:
   oneOf:
     - $ref: '#/Cat'
     - $ref: '#/Dog'

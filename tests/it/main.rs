@@ -36,6 +36,8 @@ mod import;
 mod import_peers;
 // The request journal, routes and coverage through the admin API, and `--coverage FILE`.
 mod journal;
+// `[server] openapi`: an OpenAPI document served directly, hot reloaded, and requests validated against it.
+mod openapi_serve;
 // `[route.match]`: routes told apart by the request, and the 404 that names the nearest.
 #[path = "match.rs"] // `match` is a keyword: `r#match::` would be the test names' prefix.
 mod matching;
@@ -45,6 +47,12 @@ mod match_more;
 mod mock;
 // The access log, the journey trace and the metrics of the binary.
 mod observe;
+// `proxy` routes and `[server] proxy` against a local upstream (HTTP and HTTPS): forwarding, headers, streaming, 502/504/508.
+mod proxy;
+// `hotroute record` and record on miss: record a local upstream, stop it, replay byte for byte; redaction.
+mod record;
+// `[server] isolate`: per-test partitions of sequences, scenarios, resources and the journal on one shared server.
+mod isolate;
 // Hot reload end to end: save styles, bad edits, includes, SIGHUP, `--no-watch`, reload under load.
 mod reload;
 // The binary under hostile reloads: half-written saves, huge route files, a FIFO as route file.
@@ -53,6 +61,8 @@ mod reload_safety;
 mod replicas;
 // `sequence`, `repeat`, `count` across reloads, and `delay`.
 mod sequence;
+// `[[resource]]`: a json-server style REST collection, persisted, reloaded, in the admin API; its load errors.
+mod resources;
 // Every ```toml block of README.md loads, so the docs cannot drift.
 mod readme;
 // The admin API's protections: token, Host check, cross-site refusals, redaction, no secrets in the 404.

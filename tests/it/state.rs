@@ -355,10 +355,13 @@ fn bad_runtime_routes_get_422_with_line_and_column_and_change_nothing() {
     assert!(body.contains("`state` without a `scenario`") && body.contains("runtime:3:9"), "{body}");
     let (status, body) = add(&s, "[server]\nseed = 1\n");
     assert_eq!(status, 422, "{body}");
-    assert!(body.contains("runtime routes take only `[[route]]` tables, and this text has `server`"), "{body}");
+    assert!(
+        body.contains("runtime routes take only `[[route]]` and `[[resource]]` tables, and this text has `server`"),
+        "{body}"
+    );
     let (status, body) = add(&s, "");
     assert_eq!(status, 422, "{body}");
-    assert!(body.contains("no `[[route]]` table"), "{body}");
+    assert!(body.contains("no `[[route]]` or `[[resource]]` table"), "{body}");
     let (status, body) = add(&s, "[[route]]\npath = \"/a\"\n\n[[route]]\npath = \"/a\"\n");
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("defined twice") && body.contains("runtime:5:"), "{body}");

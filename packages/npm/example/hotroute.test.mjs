@@ -1,6 +1,6 @@
 // The example suite of the npm package, run in a temp project where the packed tarballs of `hotroute` and
 // `@hotroute/linux-x64` are installed (scripts/test-packages): `node --test hotroute.test.mjs` there.
-import { test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
@@ -83,4 +83,53 @@ test("verify fails with what the server received", async (t) => {
 
 test("a broken route file fails with the server's error", async () => {
   await assert.rejects(startHotroute("[[route]]\npath = 42\n"), /hotroute did not start.*routes\.toml/s);
+});
+
+// One server shared by every test of a file (or a session), each test in its own partition: the server keeps each
+// test's sequences, scenarios, resource data and journal apart by the `x-test-id` header (`[server] isolate`).
+const SHARED = `
+[server]
+isolate = "header:x-test-id"
+
+[[route]]
+path = "/flaky"
+sequence = [{ status = 503 }, { status = 200 }]
+
+[[resource]]
+path = "/todos"
+data = [{ id = 1, title = "buy milk" }]
+`;
+
+describe("one shared server, one partition per test", () => {
+  let shared;
+  before(async () => {
+    shared = await startHotroute(SHARED);
+  });
+  after(() => shared.stop());
+
+  for (const run of [1, 2, 3]) {
+    test(`run ${run} sees the server fresh`, async (t) => {
+      const api = shared.isolate(t.name);
+      t.after(() => api.reset());
+      assert.deepEqual([(await api.fetch("/flaky")).status, (await api.fetch("/flaky")).status], [503, 200]);
+      const created = await api.fetch("/todos", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ title: `run ${run}` }),
+      });
+      assert.equal(created.status, 201);
+      assert.equal((await created.json()).id, 2); // never 3: the other runs' writes are not seen
+      await api.verify("POST", "/todos");
+      assert.ok((await api.requests()).every((r) => r.isolate === t.name));
+    });
+  }
+
+  test("a reset of one partition leaves the others", async () => {
+    const [a, b] = [shared.isolate("a"), shared.isolate("b")];
+    assert.equal((await a.fetch("/flaky")).status, 503);
+    assert.equal((await b.fetch("/flaky")).status, 503);
+    await a.reset();
+    assert.deepEqual([(await a.fetch("/flaky")).status, (await b.fetch("/flaky")).status], [503, 200]);
+    assert.deepEqual(a.headers, { "x-test-id": "a" });
+  });
 });

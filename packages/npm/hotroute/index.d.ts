@@ -35,6 +35,29 @@ export interface Hotroute {
   verify(method: string, path: string, options?: { times?: number; query?: string }): Promise<JournalEntry[]>;
   /** SIGTERM (requests in flight finish), then removes the temp folder. */
   stop(): Promise<void>;
+  /**
+   * One test's view of a server whose route file sets `[server] isolate = "header:x-test-id"`: its requests carry
+   * `header: testId`, and its journal, verify and reset are that test's only.
+   */
+  isolate(testId: string, options?: { header?: string }): Isolated;
+}
+
+/** One test's partition of a shared server, from Hotroute.isolate(). */
+export interface Isolated {
+  /** The test's id, as sent in the header. */
+  readonly testId: string;
+  /** The header to add to the requests of the code under test, e.g. `{ "x-test-id": "test 1" }`. */
+  readonly headers: Record<string, string>;
+  /** The address of `path` on the server. */
+  url(path?: string): string;
+  /** fetch() on the server with the test's header added. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** This test's requests, oldest first, with bodies. */
+  requests(): Promise<JournalEntry[]>;
+  /** This test's state (sequences, scenarios, resource data, journal) back to its start; other tests' stay. */
+  reset(): Promise<void>;
+  /** Like Hotroute.verify, on this test's requests. */
+  verify(method: string, path: string, options?: { times?: number; query?: string }): Promise<JournalEntry[]>;
 }
 
 export interface StartOptions {

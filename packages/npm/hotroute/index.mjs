@@ -70,6 +70,22 @@ export function findHotroute(env = process.env) {
  * removes the folder. Rejects with the server's own error text when it does not start (a bad route file, a
  * missing binary). Options: `bin`, the binary to run (default: findHotroute()); `file`, a route file.
  */
+/** Resolves to the hits of `method path` in what `requests()` gives, or rejects listing every request received. */
+async function verify(requests, method, path, { times = 1, query } = {}) {
+  const received = await requests();
+  const hits = received.filter(
+    (r) => r.method === method.toUpperCase() && r.path === path && (query === undefined || r.query === query),
+  );
+  if (times === undefined ? hits.length >= 1 : hits.length === times) return hits;
+  const want = times === undefined ? "at least once" : `${times} time${times === 1 ? "" : "s"}`;
+  const what = `${method.toUpperCase()} ${path}${query === undefined ? "" : `?${query}`}`;
+  const seen = received.map((r) => `  ${r.method} ${r.path}${r.query ? `?${r.query}` : ""} -> ${r.status}`);
+  throw new Error(
+    `expected ${what} ${want}, got it ${hits.length} time(s); the server received:\n` +
+      (seen.length ? seen.join("\n") : "  (nothing)"),
+  );
+}
+
 export async function startHotroute(routes, { bin, file } = {}) {
   if ((routes === undefined) === (file === undefined)) {
     throw new Error("startHotroute: give the routes either as TOML text or as { file: PATH } (one of the two)");
@@ -149,19 +165,26 @@ export async function startHotroute(routes, { bin, file } = {}) {
         throw new Error(`the added routes do not load: ${err.message}`);
       }
     },
-    verify: async (method, path, { times = 1, query } = {}) => {
-      const received = await requests();
-      const hits = received.filter(
-        (r) => r.method === method.toUpperCase() && r.path === path && (query === undefined || r.query === query),
-      );
-      if (times === undefined ? hits.length >= 1 : hits.length === times) return hits;
-      const want = times === undefined ? "at least once" : `${times} time${times === 1 ? "" : "s"}`;
-      const what = `${method.toUpperCase()} ${path}${query === undefined ? "" : `?${query}`}`;
-      const seen = received.map((r) => `  ${r.method} ${r.path}${r.query ? `?${r.query}` : ""} -> ${r.status}`);
-      throw new Error(
-        `expected ${what} ${want}, got it ${hits.length} time(s); the server received:\n` +
-          (seen.length ? seen.join("\n") : "  (nothing)"),
-      );
+    verify: (method, path, options) => verify(requests, method, path, options),
+    // One test's view of a shared server whose route file sets `[server] isolate = "header:x-test-id"`: its
+    // requests carry the header, so the server keeps that test's sequences, scenarios, resource data and journal
+    // apart from every other test's.
+    isolate: (testId, { header = "x-test-id" } = {}) => {
+      const id = String(testId);
+      const headers = { [header]: id };
+      const query = `isolate=${encodeURIComponent(id)}`;
+      const mine = async () => (await admin("GET", `/__admin/requests?bodies=true&limit=1000&${query}`)).requests;
+      return {
+        testId: id,
+        headers,
+        url: (path = "") => baseUrl + path,
+        fetch: (path, init = {}) => fetch(baseUrl + path, { ...init, headers: { ...headers, ...init.headers } }),
+        requests: mine,
+        reset: async () => {
+          await admin("POST", `/__admin/reset?${query}`);
+        },
+        verify: (method, path, options) => verify(mine, method, path, options),
+      };
     },
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {

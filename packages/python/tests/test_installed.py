@@ -106,3 +106,53 @@ def test_a_broken_route_file_fails_with_the_servers_error(hotroute):
 def test_the_binary_is_on_the_venv_path():
     # `pip install hotroute` is enough to run `hotroute` from the environment's bin/.
     assert shutil.which("hotroute", path=sysconfig.get_path("scripts"))
+
+
+# One server for the whole session, shared by every test, each test in its own partition: the server keeps each
+# test's sequences, scenarios, resource data and journal apart by the `x-test-id` header (`[server] isolate`).
+SHARED = """
+[server]
+isolate = "header:x-test-id"
+
+[[route]]
+path = "/flaky"
+sequence = [{ status = 503 }, { status = 200 }]
+
+[[resource]]
+path = "/todos"
+data = [{ id = 1, title = "buy milk" }]
+"""
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory):
+    server = hotroute_module.Hotroute(SHARED, tmp_path_factory.mktemp("shared"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(shared_server, request):
+    view = shared_server.isolate(request.node.nodeid)
+    yield view
+    view.reset()
+
+
+@pytest.mark.parametrize("run", [1, 2, 3])
+def test_each_test_sees_the_shared_server_fresh(api, run):
+    assert [api.get("/flaky").status, api.get("/flaky").status] == [503, 200]
+    created = api.post("/todos", body={"title": f"run {run}"})
+    assert (created.status, created.json()["id"]) == (201, 2)  # never 3: the other runs' writes are not seen
+    assert [t["title"] for t in api.get("/todos").json()] == ["buy milk", f"run {run}"]
+    api.verify("POST", "/todos")  # this test's journal only
+    assert all(r["isolate"] == api.test_id for r in api.requests())
+
+
+def test_reset_of_one_partition_leaves_the_others(shared_server):
+    a, b = shared_server.isolate("a"), shared_server.isolate("b")
+    assert a.get("/flaky").status == 503 and b.get("/flaky").status == 503
+    a.reset()
+    assert (a.get("/flaky").status, b.get("/flaky").status) == (503, 200)
+    assert a.headers == {"x-test-id": "a"}
+    a.reset()
+    b.reset()

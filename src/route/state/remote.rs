@@ -111,7 +111,7 @@ impl RemoteState {
     }
 
     fn key(&self, partition: &str, kind: &str, name: &str) -> String {
-        format!("{}:{partition}:{kind}:{name}", self.prefix)
+        format!("{}:{}:{kind}:{name}", self.prefix, partition_part(partition))
     }
 
     fn counter_key(&self, partition: &str, route_key: u64) -> String {
@@ -212,7 +212,19 @@ impl RemoteState {
     /// Deletes every key under the prefix (counters, scenarios, the journal of every partition): what
     /// `POST /__admin/reset` does to the shared state. Returns how many keys went.
     pub async fn reset(&self) -> Result<u64, StateError> {
-        let pattern = format!("{}:*", glob_escape(&self.prefix));
+        self.delete_matching(format!("{}:*", glob_escape(&self.prefix))).await
+    }
+
+    /// Deletes partition `partition`'s counters and scenario states (`POST /__admin/reset?isolate=ID`); other
+    /// partitions and the journal stay. Returns how many keys went.
+    pub async fn reset_partition(&self, partition: &str) -> Result<u64, StateError> {
+        // The partition part of a key has no `:` (see `partition_part`), so this matches that partition's keys only.
+        let pattern = format!("{}:{}:*", glob_escape(&self.prefix), glob_escape(&partition_part(partition)));
+        self.delete_matching(pattern).await
+    }
+
+    /// Deletes every key matching the glob `pattern`: how many went.
+    async fn delete_matching(&self, pattern: String) -> Result<u64, StateError> {
         let mut conn = self.conn.clone();
         // SCAN walks the keyspace in steps without blocking Redis (KEYS would); the whole walk gets a wider bound
         // than one call, as a big keyspace takes many steps.
@@ -293,6 +305,15 @@ impl RemoteState {
 }
 
 /// `text` with the characters that are special in a Redis glob pattern escaped.
+/// A partition id as it appears in key names: `%` and `:` percent-encoded, so that an id cannot reach into another
+/// partition's keys (`a` and `a:count` stay apart) and one partition's keys can be matched alone.
+fn partition_part(partition: &str) -> std::borrow::Cow<'_, str> {
+    if !partition.contains([':', '%']) {
+        return partition.into();
+    }
+    partition.replace('%', "%25").replace(':', "%3A").into()
+}
+
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -204,6 +204,15 @@ class Hotroute:
         seen = "\n".join(lines) if lines else "  (nothing)"
         raise AssertionError(f"expected {what} {want}, got it {len(hits)} time(s); the server received:\n{seen}")
 
+    def isolate(self, test_id, header="x-test-id"):
+        """A view of this server for one test, on a server whose route file sets
+        `[server] isolate = "header:x-test-id"`: every request it sends carries `header: test_id`, so the server keeps
+        that test's sequences, scenarios, resource data and journal apart from every other test's. Share one server
+        across a test session and give each test its own view (`isolate(request.node.nodeid)`).
+
+        The code under test sends the same header: `view.headers` is the dict to add to its requests."""
+        return Isolated(self, test_id, header)
+
     def coverage(self):
         """Routes never hit and requests no route answered."""
         return self.get("/__admin/coverage").json()
@@ -230,3 +239,42 @@ class Hotroute:
     def _remove_folder(self):
         if self._owns_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Isolated:
+    """One test's partition of a shared server (see `Hotroute.isolate`): the same methods as Hotroute, scoped to it.
+
+    `requests()`, `verify()` and `reset()` see and reset only this test's requests and state."""
+
+    def __init__(self, server, test_id, header="x-test-id"):
+        self.server, self.test_id, self.header = server, str(test_id), header
+        self.headers = {header: self.test_id}
+        self.base_url = server.base_url
+
+    def url(self, path=""):
+        return self.server.url(path)
+
+    def request(self, method, path, body=None, headers=None):
+        return self.server.request(method, path, body=body, headers={**self.headers, **(headers or {})})
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def _query(self):
+        return urllib.parse.urlencode({"isolate": self.test_id})
+
+    def requests(self):
+        """This test's requests, oldest first."""
+        return self.server.get(f"/__admin/requests?bodies=true&limit=1000&{self._query()}").json()["requests"]
+
+    def reset(self):
+        """This test's state back to its start (sequences, scenarios, resource data, its journal); other tests'
+        stay as they are."""
+        res = self.server.request("POST", f"/__admin/reset?{self._query()}", headers=_ADMIN_HEADERS)
+        if res.status != 200:
+            raise HotrouteError(f"hotroute refused the reset (HTTP {res.status}):\n{res.text()}")
+
+    verify = Hotroute.verify

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Proxy and HTTPS benchmark: hotroute against nginx, driven by wrk, loopback only.
+
+1. Proxy: hotroute `[server] proxy` and nginx `proxy_pass` (keep-alive upstream pool) in front of the same upstream (an
+   nginx worker answering `Hello World`).
+2. HTTPS keep-alive: hotroute `[server] tls` and nginx `listen ssl` with the same certificate (ECDSA P-256, made here
+   with openssl), `/hello` over kept-alive connections.
+3. HTTPS new handshakes: the same, with `Connection: close` on every request (a full handshake per request).
+
+Each server gets one worker (hotroute `--threads 1`, nginx `worker_processes 1`); they are measured in alternation
+(A B A B ...) so that a noisy neighbour slows both alike, and the table gives the median of the rounds and the ratio.
+
+    scripts/bench_proxy.py [--bin target/release/hotroute] [--rounds 3] [--duration 5] [--connections 32]
+"""
+
+import argparse
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def nginx(tmp, name, server_block, extra_http=""):
+    """Starts an nginx with one worker and `server_block`; returns the process."""
+    conf = tmp / f"{name}.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+user root;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/{name}-body;
+  proxy_temp_path {tmp}/{name}-proxy;
+  fastcgi_temp_path {tmp}/{name}-fcgi;
+  uwsgi_temp_path {tmp}/{name}-uwsgi;
+  scgi_temp_path {tmp}/{name}-scgi;
+  keepalive_requests 1000000;
+  {extra_http}
+  {server_block}
+}}
+""")
+    return subprocess.Popen(["nginx", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def hotroute(bin_path, routes):
+    proc = subprocess.Popen([str(bin_path), str(routes), "--port", "0", "--threads", "1", "--no-watch",
+                             "--log-level", "error"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    first = proc.stdout.readline()
+    m = re.match(r"listening on (https?://\S+)", first)
+    if not m:
+        proc.kill()
+        raise RuntimeError(f"hotroute: unexpected first line {first!r}")
+    return proc, m.group(1)
+
+
+def wrk(url, duration, connections, close=False):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url]
+    if close:
+        cmd[1:1] = ["-H", "Connection: close"]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        print(f"  {url}: {errors.group(1)} non-2xx answers", file=sys.stderr)
+    return float(m.group(1)) if m else 0.0
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def compare(name, a, b, args, close=False):
+    """Measures URLs `a` (hotroute) and `b` (nginx) in alternation; returns a table row."""
+    runs = {"a": [], "b": []}
+    for _ in range(args.rounds):
+        runs["a"].append(wrk(a, args.duration, args.connections, close))
+        runs["b"].append(wrk(b, args.duration, args.connections, close))
+    ha, nb = statistics.median(runs["a"]), statistics.median(runs["b"])
+    ratio = ha / nb if nb else float("nan")
+    print(f"{name}: hotroute {ha:.0f} req/s, nginx {nb:.0f} req/s, ratio {ratio:.2f} (rounds {runs})", file=sys.stderr)
+    return f"| {name} | {ha:,.0f} | {nb:,.0f} | {ratio:.2f}x |"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bin", default=str(ROOT / "target" / "release" / "hotroute"))
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=int, default=5)
+    p.add_argument("--connections", type=int, default=32)
+    args = p.parse_args()
+    procs = []
+    rows = []
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        try:
+            up = free_port()
+            procs.append(nginx(tmp, "upstream", f"""server {{ listen 127.0.0.1:{up};
+                location / {{ default_type "text/plain; charset=utf-8"; return 200 "Hello World"; }} }}"""))
+            np_port = free_port()
+            procs.append(nginx(tmp, "proxy", f"""server {{ listen 127.0.0.1:{np_port};
+                location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}""",
+                               extra_http=f"upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}"))
+            routes = tmp / "proxy.toml"
+            routes.write_text(f'[server]\nproxy = "http://127.0.0.1:{up}"\n')
+            hp, hp_url = hotroute(args.bin, routes)
+            procs.append(hp)
+            for port in (up, np_port):
+                assert wait_port(port), f"nginx on {port} did not start"
+            rows.append(compare("proxy to the same upstream (keep-alive)", hp_url + "/hello",
+                                f"http://127.0.0.1:{np_port}/hello", args))
+
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
+                            "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(tmp / "key.pem"),
+                            "-out", str(tmp / "cert.pem")], check=True, capture_output=True)
+            tls_routes = tmp / "tls.toml"
+            tls_routes.write_text('[server]\ntls = { cert = "cert.pem", key = "key.pem" }\n\n[[route]]\n'
+                                  'path = "/hello"\nbody = "Hello World"\n')
+            ht, ht_url = hotroute(args.bin, tls_routes)
+            procs.append(ht)
+            ns_port = free_port()
+            procs.append(nginx(tmp, "tls", f"""server {{ listen 127.0.0.1:{ns_port} ssl;
+                ssl_certificate {tmp}/cert.pem; ssl_certificate_key {tmp}/key.pem;
+                ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
+                location = /hello {{ default_type "text/plain; charset=utf-8"; return 200 "Hello World"; }} }}"""))
+            assert wait_port(ns_port), "nginx (TLS) did not start"
+            rows.append(compare("HTTPS keep-alive", ht_url + "/hello", f"https://127.0.0.1:{ns_port}/hello", args))
+            rows.append(compare("HTTPS new handshake per request", ht_url + "/hello",
+                                f"https://127.0.0.1:{ns_port}/hello", args, close=True))
+        finally:
+            for proc in procs:
+                stop(proc)
+    print("| what | hotroute (req/s) | nginx (req/s) | hotroute / nginx |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,546 @@
+//! Forwarding to an upstream: `proxy` routes and `[server] proxy`, the fallback for requests no route answers.
+//!
+//! The router decides *where* (a [`ProxyTo`] put in the answer's extensions, with the path sent upstream); the
+//! pipeline calls [`forward`] with the request's body, streamed when the route could be chosen without reading it.
+//! Bodies go through as streams both ways, so memory stays at a few chunks per exchange whatever their size.
+//!
+//! One pooled client (hyper-util's, HTTP/1.1 and HTTP/2 chosen by ALPN) per TLS setting, shared by every route and
+//! every reload of the process, so keep-alive connections to an upstream survive a reload.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::RootCertStore;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::config::MatchConfig;
+use crate::config::proxy::{ProxyConfig, ProxyRoute};
+use crate::config::tls::Pem;
+pub use crate::import::record::strip_hop_by_hop;
+use crate::import::record::{self, Exchange, Recorder, Redaction};
+use crate::route::respond::{self, Body};
+
+/// The error type of bodies sent upstream.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body on its way upstream: the client's, streamed, or bytes already read.
+pub type UpstreamBody = BoxBody<Bytes, BoxError>;
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// An upstream ready to be forwarded to: its settings, the route's own headers and the pooled client.
+#[derive(Debug)]
+pub struct Upstream {
+    config: Arc<ProxyConfig>,
+    /// The route's own `headers`, put over the upstream's answer (none for `[server] proxy`).
+    headers: HeaderMap,
+    client: HttpsClient,
+    /// `record = "file.toml"`: where exchanges are written.
+    recorder: Option<Arc<Mutex<Recorder>>>,
+}
+
+/// Where a request goes: put in the answer's extensions by the router, taken out by the pipeline.
+#[derive(Debug, Clone)]
+pub struct ProxyTo {
+    /// The upstream.
+    pub upstream: Arc<Upstream>,
+    /// The path and query sent upstream.
+    pub target: String,
+}
+
+impl Upstream {
+    /// Builds (or reuses) the client for `config`'s TLS settings. Fails when the `ca` file holds no certificate.
+    pub(crate) fn new(config: Arc<ProxyConfig>, route: Option<&ProxyRoute>) -> Result<Arc<Upstream>, String> {
+        let client = client(config.ca.as_ref().map(|c| &c.pem), config.insecure, &config)?;
+        let headers = route.map(|r| r.headers.clone()).unwrap_or_default();
+        let recorder = match &config.record {
+            None => None,
+            Some(out) => {
+                let redaction = Redaction::with(&config.redact, &config.redact_json).map_err(|e| e.to_string())?;
+                Some(record::recorder(out, &redaction).map_err(|e| format!("proxy.record: {e}"))?)
+            }
+        };
+        Ok(Arc::new(Upstream { config, headers, client, recorder }))
+    }
+
+    /// Whether exchanges are recorded (the request body is then read first, to be written with them).
+    pub fn records(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// The URL as written in the route file.
+    pub fn url(&self) -> &str {
+        &self.config.url
+    }
+
+    /// The path and query to send upstream for a request to `uri`, whose route captured `params`.
+    pub(crate) fn target(&self, uri: &Uri, params: &[(&str, &str)]) -> String {
+        let path = match &self.config.rewrite {
+            None => uri.path().to_owned(),
+            Some(rewrite) => {
+                let mut out = rewrite.clone();
+                for (name, value) in params {
+                    out = out.replace(&format!("{{{name}}}"), value).replace(&format!("{{*{name}}}"), value);
+                }
+                out
+            }
+        };
+        let mut target = format!("{}{path}", self.config.base);
+        if target.is_empty() {
+            target.push('/');
+        }
+        if let Some(query) = uri.query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        target
+    }
+}
+
+/// Whether `matcher` looks at the request body (so the body must be read before the route is known).
+pub(crate) fn needs_body(m: &MatchConfig) -> bool {
+    m.body_contains.is_some()
+        || m.json.is_some()
+        || m.body_regex.is_some()
+        || !m.form.is_empty()
+        || !m.jsonpath.is_empty()
+        // A draw is made once per request: the route is chosen once, with the body.
+        || m.chance.is_some()
+}
+
+/// This process's `Via` token: a request that carries it has been through this server already (a loop).
+pub fn via_token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        // A failed OS generator leaves a fixed token: loops between two hotroutes are then taken for one, no worse.
+        let _ = getrandom::fill(&mut bytes);
+        format!("hotroute-{:08x}", u32::from_le_bytes(bytes))
+    })
+}
+
+/// Forwards a request to `to`: `parts` as the client sent them, `body` streamed or read (`read` when read, which a
+/// recording upstream writes with the answer), from `peer`, which spoke TLS to us when `https`. Every failure is an
+/// answer: 508 on a loop, 502 when the upstream cannot be reached or breaks off, 504 when its head takes longer than
+/// the timeout.
+pub async fn forward(
+    to: ProxyTo,
+    parts: http::request::Parts,
+    body: UpstreamBody,
+    read: Option<Bytes>,
+    peer: SocketAddr,
+    https: bool,
+) -> Response<Body> {
+    let config = &to.upstream.config;
+    let method = parts.method.clone();
+    let token = via_token();
+    let looped = parts.headers.get_all(http::header::VIA).iter().any(|v| v.to_str().is_ok_and(|v| v.contains(token)));
+    if looped {
+        let text = format!(
+            "508 loop detected: this request already passed through this hotroute ({token} in Via) on its way to {}\n\
+             make the proxy's upstream another server than hotroute itself\n",
+            config.url
+        );
+        return respond::text(StatusCode::LOOP_DETECTED, text, &method);
+    }
+    let uri = match Uri::builder()
+        .scheme(config.scheme.clone())
+        .authority(config.authority.clone())
+        .path_and_query(to.target.as_str())
+        .build()
+    {
+        Ok(uri) => uri,
+        Err(e) => {
+            let text = format!("502 cannot make an upstream URL of {} and {}: {e}\n", config.url, to.target);
+            return respond::text(StatusCode::BAD_GATEWAY, text, &method);
+        }
+    };
+    let client_host = parts
+        .headers
+        .get(HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let recording = match (&to.upstream.recorder, read) {
+        (Some(recorder), Some(request_body)) if method != http::Method::HEAD => Some((
+            recorder.clone(),
+            Exchange {
+                method: method.clone(),
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().map(str::to_owned),
+                request_body,
+                status: StatusCode::OK,
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+            },
+        )),
+        _ => None,
+    };
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HOST);
+    let host = match (config.preserve_host, &client_host) {
+        (true, Some(host)) => Some(host.clone()),
+        _ => HeaderValue::from_str(config.authority.as_str()).ok(),
+    };
+    if let Some(host) = host {
+        headers.insert(HOST, host);
+    }
+    add_forwarded(&mut headers, peer, https, client_host.as_ref(), parts.version);
+    let mut request = Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    let upstream = to.upstream.clone();
+    let answer = tokio::time::timeout(config.timeout, upstream.client.request(request)).await;
+    let response = match answer {
+        Err(_) => {
+            let text = format!(
+                "504 the upstream {} did not answer within {:?}\nraise the proxy's timeout, e.g. proxy = {{ url = \"{}\", \
+                 timeout = \"60s\" }}\n",
+                config.url, config.timeout, config.url
+            );
+            return respond::text(StatusCode::GATEWAY_TIMEOUT, text, &method);
+        }
+        Ok(Err(e)) => {
+            let text = format!(
+                "502 cannot get an answer from the upstream {}: {}\ncheck that it runs and that `proxy` names it\n",
+                config.url,
+                error_chain(&e)
+            );
+            return respond::text(StatusCode::BAD_GATEWAY, text, &method);
+        }
+        Ok(Ok(response)) => response,
+    };
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    for (name, value) in &to.upstream.headers {
+        head.headers.insert(name.clone(), value.clone());
+    }
+    // The timeout bounds each wait for the upstream's next bytes too, not only the head.
+    let body = Idle::new(body, config.timeout, "the upstream");
+    let body = match recording {
+        None => Body::stream(body.map_err(std::io::Error::other).boxed()),
+        Some((recorder, mut exchange)) => {
+            (exchange.status, exchange.headers) = (head.status, head.headers.clone());
+            let tee = Tee { inner: body, kept: Vec::new(), over: false, exchange: Some(exchange), recorder };
+            Body::stream(tee.boxed())
+        }
+    };
+    Response::from_parts(head, body)
+}
+
+/// `X-Forwarded-For` (the peer appended), `-Proto` and `-Host` (set by the first proxy, kept after), and `Via`.
+fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, https: bool, host: Option<&HeaderValue>, version: Version) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    const XHOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let ip = peer.ip().to_string();
+    let forwarded_for = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+        Some(before) => format!("{before}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(XFF, v);
+    }
+    if !headers.contains_key(&PROTO) {
+        headers.insert(PROTO, HeaderValue::from_static(if https { "https" } else { "http" }));
+    }
+    if let (false, Some(host)) = (headers.contains_key(&XHOST), host) {
+        headers.insert(XHOST, host.clone());
+    }
+    let protocol = match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("{protocol} {}", via_token())) {
+        headers.append(http::header::VIA, v);
+    }
+}
+
+/// An error and its causes, joined: hyper-util's own message ("client error (Connect)") says little alone.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A body of bytes already read, to send upstream.
+pub fn full_body(bytes: Bytes) -> UpstreamBody {
+    http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// The client's body, streamed upstream; a client that sends nothing of it for `idle` (`body_timeout`) ends it.
+pub fn streamed_body(body: hyper::body::Incoming, idle: Duration) -> UpstreamBody {
+    Idle::new(body, idle, "the client").boxed()
+}
+
+/// The system's root certificates, read once (a file read: at the first router build, not per request).
+fn native_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            tracing::warn!(
+                "no system root certificates found; https upstreams need proxy = {{ url = \"...\", ca = \"ca.pem\" }}"
+            );
+        }
+        roots
+    })
+}
+
+/// The pooled client for a TLS setting: made once per setting and shared.
+fn client(ca: Option<&Pem>, insecure: bool, config: &ProxyConfig) -> Result<HttpsClient, String> {
+    type Key = (Option<Pem>, bool);
+    static CLIENTS: Mutex<Vec<(Key, HttpsClient)>> = Mutex::new(Vec::new());
+    let key = (ca.cloned(), insecure);
+    let mut clients = CLIENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+        return Ok(client.clone());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = native_roots().clone();
+    if let Some(pem) = ca {
+        let path = config.ca.as_ref().map(|c| c.path.display().to_string()).unwrap_or_default();
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem.0) {
+            let cert = cert.map_err(|e| format!("proxy.ca `{path}` is not a PEM file of certificates: {e}"))?;
+            roots.add(cert).map_err(|e| format!("proxy.ca `{path}` holds a certificate rustls refuses: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("proxy.ca `{path}` holds no certificate (no `-----BEGIN CERTIFICATE-----` block)"));
+        }
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS for proxy upstreams: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    if insecure {
+        tls.dangerous().set_certificate_verifier(Arc::new(NoVerifier(provider)));
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    // Bounded: a host that drops SYNs would otherwise hold a request for the OS's connect timeout (minutes).
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
+    clients.push((key, client.clone()));
+    Ok(client)
+}
+
+/// `insecure = true`: every certificate is taken (signatures are still checked, so the handshake stays sound).
+#[derive(Debug)]
+struct NoVerifier(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The most of one answer a recording keeps; a larger answer is passed on but not recorded.
+const MAX_RECORDED: usize = 64 * 1024 * 1024;
+
+/// An upstream's answer on its way to the client, copied for the recording as it passes: once it has all gone
+/// through, the exchange is written (on a blocking thread: it writes files).
+struct Tee {
+    inner: Idle<hyper::body::Incoming>,
+    kept: Vec<u8>,
+    over: bool,
+    exchange: Option<Exchange>,
+    recorder: Arc<Mutex<Recorder>>,
+}
+
+impl hyper::body::Body for Tee {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), false) = (frame.data_ref(), this.over) {
+                    if this.kept.len() + data.len() > MAX_RECORDED {
+                        this.over = true;
+                        this.kept = Vec::new();
+                    } else {
+                        this.kept.extend_from_slice(data);
+                    }
+                }
+                // hyper stops polling once a body says it has ended (a known length, all read): finish here.
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+            }
+            std::task::Poll::Ready(None) => this.finish(),
+            _ => {}
+        }
+        polled.map(|frame| frame.map(|f| f.map_err(std::io::Error::other)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tee {
+    /// An empty answer is never polled: it ended before it started. One dropped before its end (the client went
+    /// away) is not recorded.
+    fn drop(&mut self) {
+        if hyper::body::Body::is_end_stream(&self.inner) {
+            self.finish();
+        }
+    }
+}
+
+impl Tee {
+    fn finish(&mut self) {
+        let Some(mut exchange) = self.exchange.take() else { return };
+        if self.over {
+            tracing::warn!(
+                "not recorded: {} {} answered more than {MAX_RECORDED} bytes",
+                exchange.method,
+                exchange.path
+            );
+            return;
+        }
+        exchange.body = Bytes::from(std::mem::take(&mut self.kept));
+        let recorder = self.recorder.clone();
+        let write = move || {
+            let mut recorder = recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Err(e) = recorder.add(&exchange) {
+                tracing::warn!("not recorded: {} {}: {e}", exchange.method, exchange.path);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(write)),
+            Err(_) => write(),
+        }
+    }
+}
+
+/// A body that fails when its source sends nothing for `limit` while it is being read: an upstream (or a client)
+/// that stalls mid-body does not hold the exchange open for ever. The wait starts when a read starts, so a reader
+/// that is slow itself is not counted against the source.
+struct Idle<B> {
+    inner: B,
+    limit: Duration,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
+    what: &'static str,
+}
+
+impl<B> Idle<B> {
+    fn new(inner: B, limit: Duration, what: &'static str) -> Self {
+        Idle { inner, limit, sleep: Box::pin(tokio::time::sleep(limit)), waiting: false, what }
+    }
+}
+
+impl<B> hyper::body::Body for Idle<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if !this.waiting {
+            this.waiting = true;
+            this.sleep.as_mut().reset(tokio::time::Instant::now() + this.limit);
+        }
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.waiting = false;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    let why = format!("{} sent nothing for {:?} in the middle of a body", this.what, this.limit);
+                    Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why).into())))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}

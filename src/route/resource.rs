@@ -1,0 +1,751 @@
+//! Resources: a fake REST backend that remembers writes (json-server style). A `[[resource]] path = "/users"`
+//! answers `GET`/`POST /users` and `GET`/`PUT`/`PATCH`/`DELETE /users/{id}` from a [`Collection`] in memory.
+//!
+//! The data of one resource is a [`Collection`]: the only place that holds resource state, behind a mutex, so that
+//! another store (e.g. Redis for replicas) can take its place later. The default partition's collection belongs to
+//! the [`Resource`]; each isolated partition (see [`super::partition`]) has its own copy, made from the start data on
+//! first use.
+//!
+//! With `persist = true` every change of the default partition is written back to the data file: off the tokio
+//! workers (a blocking thread), coalesced (a burst of writes becomes one or two file writes), atomically (a temp file
+//! in the same folder, then a rename). The file watcher sees that write as a change and reloads; the reload keeps the
+//! data in memory because the file holds what the server wrote (see [`Resource::adopt`]), so there is no loop, and a
+//! hand edit (anything else) replaces the data.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+
+use super::respond::{self, Body};
+use crate::config::resource::{ResourceConfig, data_digest, id_key};
+use crate::request::RequestData;
+
+/// Items per page when `_page` is given without `_per_page` (json-server's default).
+const DEFAULT_PER_PAGE: usize = 10;
+/// The largest `_per_page`.
+const MAX_PER_PAGE: usize = 10_000;
+/// How long a persisted change waits for more before the file is written: a burst becomes one write.
+const COALESCE: Duration = Duration::from_millis(20);
+
+/// One item and its JSON, made when the item is written: a `GET` (the common case) sends the bytes as they are.
+#[derive(Debug, Clone)]
+struct Stored {
+    map: Map<String, Value>,
+    json: Bytes,
+}
+
+impl Stored {
+    fn new(map: Map<String, Value>) -> Self {
+        let json = Bytes::from(serde_json::to_vec(&map).unwrap_or_default());
+        Stored { map, json }
+    }
+}
+
+/// The items of one resource in one partition, by id, in insertion order.
+#[derive(Debug, Clone, Default)]
+pub struct Collection {
+    items: IndexMap<String, Stored>,
+    /// Items without an id (only from the start data): listed, but not addressable.
+    anonymous: Vec<Stored>,
+    /// The largest integer id, for the next `POST`.
+    max_int: i64,
+    /// Whether the ids are strings: a `POST` without an id then gets a UUID.
+    string_ids: bool,
+}
+
+impl Collection {
+    /// A collection holding `data` (already checked: objects, unique string or number ids).
+    pub fn new(data: &[Map<String, Value>], id: &str) -> Self {
+        let mut c = Collection { items: IndexMap::with_capacity(data.len()), ..Collection::default() };
+        for item in data {
+            match item.get(id) {
+                Some(value) => {
+                    c.note_id(value);
+                    if let Some(key) = id_key(value) {
+                        c.items.insert(key, Stored::new(item.clone()));
+                    }
+                }
+                None => c.anonymous.push(Stored::new(item.clone())),
+            }
+        }
+        c
+    }
+
+    fn note_id(&mut self, value: &Value) {
+        match value {
+            Value::String(_) => self.string_ids = true,
+            Value::Number(n) => self.max_int = self.max_int.max(n.as_i64().unwrap_or(0)),
+            _ => {}
+        }
+    }
+
+    /// How many items it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len() + self.anonymous.len()
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Stored> {
+        self.anonymous.iter().chain(self.items.values())
+    }
+
+    /// The items as the data file holds them: a JSON array.
+    fn to_json_bytes(&self) -> Vec<u8> {
+        let all: Vec<&Map<String, Value>> = self.all().map(|s| &s.map).collect();
+        let mut bytes = serde_json::to_vec_pretty(&all).unwrap_or_else(|_| b"[]".to_vec());
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// Where a persisted resource writes, and what it last wrote.
+#[derive(Debug)]
+struct Persist {
+    file: PathBuf,
+    /// A write is queued and has not taken its snapshot yet: later changes ride along with it.
+    scheduled: AtomicBool,
+    /// Held while one write takes its snapshot and renames, so that writes land in the order of their snapshots.
+    writing: Mutex<()>,
+    /// The digests of the bytes last written (newest last), so that a reload can tell the server's own writes from
+    /// a hand edit: a reload may read the file one write behind the latest, so a few are kept.
+    written: Mutex<std::collections::VecDeque<u64>>,
+    /// Set when a hand edit replaced the data: a write still queued must not overwrite the edit.
+    retired: AtomicBool,
+}
+
+/// How many of the server's own writes a reload recognises.
+const WRITES_REMEMBERED: usize = 16;
+
+impl Persist {
+    fn record(&self, digest: u64) {
+        let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if w.len() >= WRITES_REMEMBERED {
+            w.pop_front();
+        }
+        w.push_back(digest);
+    }
+
+    fn wrote(&self, digest: u64) -> bool {
+        self.written.lock().unwrap_or_else(|e| e.into_inner()).contains(&digest)
+    }
+}
+
+/// One `[[resource]]`, ready to answer: its config and the default partition's data.
+#[derive(Debug)]
+pub struct Resource {
+    config: Arc<ResourceConfig>,
+    data: Arc<Mutex<Collection>>,
+    persist: Option<Arc<Persist>>,
+}
+
+/// What a request asks of a resource: the collection, or one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `/users`.
+    Collection,
+    /// `/users/{id}`.
+    Item,
+}
+
+fn lock(m: &Mutex<Collection>) -> MutexGuard<'_, Collection> {
+    // A panic while holding the lock cannot leave a half-made change: every change is one map operation.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Resource {
+    /// A resource with its start data.
+    pub fn new(config: ResourceConfig) -> Self {
+        let data = Arc::new(Mutex::new(Collection::new(&config.data, &config.id)));
+        let persist = match (&config.file, config.persist) {
+            (Some(file), true) => Some(Arc::new(Persist {
+                file: file.clone(),
+                scheduled: AtomicBool::new(false),
+                writing: Mutex::new(()),
+                written: Mutex::new(std::collections::VecDeque::from([config.digest])),
+                retired: AtomicBool::new(false),
+            })),
+            _ => None,
+        };
+        Resource { config: Arc::new(config), data, persist }
+    }
+
+    /// The collection path, e.g. `/users`.
+    pub fn path(&self) -> &str {
+        &self.config.path
+    }
+
+    /// The item path, e.g. `/users/{id}`.
+    pub fn item_path(&self) -> String {
+        format!("{}/{{id}}", self.config.path)
+    }
+
+    /// The checked config.
+    pub fn config(&self) -> &ResourceConfig {
+        &self.config
+    }
+
+    /// How many items the default partition holds.
+    pub fn len(&self) -> usize {
+        lock(&self.data).len()
+    }
+
+    /// Whether the default partition holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the resource writes its data to `path`.
+    pub(crate) fn persists_to(&self, path: &std::path::Path) -> bool {
+        self.persist.as_ref().is_some_and(|p| p.file == path)
+    }
+
+    /// Whether data with `digest` is among what the resource wrote last.
+    pub(crate) fn wrote(&self, digest: u64) -> bool {
+        self.persist.as_ref().is_some_and(|p| p.wrote(digest))
+    }
+
+    /// A fresh collection with the start data, for a new partition.
+    pub(crate) fn start_collection(&self) -> Collection {
+        Collection::new(&self.config.data, &self.config.id)
+    }
+
+    /// Takes over `previous`'s data on a reload when this is the same resource and its data source did not change,
+    /// or holds what the server wrote itself; otherwise (a hand edit, new inline data) the new start data stands.
+    pub(crate) fn adopt(&mut self, previous: &Resource) {
+        let (a, b) = (&*self.config, &*previous.config);
+        let same = a.path == b.path && a.id == b.id && a.file == b.file && a.persist == b.persist;
+        if !same {
+            return;
+        }
+        let own_write = previous.persist.as_ref().is_some_and(|p| p.wrote(a.digest));
+        if a.digest == b.digest || own_write {
+            self.data = Arc::clone(&previous.data);
+            if let Some(p) = &previous.persist {
+                self.persist = Some(Arc::clone(p));
+            }
+        } else if let Some(p) = &previous.persist {
+            p.retired.store(true, Ordering::Release);
+        }
+    }
+
+    /// Puts the default partition's data back to the start data (written back when persisted).
+    pub fn reset(&self) {
+        *lock(&self.data) = self.start_collection();
+        self.persist_later();
+    }
+
+    /// Answers a request for the collection or an item. `data` is the partition's collection, or none for the
+    /// default partition (the only one written back to the file).
+    pub(crate) fn answer(
+        &self,
+        target: Target,
+        raw_id: Option<&str>,
+        req: &RequestData<'_>,
+        data: Option<&Mutex<Collection>>,
+    ) -> Response<Body> {
+        let (store, default) = match data {
+            Some(d) => (d, false),
+            None => (&*self.data, true),
+        };
+        let method = req.view.method;
+        let id = raw_id.map(|raw| percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned());
+        let (response, changed) = match (target, method, id) {
+            (Target::Collection, &Method::GET | &Method::HEAD, _) => (self.list(store, req), false),
+            (Target::Collection, &Method::POST, _) => self.create(store, req),
+            (Target::Item, &Method::GET | &Method::HEAD, Some(id)) => (self.get(store, &id, method), false),
+            (Target::Item, &Method::PUT, Some(id)) => self.replace(store, &id, req, false),
+            (Target::Item, &Method::PATCH, Some(id)) => self.replace(store, &id, req, true),
+            (Target::Item, &Method::DELETE, Some(id)) => self.delete(store, &id),
+            // The router sends only the methods each path lists.
+            _ => (error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here".to_owned(), ""), false),
+        };
+        if changed && default {
+            self.persist_later();
+        }
+        response
+    }
+
+    fn list(&self, store: &Mutex<Collection>, req: &RequestData<'_>) -> Response<Body> {
+        let query = match Query::parse(req.query()) {
+            Ok(q) => q,
+            Err((message, help)) => return error(StatusCode::BAD_REQUEST, message, &help),
+        };
+        let (body, total, link) = {
+            let data = lock(store);
+            let mut items: Vec<&Stored> =
+                data.all().filter(|item| query.filters.iter().all(|f| f.holds(&item.map))).collect();
+            if !query.sort.is_empty() {
+                items.sort_by(|a, b| {
+                    for (field, desc) in &query.sort {
+                        let o = compare(a.map.get(field), b.map.get(field));
+                        let o = if *desc { o.reverse() } else { o };
+                        if o.is_ne() {
+                            return o;
+                        }
+                    }
+                    std::cmp::Ordering::Equal
+                });
+            }
+            let total = items.len();
+            let (page, link) = match query.page {
+                None => (&items[..], None),
+                Some((page, per)) => {
+                    let start = (page - 1).saturating_mul(per).min(total);
+                    let end = start.saturating_add(per).min(total);
+                    (&items[start..end], Some(link_header(req.view.uri, page, per, total)))
+                }
+            };
+            // The items' JSON as made when they were written, joined: nothing is serialized again.
+            let mut body = Vec::with_capacity(2 + page.iter().map(|s| s.json.len() + 1).sum::<usize>());
+            body.push(b'[');
+            for (i, item) in page.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&item.json);
+            }
+            body.push(b']');
+            (body, total, link)
+        };
+        let mut headers = json_headers();
+        headers.insert("x-total-count", HeaderValue::from(total));
+        if let Some(link) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            headers.insert(http::header::LINK, link);
+        }
+        respond::with_body(StatusCode::OK, headers, Bytes::from(body), req.view.method)
+    }
+
+    fn get(&self, store: &Mutex<Collection>, id: &str, method: &Method) -> Response<Body> {
+        let body = match lock(store).items.get(id) {
+            Some(item) => item.json.clone(),
+            None => return self.not_found(id),
+        };
+        respond::with_body(StatusCode::OK, json_headers(), body, method)
+    }
+
+    fn not_found(&self, id: &str) -> Response<Body> {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no item with {} `{id}` in {}", self.config.id, self.config.path),
+            &format!("GET {} lists the items; POST {} adds one", self.config.path, self.config.path),
+        )
+    }
+
+    fn create(&self, store: &Mutex<Collection>, req: &RequestData<'_>) -> (Response<Body>, bool) {
+        let body = match body_object(req, false) {
+            Ok(b) => b,
+            Err(response) => return (*response, false),
+        };
+        let id_field = &self.config.id;
+        let mut data = lock(store);
+        if data.len() >= self.config.max_items {
+            let message = format!("{} holds {} items, its max_items", self.config.path, self.config.max_items);
+            let help = "delete items, reset (POST /__admin/reset), or raise `max_items` on the resource";
+            return (error(StatusCode::INSUFFICIENT_STORAGE, message, help), false);
+        }
+        let (key, id_value) = match body.get(id_field) {
+            Some(value) => match id_key(value) {
+                Some(key) if data.items.contains_key(&key) => {
+                    let message = format!("an item with {id_field} `{key}` already exists in {}", self.config.path);
+                    let help = format!(
+                        "leave `{id_field}` out to get a new one, or PUT {}/{key} to replace it",
+                        self.config.path
+                    );
+                    return (error(StatusCode::CONFLICT, message, &help), false);
+                }
+                Some(key) => (key, value.clone()),
+                None => {
+                    let message = format!("`{id_field}` must be a string or a number");
+                    return (error(StatusCode::BAD_REQUEST, message, "leave it out to get a new one"), false);
+                }
+            },
+            None if data.string_ids => {
+                let id = uuid_v4();
+                (id.clone(), Value::String(id))
+            }
+            None => {
+                let next = data.max_int.saturating_add(1);
+                (next.to_string(), Value::from(next))
+            }
+        };
+        // The id first, then the fields as sent.
+        let mut item = Map::with_capacity(body.len() + 1);
+        item.insert(id_field.clone(), id_value.clone());
+        item.extend(body.into_iter().filter(|(k, _)| k != id_field));
+        data.note_id(&id_value);
+        let stored = Stored::new(item);
+        let bytes = stored.json.clone();
+        data.items.insert(key.clone(), stored);
+        drop(data);
+        let mut headers = json_headers();
+        let location = format!("{}/{}", self.config.path, encode_segment(&key));
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            headers.insert(LOCATION, v);
+        }
+        (respond::with_body(StatusCode::CREATED, headers, bytes, &Method::POST), true)
+    }
+
+    fn replace(
+        &self,
+        store: &Mutex<Collection>,
+        id: &str,
+        req: &RequestData<'_>,
+        patch: bool,
+    ) -> (Response<Body>, bool) {
+        let body = match body_object(req, patch) {
+            Ok(b) => b,
+            Err(response) => return (*response, false),
+        };
+        let id_field = &self.config.id;
+        let mut data = lock(store);
+        let Some(stored) = data.items.get_mut(id) else { return (self.not_found(id), false) };
+        let item = &mut stored.map;
+        let current = item.get(id_field).cloned().unwrap_or(Value::Null);
+        if let Some(sent) = body.get(id_field)
+            && id_key(sent).as_deref() != Some(id)
+            && !(patch && sent.is_null())
+        {
+            let message = format!("the body's `{id_field}` is {sent}, and the path's is `{id}`: an id cannot change");
+            let help = format!("leave `{id_field}` out of the body, or send the same value");
+            return (error(StatusCode::BAD_REQUEST, message, &help), false);
+        }
+        if patch {
+            let mut value = Value::Object(std::mem::take(item));
+            merge_patch(&mut value, &Value::Object(body));
+            *item = match value {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+        } else {
+            let mut new = Map::with_capacity(body.len() + 1);
+            new.insert(id_field.clone(), Value::Null);
+            new.extend(body.into_iter().filter(|(k, _)| k != id_field));
+            *item = new;
+        }
+        // The id stays what it was (a merge patch of `null` would have removed it).
+        item.insert(id_field.clone(), current);
+        stored.json = Bytes::from(serde_json::to_vec(&stored.map).unwrap_or_default());
+        let bytes = stored.json.clone();
+        drop(data);
+        (respond::with_body(StatusCode::OK, json_headers(), bytes, req.view.method), true)
+    }
+
+    fn delete(&self, store: &Mutex<Collection>, id: &str) -> (Response<Body>, bool) {
+        if lock(store).items.shift_remove(id).is_none() {
+            return (self.not_found(id), false);
+        }
+        let mut res = Response::new(Body::full(Bytes::new()));
+        *res.status_mut() = StatusCode::NO_CONTENT;
+        (res, true)
+    }
+
+    /// Queues a write of the default partition's data to the file, unless one is queued already (it will take this
+    /// change along: its snapshot is taken after it starts).
+    fn persist_later(&self) {
+        let Some(persist) = &self.persist else { return };
+        if persist.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (persist, data) = (Arc::clone(persist), Arc::clone(&self.data));
+        let job = move || {
+            std::thread::sleep(COALESCE);
+            let _writing = persist.writing.lock().unwrap_or_else(|e| e.into_inner());
+            // From here a change queues another write, which waits for this one to finish.
+            persist.scheduled.store(false, Ordering::Release);
+            if persist.retired.load(Ordering::Acquire) {
+                return;
+            }
+            let bytes = lock(&data).to_json_bytes();
+            // Recorded before the rename: the watcher may reload as soon as the file changes.
+            persist.record(data_digest(&bytes));
+            if let Err(e) = write_atomic(&persist.file, &bytes) {
+                tracing::warn!(
+                    "cannot write resource data to `{}`: {e}; the change is kept in memory only. Check that the \
+                     folder is writable and has space",
+                    persist.file.display()
+                );
+            }
+        };
+        // Off the tokio workers: file writes block.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(job)),
+            Err(_) => drop(std::thread::spawn(job)),
+        }
+    }
+}
+
+/// Writes `bytes` to `file` through a temp file in the same folder and a rename, so that a reader (or a crash)
+/// sees the old content or the new, never half of it.
+fn write_atomic(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".to_owned());
+    let tmp = file.with_file_name(format!(".{name}.hotroute-tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, file)
+}
+
+/// A query of `GET /users`: field filters, sort keys, page.
+#[derive(Debug, Default)]
+struct Query {
+    filters: Vec<Filter>,
+    /// Fields and whether descending.
+    sort: Vec<(String, bool)>,
+    /// Page (1-based) and items per page.
+    page: Option<(usize, usize)>,
+}
+
+/// `?field=value`: an item's field equals one of the values given for it.
+#[derive(Debug)]
+struct Filter {
+    field: String,
+    values: Vec<String>,
+}
+
+impl Filter {
+    fn holds(&self, item: &Map<String, Value>) -> bool {
+        let Some(v) = item.get(&self.field) else { return false };
+        let text = match v {
+            Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            Value::Null => std::borrow::Cow::Borrowed("null"),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        };
+        self.values.iter().any(|want| *want == text)
+    }
+}
+
+impl Query {
+    fn parse(pairs: &[(String, String)]) -> Result<Query, (String, String)> {
+        let mut q = Query::default();
+        let (mut sort, mut order, mut page, mut per) = (None, None, None, None);
+        for (k, v) in pairs {
+            match k.as_str() {
+                "_sort" => sort = Some(v.as_str()),
+                "_order" => order = Some(v.as_str()),
+                "_page" => page = Some(number(k, v)?),
+                "_per_page" | "_limit" => per = Some(number(k, v)?),
+                _ if k.starts_with('_') => {
+                    return Err((
+                        format!("unknown query parameter `{k}`"),
+                        "the parameters are field filters (`?role=admin`), `_sort`, `_order`, `_page` and \
+                         `_per_page`"
+                            .to_owned(),
+                    ));
+                }
+                _ => match q.filters.iter_mut().find(|f| f.field == *k) {
+                    Some(f) => f.values.push(v.clone()),
+                    None => q.filters.push(Filter { field: k.clone(), values: vec![v.clone()] }),
+                },
+            }
+        }
+        if let Some(sort) = sort {
+            let orders: Vec<&str> = order.map(|o| o.split(',').collect()).unwrap_or_default();
+            for (i, field) in sort.split(',').filter(|f| !f.is_empty()).enumerate() {
+                let (field, minus) = match field.strip_prefix('-') {
+                    Some(f) => (f, true),
+                    None => (field, false),
+                };
+                let desc = match orders.get(i).copied() {
+                    None | Some("asc") => minus,
+                    Some("desc") => !minus,
+                    Some(other) => {
+                        return Err((
+                            format!("`_order` value `{other}` is neither `asc` nor `desc`"),
+                            "write `_order=asc` or `_order=desc` (one per `_sort` field, comma-separated)".to_owned(),
+                        ));
+                    }
+                };
+                q.sort.push((field.to_owned(), desc));
+            }
+        }
+        if page.is_some() || per.is_some() {
+            let per = per.unwrap_or(DEFAULT_PER_PAGE);
+            if per > MAX_PER_PAGE {
+                return Err((
+                    format!("`_per_page` {per} is over {MAX_PER_PAGE}"),
+                    "ask for fewer items per page".to_owned(),
+                ));
+            }
+            q.page = Some((page.unwrap_or(1), per));
+        }
+        Ok(q)
+    }
+}
+
+fn number(key: &str, value: &str) -> Result<usize, (String, String)> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| (format!("`{key}` is `{value}`, not a whole number from 1"), format!("write e.g. `{key}=2`")))
+}
+
+/// Orders two field values: numbers by value, strings by text, other values by their JSON; a missing field last.
+fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a, b) {
+        (None, None) => Equal,
+        (None, Some(_)) => Greater,
+        (Some(_), None) => Less,
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().unwrap_or(0.0).partial_cmp(&y.as_f64().unwrap_or(0.0)).unwrap_or(Equal)
+        }
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+    }
+}
+
+/// The `Link` header of a page, as json-server sends it: first, prev, next and last, each the request's own URL
+/// with `_page` changed.
+fn link_header(uri: &http::Uri, page: usize, per: usize, total: usize) -> String {
+    let last = total.div_ceil(per).max(1);
+    let others: Vec<(String, String)> =
+        uri.query().map(|q| crate::request::query_pairs(q).filter(|(k, _)| k != "_page").collect()).unwrap_or_default();
+    let url = |p: usize| {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &others {
+            ser.append_pair(k, v);
+        }
+        ser.append_pair("_page", &p.to_string());
+        format!("<{}?{}>", uri.path(), ser.finish())
+    };
+    let mut links = String::new();
+    let _ = write!(links, "{}; rel=\"first\"", url(1));
+    if page > 1 {
+        let _ = write!(links, ", {}; rel=\"prev\"", url((page - 1).min(last)));
+    }
+    if page < last {
+        let _ = write!(links, ", {}; rel=\"next\"", url(page + 1));
+    }
+    let _ = write!(links, ", {}; rel=\"last\"", url(last));
+    links
+}
+
+/// The request body as a JSON object, after checking its content type: 415 when it is not JSON, 400 when it is
+/// not an object. `patch` also accepts `application/merge-patch+json`.
+fn body_object(req: &RequestData<'_>, patch: bool) -> Result<Map<String, Value>, Box<Response<Body>>> {
+    let ct = req.view.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if !json {
+        let got = if ct.is_empty() { "no content type".to_owned() } else { format!("content type `{ct}`") };
+        let help = if patch {
+            "send the body as JSON with `content-type: application/json` (or `application/merge-patch+json`)"
+        } else {
+            "send the body as JSON with `content-type: application/json`"
+        };
+        return Err(Box::new(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("the body has {got}, not JSON"), help)));
+    }
+    match serde_json::from_slice::<Value>(req.view.body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => {
+            let kind = match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            Err(Box::new(error(StatusCode::BAD_REQUEST, format!("the body is {kind}, not a JSON object"), OBJECT_HELP)))
+        }
+        Err(e) => {
+            Err(Box::new(error(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}"), OBJECT_HELP)))
+        }
+    }
+}
+
+const OBJECT_HELP: &str = "send one item as a JSON object, e.g. {\"name\": \"Ada\"}";
+
+/// RFC 7396 JSON merge patch: `null` removes a field, an object merges into an object, anything else replaces.
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(map) = target {
+        for (k, v) in patch {
+            if v.is_null() {
+                map.shift_remove(k);
+            } else {
+                merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+fn json_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers
+}
+
+/// A resource's error: JSON `{"error": ..., "help": ...}`.
+fn error(status: StatusCode, message: String, help: &str) -> Response<Body> {
+    let mut body = serde_json::to_vec(&json!({ "error": message, "help": help })).unwrap_or_default();
+    body.push(b'\n');
+    // Error answers carry a body whatever the method: GET stands for "not HEAD".
+    respond::with_body(status, json_headers(), Bytes::from(body), &Method::GET)
+}
+
+/// An id as one path segment.
+fn encode_segment(id: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b' ').add(b'/').add(b'?').add(b'#').add(b'%').add(b'"').add(b'<').add(b'>');
+    percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
+}
+
+/// A random (version 4) UUID from the OS generator.
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // No OS generator: a counter keeps ids unique within the process.
+        static N: AtomicU64 = AtomicU64::new(1);
+        b[8..].copy_from_slice(&N.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396_appendix_a() {
+        let cases = [
+            (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
+            (json!({"a":"b"}), json!({"a":null}), json!({})),
+            (json!({"a":{"b":"c"}}), json!({"a":{"b":"d","c":null}}), json!({"a":{"b":"d"}})),
+            (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
+            (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
+            (json!([1, 2]), json!({"a":"b","c":null}), json!({"a":"b"})),
+        ];
+        for (mut target, patch, want) in cases {
+            merge_patch(&mut target, &patch);
+            assert_eq!(target, want);
+        }
+    }
+
+    #[test]
+    fn uuid_v4_has_the_version_and_variant_bits() {
+        let id = uuid_v4();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+    }
+}

@@ -1,0 +1,576 @@
+//! `proxy` routes and `[server] proxy` against the binary, with a local upstream started in the test (a hyper server
+//! on 127.0.0.1:0, in cleartext or over HTTPS with a CA made here): forwarding, header rules, streaming with flat
+//! memory, failures as answers, and what the journal, access log and metrics say.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::bin::Bin;
+
+type UpBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// The test upstream's answers:
+/// - `/json`, `/pretty`, `/binary`, `/large` (100 KiB of text), `/empty` (204), `/secret` (secrets in headers and
+///   JSON): fixed answers of each kind, for recording;
+/// - `/slow`: waits 5 s, then answers;
+/// - `/big?n=N`: N bytes of `x`, streamed in 64 KiB chunks;
+/// - `/upload`: reads the whole body as it comes and answers `x-received: N`;
+/// - `/created`: 201;
+/// - anything else: a JSON echo of the request (method, target, version, headers, body length), with a header named
+///   in `Connection` and a `Keep-Alive` header, which a proxy must not pass on.
+pub(crate) async fn upstream_answer(req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
+    let full = |status: u16, text: String| {
+        let mut res = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed());
+        *res.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        res
+    };
+    let path = req.uri().path().to_owned();
+    if path.ends_with("/slow") {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        return Ok(full(200, "slow".into()));
+    }
+    if path.ends_with("/stall") {
+        // A head and a first chunk, then nothing, for ever.
+        let first = futures_lite_once(Bytes::from_static(b"partial"));
+        return Ok(Response::new(BodyExt::boxed(first)));
+    }
+    if path.ends_with("/big") {
+        let n: usize = req.uri().query().and_then(|q| q.strip_prefix("n=")).unwrap().parse().unwrap();
+        let body = Big { left: n, chunk: Bytes::from(vec![b'x'; 64 * 1024]) };
+        return Ok(Response::new(BodyExt::boxed(body)));
+    }
+    if path.ends_with("/upload") {
+        let mut body = req.into_body();
+        let mut n = 0usize;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                n += data.len();
+            }
+        }
+        let mut res = full(200, format!("{n}"));
+        res.headers_mut().insert("x-received", n.to_string().parse().unwrap());
+        return Ok(res);
+    }
+    if path.ends_with("/created") {
+        return Ok(full(201, "created upstream".into()));
+    }
+    let typed = |status: u16, content_type: &str, body: Vec<u8>| {
+        let mut res = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+        *res.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        res.headers_mut().insert("content-type", content_type.parse().unwrap());
+        res
+    };
+    match path.as_str() {
+        "/json" => {
+            let body = br#"{"id":7,"name":"Ada","tags":["a","b"],"nested":{"ok":true,"ratio":0.5}}"#.to_vec();
+            return Ok(typed(200, "application/json", body));
+        }
+        "/pretty" => return Ok(typed(200, "application/json", b"{\n  \"a\": 1\n}\n".to_vec())),
+        "/binary" => return Ok(typed(200, "application/octet-stream", (0..=255u8).collect())),
+        "/large" => return Ok(typed(200, "text/plain", b"0123456789abcdef".repeat(100 * 1024 / 16))),
+        "/empty" => {
+            let mut res = typed(204, "text/plain", Vec::new());
+            res.headers_mut().remove("content-type");
+            return Ok(res);
+        }
+        "/secret" => {
+            let mut res = typed(200, "application/json", br#"{"user":"ada","token":"t0p-secret"}"#.to_vec());
+            res.headers_mut().insert("set-cookie", "session=abc123".parse().unwrap());
+            res.headers_mut().insert("x-api-key", "key-123".parse().unwrap());
+            res.headers_mut().insert("x-custom-secret", "s3cret".parse().unwrap());
+            res.headers_mut().insert("x-plain", "kept".parse().unwrap());
+            return Ok(res);
+        }
+        _ => {}
+    }
+    let headers: serde_json::Map<String, serde_json::Value> = req
+        .headers()
+        .keys()
+        .map(|k| {
+            let values: Vec<&str> = req.headers().get_all(k).iter().map(|v| v.to_str().unwrap()).collect();
+            (k.as_str().to_owned(), values.join(", ").into())
+        })
+        .collect();
+    let (method, target, version) =
+        (req.method().to_string(), req.uri().path_and_query().unwrap().to_string(), format!("{:?}", req.version()));
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let echo = serde_json::json!({
+        "method": method, "target": target, "version": version, "headers": headers, "body": String::from_utf8_lossy(&body),
+    });
+    let mut res = full(200, echo.to_string());
+    res.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    res.headers_mut().insert("x-upstream", "yes".parse().unwrap());
+    if version != "HTTP/2.0" {
+        res.headers_mut().insert("connection", "x-hop".parse().unwrap());
+        res.headers_mut().insert("x-hop", "must not pass".parse().unwrap());
+        res.headers_mut().insert("keep-alive", "timeout=5".parse().unwrap());
+    }
+    Ok(res)
+}
+
+/// A body that sends `first`, then never ends.
+fn futures_lite_once(first: Bytes) -> Stall {
+    Stall(Some(first))
+}
+
+struct Stall(Option<Bytes>);
+
+impl hyper::body::Body for Stall {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut().0.take() {
+            Some(first) => std::task::Poll::Ready(Some(Ok(Frame::data(first)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// `n` bytes of `x`, made 64 KiB at a time as the proxy reads them.
+struct Big {
+    left: usize,
+    chunk: Bytes,
+}
+
+impl hyper::body::Body for Big {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        if this.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = this.left.min(this.chunk.len());
+        this.left -= n;
+        std::task::Poll::Ready(Some(Ok(Frame::data(this.chunk.slice(..n)))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left as u64)
+    }
+}
+
+/// Starts the test upstream on 127.0.0.1:0, in cleartext or (with `tls`) over HTTPS offering h2 and http/1.1.
+pub(crate) async fn upstream(tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr {
+    upstream_stoppable(tls).await.0
+}
+
+/// Like [`upstream`], with the handle that stops it listening (connections already open are the client's to close).
+pub(crate) async fn upstream_stoppable(
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let service = service_fn(upstream_answer);
+                match tls {
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                    Some(config) => {
+                        let Ok(tls) = tokio_rustls::TlsAcceptor::from(config).accept(stream).await else { return };
+                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, handle)
+}
+
+/// A CA (its PEM) and a server config for `localhost`/`127.0.0.1` signed by it, offering h2 and http/1.1.
+fn tls_upstream_config() -> (String, Arc<rustls::ServerConfig>) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "proxy test CA");
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
+    let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    (ca_pem, Arc::new(config))
+}
+
+/// Sends `request` (raw HTTP/1.1, `Connection: close` added by the caller) and returns the status, the headers (lower
+/// case) and the body.
+async fn raw(addr: SocketAddr, request: &str) -> (u16, Vec<(String, String)>, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let res = reqwest::get(url).await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mocked_routes_win_and_proxy_routes_and_the_fallback_forward_path_and_query() {
+    let up = upstream(None).await;
+    let bin = Bin::start(&format!(
+        r#"
+[server]
+proxy = "http://{up}"
+
+[[route]]
+path = "/api/users/1"
+body = "mocked"
+
+[[route]]
+path = "/api/{{*rest}}"
+method = "ANY"
+proxy = {{ url = "http://{up}/base/", path = "/v2/{{rest}}" }}
+
+[[route]]
+path = "/plain/{{*rest}}"
+proxy = "http://{up}/prefix"
+"#
+    ));
+    let mocked = reqwest::get(bin.url("/api/users/1")).await.unwrap().text().await.unwrap();
+    assert_eq!(mocked, "mocked");
+    let (status, echo) = get_json(&bin.url("/api/things/7?x=1&y=%20")).await;
+    assert_eq!(status, 200);
+    assert_eq!(echo["target"], "/base/v2/things/7?x=1&y=%20");
+    let (_, echo) = get_json(&bin.url("/plain/a/b?q")).await;
+    assert_eq!(echo["target"], "/prefix/plain/a/b?q");
+    // Unmatched, and a path whose only route does not take the method: both go to `[server] proxy`.
+    let (_, echo) = get_json(&bin.url("/nowhere?page=2")).await;
+    assert_eq!(echo["target"], "/nowhere?page=2");
+    let res = reqwest::Client::new().post(bin.url("/plain/x")).body("posted body").send().await.unwrap();
+    let echo: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!((echo["method"].as_str(), echo["target"].as_str()), (Some("POST"), Some("/plain/x")));
+    assert_eq!(echo["body"], "posted body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_headers_are_dropped_and_host_forwarded_for_and_via_are_set() {
+    let up = upstream(None).await;
+    let bin = Bin::start(&format!(
+        r#"
+[[route]]
+path = "/a"
+proxy = "http://{up}"
+
+[[route]]
+path = "/keep"
+proxy = {{ url = "http://{up}", preserve_host = true }}
+"#
+    ));
+    let request = "GET /a HTTP/1.1\r\nHost: front.example:8080\r\nConnection: close, x-private\r\nX-Private: 1\r\n\
+                   Keep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: x-t\r\nProxy-Authorization: Basic eDp5\r\n\
+                   Proxy-Foo: bar\r\nX-Forwarded-For: 10.0.0.1\r\nX-Kept: yes\r\n\r\n";
+    let (status, headers, body) = raw(bin.addr, request).await;
+    assert_eq!(status, 200, "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let sent = echo["headers"].as_object().unwrap();
+    for gone in ["connection", "x-private", "keep-alive", "te", "trailer", "proxy-authorization", "proxy-foo"] {
+        assert!(!sent.contains_key(gone), "{gone} reached the upstream: {sent:?}");
+    }
+    assert_eq!(sent["x-kept"], "yes");
+    assert_eq!(sent["host"], up.to_string());
+    assert_eq!(sent["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    assert_eq!(sent["x-forwarded-proto"], "http");
+    assert_eq!(sent["x-forwarded-host"], "front.example:8080");
+    let via = sent["via"].as_str().unwrap();
+    assert!(via.starts_with("1.1 hotroute-"), "{via}");
+    // The upstream's own hop-by-hop headers stay between it and the proxy.
+    assert_eq!(header(&headers, "x-upstream"), Some("yes"));
+    assert_eq!(header(&headers, "x-hop"), None, "{headers:?}");
+    assert_eq!(header(&headers, "keep-alive"), None, "{headers:?}");
+
+    let (_, _, body) = raw(bin.addr, "GET /keep HTTP/1.1\r\nHost: front.example\r\nConnection: close\r\n\r\n").await;
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["headers"]["host"], "front.example");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_answers_502_504_508_and_a_stalled_body_ends() {
+    let up = upstream(None).await;
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let routes = format!(
+        r#"
+[[route]]
+path = "/down"
+proxy = "http://{closed}"
+
+[[route]]
+path = "/slow/{{*rest}}"
+proxy = {{ url = "http://{up}", timeout = "300ms" }}
+
+[[route]]
+path = "/slow"
+proxy = {{ url = "http://{up}", timeout = "300ms" }}
+
+[[route]]
+path = "/loop"
+proxy = "http://{own}"
+"#
+    );
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let port = own.port().to_string();
+    let bin = Bin::command().in_dir(dir).args(["routes.toml", "--port", &port, "--no-watch"]).start();
+
+    let res = reqwest::get(bin.url("/down")).await.unwrap();
+    assert_eq!(res.status(), 502);
+    let text = res.text().await.unwrap();
+    assert!(text.contains(&format!("cannot get an answer from the upstream http://{closed}")), "{text}");
+    assert!(text.to_lowercase().contains("connection refused"), "{text}");
+
+    let started = Instant::now();
+    let res = reqwest::get(bin.url("/slow")).await.unwrap();
+    assert_eq!(res.status(), 504);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("did not answer within 300ms") && text.contains("timeout = \"60s\""), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(4), "the 504 waited for the upstream");
+
+    // An upstream that stops mid-body: the same timeout ends the answer (the client sees the connection break).
+    let mut res = reqwest::get(bin.url("/slow/stall")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let started = Instant::now();
+    let mut result = Ok(Some(Bytes::new()));
+    while let Ok(Some(_)) = &result {
+        result =
+            tokio::time::timeout(Duration::from_secs(10), res.chunk()).await.expect("the stalled body never ended");
+    }
+    assert!(result.is_err(), "the stalled body ended cleanly: {result:?} after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The route sends the request to this same server: the second pass sees its own Via token.
+    let res = reqwest::get(bin.url("/loop")).await.unwrap();
+    assert_eq!(res.status(), 508);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("loop detected"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_both_ways_and_memory_stays_flat() {
+    const SIZE: usize = 256 * 1024 * 1024;
+    let up = upstream(None).await;
+    let bin = Bin::start(&format!(
+        "[[route]]\npath = \"/big\"\nproxy = \"http://{up}\"\n\n[[route]]\npath = \"/upload\"\nmethod = \"POST\"\n\
+         proxy = \"http://{up}\"\n"
+    ));
+    // Warm up (the client pool, the allocator), then take the baseline.
+    let _ = reqwest::get(bin.url("/big?n=1000000")).await.unwrap().bytes().await.unwrap();
+    let before = bin.proc_status_kib("VmRSS");
+
+    let mut res = reqwest::get(bin.url(&format!("/big?n={SIZE}"))).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut got = 0usize;
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), res.chunk()).await.unwrap().unwrap() {
+        got += chunk.len();
+    }
+    assert_eq!(got, SIZE);
+    let after_download = bin.proc_status_kib("VmHWM");
+
+    // Upload: chunked, written as fast as the proxy takes it.
+    let s = TcpStream::connect(bin.addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n").await.unwrap();
+        let chunk = 256 * 1024;
+        let mut frame = format!("{chunk:x}\r\n").into_bytes();
+        frame.extend(std::iter::repeat_n(b'u', chunk));
+        frame.extend_from_slice(b"\r\n");
+        for _ in 0..SIZE / chunk {
+            wr.write_all(&frame).await.unwrap();
+        }
+        wr.write_all(b"0\r\n\r\n").await.unwrap();
+        wr
+    });
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(120), rd.read(&mut byte)).await.unwrap().unwrap();
+        assert_eq!(n, 1, "connection closed; head so far: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let _wr = writer.await.unwrap();
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("x-received: {SIZE}")), "{head}");
+    let after_upload = bin.proc_status_kib("VmHWM");
+    eprintln!(
+        "RSS before {before} KiB; peak after the download {after_download} KiB, after the upload {after_upload} KiB"
+    );
+    // 256 MiB went each way; the process grew by a few buffers at most (the bound is generous for allocator noise).
+    assert!(after_download < before + 48 * 1024, "RSS {before} KiB before, peak {after_download} KiB after download");
+    assert!(after_upload < before + 48 * 1024, "RSS {before} KiB before, peak {after_upload} KiB after upload");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstreams_h2_with_a_private_ca_refused_without_it_and_insecure_warns() {
+    let (ca_pem, config) = tls_upstream_config();
+    let up = upstream(Some(config)).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &ca_pem).unwrap();
+    let routes = format!(
+        r#"
+[[route]]
+path = "/trusted"
+proxy = {{ url = "https://localhost:{port}", ca = "ca.pem" }}
+
+[[route]]
+path = "/untrusted"
+proxy = "https://localhost:{port}"
+
+[[route]]
+path = "/insecure"
+proxy = {{ url = "https://127.0.0.1:{port}", insecure = true }}
+"#,
+        port = up.port()
+    );
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let mut bin = Bin::command().in_dir(dir).args(["routes.toml", "--port", "0", "--no-watch"]).start();
+
+    let (status, echo) = get_json(&bin.url("/trusted")).await;
+    assert_eq!(status, 200);
+    assert_eq!(echo["version"], "HTTP/2.0", "ALPN chose h2 with the upstream");
+    assert_eq!(echo["target"], "/trusted");
+    let res = reqwest::get(bin.url("/untrusted")).await.unwrap();
+    assert_eq!(res.status(), 502);
+    let text = res.text().await.unwrap();
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    let (status, _) = get_json(&bin.url("/insecure")).await;
+    assert_eq!(status, 200);
+    let log = bin.stderr_until("the insecure warning", |t| t.contains("does not verify the upstream's certificate"));
+    assert!(log.contains("insecure = true"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_delay_and_fault_apply_on_top_and_proxied_exchanges_are_marked() {
+    let up = upstream(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = format!(
+        r#"
+[server]
+proxy = "http://{up}"
+headers = {{ x-upstream = "server-wide loses", x-served-by = "hotroute" }}
+
+[[route]]
+path = "/created"
+proxy = "http://{up}"
+headers = {{ x-extra = "added", content-type = "text/x-overridden" }}
+delay = "300ms"
+
+[[route]]
+path = "/broken"
+proxy = "http://{up}"
+fault = "reset"
+"#
+    );
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let mut bin =
+        Bin::command().in_dir(dir).args(["routes.toml", "--port", "0", "--no-watch", "--log-requests"]).start();
+
+    let started = Instant::now();
+    let res = reqwest::get(bin.url("/created")).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300), "the delay was not applied");
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["x-extra"], "added");
+    assert_eq!(res.headers()["content-type"], "text/x-overridden");
+    assert_eq!(res.headers()["x-served-by"], "hotroute");
+    assert_eq!(res.text().await.unwrap(), "created upstream");
+    // `[server] headers` fill in what the upstream did not send; they do not replace its headers.
+    let res = reqwest::get(bin.url("/echo")).await.unwrap();
+    assert_eq!(res.headers()["x-upstream"], "yes");
+    assert!(reqwest::get(bin.url("/broken")).await.is_err(), "a reset fault sends no answer");
+
+    let (_, journal) = get_json(&bin.url("/__admin/requests")).await;
+    let requests = journal["requests"].as_array().unwrap();
+    let created = requests.iter().find(|r| r["path"] == "/created").unwrap();
+    assert_eq!(created["proxied"], format!("http://{up}"));
+    assert_eq!(created["status"], 201, "the journal has the upstream's status");
+    let echo = requests.iter().find(|r| r["path"] == "/echo").unwrap();
+    assert_eq!(echo["proxied"], format!("http://{up}"));
+    assert_eq!(echo["route"], serde_json::Value::Null);
+    let metrics = reqwest::get(bin.url("/__admin/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("hotroute_proxied_requests_total 2"), "{metrics}");
+    assert!(metrics.contains("route=\"proxy\""), "{metrics}");
+    let log = bin.stderr_until("access-log lines", |t| t.contains("/created") && t.contains("/echo"));
+    let line = log.lines().find(|l| l.contains("GET /created ")).unwrap();
+    assert!(line.contains(" 201 ") && line.ends_with(&format!("proxy=http://{up}")), "{line}");
+    let line = log.lines().find(|l| l.contains("GET /echo ")).unwrap();
+    assert!(line.contains(" proxy ") && line.ends_with(&format!("proxy=http://{up}")), "{line}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), format!("[server]\nproxy = \"http://{up}\"\n")).unwrap();
+    let mut traced = Bin::command().in_dir(dir).args(["routes.toml", "--port", "0", "--no-watch", "--trace"]).start();
+    assert_eq!(reqwest::get(traced.url("/echo")).await.unwrap().status(), 200);
+    let trace = traced.stderr_until("the trace of the proxied request", |t| t.contains("(proxied)"));
+    assert!(trace.contains(&format!("the answer of the upstream http://{up} (proxied)")), "{trace}");
+}
+
+#[test]
+fn bad_proxy_settings_are_load_errors() {
+    for (toml, want) in [
+        ("[[route]]\npath = \"/a\"\nproxy = \"ftp://x\"\n", "not http or https"),
+        ("[[route]]\npath = \"/a\"\nproxy = \"http://x\"\nbody = \"b\"\n", "cannot have body"),
+        ("[[route]]\npath = \"/a/{*r}\"\nproxy = { url = \"http://x\", path = \"/v2/{rest}\" }\n", "does not capture"),
+        ("[[route]]\npath = \"/a\"\nproxy = { url = \"http://x\", timeout = \"soon\" }\n", "not a duration"),
+        ("[[route]]\npath = \"/a\"\nproxy = { url = \"https://x\", ca = \"missing.pem\" }\n", "cannot read"),
+        ("[server]\nproxy = { url = \"http://x\", path = \"/b\" }\n", "for routes"),
+        ("[server]\nproxy = \"http://x\"\nnot_found = { status = 418 }\n", "would never answer"),
+    ] {
+        let err = crate::support::server::load_error(toml);
+        assert!(err.contains(want), "{toml}\nwanted {want:?} in:\n{err}");
+    }
+}
