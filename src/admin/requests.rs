@@ -93,12 +93,17 @@ pub(super) fn get(live: &Live, query: Option<&str>, permit: OwnedSemaphorePermit
 /// `GET /__admin/requests` with a shared state store: the newest `?limit=N` requests (default [`DEFAULT_LIMIT`], at
 /// most [`MAX_LIMIT`]) of every replica, oldest first, from the shared journal. Each request keeps the id its
 /// replica gave it; `?after=` is not supported here (ids are per replica) and is refused with a 400 that says so.
+/// `?isolate=ID` keeps that partition's requests among them.
 pub(super) async fn get_shared(live: &Live, query: Option<&str>, _permit: OwnedSemaphorePermit) -> Response<Body> {
     let Some(store) = live.state() else { return get(live, query, _permit) };
-    let (mut limit, mut bodies) = (DEFAULT_LIMIT, false);
+    let (mut limit, mut bodies, mut isolate) = (DEFAULT_LIMIT, false, None);
     for (name, value) in query.map(query_pairs).into_iter().flatten() {
         let parsed = match name.as_str() {
             "limit" => value.parse().map(|v: usize| limit = v.min(MAX_LIMIT)).is_ok(),
+            "isolate" => {
+                isolate = Some(value.clone());
+                true
+            }
             "bodies" => match value.as_str() {
                 "true" | "1" => {
                     bodies = true;
@@ -129,6 +134,10 @@ pub(super) async fn get_shared(live: &Live, query: Option<&str>, _permit: OwnedS
             return respond::text(StatusCode::SERVICE_UNAVAILABLE, text, &Method::GET);
         }
     };
+    if let Some(id) = &isolate {
+        // Of the newest `limit` of every partition, that partition's (the stream is not kept per partition).
+        requests.retain(|r| r["isolate"].as_str() == Some(id.as_str()));
+    }
     if !bodies {
         for r in &mut requests {
             if let Some(r) = r.as_object_mut() {

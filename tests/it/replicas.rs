@@ -3,7 +3,8 @@
 //! killed at the end) answer as one server would: a sequence in one order, never the same item twice to concurrent
 //! clients, a scenario moved on one seen on another, one journal of all. With Redis stopped, plain routes still
 //! answer and stateful ones answer 503 within a bound; with Redis back, they recover without a restart. nginx in
-//! front of the three, as a round-robin load balancer, shows the deployment shape end to end.
+//! front of the three, as a round-robin load balancer, shows the deployment shape end to end. With `isolate`, each
+//! partition counts and moves apart in Redis; `openapi_validate` and WebSocket upgrades hold on that path too.
 //!
 //! Without `redis-server` on the PATH these tests say so loudly on stderr and pass (they cannot run).
 
@@ -222,13 +223,16 @@ fn the_journal_of_every_replica_is_read_from_any_one() {
     let Some(redis) = Redis::start() else { return };
     let servers = replicas(3, &shared(&redis, "", FIVE));
     let client = client();
-    for (i, s) in servers.iter().enumerate() {
-        let res = client.get(s.url("/plain")).header("x-test", format!("from-{i}")).send().unwrap();
-        assert_eq!(res.status().as_u16(), 200);
-    }
     let marks = |requests: &[serde_json::Value]| -> BTreeSet<String> {
         requests.iter().filter_map(|r| r["headers"]["x-test"].as_str().map(str::to_owned)).collect()
     };
+    for (i, s) in servers.iter().enumerate() {
+        let res = client.get(s.url("/plain")).header("x-test", format!("from-{i}")).send().unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        // Each replica writes its copies in the background: wait for this one, so that the order below is the
+        // order of the requests, not of the replicas' writers.
+        journal_until(&client, &s.url("/__admin/requests?limit=50"), |r| marks(r).len() == i + 1);
+    }
     let requests = journal_until(&client, &servers[2].url("/__admin/requests?limit=50"), |r| marks(r).len() == 3);
     assert_eq!(marks(&requests), BTreeSet::from(["from-0".into(), "from-1".into(), "from-2".into()]));
     let replicas: BTreeSet<&str> = requests.iter().filter_map(|r| r["replica"].as_str()).collect();
@@ -267,17 +271,19 @@ fn with_redis_stopped_plain_routes_answer_stateful_ones_503_in_bounded_time_and_
 
     // Back (empty: no persistence), and the replicas use it again without a restart.
     redis.run();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut last = (0, String::new());
-    while Instant::now() < deadline {
-        last = get(&client, &servers[1].url("/five"));
-        if last.0 == 200 {
-            break;
+    // Each replica reconnects on its own (with its own backoff): wait for each, in turn.
+    let recovered = |server: &Bin| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let last = get(&client, &server.url("/five"));
+            if last.0 == 200 || Instant::now() > deadline {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(last, (200, "1".to_owned()), "the sequence starts again on the fresh Redis");
-    assert_eq!(get(&client, &servers[0].url("/five")).1, "2");
+    };
+    assert_eq!(recovered(&servers[1]), (200, "1".to_owned()), "the sequence starts again on the fresh Redis");
+    assert_eq!(recovered(&servers[0]), (200, "2".to_owned()));
     assert_eq!(get(&client, &servers[0].url("/todo")).1, "one item");
     let health: serde_json::Value = client.get(servers[0].url("/__admin/health")).send().unwrap().json().unwrap();
     assert_eq!(health["status"], "ok", "{health}");
@@ -392,4 +398,120 @@ fn a_route_changed_on_one_replica_counts_apart_and_hotroute_state_names_the_stor
     assert_eq!(get(&client, &same.url("/five")).1, "3");
     let health: serde_json::Value = client.get(same.url("/__admin/health")).send().unwrap().json().unwrap();
     assert_eq!(health["state"]["store"], redis.url().as_str(), "{health}");
+}
+
+/// `path` on `server` with `x-test-id: id` (none: the default partition).
+fn get_as(client: &Client, server: &Bin, path: &str, id: Option<&str>) -> String {
+    let mut req = client.get(server.url(path));
+    if let Some(id) = id {
+        req = req.header("x-test-id", id);
+    }
+    let res = req.send().expect("the server answers");
+    assert_eq!(res.status().as_u16(), 200, "{path} as {id:?}");
+    res.text().unwrap()
+}
+
+#[test]
+fn isolated_partitions_count_and_move_apart_in_redis_and_a_partition_reset_reaches_every_replica() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(2, &shared(&redis, "isolate = \"header:x-test-id\"", &format!("{FIVE}\n{TODO}")));
+    let client = client();
+    // Each partition has its own sequence position, counted in Redis across the replicas.
+    let ids = [Some("w1"), Some("w1:x"), None];
+    for (i, want) in ["1", "2", "3"].into_iter().enumerate() {
+        for (j, id) in ids.into_iter().enumerate() {
+            assert_eq!(get_as(&client, &servers[(i + j) % 2], "/five", id), want, "request {i} as {id:?}");
+        }
+    }
+    // A scenario moved in one partition, on one replica, is seen in that partition only, on the other.
+    let post = client.post(servers[0].url("/todo")).header("x-test-id", "w1").send().unwrap();
+    assert_eq!(post.status().as_u16(), 201);
+    assert_eq!(get_as(&client, &servers[1], "/todo", Some("w1")), "two items (added)");
+    assert_eq!(get_as(&client, &servers[1], "/todo", Some("w1:x")), "one item");
+    assert_eq!(get_as(&client, &servers[0], "/todo", None), "one item");
+
+    // `reset?isolate=w1` on one replica starts `w1` again on both; `w1:x` (a prefix of its keys' names) and the
+    // default partition go on.
+    let reset = client.post(servers[1].url("/__admin/reset?isolate=w1")).header("x-hotroute", "1").send().unwrap();
+    assert_eq!(reset.status().as_u16(), 200);
+    assert_eq!(get_as(&client, &servers[0], "/five", Some("w1")), "1");
+    assert_eq!(get_as(&client, &servers[0], "/todo", Some("w1")), "one item");
+    assert_eq!(get_as(&client, &servers[1], "/five", Some("w1:x")), "4");
+    assert_eq!(get_as(&client, &servers[0], "/five", None), "4");
+
+    // The shared journal of any replica, for one partition.
+    let url = servers[0].url("/__admin/requests?isolate=w1:x&limit=100");
+    let requests = journal_until(&client, &url, |r| r.len() >= 5);
+    assert_eq!(requests.len(), 5, "{requests:?}");
+    assert!(requests.iter().all(|r| r["isolate"] == "w1:x"), "{requests:?}");
+}
+
+/// One operation with a required query parameter, for `openapi_validate` in front of a stateful route.
+const NEXT_DOC: &str = r#"openapi: 3.0.3
+info: { title: Next, version: "1" }
+paths:
+  /next:
+    get:
+      parameters:
+        - { name: n, in: query, required: true, schema: { type: integer } }
+      responses:
+        "200": { description: ok }
+"#;
+
+#[test]
+fn openapi_checks_and_websocket_upgrades_apply_to_stateful_routes_answered_through_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let routes = r#"
+[[route]]
+path = "/next"
+sequence = [{ body = "first" }, { body = "second" }]
+
+[[route]]
+path = "/ws"
+template = true
+websocket = { on_connect = [ { text = "hello {{ count }}" } ] }
+"#;
+    let toml = shared(&redis, "openapi = \"next.yaml\"\nopenapi_validate = \"enforce\"", routes);
+    let servers: Vec<Bin> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("routes.toml"), &toml).unwrap();
+            std::fs::write(dir.path().join("next.yaml"), NEXT_DOC).unwrap();
+            Bin::command().in_dir(dir).args(["routes.toml", "--port", "0", "--no-watch"]).start()
+        })
+        .collect();
+    let client = client();
+    // Refused before the route answers: the shared sequence does not move.
+    assert_eq!(get(&client, &servers[0].url("/next")).0, 422);
+    assert_eq!(get(&client, &servers[1].url("/next?n=x")).0, 422);
+    assert_eq!(get(&client, &servers[1].url("/next?n=1")), (200, "first".to_owned()));
+    assert_eq!(get(&client, &servers[0].url("/next?n=2")), (200, "second".to_owned()));
+
+    // The handshake is counted in Redis, and the conversation runs after it.
+    assert_eq!(websocket_first_text(&servers[0]), "hello 1");
+    assert_eq!(websocket_first_text(&servers[1]), "hello 2");
+}
+
+/// Opens a WebSocket to `/ws` on `server` over raw HTTP/1.1 and returns the first text message (unmasked from a
+/// server, at most 125 bytes here).
+fn websocket_first_text(server: &Bin) -> String {
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let handshake = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    s.write_all(handshake.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).expect("the handshake's answer");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut frame = [0u8; 2];
+    s.read_exact(&mut frame).expect("a first message after the upgrade");
+    assert_eq!(frame[0], 0x81, "a final text frame");
+    let mut text = vec![0u8; usize::from(frame[1] & 0x7f)];
+    s.read_exact(&mut text).unwrap();
+    String::from_utf8(text).unwrap()
 }
