@@ -38,7 +38,7 @@ mod script;
 mod stream;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
-pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, compile_regex};
+pub use model::{Chance, Condition, CorsConfig, Fault, GraphqlMatch, MatchConfig, compile_regex};
 pub use script::{
     CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, SCENARIO_START, ScenarioConfig, ScriptConfig,
     SequenceItemSpec,

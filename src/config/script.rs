@@ -84,6 +84,31 @@ pub struct MatchSpec {
     #[serde(default)]
     #[schemars(with = "Option<f64>", range(min = 0, max = 1))]
     pub chance: Option<Spanned<f64>>,
+    /// Conditions that must not all hold: the route answers a request that fails at least one of them, e.g.
+    /// `not = { query = { debug = "1" } }`. Any condition but `chance`, and no `not` inside.
+    #[serde(default)]
+    #[schemars(with = "Option<Box<MatchSpec>>")]
+    pub not: Option<Box<Spanned<MatchSpec>>>,
+    /// A GraphQL request (POST with a JSON body, or GET with query parameters): its operation name (`operationName`,
+    /// or the name in the query document) and variables it must contain, e.g.
+    /// `{ operation = "GetUser", variables = { id = "1" } }`.
+    #[serde(default)]
+    #[schemars(with = "Option<GraphqlSpec>")]
+    pub graphql: Option<Spanned<GraphqlSpec>>,
+}
+
+/// `graphql = { ... }` in `[route.match]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlSpec {
+    /// The operation name, e.g. `"GetUser"`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub operation: Option<Spanned<String>>,
+    /// A table the request's variables must contain (objects by key, more keys are fine), e.g. `{ id = "1" }`.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub variables: Option<Spanned<toml::Value>>,
 }
 
 /// One answer of a `sequence`. Unset keys take the route's `status` and `headers`.
@@ -676,6 +701,59 @@ impl Checker<'_> {
             canonical.push_str(&format!("form {:?}={:?};", name.get_ref(), value.get_ref()));
             m.form.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
         }
+        if let Some(g) = &spec.graphql {
+            let mut graphql = crate::config::GraphqlMatch::default();
+            if let Some(op) = &g.get_ref().operation {
+                if is_graphql_name(op.get_ref()) {
+                    graphql.operation = Some(op.get_ref().clone());
+                } else {
+                    self.error(
+                        op.span(),
+                        format!("`{}` is not a GraphQL operation name", op.get_ref()),
+                        "an operation name is letters, digits and `_`, not starting with a digit, e.g. \"GetUser\"",
+                    );
+                }
+            }
+            if let Some(v) = &g.get_ref().variables {
+                if v.get_ref().is_table() {
+                    graphql.variables = Some(toml_to_json(v.get_ref()));
+                } else {
+                    self.error(
+                        v.span(),
+                        "`variables` is not a table",
+                        "give the variables the request must have as a table, e.g. `variables = { id = \"1\" }`",
+                    );
+                }
+            }
+            if g.get_ref().operation.is_none() && g.get_ref().variables.is_none() {
+                self.error(
+                    g.span(),
+                    "the `graphql` condition is empty",
+                    "give `operation = \"Name\"`, `variables = { ... }` or both",
+                );
+            }
+            canonical.push_str(&format!("graphql {:?} {:?};", graphql.operation, graphql.variables));
+            m.graphql = Some(graphql);
+        }
+        if let Some(inner) = &spec.not {
+            let inner_spec = inner.get_ref();
+            if let Some(nested) = &inner_spec.not {
+                self.error(
+                    nested.span(),
+                    "a `not` inside `not` is not allowed",
+                    "write the inner conditions directly in the outer `not`'s place: `not = { not = { X } }` is `X`",
+                );
+            } else if let Some(c) = &inner_spec.chance {
+                self.error(
+                    c.span(),
+                    "`chance` inside `not` is not allowed",
+                    "put `chance` in the `match` table itself: a draw is already a yes or a no",
+                );
+            } else if let Some((inner_m, inner_canonical)) = self.matcher(inner) {
+                canonical.push_str(&format!("not {{{inner_canonical}}};"));
+                m.not = Some(Box::new(inner_m));
+            }
+        }
         if self.errors.len() > before {
             return None;
         }
@@ -683,7 +761,7 @@ impl Checker<'_> {
             self.error(
                 spanned.span(),
                 "the `match` table has no conditions",
-                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, `jsonpath`, `chance`, or remove the table",
+                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, `jsonpath`, `chance`, `not`, `graphql`, or remove the table",
             );
             return None;
         }
@@ -1013,4 +1091,11 @@ fn hash_reply(
         BodyConfig::Fixed(bytes) => (0u8, bytes.as_ref()).hash(h),
         BodyConfig::Template { source, .. } => (1u8, source.as_bytes()).hash(h),
     }
+}
+
+/// Whether `s` is a GraphQL name (`/[_A-Za-z][_0-9A-Za-z]*/`).
+fn is_graphql_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
+        && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
 }

@@ -39,6 +39,8 @@ mod journal;
 mod matching;
 // More `[route.match]` conditions: `headers_absent`, `cookies`, `form`, `jsonpath`, `chance`.
 mod match_more;
+// `[route.match]` `not`, `form` on multipart bodies and `graphql` over POST and GET.
+mod match_not_graphql;
 // The `MockServer` API: start, requests, verify, reload, reset, coverage, runtimes, drop.
 mod mock;
 // The access log, the journey trace and the metrics of the binary.
@@ -63,6 +65,8 @@ mod state;
 mod static_stream;
 // Templates whose work escapes the fuel: stopped within a bound, other routes keep answering.
 mod template_limits;
+// Template helpers: Python string methods, `b64encode`/`b64decode`, `sha256`, `fromjson`.
+mod template_helpers;
 // Timed streams and server-sent events: arrival times, the SSE format, `Last-Event-ID`, clients that leave.
 mod stream;
 // `template = true`: bodies, JSON strings, body files and headers rendered per request.
