@@ -35,6 +35,7 @@ mod model;
 pub mod tls;
 
 mod script;
+mod shape;
 mod stream;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
@@ -43,6 +44,7 @@ pub use script::{
     CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, SCENARIO_START, ScenarioConfig, ScriptConfig,
     SequenceItemSpec,
 };
+pub use shape::ShapeConfig;
 pub use stream::{RepeatSpec, SseEventSpec, SseFields, StreamConfig, StreamItemSpec};
 
 /// The address served when neither the file nor the command line names one (port 3000, as the Go example this
@@ -257,6 +259,15 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub fault: Option<Spanned<String>>,
+    /// Send the body at most this fast, e.g. `"64KiB/s"`: in small chunks, paced (any body: text, file, folder,
+    /// stream).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub throttle: Option<Spanned<String>>,
+    /// Drop the connection after this many bytes of the body, e.g. `"10KiB"`: a download that breaks off.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub cut_after: Option<Spanned<SizeSpec>>,
     /// Serve the files under this folder (relative to the route file's); the path's `{*rest}` names the file.
     #[serde(default)]
     #[schemars(with = "Option<String>")]

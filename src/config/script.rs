@@ -299,6 +299,8 @@ pub struct ScriptConfig {
     pub stream: Option<StreamConfig>,
     /// `scenario`, `state` and `next_state`.
     pub scenario: Option<ScenarioConfig>,
+    /// `throttle` and `cut_after`: how the body is sent.
+    pub shape: Option<crate::config::ShapeConfig>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
 }
@@ -336,6 +338,7 @@ impl ScriptConfig {
             status_template,
             stream,
             scenario,
+            shape,
             key: _,
         } = self;
         !template
@@ -347,6 +350,7 @@ impl ScriptConfig {
             && dir.is_none()
             && status_template.is_none()
             && stream.is_none()
+            && shape.is_none()
     }
 }
 
@@ -420,6 +424,7 @@ impl Checker<'_> {
             );
         }
         let scenario = self.scenario(spec);
+        let shape = self.shape(spec);
         ScriptConfig {
             template: spec.template,
             header_templates,
@@ -431,6 +436,7 @@ impl Checker<'_> {
             status_template: None,
             stream,
             scenario,
+            shape,
             key: 0,
         }
     }
@@ -1036,6 +1042,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
         status_template,
         stream,
         scenario,
+        shape,
         key: _,
     } = script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -1054,6 +1061,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     }
     delay.hash(&mut h);
     fault.hash(&mut h);
+    shape.hash(&mut h);
     dir.as_ref().map(|d| (&d.root, &d.param)).hash(&mut h);
     status_template.as_ref().map(|(source, _)| source).hash(&mut h);
     if let Some(stream) = stream {

@@ -21,6 +21,7 @@ pub(crate) mod reply;
 pub(crate) mod respond;
 pub mod runtime;
 pub mod scenario;
+pub(crate) mod shape;
 pub(crate) mod static_files;
 pub(crate) mod stream;
 pub(crate) mod template;
@@ -110,6 +111,8 @@ struct Script {
     location: String,
     /// The route's scenario: the state it requires, the state it moves to.
     scenario: Option<RouteScenario>,
+    /// `throttle` and `cut_after`.
+    shape: Option<crate::config::ShapeConfig>,
 }
 
 impl Script {
@@ -232,6 +235,8 @@ pub struct Answer<'r> {
 pub struct Pending {
     delay: Option<Duration>,
     dir: Option<DirRequest>,
+    /// `throttle` and `cut_after` for the folder's file, which is only known here.
+    shape: Option<crate::config::ShapeConfig>,
 }
 
 impl Pending {
@@ -241,7 +246,13 @@ impl Pending {
             tokio::time::sleep(delay).await;
         }
         match self.dir {
-            Some(request) => request.serve(response).await,
+            Some(request) => {
+                let response = request.serve(response).await;
+                match self.shape {
+                    Some(shape) => response.map(|body| shape::shape_body(body, shape)),
+                    None => response,
+                }
+            }
             None => response,
         }
     }
@@ -569,7 +580,8 @@ impl Router {
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
             let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
-            let pending = Pending { delay: reply.delay, dir: Some(DirRequest::new(Arc::clone(dir), rest, req)) };
+            let dir = Some(DirRequest::new(Arc::clone(dir), rest, req));
+            let pending = Pending { delay: reply.delay, dir, shape: script.shape };
             return (reply.head(), Some(pending));
         }
         let params: Vec<(&str, &str)> = params.iter().collect();
@@ -592,7 +604,13 @@ impl Router {
                 Err(why) => response = reply::render_error(&script.location, &format!("stream {why}"), req.method),
             }
         }
-        (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None }))
+        if let Some(shape) = script.shape
+            && reply.fault.is_none()
+            && req.method != Method::HEAD
+        {
+            response = response.map(|body| shape::shape_body(body, shape));
+        }
+        (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None, shape: None }))
     }
 
     /// The answer when nothing matched: `[server] not_found`, or the near-miss 404. `entry` is the path's routes
@@ -606,7 +624,7 @@ impl Router {
             if let Some(fault) = reply.fault {
                 response.extensions_mut().insert(fault);
             }
-            let pending = reply.delay.map(|delay| Pending { delay: Some(delay), dir: None });
+            let pending = reply.delay.map(|delay| Pending { delay: Some(delay), dir: None, shape: None });
             return Answer { response, route: None, pending };
         }
         let text = self.near_miss(data, entry);
@@ -748,7 +766,16 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         Some(s) => Some(StreamReply::build(s, templates, location, text).map_err(error)?),
     };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
-    Ok(Responder::Scripted(Box::new(Script { replies, cycle, dir, stream, location: location_string, scenario: None })))
+    let shape = script.shape;
+    Ok(Responder::Scripted(Box::new(Script {
+        replies,
+        cycle,
+        dir,
+        stream,
+        location: location_string,
+        scenario: None,
+        shape,
+    })))
 }
 
 /// The seed of `chance` draws: `[server] seed`, or one drawn from the OS when none is set.

@@ -71,3 +71,5 @@ mod template_helpers;
 mod stream;
 // `template = true`: bodies, JSON strings, body files and headers rendered per request.
 mod templates;
+// `throttle` and `cut_after` on any body, and clients that leave a throttled download.
+mod throttle;
