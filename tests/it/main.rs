@@ -59,6 +59,8 @@ mod security;
 mod serve;
 // SIGTERM to the binary: in-flight requests finish, new connections refused, exit 0 within the grace period.
 mod shutdown;
+// Real SSE clients against the binary: the official `openai` Python client, and curl.
+mod sse_clients;
 // Scenarios, runtime routes over HTTP and reset, against the binary.
 mod state;
 // The binary's memory while many clients download from a `dir` route at once.
