@@ -426,7 +426,7 @@ impl MatchConfig {
                                 ),
                             };
                         }
-                        let want = g.variables.as_ref().map_or_else(String::new, |v| short(v));
+                        let want = g.variables.as_ref().map_or_else(String::new, short);
                         match vars {
                             None => format!("the GraphQL request has no variables, the route wants {want}"),
                             Some(got) => format!("the GraphQL variables are {}, the route wants {want}", short(&got)),
