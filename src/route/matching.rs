@@ -629,6 +629,25 @@ mod tests {
     }
 
     #[test]
+    fn graphql_operation_names_come_from_the_only_operation() {
+        assert_eq!(operation_name("query GetUser($id: ID!) { user(id: $id) { id } }").as_deref(), Some("GetUser"));
+        assert_eq!(
+            operation_name("mutation AddUser { add { id } } fragment F on User { id }").as_deref(),
+            Some("AddUser")
+        );
+        assert_eq!(operation_name("  subscription OnEvent { e }").as_deref(), Some("OnEvent"));
+        // Names in comments, strings and selections do not count.
+        let doc = "# query Fake\nquery Real { a(s: \"query X\", b: \"\"\"mutation Y\"\"\") { query } }";
+        assert_eq!(operation_name(doc).as_deref(), Some("Real"));
+        // Anonymous, shorthand, several operations, and text that is not GraphQL: no name.
+        assert_eq!(operation_name("query { a }"), None);
+        assert_eq!(operation_name("{ a }"), None);
+        assert_eq!(operation_name("query A { a } query B { b }"), None);
+        assert_eq!(operation_name("\"unterminated"), None);
+        assert_eq!(operation_name(&"{".repeat(100_000)), None);
+    }
+
+    #[test]
     fn regex_limits_refuse_huge_automata() {
         assert!(crate::config::compile_regex("^a+$").is_ok());
         assert!(crate::config::compile_regex("(((a{100}){100}){100})").is_err());
