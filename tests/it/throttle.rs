@@ -129,17 +129,23 @@ async fn cut_after_breaks_the_download_off_after_that_many_bytes() {
     assert!(head.starts_with("http/1.1 200") && head.contains("content-length: 40960"), "{head}");
     assert_eq!(all.len() - end, 10 * KIB, "body bytes before the cut");
 
-    // A real client sees a download that broke off.
-    let mut res = client().get(bin.url("/cut")).send().await.unwrap();
-    let mut got = 0;
-    let err = loop {
-        match res.chunk().await {
-            Ok(Some(c)) => got += c.len(),
-            Ok(None) => panic!("the body ended normally after {got} bytes"),
-            Err(e) => break e,
+    // A real client sees a download that broke off, over HTTP/1.1 and HTTP/2 (a reset stream).
+    for h2 in [false, true] {
+        let mut builder = reqwest::Client::builder().no_proxy();
+        if h2 {
+            builder = builder.http2_prior_knowledge();
         }
-    };
-    assert_eq!(got, 10 * KIB, "{err}");
+        let mut res = builder.build().unwrap().get(bin.url("/cut")).send().await.unwrap();
+        let mut got = 0;
+        let err = loop {
+            match res.chunk().await {
+                Ok(Some(c)) => got += c.len(),
+                Ok(None) => panic!("h2 {h2}: the body ended normally after {got} bytes"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, 10 * KIB, "h2 {h2}: {err}");
+    }
     // The server goes on.
     assert_eq!(client().get(bin.url("/hello")).send().await.unwrap().text().await.unwrap(), "hi");
 }
