@@ -40,16 +40,18 @@ pub mod state;
 pub mod tls;
 
 mod script;
+mod shape;
 mod stream;
 mod websocket;
 pub use error::{LoadError, LoadErrors};
 pub use limits::Limits;
-pub use model::{Chance, Condition, CorsConfig, Fault, MatchConfig, REGEX_SIZE_LIMIT, compile_regex};
+pub use model::{Chance, Condition, CorsConfig, Fault, GraphqlMatch, MatchConfig, REGEX_SIZE_LIMIT, compile_regex};
 pub use openapi::ValidateMode;
 pub use script::{
     CorsSpec, HeaderTemplate, MatchSpec, NotFoundSpec, ReplyConfig, SCENARIO_START, ScenarioConfig, ScriptConfig,
     SequenceItemSpec,
 };
+pub use shape::ShapeConfig;
 pub use stream::{RepeatSpec, SseEventSpec, SseFields, StreamConfig, StreamItemSpec};
 pub use websocket::{MAX_CLOSE_REASON, WebSocketConfig, WebSocketSpec, WsClose, WsMatch, WsPayload, WsSend};
 
@@ -317,6 +319,15 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub fault: Option<Spanned<String>>,
+    /// Send the body at most this fast, e.g. `"64KiB/s"`: in small chunks, paced (any body: text, file, folder,
+    /// stream).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub throttle: Option<Spanned<String>>,
+    /// Drop the connection after this many bytes of the body, e.g. `"10KiB"`: a download that breaks off.
+    #[serde(default)]
+    #[schemars(with = "Option<SizeSpec>")]
+    pub cut_after: Option<Spanned<SizeSpec>>,
     /// Serve the files under this folder (relative to the route file's); the path's `{*rest}` names the file.
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -73,6 +73,19 @@ pub struct MatchConfig {
     pub jsonpath: Vec<(serde_json_path::JsonPath, String, serde_json::Value)>,
     /// `chance`: the route answers this share of the requests that meet its other conditions.
     pub chance: Option<Chance>,
+    /// `not`: conditions that must not all hold (no `chance` and no `not` inside).
+    pub not: Option<Box<MatchConfig>>,
+    /// `graphql`: the operation and variables of a GraphQL request.
+    pub graphql: Option<GraphqlMatch>,
+}
+
+/// The checked `graphql = { ... }` condition.
+#[derive(Debug, Clone, Default)]
+pub struct GraphqlMatch {
+    /// The operation name the request must have.
+    pub operation: Option<String>,
+    /// A JSON object the request's variables must contain (see `crate::route::matching::json_contains`).
+    pub variables: Option<serde_json::Value>,
 }
 
 /// A random draw per request: `p` of the draws succeed. With `[server] seed` the n-th draw of a route is the same on
@@ -114,6 +127,8 @@ impl MatchConfig {
             && self.form.is_empty()
             && self.jsonpath.is_empty()
             && self.chance.is_none()
+            && self.not.is_none()
+            && self.graphql.is_none()
     }
 }
 

@@ -84,6 +84,31 @@ pub struct MatchSpec {
     #[serde(default)]
     #[schemars(with = "Option<f64>", range(min = 0, max = 1))]
     pub chance: Option<Spanned<f64>>,
+    /// Conditions that must not all hold: the route answers a request that fails at least one of them, e.g.
+    /// `not = { query = { debug = "1" } }`. Any condition but `chance`, and no `not` inside.
+    #[serde(default)]
+    #[schemars(with = "Option<Box<MatchSpec>>")]
+    pub not: Option<Box<Spanned<MatchSpec>>>,
+    /// A GraphQL request (POST with a JSON body, or GET with query parameters): its operation name (`operationName`,
+    /// or the name in the query document) and variables it must contain, e.g.
+    /// `{ operation = "GetUser", variables = { id = "1" } }`.
+    #[serde(default)]
+    #[schemars(with = "Option<GraphqlSpec>")]
+    pub graphql: Option<Spanned<GraphqlSpec>>,
+}
+
+/// `graphql = { ... }` in `[route.match]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlSpec {
+    /// The operation name, e.g. `"GetUser"`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub operation: Option<Spanned<String>>,
+    /// A table the request's variables must contain (objects by key, more keys are fine), e.g. `{ id = "1" }`.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub variables: Option<Spanned<toml::Value>>,
 }
 
 /// One answer of a `sequence`. Unset keys take the route's `status` and `headers`.
@@ -278,6 +303,8 @@ pub struct ScriptConfig {
     pub websocket: Option<crate::config::WebSocketConfig>,
     /// `proxy`: the answer is the upstream's (set by the route check, see `crate::config::proxy`).
     pub proxy: Option<std::sync::Arc<crate::config::proxy::ProxyRoute>>,
+    /// `throttle` and `cut_after`: how the body is sent.
+    pub shape: Option<crate::config::ShapeConfig>,
     /// A hash of the whole route definition: a reload keeps the counters of routes whose key did not change.
     pub key: u64,
 }
@@ -317,6 +344,7 @@ impl ScriptConfig {
             scenario,
             websocket,
             proxy,
+            shape,
             key: _,
         } = self;
         !template
@@ -330,6 +358,7 @@ impl ScriptConfig {
             && dir.is_none()
             && status_template.is_none()
             && stream.is_none()
+            && shape.is_none()
     }
 }
 
@@ -405,6 +434,7 @@ impl Checker<'_> {
         }
         let scenario = self.scenario(spec);
         let websocket = self.websocket(spec);
+        let shape = self.shape(spec);
         ScriptConfig {
             template: spec.template,
             header_templates,
@@ -418,6 +448,7 @@ impl Checker<'_> {
             scenario,
             websocket,
             proxy: None,
+            shape,
             key: 0,
         }
     }
@@ -688,6 +719,59 @@ impl Checker<'_> {
             canonical.push_str(&format!("form {:?}={:?};", name.get_ref(), value.get_ref()));
             m.form.push((name.get_ref().clone(), Condition::Equals(value.get_ref().clone())));
         }
+        if let Some(g) = &spec.graphql {
+            let mut graphql = crate::config::GraphqlMatch::default();
+            if let Some(op) = &g.get_ref().operation {
+                if is_graphql_name(op.get_ref()) {
+                    graphql.operation = Some(op.get_ref().clone());
+                } else {
+                    self.error(
+                        op.span(),
+                        format!("`{}` is not a GraphQL operation name", op.get_ref()),
+                        "an operation name is letters, digits and `_`, not starting with a digit, e.g. \"GetUser\"",
+                    );
+                }
+            }
+            if let Some(v) = &g.get_ref().variables {
+                if v.get_ref().is_table() {
+                    graphql.variables = Some(toml_to_json(v.get_ref()));
+                } else {
+                    self.error(
+                        v.span(),
+                        "`variables` is not a table",
+                        "give the variables the request must have as a table, e.g. `variables = { id = \"1\" }`",
+                    );
+                }
+            }
+            if g.get_ref().operation.is_none() && g.get_ref().variables.is_none() {
+                self.error(
+                    g.span(),
+                    "the `graphql` condition is empty",
+                    "give `operation = \"Name\"`, `variables = { ... }` or both",
+                );
+            }
+            canonical.push_str(&format!("graphql {:?} {:?};", graphql.operation, graphql.variables));
+            m.graphql = Some(graphql);
+        }
+        if let Some(inner) = &spec.not {
+            let inner_spec = inner.get_ref();
+            if let Some(nested) = &inner_spec.not {
+                self.error(
+                    nested.span(),
+                    "a `not` inside `not` is not allowed",
+                    "write the inner conditions directly in the outer `not`'s place: `not = { not = { X } }` is `X`",
+                );
+            } else if let Some(c) = &inner_spec.chance {
+                self.error(
+                    c.span(),
+                    "`chance` inside `not` is not allowed",
+                    "put `chance` in the `match` table itself: a draw is already a yes or a no",
+                );
+            } else if let Some((inner_m, inner_canonical)) = self.matcher(inner) {
+                canonical.push_str(&format!("not {{{inner_canonical}}};"));
+                m.not = Some(Box::new(inner_m));
+            }
+        }
         if self.errors.len() > before {
             return None;
         }
@@ -695,7 +779,7 @@ impl Checker<'_> {
             self.error(
                 spanned.span(),
                 "the `match` table has no conditions",
-                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, `jsonpath`, `chance`, or remove the table",
+                "add one of `query`, `headers`, `body_contains`, `json`, `path_regex`, `query_regex`, `headers_regex`, `body_regex`, `headers_absent`, `cookies`, `form`, `jsonpath`, `chance`, `not`, `graphql`, or remove the table",
             );
             return None;
         }
@@ -972,6 +1056,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
         scenario,
         websocket,
         proxy,
+        shape,
         key: _,
     } = script;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -990,6 +1075,7 @@ pub(super) fn definition_key(route: &RouteConfig) -> u64 {
     }
     delay.hash(&mut h);
     fault.hash(&mut h);
+    shape.hash(&mut h);
     dir.as_ref().map(|d| (&d.root, &d.param)).hash(&mut h);
     status_template.as_ref().map(|(source, _)| source).hash(&mut h);
     if let Some(stream) = stream {
@@ -1029,4 +1115,11 @@ fn hash_reply(
         BodyConfig::Fixed(bytes) => (0u8, bytes.as_ref()).hash(h),
         BodyConfig::Template { source, .. } => (1u8, source.as_bytes()).hash(h),
     }
+}
+
+/// Whether `s` is a GraphQL name (`/[_A-Za-z][_0-9A-Za-z]*/`).
+fn is_graphql_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
+        && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
 }

@@ -51,6 +51,10 @@ pub enum Failed {
     JsonPath(usize),
     /// `chance`: the request was not drawn.
     Chance,
+    /// `not`: the request meets every condition of the `not` table.
+    Not,
+    /// `graphql`: the request is not GraphQL, or its operation or variables differ.
+    Graphql,
 }
 
 /// The values of the cookie `name` in the request's `Cookie` headers (`a=1; b=2`).
@@ -68,19 +72,153 @@ fn cookie_values<'a>(req: &'a RequestData<'_>, name: &'a str) -> impl Iterator<I
         })
 }
 
-/// Whether the body is a URL-encoded form (the content-type says so; its parameters, e.g. a charset, may follow).
+/// The request's content type without parameters, if it has one.
+fn content_type<'a>(req: &'a RequestData<'_>) -> Option<&'a str> {
+    let ct = req.view.headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    ct.split(';').next().map(str::trim)
+}
+
+/// Whether the body is a form: URL-encoded or `multipart/form-data` (the content-type says so).
 fn is_form(req: &RequestData<'_>) -> bool {
-    req.view.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
-        ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    content_type(req).is_some_and(|t| {
+        t.eq_ignore_ascii_case("application/x-www-form-urlencoded") || t.eq_ignore_ascii_case("multipart/form-data")
     })
 }
 
-/// The decoded values of the form field `name`, if the body is a URL-encoded form.
+/// The most parts of a multipart body that `form` conditions look at.
+const MAX_FORM_PARTS: usize = 1000;
+
+/// The decoded values of the form field `name`, if the body is a form. A multipart part's value is its content as
+/// text (a file part's too); parts past [`MAX_FORM_PARTS`] and a body that is not valid multipart count as absent.
 fn form_values(req: &RequestData<'_>, name: &str) -> Vec<String> {
-    if !is_form(req) {
-        return Vec::new();
+    match content_type(req) {
+        Some(t) if t.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
+            form_urlencoded::parse(req.view.body).filter(|(k, _)| k == name).map(|(_, v)| v.into_owned()).collect()
+        }
+        Some(t) if t.eq_ignore_ascii_case("multipart/form-data") => {
+            multipart_fields(req).into_iter().filter(|(k, _)| k == name).map(|(_, v)| v).collect()
+        }
+        _ => Vec::new(),
     }
-    form_urlencoded::parse(req.view.body).filter(|(k, _)| k == name).map(|(_, v)| v.into_owned()).collect()
+}
+
+/// The `(name, text)` of each part of a `multipart/form-data` body, parsed by multer (the multipart parser of the
+/// axum and actix ecosystems). The body is already in memory, within `max_body`, so the parse never waits: it is
+/// polled once, on this thread, and a parse that would wait (it cannot) counts as no fields.
+fn multipart_fields(req: &RequestData<'_>) -> Vec<(String, String)> {
+    use futures_util::FutureExt as _;
+    let Some(boundary) = req
+        .view
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+    else {
+        return Vec::new();
+    };
+    let body = bytes::Bytes::copy_from_slice(req.view.body);
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let parse = async move {
+        let mut fields = Vec::new();
+        while fields.len() < MAX_FORM_PARTS {
+            let Ok(Some(field)) = multipart.next_field().await else { break };
+            let name = field.name().unwrap_or_default().to_owned();
+            let Ok(bytes) = field.bytes().await else { break };
+            fields.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        fields
+    };
+    parse.now_or_never().unwrap_or_default()
+}
+
+/// The operation name and variables of a GraphQL request: a POST with a JSON body (`query`, `operationName`,
+/// `variables`), or a GET with the same as query parameters (`variables` as JSON text). None if it is neither.
+fn graphql_request(req: &RequestData<'_>) -> Option<(Option<String>, Option<serde_json::Value>)> {
+    if req.view.method == http::Method::GET {
+        let q = req.query();
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let query = get("query")?;
+        let name = get("operationName").filter(|n| !n.is_empty()).map(str::to_owned).or_else(|| operation_name(query));
+        let vars = get("variables").and_then(|v| serde_json::from_str(v).ok());
+        return Some((name, vars));
+    }
+    let body = req.json()?.as_object()?;
+    let query = body.get("query")?.as_str()?;
+    let name = body
+        .get("operationName")
+        .and_then(|n| n.as_str())
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .or_else(|| operation_name(query));
+    Some((name, body.get("variables").cloned()))
+}
+
+/// The name of the only operation of a GraphQL document (`query GetUser($id: ID) { ... }`), found by a scan of its
+/// top-level tokens: strings, block strings and comments are skipped and braces counted, in one pass over the text
+/// (which `max_body` bounds). None for an anonymous operation, or when the document has several (the spec then
+/// requires `operationName`). A full parser (apollo-parser) would build a syntax tree per request for one name.
+pub fn operation_name(doc: &str) -> Option<String> {
+    let b = doc.as_bytes();
+    let (mut i, mut depth) = (0usize, 0usize);
+    let mut names = Vec::new();
+    let mut expect_name = false;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' if b[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < b.len() && !b[i..].starts_with(b"\"\"\"") {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 3;
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                expect_name = false;
+            }
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            c if c == b'_' || c.is_ascii_alphabetic() => {
+                let start = i;
+                while i < b.len() && (b[i] == b'_' || b[i].is_ascii_alphanumeric()) {
+                    i += 1;
+                }
+                let word = &doc[start..i];
+                if depth == 0 {
+                    if expect_name {
+                        names.push(Some(word.to_owned()));
+                        expect_name = false;
+                    } else if matches!(word, "query" | "mutation" | "subscription") {
+                        expect_name = true;
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        // `query {` or `query(`: an anonymous operation.
+        if expect_name && matches!(c, b'{' | b'(' | b'@') && depth <= 1 {
+            names.push(None);
+            expect_name = false;
+        }
+        i += 1;
+    }
+    match names.as_slice() {
+        [one] => one.clone(),
+        _ => None,
+    }
 }
 
 impl MatchConfig {
@@ -158,6 +296,17 @@ impl MatchConfig {
             if !holds && !on_failed(Failed::JsonPath(i)) {
                 return;
             }
+        }
+        if let Some(g) = &self.graphql
+            && !graphql_holds(g, req)
+            && !on_failed(Failed::Graphql)
+        {
+            return;
+        }
+        if let Some(not) = &self.not
+            && not.first_failed(req).is_none()
+        {
+            on_failed(Failed::Not);
         }
     }
 
@@ -255,6 +404,36 @@ impl MatchConfig {
                 let p = self.chance.as_ref().map_or(0.0, |c| c.p);
                 format!("the route answers by chance ({}% of requests) and this request was not drawn", p * 100.0)
             }
+            Failed::Not => {
+                let what = self.not.as_ref().map(|n| n.names()).unwrap_or_default();
+                format!("the request meets the route's `not` conditions ({what}), which the route excludes")
+            }
+            Failed::Graphql => {
+                let Some(g) = &self.graphql else { return String::new() };
+                match graphql_request(req) {
+                    None => "the route wants a GraphQL request (a POST with a JSON body holding `query`, or a GET \
+                             with a `query` parameter), the request is not one"
+                        .into(),
+                    Some((name, vars)) => {
+                        if let Some(want) = &g.operation
+                            && name.as_deref() != Some(want.as_str())
+                        {
+                            return match name {
+                                Some(n) => format!("the GraphQL operation is `{n}`, the route wants `{want}`"),
+                                None => format!(
+                                    "the GraphQL request names no operation (no `operationName` and no single named \
+                                     operation in `query`), the route wants `{want}`"
+                                ),
+                            };
+                        }
+                        let want = g.variables.as_ref().map_or_else(String::new, short);
+                        match vars {
+                            None => format!("the GraphQL request has no variables, the route wants {want}"),
+                            Some(got) => format!("the GraphQL variables are {}, the route wants {want}", short(&got)),
+                        }
+                    }
+                }
+            }
             Failed::HeaderPresent(i) => {
                 format!("header `{}` is present, the route wants it absent", self.headers_absent[i])
             }
@@ -278,7 +457,7 @@ impl MatchConfig {
                 if !is_form(req) {
                     return format!(
                         "the route wants a form field `{name}`, the request body is not \
-                         application/x-www-form-urlencoded"
+                         application/x-www-form-urlencoded or multipart/form-data"
                     );
                 }
                 let got: Vec<String> = form_values(req, name).iter().map(|v| format!("`{v}`")).collect();
@@ -299,6 +478,43 @@ impl MatchConfig {
                 (Some(_), None) => String::new(),
             },
         }
+    }
+}
+
+/// Whether a request meets a `graphql` condition.
+fn graphql_holds(g: &crate::config::GraphqlMatch, req: &RequestData<'_>) -> bool {
+    let Some((name, vars)) = graphql_request(req) else { return false };
+    g.operation.as_ref().is_none_or(|want| name.as_deref() == Some(want.as_str()))
+        && g.variables.as_ref().is_none_or(|want| vars.as_ref().is_some_and(|got| json_contains(got, want)))
+}
+
+impl MatchConfig {
+    /// The kinds of condition the table holds, named without their values (which may be secrets), e.g.
+    /// "query `debug`, header `x-test`".
+    pub fn names(&self) -> String {
+        let mut out: Vec<String> = Vec::new();
+        if self.path_regex.is_some() {
+            out.push("`path_regex`".into());
+        }
+        out.extend(self.query.iter().map(|(n, _)| format!("query `{n}`")));
+        out.extend(self.headers.iter().map(|(n, _)| format!("header `{n}`")));
+        out.extend(self.headers_absent.iter().map(|n| format!("`headers_absent` `{n}`")));
+        out.extend(self.cookies.iter().map(|(n, _)| format!("cookie `{n}`")));
+        if self.body_contains.is_some() {
+            out.push("`body_contains`".into());
+        }
+        if self.body_regex.is_some() {
+            out.push("`body_regex`".into());
+        }
+        out.extend(self.form.iter().map(|(n, _)| format!("form field `{n}`")));
+        if self.json.is_some() {
+            out.push("`json`".into());
+        }
+        out.extend(self.jsonpath.iter().map(|(_, t, _)| format!("jsonpath `{t}`")));
+        if self.graphql.is_some() {
+            out.push("`graphql`".into());
+        }
+        out.join(", ")
     }
 }
 
@@ -410,6 +626,25 @@ mod tests {
         out.clear();
         json_difference(&json!({}), &json!({"k": "v"}), &mut out);
         assert_eq!(out, "the JSON body has no `k`, the route wants \"v\"");
+    }
+
+    #[test]
+    fn graphql_operation_names_come_from_the_only_operation() {
+        assert_eq!(operation_name("query GetUser($id: ID!) { user(id: $id) { id } }").as_deref(), Some("GetUser"));
+        assert_eq!(
+            operation_name("mutation AddUser { add { id } } fragment F on User { id }").as_deref(),
+            Some("AddUser")
+        );
+        assert_eq!(operation_name("  subscription OnEvent { e }").as_deref(), Some("OnEvent"));
+        // Names in comments, strings and selections do not count.
+        let doc = "# query Fake\nquery Real { a(s: \"query X\", b: \"\"\"mutation Y\"\"\") { query } }";
+        assert_eq!(operation_name(doc).as_deref(), Some("Real"));
+        // Anonymous, shorthand, several operations, and text that is not GraphQL: no name.
+        assert_eq!(operation_name("query { a }"), None);
+        assert_eq!(operation_name("{ a }"), None);
+        assert_eq!(operation_name("query A { a } query B { b }"), None);
+        assert_eq!(operation_name("\"unterminated"), None);
+        assert_eq!(operation_name(&"{".repeat(100_000)), None);
     }
 
     #[test]

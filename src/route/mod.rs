@@ -25,6 +25,7 @@ pub mod resource;
 pub(crate) mod respond;
 pub mod runtime;
 pub mod scenario;
+pub(crate) mod shape;
 pub mod state;
 pub(crate) mod static_files;
 pub(crate) mod stream;
@@ -127,6 +128,8 @@ struct Script {
     websocket: Option<Arc<websocket::WsReply>>,
     /// `proxy`: the answer is the upstream's, with the route's headers, delay or fault on top.
     proxy: Option<Arc<proxy::Upstream>>,
+    /// `throttle` and `cut_after`.
+    shape: Option<crate::config::ShapeConfig>,
 }
 
 impl Script {
@@ -251,6 +254,8 @@ pub struct Answer<'r> {
 pub struct Pending {
     delay: Option<Duration>,
     dir: Option<DirRequest>,
+    /// `throttle` and `cut_after` for the folder's file, which is only known here.
+    shape: Option<crate::config::ShapeConfig>,
 }
 
 impl Pending {
@@ -260,7 +265,13 @@ impl Pending {
             tokio::time::sleep(delay).await;
         }
         match self.dir {
-            Some(request) => request.serve(response).await,
+            Some(request) => {
+                let response = request.serve(response).await;
+                match self.shape {
+                    Some(shape) => response.map(|body| shape::shape_body(body, shape)),
+                    None => response,
+                }
+            }
             None => response,
         }
     }
@@ -868,7 +879,8 @@ impl Router {
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
             let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
-            let pending = Pending { delay: reply.delay, dir: Some(DirRequest::new(Arc::clone(dir), rest, req)) };
+            let dir = Some(DirRequest::new(Arc::clone(dir), rest, req));
+            let pending = Pending { delay: reply.delay, dir, shape: script.shape };
             return (reply.head(), Some(pending));
         }
         let params: Vec<(&str, &str)> = params.iter().collect();
@@ -898,7 +910,13 @@ impl Router {
                 Err(why) => response = reply::render_error(&script.location, &format!("stream {why}"), req.method),
             }
         }
-        (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None }))
+        if let Some(shape) = script.shape
+            && reply.fault.is_none()
+            && req.method != Method::HEAD
+        {
+            response = response.map(|body| shape::shape_body(body, shape));
+        }
+        (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None, shape: None }))
     }
 
     /// `[server] proxy`'s answer to a request no route answers: the upstream's, when one is set.
@@ -960,7 +978,7 @@ impl Router {
             if let Some(fault) = reply.fault {
                 response.extensions_mut().insert(fault);
             }
-            let pending = reply.delay.map(|delay| Pending { delay: Some(delay), dir: None });
+            let pending = reply.delay.map(|delay| Pending { delay: Some(delay), dir: None, shape: None });
             return Answer { response, route: None, pending };
         }
         let text = self.near_miss(data, entry);
@@ -1136,6 +1154,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         }
     };
     let cycle = script.sequence.as_ref().is_some_and(|s| s.cycle);
+    let shape = script.shape;
     Ok(Responder::Scripted(Box::new(Script {
         replies,
         cycle,
@@ -1146,6 +1165,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         shared: false,
         websocket,
         proxy,
+        shape,
     })))
 }
 

@@ -178,6 +178,47 @@ pub struct Compiled {
     name: String,
     /// The request variables it uses.
     pub needs: Needs,
+    /// Whether it renders in place on the calling thread (see [`is_light`]); others go to a render thread.
+    pub light: bool,
+}
+
+/// The deepest bracket nesting a template may have and still render in place: its values then nest no deeper than
+/// this plus the request's JSON (serde_json stops at 128 levels), well inside [`LIGHT_RED_ZONE`].
+const LIGHT_MAX_NESTING: usize = 32;
+
+/// The stack a light template renders with: in place when this much is left (an async worker has 2 MiB), else on a
+/// fresh [`LIGHT_STACK`].
+const LIGHT_RED_ZONE: usize = 512 << 10;
+/// See [`LIGHT_RED_ZONE`].
+const LIGHT_STACK: usize = 8 << 20;
+
+/// Whether a template can render in place, on the async worker that answers: it has no statements (`{% ... %}`: no
+/// loops, `set`, macros, calls or recursion), so each of its instructions runs once and its fuel is spent in a few
+/// microseconds of simple steps, and its brackets nest at most [`LIGHT_MAX_NESTING`] deep. What such a template can
+/// build is bounded by its source and the request (itself bounded by `max_body`), and the deadline writer still stops
+/// it at [`RENDER_TIMEOUT`]. The one statement allowed is the `{% filter hotroute_json %}` block that `json` templates
+/// wrap text in, which runs its body once. Anything else (a `{% for %}`, a `{% set a = [a, a] %}` doubling a value)
+/// goes to a render thread, where a slow comparison holds no async worker.
+pub fn is_light(source: &str) -> bool {
+    let open = format!("{{% filter {JSON_FILTER} %}}");
+    let stripped = source.replace(&open, "").replace("{% endfilter %}", "");
+    if stripped.contains("{%") {
+        return false;
+    }
+    let mut depth = 0usize;
+    for b in stripped.bytes() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > LIGHT_MAX_NESTING + 2 {
+                    return false;
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The template environment of one router.
@@ -203,6 +244,13 @@ impl Templates {
         env.add_filter(JSON_FILTER, json_filter);
         // MiniJinja's own `int` says "invalid float literal" for `/users/abc`: say what the value is instead.
         env.add_filter("int", int_filter);
+        // Python's string, list and dict methods (`'a,b'.split(',')`, `name.startswith('x')`, `d.items()`), which
+        // users of Jinja2 expect; minijinja-contrib is MiniJinja's own companion crate.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_filter("b64encode", b64encode);
+        env.add_filter("b64decode", b64decode);
+        env.add_filter("sha256", sha256);
+        env.add_filter("fromjson", fromjson);
         Templates { env: Arc::new(env), seed }
     }
 
@@ -231,8 +279,9 @@ impl Templates {
             // Unique while the routes load, so this clones nothing.
             let env = Arc::make_mut(&mut self.env);
             env.add_template_owned(name.clone(), source)?;
+            let light = is_light(self.env.get_template(&name)?.source());
             let needs = Needs::of(self.env.get_template(&name)?.undeclared_variables(false));
-            Ok(Compiled { name, needs })
+            Ok(Compiled { name, needs, light })
         })
     }
 
@@ -265,6 +314,9 @@ impl Templates {
         ctx: Value,
         templates: Vec<Compiled>,
     ) -> Result<Vec<Result<String, RenderError>>, RenderRefused> {
+        if templates.iter().all(|t| t.light) {
+            return Ok(self.render_inline(rng_key, &ctx, &templates));
+        }
         let Some(pool) = render_pool() else {
             return Err(RenderRefused("no thread could be started to render templates".into()));
         };
@@ -317,10 +369,40 @@ impl Templates {
         })
     }
 
+    /// Renders light templates (see [`is_light`]) here, on the calling thread: a handoff to a render thread costs
+    /// more than such a render. The deadline writer still stops it at [`RENDER_TIMEOUT`], and it runs with at least
+    /// [`LIGHT_RED_ZONE`] of stack.
+    fn render_inline(
+        &self,
+        rng_key: (u64, u64),
+        ctx: &Value,
+        templates: &[Compiled],
+    ) -> Vec<Result<String, RenderError>> {
+        let deadline = Instant::now() + RENDER_TIMEOUT;
+        stacker::maybe_grow(LIGHT_RED_ZONE, LIGHT_STACK, || {
+            self.begin(rng_key);
+            let mut out = Vec::with_capacity(templates.len());
+            for t in templates {
+                let result = self.render_plain(t, ctx, deadline);
+                let failed = result.is_err();
+                out.push(result);
+                if failed {
+                    break;
+                }
+            }
+            out
+        })
+    }
+
     /// Renders like [`Templates::render`], stopping with an error once `deadline` has passed (checked whenever
     /// output is written).
     fn render_until(&self, template: &Compiled, ctx: &Value, deadline: Instant) -> Result<String, RenderError> {
-        crate::route::template::on_template_stack(|| {
+        crate::route::template::on_template_stack(|| self.render_plain(template, ctx, deadline))
+    }
+
+    /// One render with the deadline writer, on this thread's stack as it is.
+    fn render_plain(&self, template: &Compiled, ctx: &Value, deadline: Instant) -> Result<String, RenderError> {
+        {
             let mut out = DeadlineWriter { out: Vec::new(), deadline };
             let rendered =
                 self.env.get_template(&template.name).and_then(|t| t.render_captured_to(ctx.clone(), &mut out));
@@ -332,7 +414,7 @@ impl Templates {
                 ))),
                 Err(e) => Err(RenderError(format!("{e:#}"))),
             }
-        })
+        }
     }
 }
 
@@ -704,6 +786,51 @@ fn int_filter(value: Value) -> Result<Value, Error> {
     Err(invalid(format!("{value} ({}) is not a number, so `int` cannot make it one", value.kind())))
 }
 
+/// `value | b64encode`: the standard base64 (with padding) of a string's UTF-8 bytes.
+fn b64encode(value: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+/// `value | b64decode`: the text that standard or URL-safe base64 (padded or not) encodes; an error says why not.
+fn b64decode(value: &str) -> Result<String, Error> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let text = value.trim();
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(text).ok())
+        .ok_or_else(|| invalid(format!("b64decode: `{}` is not base64", short_text(text))))?;
+    String::from_utf8(bytes).map_err(|_| invalid("b64decode: the decoded bytes are not UTF-8 text".into()))
+}
+
+/// `value | sha256`: the SHA-256 of a string's UTF-8 bytes, as 64 lowercase hex digits.
+fn sha256(value: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest.iter() {
+        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{b:02x}"));
+    }
+    hex
+}
+
+/// `text | fromjson`: the value that JSON text holds (`tojson`'s reverse), e.g. a JSON string inside a form field
+/// or a header. serde_json stops at 128 levels of nesting, and the text is at most the request's size.
+fn fromjson(value: &str) -> Result<Value, Error> {
+    serde_json::from_str::<serde_json::Value>(value)
+        .map(|j| Value::from(Serde(j)))
+        .map_err(|e| invalid(format!("fromjson: `{}` is not JSON: {e}", short_text(value))))
+}
+
+/// Text cut to a readable length for error messages.
+fn short_text(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
 /// `fake(kind)` or `fake(kind, n)`: realistic data of a kind from [`FAKERS`] (English locale).
 fn fake_data(kind: &str, n: Option<u32>) -> Result<Value, Error> {
     let n = n.unwrap_or(5).clamp(1, 1000) as usize;
@@ -751,6 +878,21 @@ mod tests {
         t.begin((0, 0));
         let out: serde_json::Value = serde_json::from_str(&t.render(&c, &ctx).unwrap()).unwrap();
         assert_eq!(out, serde_json::json!({"id": "7", "n": 3, "k{{x}}": "a \"q\" c", "l": ["x", 5]}));
+    }
+
+    #[test]
+    fn only_statement_free_shallow_templates_render_in_place() {
+        assert!(is_light("{{ path.id }} and {{ json.items | length }}"));
+        assert!(is_light(&crate::config::json_template::json_template_source(
+            &serde_json::json!({"a": "x {{ path.id }} y", "b": "{{ count }}"})
+        )));
+        assert!(!is_light("{% for i in range(10) %}{{ i }}{% endfor %}"));
+        assert!(!is_light("{% set a = [1] %}{{ a }}"));
+        assert!(!is_light("{% filter hotroute_json %}{% endfilter %}{% macro m() %}{% endmacro %}"));
+        assert!(!is_light(&format!("{{{{ {}1{} }}}}", "[".repeat(40), "]".repeat(40))));
+        let mut t = Templates::new(None);
+        assert!(t.compile("a".into(), "{{ path.id }}".into()).unwrap().light);
+        assert!(!t.compile("b".into(), "{% if 1 %}x{% endif %}".into()).unwrap().light);
     }
 
     #[test]

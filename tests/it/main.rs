@@ -43,6 +43,8 @@ mod openapi_serve;
 mod matching;
 // More `[route.match]` conditions: `headers_absent`, `cookies`, `form`, `jsonpath`, `chance`.
 mod match_more;
+// `[route.match]` `not`, `form` on multipart bodies and `graphql` over POST and GET.
+mod match_not_graphql;
 // The `MockServer` API: start, requests, verify, reload, reset, coverage, runtimes, drop.
 mod mock;
 // The access log, the journey trace and the metrics of the binary.
@@ -71,15 +73,21 @@ mod security;
 mod serve;
 // SIGTERM to the binary: in-flight requests finish, new connections refused, exit 0 within the grace period.
 mod shutdown;
+// Real SSE clients against the binary: the official `openai` Python client, and curl.
+mod sse_clients;
 // Scenarios, runtime routes over HTTP and reset, against the binary.
 mod state;
 // The binary's memory while many clients download from a `dir` route at once.
 mod static_stream;
 // Templates whose work escapes the fuel: stopped within a bound, other routes keep answering.
 mod template_limits;
+// Template helpers: Python string methods, `b64encode`/`b64decode`, `sha256`, `fromjson`.
+mod template_helpers;
 // Timed streams and server-sent events: arrival times, the SSE format, `Last-Event-ID`, clients that leave.
 mod stream;
 // `template = true`: bodies, JSON strings, body files and headers rendered per request.
 mod templates;
 // `websocket = { ... }` routes: scripted conversations (Rust and Python clients), limits, journal, load errors.
 mod websocket;
+// `throttle` and `cut_after` on any body, and clients that leave a throttled download.
+mod throttle;

@@ -1,0 +1,215 @@
+//! SSE benchmark client: many concurrent server-sent event streams against the hotroute binary, measuring how late
+//! each event arrives against its schedule and the server's memory per open stream. Run it through
+//! `scripts/bench_sse.sh` (which builds both in release), or:
+//!
+//! ```text
+//! cargo run --profile release --example sse_bench -- --bin target/release/hotroute --streams 1000 --events 300
+//! ```
+//!
+//! The server sends `data: tick` every `--interval-ms` (default 10) on each stream, from a route with
+//! `sse = [{ data = "tick", delay = "10ms" }]`, `repeat = true`. Each client reads with raw HTTP/1.1 on its own
+//! connection and notes when each event arrives. An event's lateness is its arrival minus its schedule, the arrival
+//! of the stream's first event plus `k * interval` (the server keeps to that schedule, it does not drift). Memory is
+//! the server's VmRSS with every stream open minus before any, divided by the streams. The client runs on the same
+//! machine, so its own scheduling is in the lateness too: the figure is an upper bound on the server's.
+
+use std::time::{Duration, Instant};
+
+use std::io::BufRead as _;
+use std::process::Command;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Args {
+    bin: String,
+    streams: usize,
+    events: usize,
+    interval: Duration,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        bin: std::env::var("HOTROUTE_BIN").unwrap_or_else(|_| "target/release/hotroute".into()),
+        streams: 1000,
+        events: 300,
+        interval: Duration::from_millis(10),
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--bin" => a.bin = value,
+            "--streams" => a.streams = value.parse().expect("--streams N"),
+            "--events" => a.events = value.parse().expect("--events N"),
+            "--interval-ms" => a.interval = Duration::from_millis(value.parse().expect("--interval-ms N")),
+            other => panic!("unknown argument {other}; use --bin PATH --streams N --events N --interval-ms N"),
+        }
+    }
+    a
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Each event's lateness in microseconds: against the fixed schedule (first event + k * interval), and against the
+/// server's own schedule, which restarts after an event more than one interval late (it then sends the next at once
+/// rather than a burst): `max(previous schedule + interval, previous arrival)`.
+type Lateness = (Vec<i64>, Vec<i64>);
+
+fn micros(now: Instant, due: Instant) -> i64 {
+    if now >= due { (now - due).as_micros() as i64 } else { -((due - now).as_micros() as i64) }
+}
+
+/// One stream: connects, reads every event, returns each event's lateness. Signals `opened` once its first event
+/// is in.
+async fn stream(addr: std::net::SocketAddr, a: (usize, Duration), opened: tokio::sync::mpsc::Sender<()>) -> Lateness {
+    let (events, interval) = a;
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).unwrap();
+    tcp.write_all(b"GET /ticks HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut seen = 0usize;
+    let mut head_done = false;
+    let mut tail: Vec<u8> = Vec::new();
+    let mut first: Option<Instant> = None;
+    let mut late = Vec::with_capacity(events);
+    let mut late_own = Vec::with_capacity(events);
+    let mut own: Option<(Instant, Instant)> = None; // (schedule, arrival) of the previous event
+    while seen < events {
+        let n = match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let now = Instant::now();
+        tail.extend_from_slice(&buf[..n]);
+        if !head_done {
+            let Some(end) = tail.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            tail.drain(..end + 4);
+            head_done = true;
+        }
+        // Each event is `data: tick\n\n`, inside an HTTP/1.1 chunk.
+        while let Some(pos) = tail.windows(10).position(|w| w == b"data: tick") {
+            tail.drain(..pos + 10);
+            let start = *first.get_or_insert_with(|| {
+                let _ = opened.try_send(());
+                now
+            });
+            let due = start + interval * seen as u32;
+            late.push(micros(now, due));
+            let own_due = match own {
+                None => now,
+                Some((sched, arrived)) => (sched + interval).max(arrived),
+            };
+            late_own.push(micros(now, own_due));
+            own = Some((own_due, now));
+            seen += 1;
+        }
+    }
+    (late, late_own)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let limit = hotroute::raise_fd_limit().unwrap_or(0);
+    assert!(limit as usize > a.streams + 64, "open-file limit {limit} is too low for {} streams", a.streams);
+    let dir = tempfile::tempdir().unwrap();
+    let routes = format!(
+        "[server]\nmax_connections = {}\n\n[[route]]\npath = \"/ticks\"\nsse = [{{ data = \"tick\", delay = \"{}ms\" }}]\nrepeat = true\ncount = {}\n\n[[route]]\npath = \"/hello\"\nbody = \"hi\"\n",
+        a.streams + 100,
+        a.interval.as_millis(),
+        a.events
+    );
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let mut child = Command::new(&a.bin)
+        .args(["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", a.bin));
+    let pid = child.id();
+    let mut line = String::new();
+    // Before any stream starts: a blocking read of one line is fine here.
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr =
+        line.trim().strip_prefix("listening on http://").expect("a listening line").parse().unwrap();
+    // Warm up: one request, so the runtime and allocator are in their steady state before the baseline.
+    let mut warm = TcpStream::connect(addr).await.unwrap();
+    warm.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut sink = Vec::new();
+    warm.read_to_end(&mut sink).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = rss_kib(pid);
+
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::channel(a.streams);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..a.streams {
+        tasks.spawn(stream(addr, (a.events, a.interval), opened_tx.clone()));
+    }
+    drop(opened_tx);
+    let mut open = 0;
+    while open < a.streams && opened_rx.recv().await.is_some() {
+        open += 1;
+    }
+    let all_open = started.elapsed();
+    // With every stream open and sending: the server's memory for them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let during = rss_kib(pid);
+    let mut late = Vec::with_capacity(a.streams * a.events);
+    let mut late_own = Vec::with_capacity(a.streams * a.events);
+    let mut short = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (fixed, own) = done.unwrap();
+        if fixed.len() < a.events {
+            short += 1;
+        }
+        late.extend(fixed);
+        late_own.extend(own);
+    }
+    let took = started.elapsed();
+    late.sort_unstable();
+    late_own.sort_unstable();
+    let per_stream = (during.saturating_sub(before)) as f64 / a.streams as f64;
+    println!(
+        "streams {} x {} events every {} ms: {} events in {:.2} s ({} streams ended short); all open after {:.2} s",
+        a.streams,
+        a.events,
+        a.interval.as_millis(),
+        late.len(),
+        took.as_secs_f64(),
+        short,
+        all_open.as_secs_f64()
+    );
+    for (what, late) in [("the fixed schedule", &late), ("the server's schedule", &late_own)] {
+        println!(
+            "lateness vs {what} (ms): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            percentile(late, 0.5),
+            percentile(late, 0.9),
+            percentile(late, 0.99),
+            percentile(late, 0.999),
+            percentile(late, 1.0)
+        );
+    }
+    println!(
+        "server VmRSS: {before} KiB before, {during} KiB with {} streams open: {per_stream:.1} KiB per stream",
+        a.streams
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
