@@ -294,8 +294,10 @@ fn render(r: &PeerRoute) -> String {
     out
 }
 
+/// `s` on one line with its runs of white space and control characters as one space: fit for a TOML comment,
+/// which may hold no control character but a tab.
 pub(super) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    s.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// A JSON pointer token (RFC 6901).

@@ -470,7 +470,8 @@ fn mockoon_buckets_env() -> Value {
         "proxyReqHeaders": [], "proxyResHeaders": [],
         "data": [
             bucket("us01", "Users", json!([ { "id": 1, "name": "Ada", "team": null }, { "id": 2, "name": "Grace" } ])),
-            bucket("pr01", "Products", json!([ { "sku": "p-1", "title": "Lamp" } ])),
+            // A control character in a name that goes into a comment: TOML comments may hold none.
+            bucket("pr01", "Products\u{0}", json!([ { "sku": "p-1", "title": "Lamp" } ])),
             bucket("cf01", "Settings", json!({ "theme": "dark", "beta": true })),
             bucket("tp01", "Random", json!("[{\"id\": \"{{faker 'string.uuid'}}\"}]")),
             bucket("un01", "Unused", json!([])),
@@ -660,6 +661,10 @@ fn peer_json() -> impl proptest::strategy::Strategy<Value = Value> {
         "data",
         "cors",
         "port",
+        "databucketID",
+        "crudKey",
+        "id",
+        "name",
         "x",
     ];
     const STRINGS: &[&str] = &[
@@ -692,6 +697,8 @@ fn peer_json() -> impl proptest::strategy::Strategy<Value = Value> {
         "CONNECTION_RESET_BY_PEER",
         "FILE",
         "DATABUCKET",
+        "crud",
+        "{{data 'x y'}}",
         "SEQUENTIAL",
         "RANDOM",
         "AND",
@@ -747,7 +754,9 @@ fn generated_mappings_and_environments_import_to_files_that_load_or_are_refused_
         ]});
         let env = json!({
             "endpointPrefix": c, "headers": [ { "key": "x", "value": b }, { "key": c, "value": "v" } ], "cors": a, "port": b,
+            "data": [ { "id": "x y", "name": "x", "value": a.to_string() }, c.clone() ],
             "routes": [
+                { "type": "crud", "endpoint": c, "responses": [ { "databucketID": "x y", "crudKey": b } ] },
                 { "type": "http", "method": "get", "endpoint": "u/:id", "responses": [a, b], "responseMode": c },
                 { "type": "http", "method": b, "endpoint": a, "responses": [c] },
                 a.clone(),
