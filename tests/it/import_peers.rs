@@ -478,10 +478,11 @@ fn mockoon_buckets_env() -> Value {
         ],
         "routes": [
             route("crud", "", "users", vec![response(json!({ "databucketID": "us01" }))]),
-            route("crud", "", "products", vec![response(json!({ "databucketID": "pr01", "crudKey": "sku" }))]),
+            route("crud", "", "products", vec![response(json!({ "databucketID": "pr01", "crudKey": "sku", "latency": 50 }))]),
             route("http", "get", "settings", vec![response(json!({ "bodyType": "DATABUCKET", "databucketID": "cf01" }))]),
             route("http", "get", "settings-by-name", vec![response(json!({ "body": "{{data 'Settings'}}" }))]),
             route("http", "get", "random", vec![response(json!({ "bodyType": "DATABUCKET", "databucketID": "tp01" }))]),
+            route("http", "get", "nobucket", vec![response(json!({ "body": "{{data 'Nope'}}" }))]),
             route("crud", "", "settings-crud", vec![response(json!({ "databucketID": "cf01" }))]),
             // Mockoon answers with the first of routes on one path; hotroute refuses both on one path.
             route("http", "get", "users", vec![response(json!({ "body": "shadowed" }))]),
@@ -550,10 +551,12 @@ fn mockoon_data_buckets_become_resources_and_bodies_that_answer_as_in_mockoon() 
 
     let notes = [
         "env.json#/data/0/value: fields holding `null` are left out (TOML has no null)",
-        "env.json#/routes/6/responses/0: not imported: the collection from env.json#/routes/0 answers `/api/v1/users`",
-        "env.json#/routes/8: not imported: an earlier route or collection answers `/api/v1/orders`",
+        "env.json#/routes/7/responses/0: not imported: the collection from env.json#/routes/0 answers `/api/v1/users`",
+        "env.json#/routes/9: not imported: an earlier route or collection answers `/api/v1/orders`",
+        "env.json#/routes/1/responses/0/latency: latency on a CRUD route is not converted",
+        "env.json#/routes/5/responses/0/body: no data bucket has the id or name `Nope`; answers with no body",
         "env.json#/routes/4/responses/0/databucketID: the data bucket `Random` (env.json#/data/3/value) is templated",
-        "env.json#/routes/5/responses/0/databucketID: the CRUD route `settings-crud`: the data bucket `Settings` \
+        "env.json#/routes/6/responses/0/databucketID: the CRUD route `settings-crud`: the data bucket `Settings` \
          (env.json#/data/2/value) is not a JSON array of objects",
         "env.json#/data/4: the data bucket `Unused` is not converted: no route refers to it",
     ];
