@@ -5,6 +5,7 @@
 //! as `match` conditions, in Mockoon's order, and the default response the unconditional route after them; an `OR`
 //! of rules becomes one route per rule. Whatever has no equivalent is a note, never a failure.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -51,10 +52,7 @@ pub(super) fn convert(root: &Value, name: &str, dir: Option<&Path>) -> Result<Im
     if root.pointer("/tlsOptions/enabled").and_then(Value::as_bool) == Some(true) {
         notes.push(&format!("{name}#/tlsOptions"), "TLS is not converted: add `[server] tls` (see README, HTTPS)");
     }
-    for (i, bucket) in env.get("data").and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let id = bucket.get("name").or(bucket.get("id")).and_then(Value::as_str).unwrap_or("?");
-        notes.push(&format!("{name}#/data/{i}"), format!("the data bucket `{id}` is not converted"));
-    }
+    let buckets = Buckets::new(env.get("data"), name);
 
     let mut out = Vec::new();
     for (i, route) in routes.iter().enumerate() {
@@ -63,7 +61,14 @@ pub(super) fn convert(root: &Value, name: &str, dir: Option<&Path>) -> Result<Im
             notes.push(&at, "a route is an object; left out");
             continue;
         };
-        convert_route(route, &at, &prefix, env_latency, dir, &mut out, &mut notes);
+        let ctx = Ctx { shape: &[], dir, env_latency, buckets: &buckets };
+        convert_route(route, &at, &prefix, &ctx, &mut out, &mut notes);
+    }
+    for (i, b) in buckets.list.iter().enumerate() {
+        if !buckets.used.borrow()[i] {
+            let why = "no route refers to it (as a CRUD route's collection or a response body)";
+            notes.push(&b.at, format!("the data bucket `{}` is not converted: {why}", b.label()));
+        }
     }
     let mut header = String::new();
     let title = env.get("name").and_then(Value::as_str).unwrap_or("a Mockoon environment");
@@ -110,18 +115,20 @@ fn route_path(prefix: &str, endpoint: &str) -> Result<(String, Vec<Seg>), String
     Ok((if path.is_empty() { "/".into() } else { path }, segs))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn convert_route(
     route: &Map<String, Value>,
     at: &str,
     prefix: &str,
-    env_latency: u64,
-    dir: Option<&Path>,
+    env: &Ctx<'_>,
     out: &mut Vec<PeerRoute>,
     notes: &mut Notes,
 ) {
     let endpoint = route.get("endpoint").and_then(Value::as_str).unwrap_or("");
     let kind = route.get("type").and_then(Value::as_str).unwrap_or("http");
+    if kind == "crud" {
+        convert_crud(route, at, prefix, env, out, notes);
+        return;
+    }
     if kind != "http" {
         notes.push(at, format!("a `{kind}` route (`{endpoint}`) is not converted"));
         return;
@@ -156,7 +163,7 @@ fn convert_route(
         }
         r
     };
-    let ctx = Ctx { shape: &shape, dir, env_latency };
+    let ctx = Ctx { shape: &shape, ..*env };
     match route.get("responseMode").and_then(Value::as_str) {
         Some("SEQUENTIAL") => {
             // One route answering each response in turn, then the first again.
@@ -426,11 +433,241 @@ fn object_path(p: &str) -> String {
     out
 }
 
+/// One of the environment's data buckets (`data`: `id`, `name`, `value` as text).
+struct Bucket {
+    /// `file#/data/i`.
+    at: String,
+    id: String,
+    name: String,
+    value: String,
+}
+
+impl Bucket {
+    fn label(&self) -> &str {
+        if self.name.is_empty() { &self.id } else { &self.name }
+    }
+
+    /// The value as JSON, when it is plain JSON: Mockoon renders a bucket's templates once, at start, then parses
+    /// it, so a value with a tag has no fixed equivalent.
+    fn json(&self) -> Result<Value, String> {
+        if self.value.contains("{{") {
+            return Err(format!(
+                "the data bucket `{}` ({}/value) is templated; only a plain JSON value is converted",
+                self.label(),
+                self.at
+            ));
+        }
+        serde_json::from_str(&self.value).map_err(|e| {
+            format!(
+                "the data bucket `{}` ({}/value) is not JSON ({e}); only a plain JSON value is converted",
+                self.label(),
+                self.at
+            )
+        })
+    }
+}
+
+/// The environment's data buckets, and which of them a converted route took.
+struct Buckets {
+    list: Vec<Bucket>,
+    used: RefCell<Vec<bool>>,
+}
+
+impl Buckets {
+    fn new(data: Option<&Value>, name: &str) -> Self {
+        let text = |b: &Value, k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let list: Vec<Bucket> = data
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, b)| Bucket {
+                at: format!("{name}#/data/{i}"),
+                id: text(b, "id"),
+                name: text(b, "name"),
+                value: text(b, "value"),
+            })
+            .collect();
+        let used = RefCell::new(vec![false; list.len()]);
+        Buckets { list, used }
+    }
+
+    /// The bucket a response's `databucketID` names (Mockoon's short `id`), or with `by_name` also the one `{{data
+    /// 'x'}}` names (an id or a name).
+    fn find(&self, key: &str, by_name: bool) -> Option<(usize, &Bucket)> {
+        let found = self.list.iter().position(|b| !key.is_empty() && b.id == key);
+        let found = found.or_else(|| by_name.then(|| self.list.iter().position(|b| b.name == key)).flatten());
+        if let Some(i) = found {
+            self.used.borrow_mut()[i] = true;
+        }
+        found.map(|i| (i, &self.list[i]))
+    }
+
+    /// The body a bucket gives (Mockoon sends a string as it is, anything else as compact JSON), or why it gives
+    /// none.  Either way the bucket is marked as referred to: a bucket that cannot be converted has its note where
+    /// it is used.
+    fn body(&self, key: &str, by_name: bool) -> Result<String, String> {
+        let Some((_, b)) = self.find(key, by_name) else {
+            let by = if by_name { "id or name" } else { "id" };
+            return Err(format!("no data bucket has the {by} `{key}`"));
+        };
+        Ok(match b.json()? {
+            Value::String(s) => s,
+            v => v.to_string(),
+        })
+    }
+}
+
+/// The bucket a whole-body `{{data 'x'}}` (or `dataRaw`, triple braces) names: the one template a bucket replaces.
+fn whole_body_data(body: &str) -> Option<&str> {
+    let b = body.trim();
+    let inner = b.strip_prefix("{{{").and_then(|b| b.strip_suffix("}}}"));
+    let inner = inner.or_else(|| b.strip_prefix("{{").and_then(|b| b.strip_suffix("}}")))?.trim();
+    let arg = inner.strip_prefix("dataRaw").or_else(|| inner.strip_prefix("data"))?;
+    if !arg.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let arg = arg.trim();
+    let quote = arg.chars().next().filter(|q| matches!(q, '\'' | '"'))?;
+    let name = arg.strip_prefix(quote)?.strip_suffix(quote)?;
+    (!name.contains(quote)).then_some(name)
+}
+
+/// A `crud` route: its default response's data bucket as a `[[resource]]` at the route's endpoint, keyed by
+/// `crudKey`. Mockoon's CRUD routes answer `GET`/`POST` on the endpoint and `GET`/`PUT`/`PATCH`/`DELETE` on
+/// `endpoint/:id`, as a resource does.
+fn convert_crud(
+    route: &Map<String, Value>,
+    at: &str,
+    prefix: &str,
+    env: &Ctx<'_>,
+    out: &mut Vec<PeerRoute>,
+    notes: &mut Notes,
+) {
+    let endpoint = route.get("endpoint").and_then(Value::as_str).unwrap_or("");
+    let what = format!("the CRUD route `{endpoint}`");
+    let responses: Vec<&Map<String, Value>> =
+        route.get("responses").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object).collect();
+    // Mockoon makes a CRUD route's first response its default, the one that serves the bucket.
+    let Some(default) = responses
+        .iter()
+        .position(|r| r.get("default").and_then(Value::as_bool) == Some(true))
+        .or(if responses.is_empty() { None } else { Some(0) })
+    else {
+        notes.push(at, format!("{what} has no responses, so no data bucket; not converted"));
+        return;
+    };
+    let resp = responses[default];
+    let rat = format!("{at}/responses/{default}");
+    let path = match route_path(prefix, endpoint) {
+        Ok((_, shape)) if !shape.is_empty() && shape.iter().all(|s| matches!(s, Seg::Lit(_))) => {
+            let lits: Vec<&str> =
+                shape.iter().filter_map(|s| if let Seg::Lit(l) = s { Some(l.as_str()) } else { None }).collect();
+            format!("/{}", lits.join("/"))
+        }
+        Ok(_) => {
+            let why = "a CRUD route at the root or with a `:param` or `*` is not converted: a `[[resource]]` path is \
+                       fixed text with at least one segment";
+            notes.push(&format!("{at}/endpoint"), format!("{what}: {why}"));
+            return;
+        }
+        Err(why) => {
+            notes.push(&format!("{at}/endpoint"), format!("{what} is not converted: {why}"));
+            return;
+        }
+    };
+    let key = resp.get("databucketID").and_then(Value::as_str).unwrap_or("");
+    if key.is_empty() {
+        notes.push(&format!("{rat}/databucketID"), format!("{what} names no data bucket; not converted"));
+        return;
+    }
+    let Some((_, bucket)) = env.buckets.find(key, false) else {
+        notes.push(&format!("{rat}/databucketID"), format!("{what}: no data bucket has the id `{key}`; not converted"));
+        return;
+    };
+    let data = match bucket.json() {
+        Ok(Value::Array(items)) if items.iter().all(Value::is_object) => items,
+        Ok(_) => {
+            let why = format!(
+                "{what}: the data bucket `{}` ({}/value) is not a JSON array of objects, which a `[[resource]]` \
+                 holds; not converted",
+                bucket.label(),
+                bucket.at
+            );
+            notes.push(&format!("{rat}/databucketID"), why);
+            return;
+        }
+        Err(why) => {
+            notes.push(&format!("{rat}/databucketID"), format!("{what}: {why}; not converted"));
+            return;
+        }
+    };
+    let mut r = PeerRoute::new(at.to_owned());
+    r.resource = true;
+    r.comments.push(format!("Mockoon CRUD route over the data bucket `{}`", peer::one_line(bucket.label())));
+    // TOML has no null: a field holding one is left out, which a JSON merge patch reads the same way.
+    let mut nulls = false;
+    let items: Vec<Value> = data
+        .into_iter()
+        .map(|item| match item {
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .filter(|(_, v)| {
+                        nulls |= v.is_null();
+                        !v.is_null()
+                    })
+                    .collect(),
+            ),
+            other => other,
+        })
+        .collect();
+    let Some(data) = peer::to_toml(&Value::Array(items)) else {
+        let why = format!(
+            "{what}: the data bucket `{}` ({}/value) holds a `null` below an item's fields, which TOML cannot write; \
+             not converted",
+            bucket.label(),
+            bucket.at
+        );
+        notes.push(&format!("{rat}/databucketID"), why);
+        return;
+    };
+    if nulls {
+        notes.route(&mut r, &format!("{}/value", bucket.at), "fields holding `null` are left out (TOML has no null)");
+    }
+    r.table.insert("path".into(), path.into());
+    let id = resp.get("crudKey").and_then(Value::as_str).filter(|k| !k.is_empty()).unwrap_or("id");
+    if id != "id" {
+        r.table.insert("id".into(), id.into());
+    }
+    r.table.insert("data".into(), data);
+    if !header_list(resp.get("headers")).is_empty() {
+        notes.route(&mut r, &format!("{rat}/headers"), "a CRUD route's response headers are not converted");
+    }
+    let latency = resp.get("latency").and_then(Value::as_u64).unwrap_or(0).saturating_add(env.env_latency);
+    if latency > 0 {
+        notes.route(&mut r, &format!("{rat}/latency"), "latency on a CRUD route is not converted");
+    }
+    for (i, other) in responses.iter().enumerate().filter(|(i, _)| *i != default) {
+        let label = other.get("label").and_then(Value::as_str).unwrap_or("");
+        notes.route(
+            &mut r,
+            &format!("{at}/responses/{i}"),
+            format!(
+                "a CRUD route's other response `{}` (answering when its rules hold) is not converted",
+                peer::one_line(label)
+            ),
+        );
+    }
+    out.push(r);
+}
+
 /// What answering a response needs from its route.
+#[derive(Clone, Copy)]
 struct Ctx<'a> {
     shape: &'a [Seg],
     dir: Option<&'a Path>,
     env_latency: u64,
+    buckets: &'a Buckets,
 }
 
 impl Ctx<'_> {
@@ -480,15 +717,28 @@ impl Ctx<'_> {
                 }
             }
             "DATABUCKET" => {
-                notes.route(
-                    r,
-                    &format!("{at}/databucketID"),
-                    "a body from a data bucket is not converted; answers with no body",
-                );
+                let key = resp.get("databucketID").and_then(Value::as_str).unwrap_or("");
+                match self.buckets.body(key, false) {
+                    Ok(body) => {
+                        // Sent as it is: Mockoon does not render a bucket's body again.
+                        r.table.insert("body".into(), body.into());
+                    }
+                    Err(why) => notes.route(r, &format!("{at}/databucketID"), format!("{why}; answers with no body")),
+                }
             }
             _ => {
                 if let Some(body) = resp.get("body").and_then(Value::as_str).filter(|b| !b.is_empty()) {
-                    r.table.insert("body".into(), tx(body).into());
+                    match whole_body_data(body).filter(|_| templating) {
+                        Some(key) => match self.buckets.body(key, true) {
+                            Ok(text) => {
+                                r.table.insert("body".into(), text.into());
+                            }
+                            Err(why) => notes.route(r, &format!("{at}/body"), format!("{why}; answers with no body")),
+                        },
+                        None => {
+                            r.table.insert("body".into(), tx(body).into());
+                        }
+                    }
                 }
             }
         }

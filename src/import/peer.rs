@@ -30,11 +30,13 @@ pub(super) struct PeerRoute {
     pub table: toml::Table,
     /// Why the route is written as a comment instead.
     pub refused: Option<String>,
+    /// A `[[resource]]` table (a CRUD collection) rather than a `[[route]]`.
+    pub resource: bool,
 }
 
 impl PeerRoute {
     pub(super) fn new(at: String) -> Self {
-        PeerRoute { at, comments: Vec::new(), table: toml::Table::new(), refused: None }
+        PeerRoute { at, comments: Vec::new(), table: toml::Table::new(), refused: None, resource: false }
     }
 }
 
@@ -79,7 +81,7 @@ pub(super) fn finish(
     let (mut text, mut count) = assemble(&head, &routes);
     if load(&text).is_err() {
         for r in routes.iter_mut().filter(|r| r.refused.is_none()) {
-            if let Err(e) = load(&render(&r.table)) {
+            if let Err(e) = load(&render(r)) {
                 r.refused = Some(format!("not imported: {}", one_line(&e.first().message)));
             }
         }
@@ -156,8 +158,33 @@ fn precheck(routes: &mut [PeerRoute]) {
     let mut inserted: HashSet<String> = HashSet::new();
     // By path: only routes of one path can shadow each other.
     let mut accepted: HashMap<String, Vec<Accepted>> = HashMap::new();
+    // The collection and item paths of each resource so far, and where it comes from.
+    let mut resource_paths: HashMap<String, String> = HashMap::new();
     for r in routes.iter_mut().filter(|r| r.refused.is_none()) {
         let path = r.table.get("path").and_then(toml::Value::as_str).unwrap_or("/").to_owned();
+        if r.resource {
+            // A resource owns its two paths: a route or resource on either is a load error (the router's check).
+            // The source's earlier entry keeps the path, as it would answer first there.
+            let item = format!("{path}/{{id}}");
+            let taken = [&path, &item].into_iter().find(|p| inserted.contains(*p) || resource_paths.contains_key(*p));
+            if let Some(p) = taken {
+                r.refused = Some(format!("not imported: an earlier route or collection answers `{p}`"));
+                continue;
+            }
+            let mut probe = tree.clone();
+            if let Err(e) = probe.insert(path.clone(), ()).and_then(|()| probe.insert(item.clone(), ())) {
+                r.refused = Some(format!("not imported: the collection `{path}` cannot be routed: {e}"));
+                continue;
+            }
+            tree = probe;
+            resource_paths.insert(path, r.at.clone());
+            resource_paths.insert(item, r.at.clone());
+            continue;
+        }
+        if let Some(at) = resource_paths.get(&path) {
+            r.refused = Some(format!("not imported: the collection from {at} answers `{path}` first"));
+            continue;
+        }
         if let Some(problem) = template_problem(&r.table) {
             r.refused = Some(format!("not imported: {problem}"));
             continue;
@@ -233,30 +260,44 @@ fn assemble(header: &str, routes: &[PeerRoute]) -> (String, usize) {
         match &r.refused {
             Some(reason) => {
                 let _ = writeln!(out, "# {}", one_line(reason));
-                for line in render(&r.table).lines() {
+                for line in render(r).lines() {
                     let _ = writeln!(out, "# {line}");
                 }
             }
             None => {
                 count += 1;
-                out.push_str(&render(&r.table));
+                out.push_str(&render(r));
             }
         }
     }
     (out, count)
 }
 
-/// A `[[route]]` table, each value inline (a JSON body keeps its keys in the source's order).
-fn render(t: &toml::Table) -> String {
-    let mut out = String::from("[[route]]\n");
-    for (key, value) in t {
-        let _ = writeln!(out, "{key} = {value}");
+/// A `[[route]]` table, each value inline (a JSON body keeps its keys in the source's order), or a `[[resource]]`
+/// table with one item of its `data` a line.
+fn render(r: &PeerRoute) -> String {
+    let mut out = String::from(if r.resource { "[[resource]]\n" } else { "[[route]]\n" });
+    for (key, value) in &r.table {
+        match value {
+            toml::Value::Array(items) if r.resource && key == "data" && !items.is_empty() => {
+                let _ = writeln!(out, "{key} = [");
+                for item in items {
+                    let _ = writeln!(out, "  {item},");
+                }
+                out.push_str("]\n");
+            }
+            _ => {
+                let _ = writeln!(out, "{key} = {value}");
+            }
+        }
     }
     out
 }
 
+/// `s` on one line with its runs of white space and control characters as one space: fit for a TOML comment,
+/// which may hold no control character but a tab.
 pub(super) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    s.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// A JSON pointer token (RFC 6901).

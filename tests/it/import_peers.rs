@@ -431,12 +431,140 @@ fn a_mockoon_environment_imports_checks_and_answers_as_in_mockoon() {
 
     let notes = [
         "env.json#/data/0: the data bucket `Users` is not converted",
-        "env.json#/routes/9: a `crud` route (`users`) is not converted",
+        "env.json#/routes/9: the CRUD route `users` has no responses, so no data bucket; not converted",
         "env.json#/routes/6/responses/0: not imported: the rule `request_number equals 1`",
         "env.json#/routes/5/responses/0: the route's rules are disabled",
     ];
     for n in notes {
         assert!(stderr.contains(&format!("warning: {n}")), "{n}\n{stderr}");
+    }
+}
+
+/// A Mockoon environment with data buckets (`data`: `id`, `name`, `value` as JSON text) in the shape of Mockoon's
+/// models: two CRUD routes (`type: "crud"`, the default response's `databucketID` and `crudKey`), a `DATABUCKET` body,
+/// a whole-body `{{data 'Name'}}`, and buckets that cannot be converted (templated, not an array for CRUD).
+fn mockoon_buckets_env() -> Value {
+    let response = |extra: Value| {
+        let mut r = json!({
+            "uuid": "r", "label": "", "statusCode": 200, "headers": [], "body": "", "latency": 0, "bodyType": "INLINE",
+            "filePath": "", "databucketID": "", "sendFileAsBody": false, "disableTemplating": false,
+            "fallbackTo404": false, "default": true, "crudKey": "id", "callbacks": [], "rulesOperator": "OR", "rules": []
+        });
+        r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        r
+    };
+    let route = |kind: &str, method: &str, endpoint: &str, responses: Vec<Value>| {
+        json!({ "uuid": endpoint, "type": kind, "documentation": "", "method": method, "endpoint": endpoint,
+                "responses": responses, "responseMode": null, "streamingMode": null, "streamingInterval": 0 })
+    };
+    let bucket = |id: &str, name: &str, value: Value| {
+        let value = if let Value::String(s) = value { s } else { serde_json::to_string_pretty(&value).unwrap() };
+        json!({ "uuid": format!("u-{id}"), "id": id, "name": name, "documentation": "", "value": value })
+    };
+    json!({
+        "uuid": "env", "lastMigration": 32, "name": "Buckets", "endpointPrefix": "api/v1", "latency": 0, "port": 3002,
+        "hostname": "", "folders": [], "rootChildren": [], "proxyMode": false, "proxyHost": "", "proxyRemovePrefix": false,
+        "tlsOptions": { "enabled": false, "type": "CERT", "pfxPath": "", "certPath": "", "keyPath": "", "caPath": "",
+                        "passphrase": "" },
+        "cors": false, "headers": [ { "key": "Content-Type", "value": "application/json" } ],
+        "proxyReqHeaders": [], "proxyResHeaders": [],
+        "data": [
+            bucket("us01", "Users", json!([ { "id": 1, "name": "Ada", "team": null }, { "id": 2, "name": "Grace" } ])),
+            // A control character in a name that goes into a comment: TOML comments may hold none.
+            bucket("pr01", "Products\u{0}", json!([ { "sku": "p-1", "title": "Lamp" } ])),
+            bucket("cf01", "Settings", json!({ "theme": "dark", "beta": true })),
+            bucket("tp01", "Random", json!("[{\"id\": \"{{faker 'string.uuid'}}\"}]")),
+            bucket("un01", "Unused", json!([])),
+        ],
+        "routes": [
+            route("crud", "", "users", vec![response(json!({ "databucketID": "us01" }))]),
+            route("crud", "", "products", vec![response(json!({ "databucketID": "pr01", "crudKey": "sku", "latency": 50 }))]),
+            route("http", "get", "settings", vec![response(json!({ "bodyType": "DATABUCKET", "databucketID": "cf01" }))]),
+            route("http", "get", "settings-by-name", vec![response(json!({ "body": "{{data 'Settings'}}" }))]),
+            route("http", "get", "random", vec![response(json!({ "bodyType": "DATABUCKET", "databucketID": "tp01" }))]),
+            route("http", "get", "nobucket", vec![response(json!({ "body": "{{data 'Nope'}}" }))]),
+            route("crud", "", "settings-crud", vec![response(json!({ "databucketID": "cf01" }))]),
+            // Mockoon answers with the first of routes on one path; hotroute refuses both on one path.
+            route("http", "get", "users", vec![response(json!({ "body": "shadowed" }))]),
+            route("http", "get", "orders", vec![response(json!({ "body": "[\"the orders route\"]" }))]),
+            route("crud", "", "orders", vec![response(json!({ "databucketID": "pr01" }))]),
+        ]
+    })
+}
+
+#[test]
+fn mockoon_data_buckets_become_resources_and_bodies_that_answer_as_in_mockoon() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "env.json", &serde_json::to_string_pretty(&mockoon_buckets_env()).unwrap());
+    let (stderr, routes) = import(dir.path(), &["mockoon", "env.json"]);
+    assert!(routes.contains("[[resource]]\npath = \"/api/v1/users\"\n"), "{routes}");
+    assert!(routes.contains("id = \"sku\""), "the crudKey is the id field: {routes}");
+    let bin = serve(dir.path());
+    let c = client();
+    let url = |p: &str| bin.url(&format!("/api/v1{p}"));
+    let get = |p: &str| {
+        let r = c.get(url(p)).send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+
+    // GET the list, GET by id (the `null` field left out, as TOML has none), an unknown id.
+    let (status, list) = get("/users");
+    assert_eq!(status, 200);
+    assert_eq!(list, json!([ { "id": 1, "name": "Ada" }, { "id": 2, "name": "Grace" } ]));
+    assert_eq!(get("/users/2"), (200, json!({ "id": 2, "name": "Grace" })));
+    assert_eq!(get("/users/9").0, 404);
+    // POST creates the item with a new id; GET finds it, and the list has it.
+    let created = c.post(url("/users")).json(&json!({ "name": "Linus" })).send().unwrap();
+    assert_eq!(created.status(), 201);
+    let item: Value = created.json().unwrap();
+    assert_eq!(item["name"], "Linus");
+    let id = item["id"].to_string();
+    assert_eq!(get(&format!("/users/{id}")), (200, item.clone()));
+    assert_eq!(get("/users").1.as_array().unwrap().len(), 3);
+    // PUT replaces an item; DELETE removes it, then GET is a 404.
+    let put = c.put(url("/users/1")).json(&json!({ "name": "Ada L." })).send().unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    assert_eq!(get("/users/1"), (200, json!({ "id": 1, "name": "Ada L." })));
+    let deleted = c.delete(url("/users/1")).send().unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    assert_eq!(get("/users/1").0, 404);
+    assert_eq!(get("/users").1.as_array().unwrap().len(), 2);
+    // The `crudKey` names the id field.
+    assert_eq!(get("/products/p-1"), (200, json!({ "sku": "p-1", "title": "Lamp" })));
+
+    // A `DATABUCKET` body and a whole-body `{{data 'Name'}}`: the bucket's JSON.
+    let settings = json!({ "theme": "dark", "beta": true });
+    let r = c.get(url("/settings")).send().unwrap();
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.json::<Value>().unwrap(), settings);
+    assert_eq!(get("/settings-by-name"), (200, settings));
+    // A templated bucket is not converted: the route answers with no body, and a note says where.
+    let r = c.get(url("/random")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), "");
+    // A CRUD route over a bucket that is not an array is not served.
+    assert_eq!(c.get(url("/settings-crud")).send().unwrap().status(), 404);
+
+    // Of a route and a collection on one path, the first in the environment answers, as in Mockoon.
+    assert_eq!(get("/orders"), (200, json!(["the orders route"])));
+
+    let notes = [
+        "env.json#/data/0/value: fields holding `null` are left out (TOML has no null)",
+        "env.json#/routes/7/responses/0: not imported: the collection from env.json#/routes/0 answers `/api/v1/users`",
+        "env.json#/routes/9: not imported: an earlier route or collection answers `/api/v1/orders`",
+        "env.json#/routes/1/responses/0/latency: latency on a CRUD route is not converted",
+        "env.json#/routes/5/responses/0/body: no data bucket has the id or name `Nope`; answers with no body",
+        "env.json#/routes/4/responses/0/databucketID: the data bucket `Random` (env.json#/data/3/value) is templated",
+        "env.json#/routes/6/responses/0/databucketID: the CRUD route `settings-crud`: the data bucket `Settings` \
+         (env.json#/data/2/value) is not a JSON array of objects",
+        "env.json#/data/4: the data bucket `Unused` is not converted: no route refers to it",
+    ];
+    for n in notes {
+        assert!(stderr.contains(&format!("warning: {n}")), "{n}\n{stderr}");
+    }
+    for converted in ["env.json#/data/0:", "env.json#/data/1", "env.json#/data/2:"] {
+        assert!(!stderr.contains(converted), "{converted} is converted:\n{stderr}");
     }
 }
 
@@ -536,6 +664,10 @@ fn peer_json() -> impl proptest::strategy::Strategy<Value = Value> {
         "data",
         "cors",
         "port",
+        "databucketID",
+        "crudKey",
+        "id",
+        "name",
         "x",
     ];
     const STRINGS: &[&str] = &[
@@ -568,6 +700,8 @@ fn peer_json() -> impl proptest::strategy::Strategy<Value = Value> {
         "CONNECTION_RESET_BY_PEER",
         "FILE",
         "DATABUCKET",
+        "crud",
+        "{{data 'x y'}}",
         "SEQUENTIAL",
         "RANDOM",
         "AND",
@@ -623,7 +757,9 @@ fn generated_mappings_and_environments_import_to_files_that_load_or_are_refused_
         ]});
         let env = json!({
             "endpointPrefix": c, "headers": [ { "key": "x", "value": b }, { "key": c, "value": "v" } ], "cors": a, "port": b,
+            "data": [ { "id": "x y", "name": "x", "value": a.to_string() }, c.clone() ],
             "routes": [
+                { "type": "crud", "endpoint": c, "responses": [ { "databucketID": "x y", "crudKey": b } ] },
                 { "type": "http", "method": "get", "endpoint": "u/:id", "responses": [a, b], "responseMode": c },
                 { "type": "http", "method": b, "endpoint": a, "responses": [c] },
                 a.clone(),
