@@ -11,6 +11,10 @@ Each server gets one worker (hotroute `--threads 1`, nginx `worker_processes 1`)
 (A B A B ...) so that a noisy neighbour slows both alike, and the table gives the median of the rounds and the ratio.
 
     scripts/bench_proxy.py [--bin target/release/hotroute] [--rounds 3] [--duration 5] [--connections 32]
+                           [--baseline OLD_BIN] [--proxy-only]
+
+`--baseline` measures a second hotroute binary (e.g. one built from `main`) in the same alternation for the proxy row,
+so that a change is compared with what it replaces in the same run; `--proxy-only` skips the HTTPS rows.
 """
 
 import argparse
@@ -101,16 +105,25 @@ def stop(proc):
             proc.kill()
 
 
-def compare(name, a, b, args, close=False):
-    """Measures URLs `a` (hotroute) and `b` (nginx) in alternation; returns a table row."""
-    runs = {"a": [], "b": []}
+def compare(name, a, b, args, close=False, base=None):
+    """Measures URLs `a` (hotroute), `b` (nginx) and `base` (the baseline hotroute, if any) in alternation; returns
+    table rows."""
+    runs = {"a": [], "b": [], "base": []}
     for _ in range(args.rounds):
         runs["a"].append(wrk(a, args.duration, args.connections, close))
         runs["b"].append(wrk(b, args.duration, args.connections, close))
+        if base:
+            runs["base"].append(wrk(base, args.duration, args.connections, close))
     ha, nb = statistics.median(runs["a"]), statistics.median(runs["b"])
     ratio = ha / nb if nb else float("nan")
     print(f"{name}: hotroute {ha:.0f} req/s, nginx {nb:.0f} req/s, ratio {ratio:.2f} (rounds {runs})", file=sys.stderr)
-    return f"| {name} | {ha:,.0f} | {nb:,.0f} | {ratio:.2f}x |"
+    rows = [f"| {name} | {ha:,.0f} | {nb:,.0f} | {ratio:.2f}x |"]
+    if base:
+        hb = statistics.median(runs["base"])
+        ratio = hb / nb if nb else float("nan")
+        print(f"{name} (baseline): hotroute {hb:.0f} req/s, ratio {ratio:.2f}", file=sys.stderr)
+        rows.append(f"| {name}, baseline binary | {hb:,.0f} | {nb:,.0f} | {ratio:.2f}x |")
+    return rows
 
 
 def main():
@@ -119,6 +132,8 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=5)
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--baseline", help="another hotroute binary to measure in the same run (proxy row)")
+    p.add_argument("--proxy-only", action="store_true", help="skip the HTTPS rows")
     args = p.parse_args()
     procs = []
     rows = []
@@ -136,10 +151,17 @@ def main():
             routes.write_text(f'[server]\nproxy = "http://127.0.0.1:{up}"\n')
             hp, hp_url = hotroute(args.bin, routes)
             procs.append(hp)
+            base_url = None
+            if args.baseline:
+                hb, base_url = hotroute(args.baseline, routes)
+                procs.append(hb)
+                base_url += "/hello"
             for port in (up, np_port):
                 assert wait_port(port), f"nginx on {port} did not start"
-            rows.append(compare("proxy to the same upstream (keep-alive)", hp_url + "/hello",
-                                f"http://127.0.0.1:{np_port}/hello", args))
+            rows += compare("proxy to the same upstream (keep-alive)", hp_url + "/hello",
+                            f"http://127.0.0.1:{np_port}/hello", args, base=base_url)
+            if args.proxy_only:
+                return print_rows(rows)
 
             subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                             "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
@@ -156,12 +178,16 @@ def main():
                 ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
                 location = /hello {{ default_type "text/plain; charset=utf-8"; return 200 "Hello World"; }} }}"""))
             assert wait_port(ns_port), "nginx (TLS) did not start"
-            rows.append(compare("HTTPS keep-alive", ht_url + "/hello", f"https://127.0.0.1:{ns_port}/hello", args))
-            rows.append(compare("HTTPS new handshake per request", ht_url + "/hello",
-                                f"https://127.0.0.1:{ns_port}/hello", args, close=True))
+            rows += compare("HTTPS keep-alive", ht_url + "/hello", f"https://127.0.0.1:{ns_port}/hello", args)
+            rows += compare("HTTPS new handshake per request", ht_url + "/hello",
+                            f"https://127.0.0.1:{ns_port}/hello", args, close=True)
         finally:
             for proc in procs:
                 stop(proc)
+    print_rows(rows)
+
+
+def print_rows(rows):
     print("| what | hotroute (req/s) | nginx (req/s) | hotroute / nginx |")
     print("| --- | --- | --- | --- |")
     for row in rows:

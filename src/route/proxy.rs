@@ -7,12 +7,14 @@
 //! One pooled client (hyper-util's, HTTP/1.1 and HTTP/2 chosen by ALPN) per TLS setting, shared by every route and
 //! every reload of the process, so keep-alive connections to an upstream survive a reload.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
@@ -48,6 +50,10 @@ pub struct Upstream {
     /// The route's own `headers`, put over the upstream's answer (none for `[server] proxy`).
     headers: HeaderMap,
     client: HttpsClient,
+    /// The URL as written, shared: the journal and the probe keep it for every proxied request without a copy.
+    url: Arc<str>,
+    /// The `Host` sent upstream (unless `preserve_host`), made once instead of per request.
+    host: Option<HeaderValue>,
     /// `record = "file.toml"`: where exchanges are written.
     recorder: Option<Arc<Mutex<Recorder>>>,
 }
@@ -73,7 +79,9 @@ impl Upstream {
                 Some(record::recorder(out, &redaction).map_err(|e| format!("proxy.record: {e}"))?)
             }
         };
-        Ok(Arc::new(Upstream { config, headers, client, recorder }))
+        let url = Arc::from(config.url.as_str());
+        let host = HeaderValue::from_str(config.authority.as_str()).ok();
+        Ok(Arc::new(Upstream { config, headers, client, url, host, recorder }))
     }
 
     /// Whether exchanges are recorded (the request body is then read first, to be written with them).
@@ -81,24 +89,26 @@ impl Upstream {
         self.recorder.is_some()
     }
 
-    /// The URL as written in the route file.
-    pub fn url(&self) -> &str {
-        &self.config.url
+    /// The URL as written in the route file (shared: cloning it copies no text).
+    pub fn url(&self) -> &Arc<str> {
+        &self.url
     }
 
     /// The path and query to send upstream for a request to `uri`, whose route captured `params`.
     pub(crate) fn target(&self, uri: &Uri, params: &[(&str, &str)]) -> String {
-        let path = match &self.config.rewrite {
-            None => uri.path().to_owned(),
-            Some(rewrite) => {
-                let mut out = rewrite.clone();
-                for (name, value) in params {
-                    out = out.replace(&format!("{{{name}}}"), value).replace(&format!("{{*{name}}}"), value);
-                }
-                out
+        let rewritten = self.config.rewrite.as_ref().map(|rewrite| {
+            let mut out = rewrite.clone();
+            for (name, value) in params {
+                out = out.replace(&format!("{{{name}}}"), value).replace(&format!("{{*{name}}}"), value);
             }
-        };
-        let mut target = format!("{}{path}", self.config.base);
+            out
+        });
+        let path = rewritten.as_deref().unwrap_or(uri.path());
+        let query = uri.query().unwrap_or("");
+        // One allocation, sized up front: this runs for every proxied request.
+        let mut target = String::with_capacity(self.config.base.len() + path.len() + 2 + query.len());
+        target.push_str(&self.config.base);
+        target.push_str(path);
         if target.is_empty() {
             target.push('/');
         }
@@ -156,15 +166,24 @@ pub async fn forward(
         );
         return respond::text(StatusCode::LOOP_DETECTED, text, &method);
     }
-    let uri = match Uri::builder()
-        .scheme(config.scheme.clone())
-        .authority(config.authority.clone())
-        .path_and_query(to.target.as_str())
-        .build()
-    {
+    // The target's bytes become the URI's as they are (no copy); scheme and authority are shared `Bytes`.
+    let uri = match PathAndQuery::from_maybe_shared(Bytes::from(to.target)) {
+        Ok(target) => {
+            let mut uri = http::uri::Parts::default();
+            (uri.scheme, uri.authority, uri.path_and_query) =
+                (Some(config.scheme.clone()), Some(config.authority.clone()), Some(target));
+            Uri::from_parts(uri).map_err(http::Error::from)
+        }
+        Err(e) => Err(http::Error::from(e)),
+    };
+    let uri = match uri {
         Ok(uri) => uri,
         Err(e) => {
-            let text = format!("502 cannot make an upstream URL of {} and {}: {e}\n", config.url, to.target);
+            let text = format!(
+                "502 cannot make an upstream URL of {} and the request's path and query: {e}\ncheck the proxy's \
+                 `path` rewrite: a capture may hold characters a URL cannot carry\n",
+                config.url
+            );
             return respond::text(StatusCode::BAD_GATEWAY, text, &method);
         }
     };
@@ -193,7 +212,7 @@ pub async fn forward(
     headers.remove(HOST);
     let host = match (config.preserve_host, &client_host) {
         (true, Some(host)) => Some(host.clone()),
-        _ => HeaderValue::from_str(config.authority.as_str()).ok(),
+        _ => to.upstream.host.clone(),
     };
     if let Some(host) = host {
         headers.insert(HOST, host);
@@ -247,12 +266,14 @@ fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, https: bool, host: O
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XHOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-    let ip = peer.ip().to_string();
-    let forwarded_for = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-        Some(before) => format!("{before}, {ip}"),
-        None => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+    // Written once into one buffer that becomes the header's bytes (no second copy).
+    let mut forwarded_for = String::new();
+    if let Some(before) = headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+        forwarded_for.push_str(before);
+        forwarded_for.push_str(", ");
+    }
+    let _ = write!(forwarded_for, "{}", peer.ip());
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
         headers.insert(XFF, v);
     }
     if !headers.contains_key(&PROTO) {
@@ -261,16 +282,27 @@ fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, https: bool, host: O
     if let (false, Some(host)) = (headers.contains_key(&XHOST), host) {
         headers.insert(XHOST, host.clone());
     }
-    let protocol = match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
-    };
-    if let Ok(v) = HeaderValue::from_str(&format!("{protocol} {}", via_token())) {
-        headers.append(http::header::VIA, v);
+    if let Some(via) = via_value(version) {
+        headers.append(http::header::VIA, via.clone());
     }
+}
+
+/// The `Via` value for a request that came in over `version`, e.g. `1.1 hotroute-1a2b3c4d`: made once per protocol
+/// (the token is fixed for the process), so a proxied request only clones it (a reference count).
+fn via_value(version: Version) -> Option<&'static HeaderValue> {
+    const PROTOCOLS: [&str; 5] = ["0.9", "1.0", "1.1", "2", "3"];
+    static VALUES: OnceLock<Vec<Option<HeaderValue>>> = OnceLock::new();
+    let values = VALUES.get_or_init(|| {
+        PROTOCOLS.iter().map(|p| HeaderValue::from_str(&format!("{p} {}", via_token())).ok()).collect()
+    });
+    let index = match version {
+        Version::HTTP_09 => 0,
+        Version::HTTP_10 => 1,
+        Version::HTTP_2 => 3,
+        Version::HTTP_3 => 4,
+        _ => 2,
+    };
+    values.get(index).and_then(Option::as_ref)
 }
 
 /// An error and its causes, joined: hyper-util's own message ("client error (Connect)") says little alone.
@@ -492,14 +524,16 @@ impl Tee {
 struct Idle<B> {
     inner: B,
     limit: Duration,
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// Made at the first wait: most bodies (a small answer, an empty request body) are ready when first read, and
+    /// then cost no allocation and no timer at all.
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     waiting: bool,
     what: &'static str,
 }
 
 impl<B> Idle<B> {
     fn new(inner: B, limit: Duration, what: &'static str) -> Self {
-        Idle { inner, limit, sleep: Box::pin(tokio::time::sleep(limit)), waiting: false, what }
+        Idle { inner, limit, sleep: None, waiting: false, what }
     }
 }
 
@@ -517,22 +551,30 @@ where
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
         use std::task::Poll;
         let this = self.get_mut();
-        if !this.waiting {
-            this.waiting = true;
-            this.sleep.as_mut().reset(tokio::time::Instant::now() + this.limit);
-        }
         match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.waiting = false;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    let why = format!("{} sent nothing for {:?} in the middle of a body", this.what, this.limit);
-                    Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why).into())))
+            Poll::Pending => {
+                // The wait starts with the read that found nothing ready (this poll): the clock is read only then.
+                if !this.waiting {
+                    this.waiting = true;
+                    let deadline = tokio::time::Instant::now() + this.limit;
+                    match &mut this.sleep {
+                        Some(sleep) => sleep.as_mut().reset(deadline),
+                        None => this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                let Some(sleep) = this.sleep.as_mut() else { return Poll::Pending };
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        let why = format!("{} sent nothing for {:?} in the middle of a body", this.what, this.limit);
+                        Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why).into())))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -265,6 +266,37 @@ test("a broken save shows a red banner with the line; the next good save clears 
   assert.match(await page.textContent("#reloaded"), new RegExp(`^Fixed: generation ${generation + 1} loaded at`));
   assert.equal(await page.title(), "hotroute");
   await screenshot("dashboard-fixed.png");
+});
+
+test("a proxied request carries a `proxied → URL` badge, and its details say where it went", async () => {
+  // A real upstream on loopback that says who answered.
+  const upstream = createServer((req, res) => res.end(`upstream saw ${req.url}`));
+  upstream.listen(0, "127.0.0.1");
+  await once(upstream, "listening");
+  try {
+    const url = `http://127.0.0.1:${upstream.address().port}`;
+    const generation = Number(await page.textContent("#generation"));
+    server.save(`${FIXED}\n[[route]]\npath = "/api/{*rest}"\nproxy = "${url}"\n`);
+    await page.waitForFunction((g) => document.querySelector("#generation").textContent === String(g), generation + 1);
+    const before = await page.locator("#requests details").count();
+    const res = await fetch(`${server.base}/api/items?page=2`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "upstream saw /api/items?page=2");
+    await page.waitForFunction((n) => document.querySelectorAll("#requests details").length === n, before + 1);
+    const row = page.locator("#requests details:first-child");
+    assert.equal(await row.locator(".proxied").textContent(), `proxied → ${url}`);
+    assert.ok(await row.locator(".proxied").isVisible(), "the badge is on screen");
+    assert.match((await requestRows())[0], /^GET \/api\/items\?page=2 200 routes\.toml:\d+proxied → /);
+    // A mocked route's row has no badge.
+    assert.equal(await page.locator("#requests details:not(:first-child) .proxied").count(), 0);
+    await row.locator("summary").click();
+    const detail = await row.locator(".detail").innerText();
+    assert.ok(detail.includes(`PROXIED TO\n${url}`) || detail.includes(`Proxied to\n${url}`), detail);
+    await row.locator("summary").click(); // closed again, for the screenshot
+    await screenshot("dashboard-proxied.png");
+  } finally {
+    upstream.close();
+  }
 });
 
 test("when the server stops, the page says it cannot reach it", async () => {
