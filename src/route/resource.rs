@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, LOCATION};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
@@ -35,17 +35,40 @@ const MAX_PER_PAGE: usize = 10_000;
 /// How long a persisted change waits for more before the file is written: a burst becomes one write.
 const COALESCE: Duration = Duration::from_millis(20);
 
-/// One item and its JSON, made when the item is written: a `GET` (the common case) sends the bytes as they are.
+/// One item and its JSON, made when the item is written: a `GET` (the common case) sends the bytes as they are,
+/// with the `content-length` made then too (cloning it shares its bytes; making it per answer allocated).
 #[derive(Debug, Clone)]
 struct Stored {
     map: Map<String, Value>,
     json: Bytes,
+    length: HeaderValue,
 }
 
 impl Stored {
     fn new(map: Map<String, Value>) -> Self {
         let json = Bytes::from(serde_json::to_vec(&map).unwrap_or_default());
-        Stored { map, json }
+        Stored { map, length: HeaderValue::from(json.len()), json }
+    }
+
+    /// Makes the JSON (and its length) again after a change of `map`.
+    fn refresh(&mut self) {
+        self.json = Bytes::from(serde_json::to_vec(&self.map).unwrap_or_default());
+        self.length = HeaderValue::from(self.json.len());
+    }
+
+    /// The answer that sends this item: `200` to a `GET`, `201` to a `POST` (with its `Location`).
+    fn answer(&self, status: StatusCode, method: &Method, location: Option<HeaderValue>) -> Response<Body> {
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_LENGTH, self.length.clone());
+        if let Some(location) = location {
+            headers.insert(LOCATION, location);
+        }
+        let body = if method == Method::HEAD { Bytes::new() } else { self.json.clone() };
+        let mut res = Response::new(Body::full(body));
+        *res.status_mut() = status;
+        *res.headers_mut() = headers;
+        res
     }
 }
 
@@ -255,7 +278,8 @@ impl Resource {
             None => (&*self.data, true),
         };
         let method = req.view.method;
-        let id = raw_id.map(|raw| percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned());
+        // Borrowed unless the id holds a `%` escape: most ids are plain, and a GET then allocates nothing for it.
+        let id = raw_id.map(|raw| percent_encoding::percent_decode_str(raw).decode_utf8_lossy());
         let (response, changed) = match (target, method, id) {
             (Target::Collection, &Method::GET | &Method::HEAD, _) => (self.list(store, req), false),
             (Target::Collection, &Method::POST, _) => self.create(store, req),
@@ -323,11 +347,11 @@ impl Resource {
     }
 
     fn get(&self, store: &Mutex<Collection>, id: &str, method: &Method) -> Response<Body> {
-        let body = match lock(store).items.get(id) {
-            Some(item) => item.json.clone(),
-            None => return self.not_found(id),
-        };
-        respond::with_body(StatusCode::OK, json_headers(), body, method)
+        // Made under the lock: a few reference-count increments, no allocation but the header map.
+        match lock(store).items.get(id) {
+            Some(item) => item.answer(StatusCode::OK, method, None),
+            None => self.not_found(id),
+        }
     }
 
     fn not_found(&self, id: &str) -> Response<Body> {
@@ -375,21 +399,26 @@ impl Resource {
                 (next.to_string(), Value::from(next))
             }
         };
-        // The id first, then the fields as sent.
-        let mut item = Map::with_capacity(body.len() + 1);
-        item.insert(id_field.clone(), id_value.clone());
-        item.extend(body.into_iter().filter(|(k, _)| k != id_field));
         data.note_id(&id_value);
+        // The id first, then the fields as sent: moved to the front of the body's own map (a sent id is moved, not
+        // repeated), so the item is not built and hashed a second time.
+        let mut item = body;
+        item.shift_insert(0, id_field.clone(), id_value);
         let stored = Stored::new(item);
-        let bytes = stored.json.clone();
-        data.items.insert(key.clone(), stored);
+        let response = stored.answer(StatusCode::CREATED, &Method::POST, self.location(&key));
+        data.items.insert(key, stored);
         drop(data);
-        let mut headers = json_headers();
-        let location = format!("{}/{}", self.config.path, encode_segment(&key));
-        if let Ok(v) = HeaderValue::from_str(&location) {
-            headers.insert(LOCATION, v);
-        }
-        (respond::with_body(StatusCode::CREATED, headers, bytes, &Method::POST), true)
+        (response, true)
+    }
+
+    /// The `Location` of the item with `key`: the collection path and the id as one segment, made in one buffer
+    /// that the header value then owns (no copy).
+    fn location(&self, key: &str) -> Option<HeaderValue> {
+        let mut location = String::with_capacity(self.config.path.len() + 1 + key.len());
+        location.push_str(&self.config.path);
+        location.push('/');
+        let _ = write!(location, "{}", percent_encoding::utf8_percent_encode(key, SEGMENT));
+        HeaderValue::from_maybe_shared(Bytes::from(location)).ok()
     }
 
     fn replace(
@@ -431,10 +460,10 @@ impl Resource {
         }
         // The id stays what it was (a merge patch of `null` would have removed it).
         item.insert(id_field.clone(), current);
-        stored.json = Bytes::from(serde_json::to_vec(&stored.map).unwrap_or_default());
-        let bytes = stored.json.clone();
+        stored.refresh();
+        let response = stored.answer(StatusCode::OK, req.view.method, None);
         drop(data);
-        (respond::with_body(StatusCode::OK, json_headers(), bytes, req.view.method), true)
+        (response, true)
     }
 
     fn delete(&self, store: &Mutex<Collection>, id: &str) -> (Response<Body>, bool) {
@@ -634,8 +663,13 @@ fn link_header(uri: &http::Uri, page: usize, per: usize, total: usize) -> String
 /// not an object. `patch` also accepts `application/merge-patch+json`.
 fn body_object(req: &RequestData<'_>, patch: bool) -> Result<Map<String, Value>, Box<Response<Body>>> {
     let ct = req.view.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+    // Compared without case and without a lowercased copy: this runs on every write.
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let (prefix, suffix) = ("application/", "+json");
+    let json = essence.eq_ignore_ascii_case("application/json")
+        || (essence.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+            && essence.len() >= prefix.len() + suffix.len()
+            && essence.get(essence.len() - suffix.len()..).is_some_and(|s| s.eq_ignore_ascii_case(suffix)));
     if !json {
         let got = if ct.is_empty() { "no content type".to_owned() } else { format!("content type `{ct}`") };
         let help = if patch {
@@ -699,12 +733,9 @@ fn error(status: StatusCode, message: String, help: &str) -> Response<Body> {
     respond::with_body(status, json_headers(), Bytes::from(body), &Method::GET)
 }
 
-/// An id as one path segment.
-fn encode_segment(id: &str) -> String {
-    const SEGMENT: &percent_encoding::AsciiSet =
-        &percent_encoding::CONTROLS.add(b' ').add(b'/').add(b'?').add(b'#').add(b'%').add(b'"').add(b'<').add(b'>');
-    percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
-}
+/// What an id escapes to be one path segment.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b' ').add(b'/').add(b'?').add(b'#').add(b'%').add(b'"').add(b'<').add(b'>');
 
 /// A random (version 4) UUID from the OS generator.
 fn uuid_v4() -> String {

@@ -414,3 +414,42 @@ fn resources_can_be_added_and_removed_at_runtime() {
     assert_eq!(admin(&c, reqwest::Method::DELETE, bin.url(&format!("/__admin/routes/{id}"))).status(), 200);
     assert_eq!(c.get(bin.url("/orders")).send().unwrap().status(), 404);
 }
+
+/// The write and read paths made lean for issue 15's benchmark keep their answers: content types compared without
+/// case (and `+json` types), the stored `content-length` (also on `HEAD` and after a `PATCH`), a sent id moved to
+/// the front, and a `Location` whose string id is escaped as one path segment.
+#[test]
+fn lean_paths_keep_headers_ids_and_locations() {
+    let bin = start(ROUTES, &[("users.json", USERS)], false);
+    let c = client();
+    let send = |method: reqwest::Method, path: &str, ct: &str, body: &str| {
+        c.request(method, bin.url(path)).header("content-type", ct).body(body.to_owned()).send().unwrap()
+    };
+
+    let created = send(reqwest::Method::POST, "/users", "Application/JSON; charset=utf-8", r#"{"name":"Alan","id":7}"#);
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["location"], "/users/7");
+    assert_eq!(created.headers()["content-type"], "application/json");
+    let text = created.text().unwrap();
+    assert_eq!(text, r#"{"id":7,"name":"Alan"}"#, "the sent id first, not repeated");
+    let get = c.get(bin.url("/users/7")).send().unwrap();
+    assert_eq!(get.headers()["content-length"], text.len().to_string().as_str());
+    let head = c.head(bin.url("/users/7")).send().unwrap();
+    assert_eq!(head.headers()["content-length"], text.len().to_string().as_str());
+
+    let vnd = send(reqwest::Method::POST, "/users", "application/vnd.api+JSON", r#"{"name":"Ken"}"#);
+    assert_eq!((vnd.status().as_u16(), vnd.headers()["location"].to_str().unwrap()), (201, "/users/8"));
+    assert_eq!(send(reqwest::Method::POST, "/users", "application/jsonx", "{}").status(), 415);
+    assert_eq!(send(reqwest::Method::POST, "/users", "text/json+", "{}").status(), 415);
+
+    let patched = send(reqwest::Method::PATCH, "/users/7", "application/merge-patch+json", r#"{"team":"engines"}"#);
+    let len = patched.headers()["content-length"].to_str().unwrap().to_owned();
+    assert_eq!(len, patched.text().unwrap().len().to_string());
+
+    // A string id with a space, a slash and a non-ASCII letter: one escaped segment that leads back to the item.
+    let tag = send(reqwest::Method::POST, "/tags", "application/json", r#"{"slug":"a b/ü","label":"odd"}"#);
+    assert_eq!(tag.status(), 201);
+    assert_eq!(tag.headers()["location"], "/tags/a%20b%2F%C3%BC");
+    let back = c.get(bin.url("/tags/a%20b%2F%C3%BC")).send().unwrap();
+    assert_eq!(json_of(back)["label"], "odd");
+}
