@@ -168,6 +168,30 @@ impl Bin {
     }
 
     /// The URL of `path` on this server.
+    /// `hotroute_open_connections` from `/__admin/metrics` (the scrape's own connection included).
+    pub async fn open_connections(&self) -> i64 {
+        let res = crate::support::server::client().get(self.url("/__admin/metrics")).send().await.unwrap();
+        let text = res.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("hotroute_open_connections "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no open_connections in:\n{text}"))
+    }
+
+    /// Waits (at most 10 s, else fails) until only the metrics scrape's own connection is open: clients that left
+    /// freed theirs.
+    pub async fn wait_until_connections_are_freed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let open = self.open_connections().await;
+            if open <= 1 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{open} connections still open after the clients left");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
