@@ -301,6 +301,9 @@ pub struct Router {
     shared: bool,
     /// `[server] proxy`: where requests no route answers go.
     fallback: Option<Arc<proxy::Upstream>>,
+    /// Whether any request can go upstream (a `proxy` route or the fallback): without one, [`Router::will_proxy`]
+    /// answers at once instead of routing every request twice.
+    proxies: bool,
     /// The `[[resource]]` collections, in file order.
     resources: Vec<Resource>,
     /// The isolated partitions' state (`[server] isolate`), shared with the routers of later reloads.
@@ -580,6 +583,8 @@ impl Router {
                 .any(|&i| matches!(&routes[i].methods, Methods::List(l) if l.contains(&Method::OPTIONS)));
         }
         let shared = entries.iter().any(|e| e.shared);
+        let proxies = fallback.is_some()
+            || routes.iter().any(|r| matches!(&r.responder, Responder::Scripted(s) if s.proxy.is_some()));
         Ok(Router {
             tree,
             entries,
@@ -592,6 +597,7 @@ impl Router {
             scenarios,
             shared,
             fallback,
+            proxies,
             resources,
             partitions: Arc::default(),
             openapi: None,
@@ -932,7 +938,7 @@ impl Router {
     /// a proxy route, or none will and `[server] proxy` is set, and no condition on the way looks at the body. The
     /// pipeline then streams the body upstream instead of reading it. No side effect: no count, no draw.
     pub fn will_proxy(&self, req: &RequestView<'_>) -> bool {
-        if self.cors.is_some() && Cors::is_preflight(req) {
+        if !self.proxies || (self.cors.is_some() && Cors::is_preflight(req)) {
             return false;
         }
         // A recording fallback writes the request body with the answer: it is read first.
