@@ -177,6 +177,8 @@ pub(crate) struct Activity {
     evicted: AtomicBool,
     /// The connection task's waker, for the changes above that must wake it (eviction, going idle).
     waker: Mutex<Option<Waker>>,
+    /// An answer went out before its request body was read: close by draining (see [`Activity::linger`]).
+    linger: AtomicBool,
 }
 
 /// Milliseconds since the first call in this process: the clock of [`Activity`]'s atomics.
@@ -200,6 +202,7 @@ impl Activity {
             bodies: Mutex::default(),
             evicted: AtomicBool::new(false),
             waker: Mutex::new(None),
+            linger: AtomicBool::new(false),
         })
     }
 
@@ -230,6 +233,14 @@ impl Activity {
     /// How long the connection has been idle (no request in flight), in milliseconds; `None` while one is.
     fn idle_ms(&self, now: u64) -> Option<u64> {
         (self.in_flight.load(Ordering::SeqCst) == 0).then(|| now.saturating_sub(self.idle_since.load(Ordering::SeqCst)))
+    }
+
+    /// An answer (a 413) went out before the request body was read. When hyper then closes the connection, closing
+    /// the socket with the client's bytes unread would make the kernel send a reset, and a client still sending its
+    /// body often loses the answer with it. So the close sends a FIN and then reads and drops what the client still
+    /// sends, until it closes too, for at most [`LINGER_TIME`] and [`LINGER_BYTES`] (nginx's lingering close).
+    pub(crate) fn linger(&self) {
+        self.linger.store(true, Ordering::Relaxed);
     }
 
     fn wake(&self) {
@@ -400,6 +411,11 @@ pub async fn accept(
 ///
 /// hyper has none of these on its own: its header-read timeout starts only once it knows the connection is HTTP/1,
 /// it has no write timeout, and its HTTP/2 keep-alive only checks that the client answers PINGs.
+/// The longest a lingering close drains a client's unread body (see [`Activity::linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// The most bytes a lingering close reads and drops.
+const LINGER_BYTES: u64 = 64 << 20;
+
 #[derive(Debug)]
 pub struct Guarded<S> {
     io: S,
@@ -410,6 +426,8 @@ pub struct Guarded<S> {
     deadline: Pin<Box<Sleep>>,
     deadline_at: Option<u64>,
     write: Watchdog,
+    /// Bytes dropped so far by a lingering close, once it started (its deadline is then `deadline`).
+    drained: Option<u64>,
 }
 
 impl<S> Guarded<S> {
@@ -424,6 +442,7 @@ impl<S> Guarded<S> {
             deadline: Box::pin(tokio::time::sleep(idle_timeout)),
             deadline_at: None,
             write: Watchdog::new(write_timeout, "the client read nothing"),
+            drained: None,
         }
     }
 
@@ -523,7 +542,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write(cx, buf);
@@ -552,7 +571,31 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_shutdown(cx);
-        this.write.check(cx, polled)
+        if this.drained.is_none() {
+            let polled = Pin::new(&mut this.io).poll_shutdown(cx);
+            if !this.activity.linger.load(Ordering::Relaxed) {
+                return this.write.check(cx, polled);
+            }
+            std::task::ready!(this.write.check(cx, polled))?;
+            this.drained = Some(0);
+            this.deadline.as_mut().reset(Instant::now() + LINGER_TIME);
+            this.deadline_at = None;
+        }
+        // Lingering: the FIN is sent; drop what the client still sends until it closes (see [`Activity::linger`]).
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            let drained = this.drained.unwrap_or(0);
+            if drained >= LINGER_BYTES || this.deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                // The client closed (or reset): nothing is left to lose.
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => this.drained = Some(drained + buf.filled().len() as u64),
+            }
+        }
     }
 }

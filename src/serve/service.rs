@@ -113,6 +113,9 @@ impl Pipeline {
             add_server_headers(&mut response, &live.router().server().headers);
             let log = probe.websocket();
             let mut response = trigger.check(probe.finish(response))?;
+            if response.extensions_mut().remove::<Linger>().is_some() {
+                activity.linger();
+            }
             if let Some(start) = response.extensions_mut().remove::<WsStart>() {
                 match upgrade {
                     Some(on_upgrade) => start_websocket(served, activity, permit, on_upgrade, start, log),
@@ -170,6 +173,11 @@ fn start_websocket(
     });
 }
 
+/// Marks an answer given before the request body was read (a 413, a 408): the connection then closes by lingering
+/// (see [`Activity::linger`]), so that the client reads the answer instead of a reset.
+#[derive(Debug, Clone, Copy)]
+struct Linger;
+
 /// The events of a conversation nobody records (the probe makes a log for every upgrade: a fallback only).
 struct NoEvents;
 
@@ -187,7 +195,8 @@ async fn answer(
     upgrade: &mut Option<OnUpgrade>,
 ) -> Response<Body> {
     let (live, limits) = (&served.live, &served.options.limits);
-    if let Some(refused) = check_head(&req, limits.max_uri, limits.max_headers) {
+    if let Some(mut refused) = check_head(&req, limits.max_uri, limits.max_headers) {
+        refused.extensions_mut().insert(Linger);
         return refused;
     }
     if admin {
@@ -207,7 +216,10 @@ async fn answer(
     } else {
         match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
             Ok((read, reservation)) => (read, None, Some(reservation)),
-            Err(response) => return response,
+            Err(mut response) => {
+                response.extensions_mut().insert(Linger);
+                return response;
+            }
         }
     };
     // RFC 8441: over HTTP/2 a WebSocket opens with an extended CONNECT (`:protocol = websocket`). The route sees the
