@@ -364,10 +364,17 @@ fn serve_live(args: ServeArgs, live: Arc<Live>) -> anyhow::Result<()> {
         (None, Some(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
         (None, None) => live.router().server().listen,
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        runtime.worker_threads(usize::from(n));
-    }
+    // One thread: tokio's single-threaded scheduler, which has no work-stealing queues to keep in sync and runs
+    // the accept loop and the connections on the same thread (BENCHMARKS.md, "Threads").
+    let mut runtime = match args.threads.map(usize::from) {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(n);
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = runtime
         // The default stack: templates render on threads of their own with a big stack (see
         // hotroute::WORKER_STACK); giving it to every worker and blocking-pool thread cost GiBs of address space.

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+
+use hyper_util::server::graceful::GracefulConnection;
 
 use crate::config::Fault;
 use crate::observe::ObservedStream;
@@ -179,16 +181,31 @@ pub(crate) struct Activity {
     waker: Mutex<Option<Waker>>,
     /// An answer went out before its request body was read: close by draining (see [`Activity::linger`]).
     linger: AtomicBool,
+    /// The server is shutting down: finish what is in flight, then close (see [`Graceful`]).
+    shutdown: AtomicBool,
 }
 
-/// Milliseconds since the first call in this process: the clock of [`Activity`]'s atomics.
+/// A monotonic clock in milliseconds: the clock of [`Activity`]'s atomics. Read a few times per request, and
+/// only to millisecond precision, so on Linux it is the kernel's coarse clock (the time of the last tick, a few
+/// ms old at most, read without the timer hardware: a fraction of the cost of `Instant::now` in a VM).
+#[cfg(target_os = "linux")]
 fn now_ms() -> u64 {
-    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write to. CLOCK_MONOTONIC_COARSE exists on every Linux since 2.6.32; were
+    // it refused, CLOCK_MONOTONIC counts from the same origin.
+    unsafe {
+        if libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) != 0 {
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        }
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1000 + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000_000
 }
 
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+/// Milliseconds since the first call in this process.
+#[cfg(not(target_os = "linux"))]
+fn now_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    u64::try_from(EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Activity {
@@ -203,6 +220,7 @@ impl Activity {
             evicted: AtomicBool::new(false),
             waker: Mutex::new(None),
             linger: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
         })
     }
 
@@ -230,9 +248,10 @@ impl Activity {
         bodies.iter().map(|p| p.load(Ordering::Relaxed)).min()
     }
 
-    /// How long the connection has been idle (no request in flight), in milliseconds; `None` while one is.
-    fn idle_ms(&self, now: u64) -> Option<u64> {
-        (self.in_flight.load(Ordering::SeqCst) == 0).then(|| now.saturating_sub(self.idle_since.load(Ordering::SeqCst)))
+    /// Since when the connection has been idle (no request in flight), in [`now_ms`] milliseconds; `None` while a
+    /// request is.
+    fn idle_since(&self) -> Option<u64> {
+        (self.in_flight.load(Ordering::SeqCst) == 0).then(|| self.idle_since.load(Ordering::SeqCst))
     }
 
     /// An answer (a 413) went out before the request body was read. When hyper then closes the connection, closing
@@ -358,7 +377,7 @@ impl ConnectionCap {
             .iter()
             .filter_map(Weak::upgrade)
             .filter(|a| !a.evicted.load(Ordering::SeqCst))
-            .filter_map(|a| a.idle_ms(now).map(|idle| (idle, a)))
+            .filter_map(|a| a.idle_since().map(|since| (now.saturating_sub(since), a)))
             .max_by_key(|(idle, _)| *idle);
         drop(open);
         match longest {
@@ -370,6 +389,59 @@ impl ConnectionCap {
             }
             None => false,
         }
+    }
+}
+
+impl ConnectionCap {
+    /// Asks every open connection to shut down gracefully (see [`Graceful`]): each finishes the requests in flight
+    /// and closes, and an idle one closes at once.
+    pub(crate) fn shut_down_all(&self) {
+        let open: Vec<Arc<Activity>> =
+            self.open.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        for activity in open {
+            activity.shutdown.store(true, Ordering::SeqCst);
+            activity.wake();
+        }
+    }
+}
+
+/// A connection served until the server shuts down, then told to finish gracefully (hyper's
+/// `graceful_shutdown`: HTTP/1 closes after the response in flight, HTTP/2 sends GOAWAY).
+///
+/// hyper-util's `GracefulShutdown` does the same by polling a `watch` channel's receiver beside the connection on
+/// every wake-up: 2% of `/hello`'s instructions (BENCHMARKS.md, issue 20). Here the signal is a flag on the
+/// connection's [`Activity`], read with one atomic load per poll, and the connection task is woken through the
+/// waker the watchdogs already keep.
+pub(crate) struct Graceful<C> {
+    conn: Pin<Box<C>>,
+    activity: Arc<Activity>,
+    told: bool,
+    registered: bool,
+}
+
+impl<C: GracefulConnection> Graceful<C> {
+    /// Serves `conn`, watching `activity` for the shutdown signal.
+    pub(crate) fn new(conn: C, activity: Arc<Activity>) -> Self {
+        Graceful { conn: Box::pin(conn), activity, told: false, registered: false }
+    }
+}
+
+impl<C: GracefulConnection> Future for Graceful<C> {
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if !this.told && this.activity.shutdown.load(Ordering::Relaxed) {
+            this.told = true;
+            this.conn.as_mut().graceful_shutdown();
+        }
+        // Registered here too, once (a spawned task keeps its waker), so that the shutdown wakes a connection that
+        // has not read yet.
+        if !this.registered {
+            this.registered = true;
+            this.activity.register(cx);
+        }
+        this.conn.as_mut().poll(cx)
     }
 }
 
@@ -448,41 +520,49 @@ impl<S> Guarded<S> {
 
     /// The connection-wide watchdogs: an error when the connection must close, otherwise a timer set for the next
     /// deadline (registered with `cx`).
+    ///
+    /// Called on every read, so it is cheap when nothing is due: the deadlines are sums of atomics (no clock read),
+    /// and a timer already armed for the same deadline or an earlier one is left alone (it fires, and the next
+    /// check moves it on). The clock is read, and the timer polled, only when it fired or must move earlier. Before,
+    /// every read read the clock and polled the timer: 4 of each per `/hello` (BENCHMARKS.md, issue 20).
     fn check(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
         // Twice at most: a deadline that fires is checked again against the state it was set for.
         for _ in 0..2 {
             let a = &self.activity;
+            let idle_since = a.idle_since();
+            if idle_since.is_some() && a.evicted.load(Ordering::SeqCst) {
+                let message = "closed to admit a new connection: max_connections was reached and this connection \
+                               was the longest idle";
+                return Some(io::Error::new(io::ErrorKind::ConnectionAborted, message));
+            }
+            let idle_at = idle_since.map(|since| since.saturating_add(self.idle_ms));
+            let progress = a.oldest_progress();
+            let write_at = progress.map(|p| p.saturating_add(self.write_ms));
+            let at = match (idle_at, write_at) {
+                (Some(i), Some(w)) => i.min(w),
+                (Some(t), None) | (None, Some(t)) => t,
+                (None, None) => return None,
+            };
+            if self.deadline_at.is_some_and(|armed| armed <= at) && !self.deadline.is_elapsed() {
+                return None;
+            }
             let now = now_ms();
-            let mut next = None;
-            if let Some(idle) = a.idle_ms(now) {
-                if a.evicted.load(Ordering::SeqCst) {
-                    let message = "closed to admit a new connection: max_connections was reached and this connection \
-                                   was the longest idle";
-                    return Some(io::Error::new(io::ErrorKind::ConnectionAborted, message));
-                }
-                if idle >= self.idle_ms {
-                    let message = format!("no request for {idle} ms (idle_timeout): closing the connection");
-                    return Some(io::Error::new(io::ErrorKind::TimedOut, message));
-                }
-                next = Some(now + (self.idle_ms - idle));
+            if let Some(since) = idle_since.filter(|_| idle_at.is_some_and(|i| now >= i)) {
+                let idle = now.saturating_sub(since);
+                let message = format!("no request for {idle} ms (idle_timeout): closing the connection");
+                return Some(io::Error::new(io::ErrorKind::TimedOut, message));
             }
-            if let Some(progress) = a.oldest_progress() {
-                let stalled = now.saturating_sub(progress);
-                if stalled >= self.write_ms {
-                    let message = format!(
-                        "a response made no progress for {stalled} ms (write_timeout; an HTTP/2 client that keeps its \
-                         flow-control window shut): closing the connection"
-                    );
-                    return Some(io::Error::new(io::ErrorKind::TimedOut, message));
-                }
-                let at = now + (self.write_ms - stalled);
-                next = Some(next.map_or(at, |n: u64| n.min(at)));
+            if let Some(p) = progress.filter(|_| write_at.is_some_and(|w| now >= w)) {
+                let stalled = now.saturating_sub(p);
+                let message = format!(
+                    "a response made no progress for {stalled} ms (write_timeout; an HTTP/2 client that keeps its \
+                     flow-control window shut): closing the connection"
+                );
+                return Some(io::Error::new(io::ErrorKind::TimedOut, message));
             }
-            let at = next?;
-            if self.deadline_at != Some(at) {
-                self.deadline.as_mut().reset(epoch() + Duration::from_millis(at));
-                self.deadline_at = Some(at);
-            }
+            // `at` is still ahead: arm the timer for it (the clocks differ, so convert through "how long from now").
+            self.deadline.as_mut().reset(Instant::now() + Duration::from_millis(at - now));
+            self.deadline_at = Some(at);
             if self.deadline.as_mut().poll(cx).is_pending() {
                 return None;
             }

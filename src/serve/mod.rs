@@ -22,7 +22,6 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -219,7 +218,6 @@ impl Server {
         let (idle_timeout, write_timeout, grace) = (limits.idle_timeout, limits.write_timeout, limits.grace);
         let header_read_timeout = limits.header_read_timeout;
         let builder = Arc::new(builder);
-        let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
         let observer = Observer::new(&listener, options.trace);
         let access = crate::admin::Access::new(options.admin_token.clone(), bound);
@@ -256,7 +254,6 @@ impl Server {
                 permit.clone(),
             );
             let builder = builder.clone();
-            let watcher = graceful.watcher();
             let tls = tls.clone();
             if let Some(tls) = &tls {
                 // A reload that read other certificate files: new handshakes use them.
@@ -267,8 +264,8 @@ impl Server {
                 let service = service_fn(move |req| pipeline.call(req));
                 let served = match tls {
                     None => {
-                        let io = TokioIo::new(io::wrap(stream, trigger, activity, idle_timeout, write_timeout));
-                        watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
+                        let io = TokioIo::new(io::wrap(stream, trigger, activity.clone(), idle_timeout, write_timeout));
+                        io::Graceful::new(builder.serve_connection_with_upgrades(io, service), activity).await
                     }
                     Some(tls) => {
                         // The handshake is bounded like a request head: a client that connects and says nothing,
@@ -276,9 +273,10 @@ impl Server {
                         if let tls::Sniffed::Refused = tls::sniff(&mut stream, peer, header_read_timeout).await {
                             return;
                         }
-                        let io = io::wrap(stream, trigger, activity, idle_timeout, write_timeout);
+                        let io = io::wrap(stream, trigger, activity.clone(), idle_timeout, write_timeout);
                         let Some(io) = tls.accept(io, peer, header_read_timeout).await else { return };
-                        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service)).await
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                        io::Graceful::new(conn, activity).await
                     }
                 };
                 if let Err(e) = served {
@@ -289,8 +287,10 @@ impl Server {
 
         drop(listener);
         served.shut_down();
-        tracing::info!("shutting down: waiting up to {grace:?} for {} open connection(s)", graceful.count());
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::info!("shutting down: waiting up to {grace:?} for {} open connection(s)", connections.len());
+        cap.shut_down_all();
+        let drained = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drained).await.is_err() {
             tracing::warn!("grace period over: closing the connections that are still open");
         }
         // A task busy in synchronous work (a long render) ends only when that work yields: do not wait for it.
