@@ -685,7 +685,7 @@ mod tests {
             _: &mut Context<'_>,
             bufs: &[io::IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
-            let bytes = bufs.concat();
+            let bytes: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
             let n = bytes.len();
             self.get_mut().0.push((true, bytes));
             Poll::Ready(Ok(n))
