@@ -12,6 +12,12 @@
 //! of the stream's first event plus `k * interval` (the server keeps to that schedule, it does not drift). Memory is
 //! the server's VmRSS with every stream open minus before any, divided by the streams. The client runs on the same
 //! machine, so its own scheduling is in the lateness too: the figure is an upper bound on the server's.
+//!
+//! CPU: the server's and the client's user+system time from the first stream opened to the last event, per event
+//! (from `/proc/PID/stat`), which says which side is saturated. `--threads 1` runs the client on one thread (a
+//! current-thread runtime: no work stealing, no cross-thread wakes), and `--server-cpus 0` starts the server under
+//! `taskset -c 0`; with the client itself under `taskset -c 1` each has a core of its own, as a server and its
+//! clients on different machines would.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +32,10 @@ struct Args {
     streams: usize,
     events: usize,
     interval: Duration,
+    /// Client worker threads; 1 is a current-thread runtime, 0 tokio's default (one per core).
+    threads: usize,
+    /// CPUs for the server, as `taskset -c` takes them; empty: wherever the kernel puts it.
+    server_cpus: String,
 }
 
 fn args() -> Args {
@@ -34,6 +44,8 @@ fn args() -> Args {
         streams: 1000,
         events: 300,
         interval: Duration::from_millis(10),
+        threads: 0,
+        server_cpus: String::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -43,7 +55,12 @@ fn args() -> Args {
             "--streams" => a.streams = value.parse().expect("--streams N"),
             "--events" => a.events = value.parse().expect("--events N"),
             "--interval-ms" => a.interval = Duration::from_millis(value.parse().expect("--interval-ms N")),
-            other => panic!("unknown argument {other}; use --bin PATH --streams N --events N --interval-ms N"),
+            "--threads" => a.threads = value.parse().expect("--threads N"),
+            "--server-cpus" => a.server_cpus = value,
+            other => panic!(
+                "unknown argument {other}; use --bin PATH --streams N --events N --interval-ms N --threads N \
+                 --server-cpus LIST"
+            ),
         }
     }
     a
@@ -123,9 +140,47 @@ fn percentile(sorted: &[i64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-#[tokio::main]
-async fn main() {
+/// A process's user + system CPU time in clock ticks (`/proc/PID/stat` fields 14 and 15).
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    field(11) + field(12)
+}
+
+/// How long a process's threads have waited for a CPU while runnable, in nanoseconds (the second field of each
+/// `/proc/PID/task/TID/schedstat`): on a busy machine, the time an event was due but its sender or reader was not
+/// running.
+fn run_delay_ns(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Clock ticks per second for `/proc/PID/stat` (USER_HZ): 100 on Linux.
+const TICKS: f64 = 100.0;
+
+fn main() {
     let a = args();
+    let mut runtime = if a.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if a.threads > 1 {
+            b.worker_threads(a.threads);
+        }
+        b
+    };
+    runtime.enable_all().build().expect("a tokio runtime").block_on(run(a));
+}
+
+async fn run(a: Args) {
     let limit = hotroute::raise_fd_limit().unwrap_or(0);
     assert!(limit as usize > a.streams + 64, "open-file limit {limit} is too low for {} streams", a.streams);
     let dir = tempfile::tempdir().unwrap();
@@ -136,8 +191,17 @@ async fn main() {
         a.events
     );
     std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
-    let mut child = Command::new(&a.bin)
-        .args(["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn"])
+    let server_args = ["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn"];
+    let mut command = if a.server_cpus.is_empty() {
+        Command::new(&a.bin)
+    } else {
+        // taskset execs the server: the child's pid is the server's.
+        let mut c = Command::new("taskset");
+        c.args(["-c", &a.server_cpus, &a.bin]);
+        c
+    };
+    let mut child = command
+        .args(server_args)
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -158,6 +222,8 @@ async fn main() {
 
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::channel(a.streams);
     let started = Instant::now();
+    let cpu_from = (cpu_ticks(&pid.to_string()), cpu_ticks("self"));
+    let waited_from = (run_delay_ns(&pid.to_string()), run_delay_ns("self"));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..a.streams {
         tasks.spawn(stream(addr, (a.events, a.interval), opened_tx.clone()));
@@ -183,6 +249,8 @@ async fn main() {
         late_own.extend(own);
     }
     let took = started.elapsed();
+    let cpu_to = (cpu_ticks(&pid.to_string()), cpu_ticks("self"));
+    let waited_to = (run_delay_ns(&pid.to_string()), run_delay_ns("self"));
     late.sort_unstable();
     late_own.sort_unstable();
     let per_stream = (during.saturating_sub(before)) as f64 / a.streams as f64;
@@ -209,6 +277,28 @@ async fn main() {
     println!(
         "server VmRSS: {before} KiB before, {during} KiB with {} streams open: {per_stream:.1} KiB per stream",
         a.streams
+    );
+    // From the first connect to the last event: the connects and requests are in it, a small share next to the
+    // events.
+    let wall = took.as_secs_f64();
+    let per_event = |ticks: u64| ticks as f64 / TICKS * 1e6 / late.len().max(1) as f64;
+    let (server, client) = (cpu_to.0.saturating_sub(cpu_from.0), cpu_to.1.saturating_sub(cpu_from.1));
+    println!(
+        "CPU over the {wall:.2} s: server {:.0}% of a core ({:.1} us per event), client {:.0}% \
+         ({:.1} us per event); client threads {}, server cpus {}",
+        server as f64 / TICKS / wall * 100.0,
+        per_event(server),
+        client as f64 / TICKS / wall * 100.0,
+        per_event(client),
+        if a.threads == 0 { "default".to_string() } else { a.threads.to_string() },
+        if a.server_cpus.is_empty() { "any" } else { &a.server_cpus },
+    );
+    // Summed over threads: a process with two threads waiting at once counts twice.
+    let waited = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6 / wall;
+    println!(
+        "waiting for a CPU while runnable (all threads): server {:.0} ms per second, client {:.0} ms per second",
+        waited(waited_from.0, waited_to.0),
+        waited(waited_from.1, waited_to.1)
     );
     let _ = child.kill();
     let _ = child.wait();

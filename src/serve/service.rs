@@ -518,10 +518,10 @@ impl hyper::body::Body for Tracked {
         }
         // A streamed body may wait on itself (a timed stream's delay, longer than the write timeout): that wait is
         // not the client's, so the watchdog is told when it starts and ends (see `Sending::body_waker`).
-        let polled = match (&this.sending, &this.body) {
+        let polled = match (&mut this.sending, &this.body) {
             (Some(sending), Body::Stream(_)) => {
                 let waker = sending.body_waker(cx.waker());
-                let polled = Pin::new(&mut this.body).poll_frame(&mut Context::from_waker(&waker));
+                let polled = Pin::new(&mut this.body).poll_frame(&mut Context::from_waker(waker));
                 if polled.is_ready() {
                     sending.progress();
                 }
