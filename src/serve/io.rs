@@ -173,12 +173,17 @@ pub(crate) struct Activity {
     /// For each of those bodies, when hyper last took a chunk of it (or it started), in [`now_ms`] milliseconds. Each
     /// body has its own clock: a client cannot keep a stalled stream alive by opening new ones.
     bodies: Mutex<Vec<Arc<AtomicU64>>>,
+    /// The clock of the one body in flight on most connections, kept out of `bodies` (see [`Activity::sending`]).
+    slot: Arc<AtomicU64>,
+    /// Whether a body uses `slot`.
+    slot_taken: AtomicBool,
     /// When `in_flight` last went to 0 (or the connection was accepted), in [`now_ms`] milliseconds.
     idle_since: AtomicU64,
     /// Set by the accept loop: close this connection as soon as it is idle, to admit a new one.
     evicted: AtomicBool,
     /// The connection task's waker, for the changes above that must wake it (eviction, going idle).
-    waker: Mutex<Option<Waker>>,
+    /// Lock-free: it is registered on every read that waits.
+    waker: futures_util::task::AtomicWaker,
     /// An answer went out before its request body was read: close by draining (see [`Activity::linger`]).
     linger: AtomicBool,
     /// The server is shutting down: finish what is in flight, then close (see [`Graceful`]).
@@ -217,8 +222,10 @@ impl Activity {
             sending: AtomicUsize::new(0),
             idle_since: AtomicU64::new(now),
             bodies: Mutex::default(),
+            slot: Arc::new(AtomicU64::new(now)),
+            slot_taken: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
-            waker: Mutex::new(None),
+            waker: futures_util::task::AtomicWaker::new(),
             linger: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
         })
@@ -233,6 +240,12 @@ impl Activity {
 
     /// A response body is handed to hyper; the guard records each chunk hyper takes until it drops.
     pub(crate) fn sending(self: &Arc<Self>) -> Sending {
+        // The first body uses the connection's own clock (HTTP/1 never sends two at once): no allocation, no lock.
+        if !self.slot_taken.swap(true, Ordering::SeqCst) {
+            self.slot.store(now_ms(), Ordering::Relaxed);
+            self.sending.fetch_add(1, Ordering::SeqCst);
+            return Sending { activity: self.clone(), progress: self.slot.clone(), waker: None };
+        }
         let progress = Arc::new(AtomicU64::new(now_ms()));
         self.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(progress.clone());
         self.sending.fetch_add(1, Ordering::SeqCst);
@@ -241,11 +254,16 @@ impl Activity {
 
     /// When the body that has waited longest for hyper last moved; `None` when no body is being sent.
     fn oldest_progress(&self) -> Option<u64> {
-        if self.sending.load(Ordering::SeqCst) == 0 {
+        let sending = self.sending.load(Ordering::SeqCst);
+        if sending == 0 {
             return None;
         }
+        let slot = self.slot_taken.load(Ordering::SeqCst).then(|| self.slot.load(Ordering::Relaxed));
+        if sending == 1 && slot.is_some() {
+            return slot;
+        }
         let bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
-        bodies.iter().map(|p| p.load(Ordering::Relaxed)).min()
+        bodies.iter().map(|p| p.load(Ordering::Relaxed)).chain(slot).min()
     }
 
     /// Since when the connection has been idle (no request in flight), in [`now_ms`] milliseconds; `None` while a
@@ -263,16 +281,14 @@ impl Activity {
     }
 
     fn wake(&self) {
-        if let Some(waker) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            waker.wake_by_ref();
+        // Taken by the wake: the woken task registers again on its next read that waits (and in `Graceful`).
+        {
+            self.waker.wake();
         }
     }
 
     fn register(&self, cx: &Context<'_>) {
-        let mut waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
-        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *waker = Some(cx.waker().clone());
-        }
+        self.waker.register(cx.waker());
     }
 }
 
@@ -346,9 +362,13 @@ impl std::task::Wake for BodyWake {
 
 impl Drop for Sending {
     fn drop(&mut self) {
-        let mut bodies = self.activity.bodies.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = bodies.iter().position(|p| Arc::ptr_eq(p, &self.progress)) {
-            bodies.swap_remove(i);
+        if Arc::ptr_eq(&self.progress, &self.activity.slot) {
+            self.activity.slot_taken.store(false, Ordering::SeqCst);
+        } else {
+            let mut bodies = self.activity.bodies.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = bodies.iter().position(|p| Arc::ptr_eq(p, &self.progress)) {
+                bodies.swap_remove(i);
+            }
         }
         self.activity.sending.fetch_sub(1, Ordering::SeqCst);
     }
@@ -429,13 +449,12 @@ pub(crate) struct Graceful<C> {
     conn: Pin<Box<C>>,
     activity: Arc<Activity>,
     told: bool,
-    registered: bool,
 }
 
 impl<C: GracefulConnection> Graceful<C> {
     /// Serves `conn`, watching `activity` for the shutdown signal.
     pub(crate) fn new(conn: C, activity: Arc<Activity>) -> Self {
-        Graceful { conn: Box::pin(conn), activity, told: false, registered: false }
+        Graceful { conn: Box::pin(conn), activity, told: false }
     }
 }
 
@@ -448,12 +467,9 @@ impl<C: GracefulConnection> Future for Graceful<C> {
             this.told = true;
             this.conn.as_mut().graceful_shutdown();
         }
-        // Registered here too, once (a spawned task keeps its waker), so that the shutdown wakes a connection that
-        // has not read yet.
-        if !this.registered {
-            this.registered = true;
-            this.activity.register(cx);
-        }
+        // Registered here too (cheap: the same waker is not cloned again), so that the shutdown wakes a connection
+        // that has not read yet, or whose waker a wake took.
+        this.activity.register(cx);
         this.conn.as_mut().poll(cx)
     }
 }

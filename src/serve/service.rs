@@ -199,8 +199,10 @@ async fn answer(
         refused.extensions_mut().insert(Linger);
         return refused;
     }
+    // The rare paths' futures are boxed: the answer's future holds the largest of its awaits, and hyper moves it
+    // (memcpy) on every request; a `/hello` should not carry the size of the admin API's or the proxy's state.
     if admin {
-        return admin::handle(live, &served.access, req).await;
+        return Box::pin(admin::handle(live, &served.access, req)).await;
     }
     let (mut parts, body) = req.into_parts();
     // A request that goes upstream whatever its body is not read here: its body is streamed to the upstream, so
@@ -214,7 +216,13 @@ async fn answer(
     let (body, unread, _reservation) = if streamed {
         (Bytes::new(), Some(body), None)
     } else {
-        match read_body(body, limits.max_body, limits.body_timeout, &served.bodies).await {
+        // A request with no body (most GETs) skips the boxed read.
+        let read = if body.is_end_stream() {
+            Ok((Bytes::new(), Reservation { budget: &served.bodies, held: 0 }))
+        } else {
+            Box::pin(read_body(body, limits.max_body, limits.body_timeout, &served.bodies)).await
+        };
+        match read {
             Ok((read, reservation)) => (read, None, Some(reservation)),
             Err(mut response) => {
                 response.extensions_mut().insert(Linger);
@@ -248,7 +256,7 @@ async fn answer(
     }
     let proxy_to = response.extensions_mut().remove::<proxy::ProxyTo>();
     if let Some(pending) = pending {
-        response = pending.finish(response).await;
+        response = Box::pin(pending.finish(response)).await;
     }
     if h2_websocket && response.status() == StatusCode::SWITCHING_PROTOCOLS {
         *response.status_mut() = StatusCode::OK;
@@ -261,7 +269,7 @@ async fn answer(
         Some(incoming) => (proxy::streamed_body(incoming, limits.body_timeout), None),
         None => (proxy::full_body(body.clone()), Some(body)),
     };
-    proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some()).await
+    Box::pin(proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some())).await
 }
 
 /// The routing step, one for both stores: the OpenAPI checks, then the router's answer, recorded. A path with a
@@ -281,7 +289,7 @@ async fn route(
         let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
         let partition = router.isolate_id(view);
         let partition = partition.as_deref().unwrap_or(crate::route::state::DEFAULT_PARTITION);
-        let answer = router.respond_shared(view, store, partition).await;
+        let answer = Box::pin(router.respond_shared(view, store, partition)).await;
         probe.answered_checked(&router, view, &answer, violations);
         return Ok((answer.response, answer.pending));
     }
