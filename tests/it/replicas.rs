@@ -4,7 +4,9 @@
 //! clients, a scenario moved on one seen on another, one journal of all. With Redis stopped, plain routes still
 //! answer and stateful ones answer 503 within a bound; with Redis back, they recover without a restart. nginx in
 //! front of the three, as a round-robin load balancer, shows the deployment shape end to end. With `isolate`, each
-//! partition counts and moves apart in Redis; `openapi_validate` and WebSocket upgrades hold on that path too.
+//! partition counts and moves apart in Redis; `openapi_validate` and WebSocket upgrades hold on that path too. A
+//! `[[resource]]` keeps its items in Redis: written on one replica, read, changed and deleted on the others, with
+//! generated ids unique across them.
 //!
 //! Without `redis-server` on the PATH these tests say so loudly on stderr and pass (they cannot run).
 
@@ -514,4 +516,126 @@ fn websocket_first_text(server: &Bin) -> String {
     let mut text = vec![0u8; usize::from(frame[1] & 0x7f)];
     s.read_exact(&mut text).unwrap();
     String::from_utf8(text).unwrap()
+}
+
+/// A resource with start data: one item with an integer id, one without an id (listed, not addressable).
+const USERS: &str = r#"
+[[resource]]
+path = "/users"
+data = [{ id = 1, name = "Ada", role = "admin" }, { name = "nobody" }]
+max_items = 12
+"#;
+
+fn send_json(client: &Client, method: reqwest::Method, url: &str, body: &str) -> (u16, String) {
+    let res = client
+        .request(method, url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .expect("the server answers");
+    (res.status().as_u16(), res.text().unwrap())
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn a_resource_written_on_one_replica_is_read_changed_and_deleted_on_the_others() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(3, &shared(&redis, "", USERS));
+    let client = client();
+    let post = reqwest::Method::POST;
+    // The start data, loaded into Redis once, seen by every replica.
+    let (status, list) = get(&client, &servers[2].url("/users"));
+    assert_eq!(
+        (status, json(&list)),
+        (200, serde_json::json!([{ "name": "nobody" }, { "id": 1, "name": "Ada", "role": "admin" }]))
+    );
+
+    let (status, made) = send_json(&client, post.clone(), &servers[0].url("/users"), r#"{"name": "Grace"}"#);
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made, r#"{"id":2,"name":"Grace"}"#, "the generated id first, then the fields as sent");
+    assert_eq!(get(&client, &servers[1].url("/users/2")), (200, made.clone()));
+    let (status, patched) =
+        send_json(&client, reqwest::Method::PATCH, &servers[2].url("/users/2"), r#"{"role": "admin", "id": null}"#);
+    assert_eq!((status, json(&patched)), (200, serde_json::json!({ "id": 2, "name": "Grace", "role": "admin" })));
+    let (status, list) = get(&client, &servers[0].url("/users?role=admin&_sort=-name"));
+    assert_eq!(status, 200);
+    let list = json(&list);
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Grace", "Ada"], "filtered and sorted on another replica: {list}");
+    let (status, put) =
+        send_json(&client, reqwest::Method::PUT, &servers[1].url("/users/1"), r#"{"name": "Lovelace"}"#);
+    assert_eq!((status, json(&put)), (200, serde_json::json!({ "id": 1, "name": "Lovelace" })));
+    assert_eq!(get(&client, &servers[2].url("/users/1")).1, r#"{"id":1,"name":"Lovelace"}"#);
+    let (status, conflict) = send_json(&client, post.clone(), &servers[2].url("/users"), r#"{"id": 2}"#);
+    assert_eq!(status, 409, "{conflict}");
+    assert!(conflict.contains("an item with id `2` already exists in /users"), "{conflict}");
+    let deleted = client.delete(servers[0].url("/users/2")).send().unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    let (status, missing) = get(&client, &servers[1].url("/users/2"));
+    assert_eq!(status, 404, "{missing}");
+    assert!(missing.contains("no item with id `2` in /users"), "{missing}");
+
+    // 8 concurrent POSTs across the replicas: 8 different generated ids, none taken before (2 was deleted, 3 on).
+    let ids: Vec<i64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|i| {
+                let (url, client) = (servers[i % 3].url("/users"), &client);
+                scope.spawn(move || {
+                    let (status, made) = send_json(client, reqwest::Method::POST, &url, &format!(r#"{{"n": {i}}}"#));
+                    assert_eq!(status, 201, "{made}");
+                    json(&made)["id"].as_i64().unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let distinct: BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(distinct, (3..=10).collect::<BTreeSet<i64>>(), "{ids:?}");
+    let (_, list) = get(&client, &servers[1].url("/users"));
+    assert_eq!(json(&list).as_array().unwrap().len(), 10, "{list}");
+
+    // max_items (12) holds across replicas, checked in the same step as the insert.
+    for (i, want) in [201, 201, 507].into_iter().enumerate() {
+        let (status, body) = send_json(&client, post.clone(), &servers[i % 3].url("/users"), "{}");
+        assert_eq!(status, want, "POST {i}: {body}");
+    }
+
+    // A reset on one replica puts the start data back for all of them.
+    let reset = client.post(servers[2].url("/__admin/reset")).header("x-hotroute", "1").send().unwrap();
+    assert_eq!(reset.status().as_u16(), 200);
+    for s in &servers {
+        let (_, list) = get(&client, &s.url("/users"));
+        assert_eq!(json(&list), serde_json::json!([{ "name": "nobody" }, { "id": 1, "name": "Ada", "role": "admin" }]));
+    }
+    let (status, made) = send_json(&client, post, &servers[1].url("/users"), r#"{"name": "Grace"}"#);
+    assert_eq!((status, made.as_str()), (201, r#"{"id":2,"name":"Grace"}"#));
+}
+
+#[test]
+fn a_resource_answers_503_in_bounded_time_when_redis_is_down_and_its_string_ids_are_uuids() {
+    let Some(mut redis) = Redis::start() else { return };
+    let routes = "[[resource]]\npath = \"/notes\"\ndata = [{ id = \"a\", text = \"first\" }]\n";
+    let servers = replicas(
+        2,
+        &shared(&redis, "state_timeout = \"300ms\"\n[[route]]\npath = \"/plain\"\nbody = \"plain\"", routes),
+    );
+    let client = client();
+    let (status, made) = send_json(&client, reqwest::Method::POST, &servers[0].url("/notes"), r#"{"text": "x"}"#);
+    assert_eq!(status, 201, "{made}");
+    let id = json(&made)["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID, as the start data's ids are strings: {made}");
+    assert_eq!(get(&client, &servers[1].url(&format!("/notes/{id}"))), (200, made));
+
+    redis.stop();
+    for s in &servers {
+        let started = Instant::now();
+        let (status, body) = get(&client, &s.url("/notes"));
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("shared state store") && body.contains("check that Redis is running"), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    }
+    assert_eq!(get(&client, &servers[1].url("/plain")), (200, "plain".to_owned()));
 }

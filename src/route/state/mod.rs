@@ -18,7 +18,7 @@
 
 mod remote;
 
-pub use remote::{RemoteState, StateError};
+pub use remote::{Created, NewId, RemoteState, Replaced, ResourceKeys, StartData, StateError};
 
 /// The partition of the state that exists without per-test isolation.
 pub const DEFAULT_PARTITION: &str = "";

@@ -12,6 +12,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::state::StateConfig;
 
+mod resources;
+
+pub use resources::{Created, NewId, Replaced, ResourceKeys, StartData};
+
 /// Moves a route's counter and, when the route has a `next_state`, its scenario, in one round trip and atomically:
 /// `INCR` gives each request its own position (two replicas never hand out the same item), and the scenario moves
 /// only if it is still in the state the request matched in (compare-and-set), so a move made meanwhile by another
@@ -62,6 +66,7 @@ pub struct RemoteState {
     url: String,
     timeout: Duration,
     count_and_move: redis::Script,
+    resource_scripts: resources::ResourceScripts,
     /// Whether the last call failed: the outage is logged when this turns on, and again when it turns off.
     down: AtomicBool,
     /// Journal entries dropped because the queue was full or the store was down.
@@ -90,6 +95,7 @@ impl RemoteState {
             url,
             timeout: config.timeout,
             count_and_move: redis::Script::new(COUNT_AND_MOVE),
+            resource_scripts: resources::ResourceScripts::default(),
             down: AtomicBool::new(false),
             journal_dropped: AtomicU64::new(0),
         }))
