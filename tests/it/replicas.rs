@@ -26,6 +26,8 @@ struct Redis {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// TLS only (`--port 0 --tls-port PORT ...`): these arguments, and `rediss://`.
+    tls: Option<Vec<String>>,
 }
 
 impl Redis {
@@ -40,15 +42,20 @@ impl Redis {
         }
         // redis-server has no `--port 0`: take a free port from the kernel, let it go, and give it to Redis.
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap() };
+        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap(), tls: None };
         redis.run();
         Some(redis)
     }
 
     /// Starts the server (again) on its port, and waits until it answers PING.
     fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(tls) => cmd.args(["--port", "0", "--tls-port", &self.port.to_string()]).args(tls),
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -63,8 +70,42 @@ impl Redis {
         }
     }
 
+    /// Starts one that speaks TLS only, with the certificate `cert`/`key` (PEM files), or says why not and returns
+    /// none: no `redis-server`, or one built without TLS.
+    fn start_tls(cert: &Path, key: &Path) -> Option<Redis> {
+        let probe = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", "1", "--tls-cert-file"])
+            .arg(cert)
+            .arg("--tls-key-file")
+            .arg(key)
+            .arg("--test-memory")
+            .output();
+        let Ok(probe) = probe else { return Redis::start() };
+        let said = String::from_utf8_lossy(&[probe.stdout, probe.stderr].concat()).to_lowercase();
+        if said.contains("tls") && (said.contains("not supported") || said.contains("bad directive")) {
+            eprintln!("\n!!! SKIPPED: this redis-server is built without TLS (--tls-port): {}\n", said.trim());
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tls = vec![
+            "--tls-cert-file".to_owned(),
+            cert.display().to_string(),
+            "--tls-key-file".to_owned(),
+            key.display().to_string(),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap(), tls: Some(tls) };
+        redis.run();
+        Some(redis)
+    }
+
     fn pong(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        if self.tls.is_some() {
+            // No TLS client here: a listening port will do.
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut buf = [0u8; 7];
         s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
@@ -79,7 +120,8 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 }
 
@@ -638,4 +680,45 @@ fn a_resource_answers_503_in_bounded_time_when_redis_is_down_and_its_string_ids_
         assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     }
     assert_eq!(get(&client, &servers[1].url("/plain")), (200, "plain".to_owned()));
+}
+
+#[test]
+fn rediss_with_state_ca_shares_a_sequence_and_without_it_the_error_names_the_setting() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    if Command::new("redis-server").arg("--version").output().is_err() {
+        return drop(Redis::start());
+    }
+    // A private CA, and a certificate for 127.0.0.1 that it signs.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "hotroute test CA");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let (ca_path, cert_path, key_path) =
+        (dir.path().join("ca.pem"), dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&ca_path, ca_pem).unwrap();
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let Some(redis) = Redis::start_tls(&cert_path, &key_path) else { return };
+    assert!(redis.url().starts_with("rediss://"));
+
+    let extra = format!("state_ca = \"{}\"", ca_path.display());
+    let servers = replicas(2, &shared(&redis, &extra, FIVE));
+    let client = client();
+    let got: Vec<String> = (0..6).map(|i| get(&client, &servers[i % 2].url("/five")).1).collect();
+    assert_eq!(got, ["1", "2", "3", "4", "5", "5"], "one sequence through TLS for both replicas");
+
+    // Without state_ca the store's certificate is not trusted: a 503 (and the health) says which setting to set.
+    let alone = Bin::start(&shared(&redis, "state_timeout = \"2s\"", FIVE));
+    let (status, body) = get(&client, &alone.url("/five"));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("[server] state_ca") && body.contains("not trusted"), "{body}");
+    let health: serde_json::Value = client.get(alone.url("/__admin/health")).send().unwrap().json().unwrap();
+    assert_eq!(health["state"]["available"], false, "{health}");
+    assert!(health.to_string().contains("state_ca"), "{health}");
 }

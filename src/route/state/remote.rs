@@ -39,14 +39,17 @@ return n
 pub enum StateError {
     /// The store did not answer in time.
     #[error(
-        "the shared state store {url} did not answer within {timeout:?}; check that Redis is running and reachable, \
-         or raise [server] state_timeout"
+        "the shared state store {url} did not answer within {timeout:?}{cause}; check that Redis is running and \
+         reachable, or raise [server] state_timeout"
     )]
     Timeout {
         /// The store's URL, password hidden.
         url: String,
         /// `state_timeout`.
         timeout: Duration,
+        /// Why the last attempt to connect failed, as ` (connecting failed: ...)`, or empty: the connection manager
+        /// retries by itself and hides it, and it is what says what to do (e.g. a certificate not trusted).
+        cause: String,
     },
     /// The store answered with an error, or could not be reached.
     #[error("the shared state store {url} is unavailable: {reason}; check that Redis is running and reachable")]
@@ -71,6 +74,10 @@ pub struct RemoteState {
     down: AtomicBool,
     /// Journal entries dropped because the queue was full or the store was down.
     journal_dropped: AtomicU64,
+    /// The client, for a direct connection attempt that tells why the manager cannot connect (see [`Self::probe`]).
+    client: redis::Client,
+    /// What that attempt said, when it failed.
+    cause: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl RemoteState {
@@ -78,8 +85,16 @@ impl RemoteState {
     /// it), so a replica starts while Redis is still coming up. Must be called on a tokio runtime.
     pub fn new(config: &StateConfig) -> Result<Arc<RemoteState>, StateError> {
         let url = config.redacted_url();
-        let unavailable = |e: redis::RedisError| StateError::Unavailable { url: url.clone(), reason: e.to_string() };
-        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
+        let unavailable = |e: redis::RedisError| StateError::Unavailable { url: url.clone(), reason: reason(&e) };
+        let client = match &config.ca {
+            // `state_ca`: that CA's certificates are the roots the store's certificate must chain to.
+            Some(pem) => redis::Client::build_with_tls(
+                config.url.as_str(),
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+            ),
+            None => redis::Client::open(config.url.as_str()),
+        }
+        .map_err(unavailable)?;
         // Each attempt is bounded by the timeout; retries back off exponentially up to 2 s, and after the last one
         // the next request starts a new round.
         let manager = ConnectionManagerConfig::new()
@@ -88,8 +103,8 @@ impl RemoteState {
             .set_number_of_retries(6)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager).map_err(unavailable)?;
-        Ok(Arc::new(RemoteState {
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager).map_err(unavailable)?;
+        let state = Arc::new(RemoteState {
             conn,
             prefix: config.prefix.clone(),
             url,
@@ -98,7 +113,34 @@ impl RemoteState {
             resource_scripts: resources::ResourceScripts::default(),
             down: AtomicBool::new(false),
             journal_dropped: AtomicU64::new(0),
-        }))
+            client,
+            cause: Arc::default(),
+        });
+        state.probe();
+        Ok(state)
+    }
+
+    /// Connects once, directly and in the background, to learn why the store cannot be reached (the connection
+    /// manager only times out): at start and when an outage starts, never per request.
+    fn probe(&self) {
+        let (client, cause, timeout) = (self.client.clone(), Arc::clone(&self.cause), self.timeout);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let why = match tokio::time::timeout(timeout, client.get_multiplexed_async_connection()).await {
+                Ok(Err(e)) => Some(reason(&e)),
+                _ => None,
+            };
+            *cause.lock().unwrap_or_else(|e| e.into_inner()) = why;
+        });
+    }
+
+    fn timed_out(&self) -> StateError {
+        let cause = self.cause.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        StateError::Timeout {
+            url: self.url.clone(),
+            timeout: self.timeout,
+            cause: cause.map(|c| format!(" (connecting failed: {c})")).unwrap_or_default(),
+        }
     }
 
     /// The store's URL, password hidden.
@@ -136,17 +178,19 @@ impl RemoteState {
     async fn run<T>(&self, what: &str, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StateError> {
         let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StateError::Unavailable { url: self.url.clone(), reason: e.to_string() }),
-            Err(_) => Err(StateError::Timeout { url: self.url.clone(), timeout: self.timeout }),
+            Ok(Err(e)) => Err(StateError::Unavailable { url: self.url.clone(), reason: reason(&e) }),
+            Err(_) => Err(self.timed_out()),
         };
         match &result {
             Ok(_) => {
                 if self.down.swap(false, Ordering::Relaxed) {
+                    *self.cause.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     tracing::warn!("the shared state store {} is back: stateful routes answer again", self.url);
                 }
             }
             Err(e) => {
                 if !self.down.swap(true, Ordering::Relaxed) {
+                    self.probe();
                     tracing::error!(
                         "{e} (while {what}); stateful routes answer 503 until it is back, plain routes are not \
                          affected; hotroute reconnects by itself"
@@ -257,7 +301,7 @@ impl RemoteState {
         let bound = (self.timeout * 20).max(Duration::from_secs(5));
         match tokio::time::timeout(bound, self.run("clearing the state (SCAN, UNLINK)", walk)).await {
             Ok(result) => result,
-            Err(_) => Err(StateError::Timeout { url: self.url.clone(), timeout: bound }),
+            Err(_) => Err(StateError::Timeout { url: self.url.clone(), timeout: bound, cause: String::new() }),
         }
     }
 
@@ -310,7 +354,20 @@ impl RemoteState {
     }
 }
 
-/// `text` with the characters that are special in a Redis glob pattern escaped.
+/// What the client said, with what to do when it is the store's certificate that was not trusted.
+fn reason(e: &redis::RedisError) -> String {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        format!(
+            "{text}: the store's TLS certificate is not trusted; set [server] state_ca (or HOTROUTE_STATE_CA) to the \
+             PEM file of the CA that signed it"
+        )
+    } else {
+        text
+    }
+}
+
 /// A partition id as it appears in key names: `%` and `:` percent-encoded, so that an id cannot reach into another
 /// partition's keys (`a` and `a:count` stay apart) and one partition's keys can be matched alone.
 fn partition_part(partition: &str) -> std::borrow::Cow<'_, str> {
@@ -320,6 +377,7 @@ fn partition_part(partition: &str) -> std::borrow::Cow<'_, str> {
     partition.replace('%', "%25").replace(':', "%3A").into()
 }
 
+/// `text` with the characters that are special in a Redis glob pattern escaped.
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
