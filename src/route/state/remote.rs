@@ -162,8 +162,9 @@ impl RemoteState {
         format!("{}:{}:{kind}:{name}", self.prefix, partition_part(partition))
     }
 
-    fn counter_key(&self, partition: &str, route_key: u64) -> String {
-        self.key(partition, "count", &format!("{route_key:016x}"))
+    /// The key of the counter of the route with definition identity `route_key` in `partition`.
+    pub fn counter_key(&self, partition: &str, route_key: u64) -> String {
+        format!("{}:{}:count:{route_key:016x}", self.prefix, partition_part(partition))
     }
 
     fn scenario_key(&self, partition: &str, name: &str) -> String {
@@ -209,19 +210,24 @@ impl RemoteState {
             .map(drop)
     }
 
-    /// Counts one more answer of route `route_key` and returns the count (1 for the first), moving scenario
-    /// `scenario.0` from state `scenario.1` (`""`: from any) to `scenario.2` in the same atomic step.
+    /// Counts one more answer of the route whose counter is `counter` (its [`RemoteState::counter_key`]) and
+    /// returns the count (1 for the first), moving scenario `scenario.0` of `partition` from state `scenario.1`
+    /// (`""`: from any) to `scenario.2` in the same atomic step. One round trip: a plain `INCR` when there is no move
+    /// (no script for Redis to run), the script otherwise.
     pub async fn count(
         &self,
         partition: &str,
-        route_key: u64,
+        counter: &str,
         scenario: Option<(&str, &str, &str)>,
     ) -> Result<u64, StateError> {
-        let mut invocation = self.count_and_move.key(self.counter_key(partition, route_key));
-        if let Some((name, from, to)) = scenario {
-            invocation.key(self.scenario_key(partition, name)).arg(from).arg(to).arg(crate::config::SCENARIO_START);
-        }
         let mut conn = self.conn.clone();
+        let Some((name, from, to)) = scenario else {
+            let mut cmd = redis::cmd("INCR");
+            cmd.arg(counter);
+            return self.run("counting a route's answer", async move { cmd.query_async::<u64>(&mut conn).await }).await;
+        };
+        let mut invocation = self.count_and_move.key(counter);
+        invocation.key(self.scenario_key(partition, name)).arg(from).arg(to).arg(crate::config::SCENARIO_START);
         self.run("counting a route's answer", async move { invocation.invoke_async::<u64>(&mut conn).await }).await
     }
 
