@@ -147,7 +147,7 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<u64>")]
     pub seed: Option<Spanned<i64>>,
-    /// Keep the state replicas share (sequence positions, `count`, scenarios, the journal) in Redis or Valkey:
+    /// Keep the state replicas share (sequence positions, `count`, scenarios, resources, the journal) in Redis or Valkey:
     /// `"redis://HOST:PORT/DB"`, or `rediss://` for TLS. `HOTROUTE_STATE` wins over it. Read at start.
     #[serde(default)]
     #[schemars(with = "Option<String>")]

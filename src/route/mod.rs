@@ -124,9 +124,9 @@ struct Script {
     /// Whether its answers depend on state that replicas share (a sequence, `count` in a template, a scenario):
     /// with a shared store, its count and scenario live there. Delays, faults and folders count locally.
     shared: bool,
-    /// Its counter's key in the shared store for the default partition, made on its first request there (the
-    /// prefix is fixed at start): the common request formats no key.
-    counter_key: OnceLock<String>,
+    /// Its counter in the shared store for the default partition, made on its first request there (the prefix is
+    /// fixed at start): the common request builds no key and no command.
+    counter: OnceLock<state::Counter>,
     /// `websocket`: the handshake is answered with `101` and the script the serving layer plays.
     websocket: Option<Arc<websocket::WsReply>>,
     /// `proxy`: the answer is the upstream's, with the route's headers, delay or fault on top.
@@ -894,14 +894,14 @@ impl Router {
             Selected::Scripted { route, script, params, part } => {
                 let count = if script.shared {
                     let scenario = script.scenario.as_ref().and_then(RouteScenario::move_spec);
-                    let key = if partition == state::DEFAULT_PARTITION {
-                        std::borrow::Cow::Borrowed(
-                            script.counter_key.get_or_init(|| store.counter_key(partition, route.key)).as_str(),
-                        )
+                    let own;
+                    let counter = if partition == state::DEFAULT_PARTITION {
+                        script.counter.get_or_init(|| store.counter(partition, route.key))
                     } else {
-                        std::borrow::Cow::Owned(store.counter_key(partition, route.key))
+                        own = store.counter(partition, route.key);
+                        &own
                     };
-                    match store.count(partition, &key, scenario).await {
+                    match store.count(partition, counter, scenario).await {
                         Ok(count) => count.max(1),
                         Err(e) => return unavailable(req, Some(route), &e),
                     }
@@ -1217,7 +1217,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         location: location_string,
         scenario: None,
         shared: false,
-        counter_key: OnceLock::new(),
+        counter: OnceLock::new(),
         websocket,
         proxy,
         shape,

@@ -34,6 +34,13 @@ end
 return n
 ";
 
+/// A route's counter in the store: its key, and its `INCR` command made once (a route's requests reuse it).
+#[derive(Debug)]
+pub struct Counter {
+    key: String,
+    incr: redis::Cmd,
+}
+
 /// Why the shared state store could not be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StateError {
@@ -162,9 +169,12 @@ impl RemoteState {
         format!("{}:{}:{kind}:{name}", self.prefix, partition_part(partition))
     }
 
-    /// The key of the counter of the route with definition identity `route_key` in `partition`.
-    pub fn counter_key(&self, partition: &str, route_key: u64) -> String {
-        format!("{}:{}:count:{route_key:016x}", self.prefix, partition_part(partition))
+    /// The counter of the route with definition identity `route_key` in `partition`.
+    pub fn counter(&self, partition: &str, route_key: u64) -> Counter {
+        let key = format!("{}:{}:count:{route_key:016x}", self.prefix, partition_part(partition));
+        let mut incr = redis::cmd("INCR");
+        incr.arg(&key);
+        Counter { key, incr }
     }
 
     fn scenario_key(&self, partition: &str, name: &str) -> String {
@@ -210,23 +220,24 @@ impl RemoteState {
             .map(drop)
     }
 
-    /// Counts one more answer of the route whose counter is `counter` (its [`RemoteState::counter_key`]) and
-    /// returns the count (1 for the first), moving scenario `scenario.0` of `partition` from state `scenario.1`
-    /// (`""`: from any) to `scenario.2` in the same atomic step. One round trip: a plain `INCR` when there is no move
-    /// (no script for Redis to run), the script otherwise.
+    /// Counts one more answer of the route whose counter is `counter` (from [`RemoteState::counter`]) and returns
+    /// the count (1 for the first), moving scenario `scenario.0` of `partition` from state `scenario.1` (`""`: from
+    /// any) to `scenario.2` in the same atomic step. One round trip: the counter's own `INCR` when there is no move
+    /// (no script for Redis to run, and no command to build), the script otherwise.
     pub async fn count(
         &self,
         partition: &str,
-        counter: &str,
+        counter: &Counter,
         scenario: Option<(&str, &str, &str)>,
     ) -> Result<u64, StateError> {
         let mut conn = self.conn.clone();
         let Some((name, from, to)) = scenario else {
-            let mut cmd = redis::cmd("INCR");
-            cmd.arg(counter);
-            return self.run("counting a route's answer", async move { cmd.query_async::<u64>(&mut conn).await }).await;
+            let incr = &counter.incr;
+            return self
+                .run("counting a route's answer", async move { incr.query_async::<u64>(&mut conn).await })
+                .await;
         };
-        let mut invocation = self.count_and_move.key(counter);
+        let mut invocation = self.count_and_move.key(&counter.key);
         invocation.key(self.scenario_key(partition, name)).arg(from).arg(to).arg(crate::config::SCENARIO_START);
         self.run("counting a route's answer", async move { invocation.invoke_async::<u64>(&mut conn).await }).await
     }
