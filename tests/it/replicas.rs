@@ -352,6 +352,22 @@ fn a_bad_state_url_is_a_load_error_with_its_place() {
     assert!(!out.status.success());
     assert!(stderr.contains("is not a Redis URL") && stderr.contains("routes.toml:2"), "{stderr}");
     assert!(stderr.contains("redis://"), "the help shows the form: {stderr}");
+
+    // `state_ca`: a file that must exist and hold a certificate, with a rediss:// store.
+    for (toml, want) in [
+        ("state = \"rediss://127.0.0.1:6379/0\"\nstate_ca = \"missing.pem\"", "`state_ca`: cannot read"),
+        ("state = \"rediss://127.0.0.1:6379/0\"\nstate_ca = \"routes.toml\"", "holds no PEM certificate"),
+        ("state = \"redis://127.0.0.1:6379/0\"\nstate_ca = \"routes.toml\"", "`state` is not a rediss://"),
+    ] {
+        std::fs::write(dir.path().join("routes.toml"), format!("[server]\n{toml}\n")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+            .args(["check", "routes.toml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(want) && stderr.contains("routes.toml:3"), "{stderr}");
+    }
 }
 
 /// nginx (Debian's nginx-light) as a round-robin load balancer in front of `backends`, unprivileged, in `dir`: one
