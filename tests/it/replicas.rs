@@ -738,3 +738,31 @@ fn rediss_with_state_ca_shares_a_sequence_and_without_it_the_error_names_the_set
     assert_eq!(health["state"]["available"], false, "{health}");
     assert!(health.to_string().contains("state_ca"), "{health}");
 }
+
+#[test]
+fn resource_items_in_redis_are_kept_per_partition_and_a_partition_reset_restores_its_start_data() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(2, &shared(&redis, "isolate = \"header:x-test-id\"", USERS));
+    let client = client();
+    let post = |server: &Bin, id: &str| {
+        let res = client
+            .post(server.url("/users"))
+            .header("x-test-id", id)
+            .header("content-type", "application/json")
+            .body(r#"{"name": "Grace"}"#)
+            .send()
+            .unwrap();
+        (res.status().as_u16(), res.text().unwrap())
+    };
+    assert_eq!(post(&servers[0], "w1"), (201, r#"{"id":2,"name":"Grace"}"#.to_owned()));
+    assert_eq!(post(&servers[1], "w2"), (201, r#"{"id":2,"name":"Grace"}"#.to_owned()), "w2 has its own ids");
+    assert_eq!(get_as(&client, &servers[1], "/users/2", Some("w1")), r#"{"id":2,"name":"Grace"}"#);
+    let (status, _) = get(&client, &servers[0].url("/users/2"));
+    assert_eq!(status, 404, "the default partition holds the start data only");
+
+    let reset = client.post(servers[1].url("/__admin/reset?isolate=w1")).header("x-hotroute", "1").send().unwrap();
+    assert_eq!(reset.status().as_u16(), 200);
+    let res = client.get(servers[0].url("/users/2")).header("x-test-id", "w1").send().unwrap();
+    assert_eq!(res.status().as_u16(), 404, "w1 is back to its start data");
+    assert_eq!(get_as(&client, &servers[0], "/users/2", Some("w2")), r#"{"id":2,"name":"Grace"}"#, "w2 is not");
+}
