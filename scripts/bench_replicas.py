@@ -9,6 +9,10 @@ and the Redis commands each request costs (INFO commandstats before and after). 
 nginx on free ports in a temporary folder and stops everything at the end.
 
     scripts/bench_replicas.py --bin target/release/hotroute --main /path/to/main/hotroute [--seconds 5] [--rounds 3]
+
+`--baseline OLD` also runs the sequence rows (in process and through Redis) on an older build OLD, alternated with
+this one in every round, and prints the per-round ratios and their medians (OLD writes under its own key prefix);
+the Redis rows then give Redis's own CPU per request too. `--no-nginx` leaves out part 3.
 """
 
 import argparse
@@ -60,17 +64,20 @@ def cpu_seconds(pids):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url, seconds, connections=32, pids=()):
-    """Requests per second, and the CPU microseconds `pids` spent per request (robust on a busy machine)."""
-    cpu = cpu_seconds(pids)
+def wrk(url, seconds, connections=32, pids=(), also=()):
+    """Requests per second, and the CPU microseconds `pids` spent per request (robust on a busy machine); with
+    `also`, the CPU microseconds per request of those processes as a third value."""
+    cpu, cpu_also = cpu_seconds(pids), cpu_seconds(also)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url],
                          capture_output=True, text=True, check=True).stdout
-    cpu = cpu_seconds(pids) - cpu
+    cpu, cpu_also = cpu_seconds(pids) - cpu, cpu_seconds(also) - cpu_also
     served = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit(f"{url}: {non2xx.group(1)} error answers\n{out}")
+    if also:
+        return rps, cpu * 1e6 / max(served, 1), cpu_also * 1e6 / max(served, 1)
     return rps, cpu * 1e6 / max(served, 1)
 
 
@@ -141,16 +148,20 @@ def main():
     ap.add_argument("--main", help="the build from main, for the plain-route before/after")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", help="an older build whose sequence rows run alternated with this one's")
+    ap.add_argument("--no-nginx", action="store_true", help="leave out the replicas behind nginx")
     args = ap.parse_args()
     for tool in ("wrk", "redis-server", "redis-cli", "nginx"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: apt-get install -y wrk redis-server nginx-light")
-    results, cpu = {}, {}
+    results, cpu, redis_cpu = {}, {}, {}
 
-    def measure(name, url, procs):
-        rps, us = wrk(url, args.seconds, pids=[p.proc.pid for p in procs])
-        results.setdefault(name, []).append(rps)
-        cpu.setdefault(name, []).append(us)
+    def measure(name, url, procs, redis=None):
+        got = wrk(url, args.seconds, pids=[p.proc.pid for p in procs], also=[redis.proc.pid] if redis else ())
+        results.setdefault(name, []).append(got[0])
+        cpu.setdefault(name, []).append(got[1])
+        if redis:
+            redis_cpu.setdefault(name, []).append(got[2])
 
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
@@ -170,10 +181,17 @@ def main():
             if args.main:
                 old = hotroute(args.main, tmp, "main")
                 procs.append(old)
-            replicas = [shared] + [hotroute(args.bin, tmp, f"replica{i}", state) for i in (2, 3)]
-            procs += replicas[1:]
-            balancers = [nginx(tmp, [r.port for r in replicas[:n]]) for n in (1, 2, 3)]
-            procs += balancers
+            base_local = base_shared = None
+            if args.baseline:
+                base_local = hotroute(args.baseline, tmp, "baseline-local")
+                base_shared = hotroute(args.baseline, tmp, "baseline-shared", f'{state}\nstate_prefix = "baseline"')
+                procs += [base_local, base_shared]
+            replicas, balancers = [shared], []
+            if not args.no_nginx:
+                replicas += [hotroute(args.bin, tmp, f"replica{i}", state) for i in (2, 3)]
+                procs += replicas[1:]
+                balancers = [nginx(tmp, [r.port for r in replicas[:n]]) for n in (1, 2, 3)]
+                procs += balancers
 
             # Redis commands per request (INFO commandstats around a short run; the journal's XADDs are batched).
             for path in ("/seq", "/hello"):
@@ -189,7 +207,11 @@ def main():
             for _ in range(args.rounds):
                 # CPU per request: of hotroute alone, and (for the Redis rows) of hotroute and Redis together.
                 measure("sequence, in process", f"http://127.0.0.1:{local.port}/seq", [local])
-                measure("sequence, Redis", f"http://127.0.0.1:{shared.port}/seq", [shared])
+                measure("sequence, Redis", f"http://127.0.0.1:{shared.port}/seq", [shared], redis)
+                if base_local:
+                    measure("baseline: sequence, in process", f"http://127.0.0.1:{base_local.port}/seq", [base_local])
+                    measure("baseline: sequence, Redis", f"http://127.0.0.1:{base_shared.port}/seq", [base_shared],
+                            redis)
                 measure("plain, no state", f"http://127.0.0.1:{local.port}/hello", [local])
                 measure("plain, state set", f"http://127.0.0.1:{shared.port}/hello", [shared])
                 if old:
@@ -206,10 +228,25 @@ def main():
     for name, value in results.items():
         if name.startswith("commands"):
             continue
+        extra = f"  Redis {statistics.median(redis_cpu[name]):.1f} CPU us/req" if name in redis_cpu else ""
         print(f"  {name:34} {statistics.median(value):>8.0f} req/s  {statistics.median(cpu[name]):>6.1f} CPU us/req"
-              f"  (rounds: {', '.join(f'{v:.0f}' for v in value)})")
+              f"  (rounds: {', '.join(f'{v:.0f}' for v in value)}){extra}")
     ratio = statistics.median(results["sequence, Redis"]) / statistics.median(results["sequence, in process"])
     print(f"  sequence through Redis / in process: {ratio:.2f}x (goal >= 0.3x)")
+
+    def per_round(a, b):
+        return [x / y for x, y in zip(results[a], results[b])]
+
+    rounds = per_round("sequence, Redis", "sequence, in process")
+    print(f"  per-round ratios, Redis / in process: {', '.join(f'{r:.2f}' for r in rounds)}; "
+          f"median {statistics.median(rounds):.2f}x")
+    if "baseline: sequence, Redis" in results:
+        old = per_round("baseline: sequence, Redis", "baseline: sequence, in process")
+        print(f"  baseline per-round ratios, Redis / in process: {', '.join(f'{r:.2f}' for r in old)}; "
+              f"median {statistics.median(old):.2f}x")
+        new_old = per_round("sequence, Redis", "baseline: sequence, Redis")
+        print(f"  sequence through Redis, this build / baseline, per round: {', '.join(f'{r:.2f}' for r in new_old)}; "
+              f"median {statistics.median(new_old):.2f}x")
     plain = statistics.median(results["plain, state set"]) / statistics.median(results["plain, no state"])
     print(f"  plain route with state set / without: {plain:.2f}x")
     for name, value in results.items():

@@ -58,7 +58,7 @@ mod serve;
 mod util;
 
 pub use config::admin::{DEFAULT_JOURNAL_REDACT, check_admin_token};
-pub use config::state::{StateConfig, check_state_url};
+pub use config::state::{StateConfig, check_state_ca, check_state_url};
 pub use config::tls::{ClientAuth, TlsConfig, TlsFiles};
 pub use config::{Config, Limits, LoadError, LoadErrors, json_schema, load_file, load_str};
 pub use import::{ImportError, Imported};

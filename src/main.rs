@@ -423,6 +423,26 @@ fn serve_live(args: ServeArgs, live: Arc<Live>) -> anyhow::Result<()> {
             state.url = url;
             options.state = Some(state);
         }
+        // HOTROUTE_STATE_CA wins over [server] state_ca: a PEM file (relative to the working directory).
+        if let (Some(ca), Some(state)) =
+            (std::env::var_os("HOTROUTE_STATE_CA").filter(|c| !c.is_empty()), options.state.as_mut())
+        {
+            let pem = std::fs::read(&ca).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read HOTROUTE_STATE_CA `{}`: {e}\n  help: give the PEM file of the CA that signed the \
+                     state store's certificate",
+                    std::path::Path::new(&ca).display()
+                )
+            })?;
+            hotroute::check_state_ca(&pem).map_err(|why| {
+                anyhow::anyhow!(
+                    "HOTROUTE_STATE_CA `{}` {why}\n  help: give the PEM file of the CA that signed the state store's \
+                     certificate",
+                    std::path::Path::new(&ca).display()
+                )
+            })?;
+            state.ca = Some(pem);
+        }
         let mut server = Server::bind(addr, live.clone()).await?.with_options(options);
         // Made before the first stdout line, so that whoever reads that line can read the token already.
         if let Some(token) = server.require_admin_token()? {

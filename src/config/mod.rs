@@ -147,7 +147,7 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<u64>")]
     pub seed: Option<Spanned<i64>>,
-    /// Keep the state replicas share (sequence positions, `count`, scenarios, the journal) in Redis or Valkey:
+    /// Keep the state replicas share (sequence positions, `count`, scenarios, resources, the journal) in Redis or Valkey:
     /// `"redis://HOST:PORT/DB"`, or `rediss://` for TLS. `HOTROUTE_STATE` wins over it. Read at start.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -160,6 +160,11 @@ pub struct ServerSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub state_timeout: Option<Spanned<String>>,
+    /// With a `rediss://` `state`: the PEM file (relative to this file) of the CA that signed the store's
+    /// certificate, trusted instead of the system's roots. `HOTROUTE_STATE_CA` wins over it. Read at start.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub state_ca: Option<Spanned<String>>,
     /// An OpenAPI 3.0 or 3.1 document (JSON or YAML, relative to this file) whose operations are served after this
     /// file's routes, as `hotroute import openapi` would write them; watched and reloaded like the route file.
     /// `--openapi FILE` wins over it.
@@ -890,7 +895,14 @@ impl Checker<'_> {
         for (span, message, help) in tls_errors {
             self.error(span, message, &help);
         }
-        let state = state::from_spec(spec, &mut |span, message, help| self.error(span, message, help));
+        let (base_dir, inputs) = (self.base_dir, &mut *self.inputs);
+        let mut state_errors = Vec::new();
+        let state = state::from_spec(spec, base_dir, inputs, &mut |span, message, help| {
+            state_errors.push((span, message, help.to_owned()))
+        });
+        for (span, message, help) in state_errors {
+            self.error(span, message, &help);
+        }
         let openapi = spec.openapi.as_ref().and_then(|p| {
             if p.get_ref().trim().is_empty() {
                 self.error(

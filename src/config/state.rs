@@ -1,11 +1,13 @@
-//! `[server] state`, `state_prefix` and `state_timeout`: where replicas keep the state they share (sequence
+//! `[server] state`, `state_prefix`, `state_timeout` and `state_ca`: where replicas keep the state they share (sequence
 //! positions, `count`, scenarios, the journal), checked when the route file loads. The store itself is
 //! `crate::route::state`.
 
 use std::ops::Range;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::config::ServerSpec;
+use crate::config::inputs::Inputs;
 
 /// The key prefix used when `state_prefix` is not set.
 pub const DEFAULT_STATE_PREFIX: &str = "hotroute";
@@ -28,12 +30,14 @@ pub struct StateConfig {
     pub prefix: String,
     /// A stateful request that waits longer than this for the store answers 503.
     pub timeout: Duration,
+    /// `state_ca`: the PEM certificates trusted for a `rediss://` store instead of the system's roots.
+    pub ca: Option<Vec<u8>>,
 }
 
 impl StateConfig {
     /// The store at `url`, with the default prefix and timeout.
     pub fn new(url: String) -> Self {
-        StateConfig { url, prefix: DEFAULT_STATE_PREFIX.to_owned(), timeout: DEFAULT_STATE_TIMEOUT }
+        StateConfig { url, prefix: DEFAULT_STATE_PREFIX.to_owned(), timeout: DEFAULT_STATE_TIMEOUT, ca: None }
     }
 
     /// The URL with any password replaced by `***`, for logs and error bodies.
@@ -67,9 +71,42 @@ type Report<'a> = dyn FnMut(Range<usize>, String, &str) + 'a;
 
 const URL_HELP: &str = "write it as redis://HOST:PORT/DB, e.g. \"redis://127.0.0.1:6379/0\" (rediss:// for TLS)";
 
-/// `state`, `state_prefix` and `state_timeout` from `spec`, reporting what is wrong through `error`. None when
-/// `state` is not set (the prefix and timeout alone do nothing).
-pub(crate) fn from_spec(spec: &ServerSpec, error: &mut Report<'_>) -> Option<StateConfig> {
+/// Checks the PEM text of `state_ca` (or `HOTROUTE_STATE_CA`): it must hold a certificate.
+pub fn check_state_ca(pem: &[u8]) -> Result<(), String> {
+    if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        Ok(())
+    } else {
+        Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned())
+    }
+}
+
+const CA_HELP: &str = "give the PEM file of the CA that signed the store's certificate, relative to the route file";
+
+/// `state`, `state_prefix`, `state_timeout` and `state_ca` from `spec` (`state_ca` resolved against `base_dir` and
+/// read through `inputs`), reporting what is wrong through `error`. None when `state` is not set (the other keys
+/// alone do nothing).
+pub(crate) fn from_spec(
+    spec: &ServerSpec,
+    base_dir: &Path,
+    inputs: &mut Inputs,
+    error: &mut Report<'_>,
+) -> Option<StateConfig> {
+    let ca = spec.state_ca.as_ref().and_then(|name| {
+        let path = base_dir.join(name.get_ref());
+        match inputs.read(&path) {
+            Ok(pem) => match check_state_ca(&pem) {
+                Ok(()) => Some(pem),
+                Err(why) => {
+                    error(name.span(), format!("`state_ca` file `{}` {why}", path.display()), CA_HELP);
+                    None
+                }
+            },
+            Err(e) => {
+                error(name.span(), format!("`state_ca`: cannot read `{}`: {e}", path.display()), CA_HELP);
+                None
+            }
+        }
+    });
     let prefix = match &spec.state_prefix {
         None => DEFAULT_STATE_PREFIX.to_owned(),
         Some(p) => {
@@ -110,7 +147,16 @@ pub(crate) fn from_spec(spec: &ServerSpec, error: &mut Report<'_>) -> Option<Sta
     if let Err(why) = check_state_url(url.get_ref()) {
         error(url.span(), why, URL_HELP);
     }
-    Some(StateConfig { url: url.get_ref().clone(), prefix, timeout })
+    if let Some(name) = &spec.state_ca
+        && !url.get_ref().starts_with("rediss://")
+    {
+        error(
+            name.span(),
+            "`state_ca` is set, but `state` is not a rediss:// (TLS) URL".to_owned(),
+            "write state = \"rediss://HOST:PORT/DB\", or remove `state_ca`",
+        );
+    }
+    Some(StateConfig { url: url.get_ref().clone(), prefix, timeout, ca })
 }
 
 #[cfg(test)]

@@ -124,6 +124,9 @@ struct Script {
     /// Whether its answers depend on state that replicas share (a sequence, `count` in a template, a scenario):
     /// with a shared store, its count and scenario live there. Delays, faults and folders count locally.
     shared: bool,
+    /// Its counter in the shared store for the default partition, made on its first request there (the prefix is
+    /// fixed at start): the common request builds no key and no command.
+    counter: OnceLock<state::Counter>,
     /// `websocket`: the handshake is answered with `101` and the script the serving layer plays.
     websocket: Option<Arc<websocket::WsReply>>,
     /// `proxy`: the answer is the upstream's, with the route's headers, delay or fault on top.
@@ -318,7 +321,19 @@ pub struct Router {
 #[allow(clippy::large_enum_variant)]
 enum Selected<'r, 'p> {
     Done(Answer<'r>),
-    Scripted { route: &'r Route, script: &'r Script, params: matchit::Params<'r, 'p>, part: Option<Arc<Partition>> },
+    Scripted {
+        route: &'r Route,
+        script: &'r Script,
+        params: matchit::Params<'r, 'p>,
+        part: Option<Arc<Partition>>,
+    },
+    /// A resource whose data is in the shared store (only when `select` is asked for the shared path).
+    Resource {
+        route: &'r Route,
+        resource: &'r Resource,
+        target: Target,
+        id: Option<&'p str>,
+    },
 }
 
 impl Router {
@@ -553,8 +568,8 @@ impl Router {
                     routes: vec![routes.len()],
                     allow: HeaderValue::from_static(""),
                     options: false,
-                    // Resources keep their data in process, with or without a shared store.
-                    shared: false,
+                    // With a shared store, resource data lives there.
+                    shared: true,
                 });
                 routes.push(Route {
                     path,
@@ -716,8 +731,16 @@ impl Router {
 
     fn route<'r>(&'r self, req: &RequestView<'_>) -> Answer<'r> {
         let data = RequestData::new(req);
-        match self.select(&data, req.uri.path(), None) {
+        match self.select(&data, req.uri.path(), None, false) {
             Selected::Done(answer) => answer,
+            // Only handed back to `select`'s shared callers.
+            Selected::Resource { route, resource, target, id } => {
+                let part = (self.server.isolate.as_ref())
+                    .and_then(|key| partition::id_of(key, req).map(|id| self.partitions.get(&id)));
+                let collection = part.as_ref().map(|p| p.collection(resource));
+                let response = resource.answer(target, id, &data, collection.as_deref());
+                Answer { response, route: Some(route), pending: None }
+            }
             Selected::Scripted { route, script, params, part } => {
                 let count = match part.as_deref() {
                     None => route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1,
@@ -737,7 +760,14 @@ impl Router {
     /// route, a resource, a 404, a proxy fallback or a 405 is answered here; a scripted route is handed back (with
     /// the request's in-process partition) to be counted and rendered. `states`: where the scenario states come
     /// from when not from the in-process partition (a shared store's, read for this request).
-    fn select<'r, 'p>(&'r self, data: &RequestData<'_>, path: &'p str, states: Option<&Partition>) -> Selected<'r, 'p> {
+    /// `shared`: a resource is handed back (as [`Selected::Resource`]) to be answered from the shared store.
+    fn select<'r, 'p>(
+        &'r self,
+        data: &RequestData<'_>,
+        path: &'p str,
+        states: Option<&Partition>,
+        shared: bool,
+    ) -> Selected<'r, 'p> {
         let req = data.view;
         let Ok(m) = self.tree.at(path) else { return Selected::Done(self.not_found(data, None)) };
         let entry = &self.entries[*m.value];
@@ -771,8 +801,13 @@ impl Router {
                     }
                     Selected::Scripted { route, script, params: m.params, part }
                 }
+                Responder::Resource(index, target) if shared => Selected::Resource {
+                    route,
+                    resource: &self.resources[*index],
+                    target: *target,
+                    id: m.params.get("id"),
+                },
                 Responder::Resource(index, target) => {
-                    // Resources stay in process, with or without a shared store.
                     let resource = &self.resources[*index];
                     let collection = part.as_ref().map(|p| p.collection(resource));
                     let response = resource.answer(*target, m.params.get("id"), data, collection.as_deref());
@@ -800,7 +835,7 @@ impl Router {
     /// from the store before matching, and a stateful route's count (and its scenario move) is made there
     /// atomically. A request to a path without stateful routes is answered as by [`Router::respond`], without
     /// asking the store. A store that fails or does not answer within its timeout gives a 503 that says so.
-    /// Resources keep their data in process.
+    /// Resources keep their data in the store too (see [`resource`]).
     pub async fn respond_shared<'r>(
         &'r self,
         req: &RequestView<'_>,
@@ -848,12 +883,25 @@ impl Router {
             }
             Some(states)
         };
-        match self.select(&data, req.uri.path(), states.as_ref()) {
+        match self.select(&data, req.uri.path(), states.as_ref(), true) {
             Selected::Done(answer) => answer,
+            Selected::Resource { route, resource, target, id } => {
+                match resource.answer_shared(target, id, req, store, partition).await {
+                    Ok(response) => Answer { response, route: Some(route), pending: None },
+                    Err(e) => unavailable(req, Some(route), &e),
+                }
+            }
             Selected::Scripted { route, script, params, part } => {
                 let count = if script.shared {
                     let scenario = script.scenario.as_ref().and_then(RouteScenario::move_spec);
-                    match store.count(partition, route.key, scenario).await {
+                    let own;
+                    let counter = if partition == state::DEFAULT_PARTITION {
+                        script.counter.get_or_init(|| store.counter(partition, route.key))
+                    } else {
+                        own = store.counter(partition, route.key);
+                        &own
+                    };
+                    match store.count(partition, counter, scenario).await {
                         Ok(count) => count.max(1),
                         Err(e) => return unavailable(req, Some(route), &e),
                     }
@@ -1169,6 +1217,7 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         location: location_string,
         scenario: None,
         shared: false,
+        counter: OnceLock::new(),
         websocket,
         proxy,
         shape,

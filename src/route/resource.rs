@@ -15,7 +15,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,8 +25,9 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::respond::{self, Body};
+use super::state::{Created, NewId, RemoteState, Replaced, StartData, StateError};
 use crate::config::resource::{ResourceConfig, data_digest, id_key};
-use crate::request::RequestData;
+use crate::request::{RequestData, RequestView};
 
 /// Items per page when `_page` is given without `_per_page` (json-server's default).
 const DEFAULT_PER_PAGE: usize = 10;
@@ -48,6 +49,19 @@ impl Stored {
     fn new(map: Map<String, Value>) -> Self {
         let json = Bytes::from(serde_json::to_vec(&map).unwrap_or_default());
         Stored { map, length: HeaderValue::from(json.len()), json }
+    }
+
+    /// An item as the shared store holds it: its JSON, and (with `parse`, for filters and sorts) its fields.
+    fn from_json(json: Vec<u8>, parse: bool) -> Self {
+        let map = if parse {
+            match serde_json::from_slice::<Value>(&json) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            }
+        } else {
+            Map::new()
+        };
+        Stored { map, length: HeaderValue::from(json.len()), json: Bytes::from(json) }
     }
 
     /// Makes the JSON (and its length) again after a change of `map`.
@@ -166,6 +180,11 @@ pub struct Resource {
     config: Arc<ResourceConfig>,
     data: Arc<Mutex<Collection>>,
     persist: Option<Arc<Persist>>,
+    /// The definition identity in a shared store: replicas serving the same resource share its data there, and a
+    /// changed one (path, id field or start data) starts fresh, as a changed sequence does.
+    definition: u64,
+    /// The start data as the shared store loads it, made on first need (never without a store).
+    start: OnceLock<Arc<StartData>>,
 }
 
 /// What a request asks of a resource: the collection, or one item.
@@ -196,7 +215,24 @@ impl Resource {
             })),
             _ => None,
         };
-        Resource { config: Arc::new(config), data, persist }
+        let definition = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            ("resource", &config.path, &config.id, config.digest).hash(&mut h);
+            h.finish()
+        };
+        Resource { config: Arc::new(config), data, persist, definition, start: OnceLock::new() }
+    }
+
+    /// The start data as the shared store loads it: each item's key and JSON (made once).
+    fn start_data(&self) -> Arc<StartData> {
+        Arc::clone(self.start.get_or_init(|| {
+            let c = self.start_collection();
+            let mut items = Vec::with_capacity(c.len());
+            items.extend(c.anonymous.iter().map(|s| (None, s.json.to_vec())));
+            items.extend(c.items.iter().map(|(k, s)| (Some(k.clone()), s.json.to_vec())));
+            Arc::new(StartData { max_int: c.max_int, string_ids: c.string_ids, items })
+        }))
     }
 
     /// The collection path, e.g. `/users`.
@@ -301,10 +337,16 @@ impl Resource {
             Ok(q) => q,
             Err((message, help)) => return error(StatusCode::BAD_REQUEST, message, &help),
         };
+        let data = lock(store);
+        list_answer(&query, data.all(), req.view)
+    }
+}
+
+/// The answer to a listing: `all` filtered, sorted and paged as `query` asks.
+fn list_answer<'a>(query: &Query, all: impl Iterator<Item = &'a Stored>, view: &RequestView<'_>) -> Response<Body> {
+    {
         let (body, total, link) = {
-            let data = lock(store);
-            let mut items: Vec<&Stored> =
-                data.all().filter(|item| query.filters.iter().all(|f| f.holds(&item.map))).collect();
+            let mut items: Vec<&Stored> = all.filter(|item| query.filters.iter().all(|f| f.holds(&item.map))).collect();
             if !query.sort.is_empty() {
                 items.sort_by(|a, b| {
                     for (field, desc) in &query.sort {
@@ -323,7 +365,7 @@ impl Resource {
                 Some((page, per)) => {
                     let start = (page - 1).saturating_mul(per).min(total);
                     let end = start.saturating_add(per).min(total);
-                    (&items[start..end], Some(link_header(req.view.uri, page, per, total)))
+                    (&items[start..end], Some(link_header(view.uri, page, per, total)))
                 }
             };
             // The items' JSON as made when they were written, joined: nothing is serialized again.
@@ -343,9 +385,11 @@ impl Resource {
         if let Some(link) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
             headers.insert(http::header::LINK, link);
         }
-        respond::with_body(StatusCode::OK, headers, Bytes::from(body), req.view.method)
+        respond::with_body(StatusCode::OK, headers, Bytes::from(body), view.method)
     }
+}
 
+impl Resource {
     fn get(&self, store: &Mutex<Collection>, id: &str, method: &Method) -> Response<Body> {
         // Made under the lock: a few reference-count increments, no allocation but the header map.
         match lock(store).items.get(id) {
@@ -432,10 +476,26 @@ impl Resource {
             Ok(b) => b,
             Err(response) => return (*response, false),
         };
-        let id_field = &self.config.id;
         let mut data = lock(store);
         let Some(stored) = data.items.get_mut(id) else { return (self.not_found(id), false) };
-        let item = &mut stored.map;
+        if let Err(response) = self.change(&mut stored.map, id, body, patch) {
+            return (*response, false);
+        }
+        stored.refresh();
+        let response = stored.answer(StatusCode::OK, req.view.method, None);
+        drop(data);
+        (response, true)
+    }
+
+    /// Makes `item` what a `PUT` (or, with `patch`, a `PATCH`) of `body` to `/path/{id}` asks; its id stays.
+    fn change(
+        &self,
+        item: &mut Map<String, Value>,
+        id: &str,
+        body: Map<String, Value>,
+        patch: bool,
+    ) -> Result<(), Box<Response<Body>>> {
+        let id_field = &self.config.id;
         let current = item.get(id_field).cloned().unwrap_or(Value::Null);
         if let Some(sent) = body.get(id_field)
             && id_key(sent).as_deref() != Some(id)
@@ -443,7 +503,7 @@ impl Resource {
         {
             let message = format!("the body's `{id_field}` is {sent}, and the path's is `{id}`: an id cannot change");
             let help = format!("leave `{id_field}` out of the body, or send the same value");
-            return (error(StatusCode::BAD_REQUEST, message, &help), false);
+            return Err(Box::new(error(StatusCode::BAD_REQUEST, message, &help)));
         }
         if patch {
             let mut value = Value::Object(std::mem::take(item));
@@ -460,10 +520,7 @@ impl Resource {
         }
         // The id stays what it was (a merge patch of `null` would have removed it).
         item.insert(id_field.clone(), current);
-        stored.refresh();
-        let response = stored.answer(StatusCode::OK, req.view.method, None);
-        drop(data);
-        (response, true)
+        Ok(())
     }
 
     fn delete(&self, store: &Mutex<Collection>, id: &str) -> (Response<Body>, bool) {
@@ -508,6 +565,189 @@ impl Resource {
             Err(_) => drop(std::thread::spawn(job)),
         }
     }
+}
+
+/// How many times a `PUT` or `PATCH` in the shared store reads and writes again when another replica changed the
+/// item in between: a few, as each retry follows a write that did land.
+const SHARED_RETRIES: usize = 16;
+
+/// A resource whose data lives in the shared store (`[server] state`): the same answers as in process, each made
+/// with one atomic script (two for `PUT` and `PATCH`: a read, then a compare-and-set write). The data file is not
+/// written back (`persist`): the store is where the data lives.
+impl Resource {
+    /// Answers a request for the collection or an item from partition `partition` of `store`. Err: the store
+    /// failed or did not answer in time (the caller answers 503).
+    pub(crate) async fn answer_shared(
+        &self,
+        target: Target,
+        raw_id: Option<&str>,
+        view: &RequestView<'_>,
+        store: &RemoteState,
+        partition: &str,
+    ) -> Result<Response<Body>, StateError> {
+        let keys = store.resource_keys(partition, self.definition);
+        let start = || self.start_data();
+        let method = view.method;
+        let id = raw_id.map(|raw| percent_encoding::percent_decode_str(raw).decode_utf8_lossy());
+        // What needs the parsed request is done before the first await: `RequestData` is not `Sync`.
+        Ok(match (target, method, id) {
+            (Target::Collection, &Method::GET | &Method::HEAD, _) => {
+                let query = match Query::parse(RequestData::new(view).query()) {
+                    Ok(q) => q,
+                    Err((message, help)) => return Ok(error(StatusCode::BAD_REQUEST, message, &help)),
+                };
+                // Filters, sorts and pages are applied here, to every item fetched: one round trip, and work
+                // (and bytes from Redis) in proportion to the resource's size.
+                let parse = !query.filters.is_empty() || !query.sort.is_empty();
+                let items: Vec<Stored> = (store.list_items(&keys, &start).await?.into_iter())
+                    .map(|json| Stored::from_json(json, parse))
+                    .collect();
+                list_answer(&query, items.iter(), view)
+            }
+            (Target::Collection, &Method::POST, _) => {
+                let body = match body_object(&RequestData::new(view), false) {
+                    Ok(b) => b,
+                    Err(response) => return Ok(*response),
+                };
+                self.create_shared(body, view.body, store, &keys, &start).await?
+            }
+            (Target::Item, &Method::GET | &Method::HEAD, Some(id)) => match store.get_item(&keys, &id, &start).await? {
+                Some(json) => Stored::from_json(json, false).answer(StatusCode::OK, method, None),
+                None => self.not_found(&id),
+            },
+            (Target::Item, &Method::PUT | &Method::PATCH, Some(id)) => {
+                let patch = method == Method::PATCH;
+                let body = match body_object(&RequestData::new(view), patch) {
+                    Ok(b) => b,
+                    Err(response) => return Ok(*response),
+                };
+                self.replace_shared(body, method, store, &keys, &id, patch, &start).await?
+            }
+            (Target::Item, &Method::DELETE, Some(id)) => {
+                if store.delete_item(&keys, &id, &start).await? {
+                    let mut res = Response::new(Body::full(Bytes::new()));
+                    *res.status_mut() = StatusCode::NO_CONTENT;
+                    res
+                } else {
+                    self.not_found(&id)
+                }
+            }
+            _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here".to_owned(), ""),
+        })
+    }
+
+    async fn create_shared(
+        &self,
+        body: Map<String, Value>,
+        sent: &[u8],
+        store: &RemoteState,
+        keys: &super::state::ResourceKeys,
+        start: &(dyn Fn() -> Arc<StartData> + Sync),
+    ) -> Result<Response<Body>, StateError> {
+        let id_field = &self.config.id;
+        let created = match body.get(id_field) {
+            Some(value) => {
+                let Some(key) = id_key(value) else {
+                    let message = format!("`{id_field}` must be a string or a number");
+                    return Ok(error(StatusCode::BAD_REQUEST, message, "leave it out to get a new one"));
+                };
+                let int = match value {
+                    Value::String(_) => Some(None),
+                    Value::Number(n) => n.as_i64().map(Some),
+                    _ => None,
+                };
+                // The id first, then the fields as sent (as in process).
+                let mut item = body;
+                let id_value = value_clone(&item, id_field);
+                item.shift_insert(0, id_field.clone(), id_value);
+                let json = serde_json::to_vec(&item).unwrap_or_default();
+                let new = NewId::Known { key: &key, json: &json, int };
+                store.create_item(keys, self.config.max_items, new, start).await?
+            }
+            None => {
+                // The id is made in the store (the next integer, or this UUID when the ids are strings): the item's
+                // JSON is sent in two halves, and the store puts the id between them.
+                let mut head = b"{".to_vec();
+                head.extend_from_slice(&serde_json::to_vec(id_field).unwrap_or_default());
+                head.push(b':');
+                let rest = serde_json::to_vec(&body).unwrap_or_default();
+                let tail = if body.is_empty() {
+                    b"}".to_vec()
+                } else {
+                    let mut t = b",".to_vec();
+                    t.extend_from_slice(rest.get(1..).unwrap_or_default());
+                    t
+                };
+                let uuid = uuid_v4();
+                let new = NewId::Generated { uuid: &uuid, head: &head, tail: &tail };
+                store.create_item(keys, self.config.max_items, new, start).await?
+            }
+        };
+        Ok(match created {
+            Created::Added(key, json) => Stored::from_json(json.into_bytes(), false).answer(
+                StatusCode::CREATED,
+                &Method::POST,
+                self.location(&key),
+            ),
+            Created::Full => {
+                let message = format!("{} holds {} items, its max_items", self.config.path, self.config.max_items);
+                let help = "delete items, reset (POST /__admin/reset), or raise `max_items` on the resource";
+                error(StatusCode::INSUFFICIENT_STORAGE, message, help)
+            }
+            Created::Conflict => {
+                let key = body_key(sent, id_field).unwrap_or_default();
+                let message = format!("an item with {id_field} `{key}` already exists in {}", self.config.path);
+                let help =
+                    format!("leave `{id_field}` out to get a new one, or PUT {}/{key} to replace it", self.config.path);
+                error(StatusCode::CONFLICT, message, &help)
+            }
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn replace_shared(
+        &self,
+        body: Map<String, Value>,
+        method: &Method,
+        store: &RemoteState,
+        keys: &super::state::ResourceKeys,
+        id: &str,
+        patch: bool,
+        start: &(dyn Fn() -> Arc<StartData> + Sync),
+    ) -> Result<Response<Body>, StateError> {
+        for _ in 0..SHARED_RETRIES {
+            let Some(old) = store.get_item(keys, id, start).await? else { return Ok(self.not_found(id)) };
+            let mut item = match serde_json::from_slice::<Value>(&old) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            if let Err(response) = self.change(&mut item, id, body.clone(), patch) {
+                return Ok(*response);
+            }
+            let new = serde_json::to_vec(&item).unwrap_or_default();
+            match store.replace_item(keys, id, &old, &new, start).await? {
+                Replaced::Done => return Ok(Stored::from_json(new, false).answer(StatusCode::OK, method, None)),
+                Replaced::Missing => return Ok(self.not_found(id)),
+                Replaced::Changed => continue,
+            }
+        }
+        let message = format!(
+            "the item with {} `{id}` in {} changed {SHARED_RETRIES} times while this request changed it",
+            self.config.id, self.config.path
+        );
+        Ok(error(StatusCode::CONFLICT, message, "send the request again; fewer writers of one item at once help"))
+    }
+}
+
+/// The value of `field` in `map` (cloned), null when absent.
+fn value_clone(map: &Map<String, Value>, field: &str) -> Value {
+    map.get(field).cloned().unwrap_or(Value::Null)
+}
+
+/// The id key the request body sends in `field`, for an error message.
+fn body_key(sent: &[u8], field: &str) -> Option<String> {
+    let body: Value = serde_json::from_slice(sent).ok()?;
+    id_key(body.get(field)?)
 }
 
 /// Writes `bytes` to `file` through a temp file in the same folder and a rename, so that a reader (or a crash)

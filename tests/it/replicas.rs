@@ -4,7 +4,9 @@
 //! clients, a scenario moved on one seen on another, one journal of all. With Redis stopped, plain routes still
 //! answer and stateful ones answer 503 within a bound; with Redis back, they recover without a restart. nginx in
 //! front of the three, as a round-robin load balancer, shows the deployment shape end to end. With `isolate`, each
-//! partition counts and moves apart in Redis; `openapi_validate` and WebSocket upgrades hold on that path too.
+//! partition counts and moves apart in Redis; `openapi_validate` and WebSocket upgrades hold on that path too. A
+//! `[[resource]]` keeps its items in Redis: written on one replica, read, changed and deleted on the others, with
+//! generated ids unique across them.
 //!
 //! Without `redis-server` on the PATH these tests say so loudly on stderr and pass (they cannot run).
 
@@ -24,6 +26,8 @@ struct Redis {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// TLS only (`--port 0 --tls-port PORT ...`): these arguments, and `rediss://`.
+    tls: Option<Vec<String>>,
 }
 
 impl Redis {
@@ -38,15 +42,20 @@ impl Redis {
         }
         // redis-server has no `--port 0`: take a free port from the kernel, let it go, and give it to Redis.
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap() };
+        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap(), tls: None };
         redis.run();
         Some(redis)
     }
 
     /// Starts the server (again) on its port, and waits until it answers PING.
     fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(tls) => cmd.args(["--port", "0", "--tls-port", &self.port.to_string()]).args(tls),
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -61,8 +70,42 @@ impl Redis {
         }
     }
 
+    /// Starts one that speaks TLS only, with the certificate `cert`/`key` (PEM files), or says why not and returns
+    /// none: no `redis-server`, or one built without TLS.
+    fn start_tls(cert: &Path, key: &Path) -> Option<Redis> {
+        let probe = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", "1", "--tls-cert-file"])
+            .arg(cert)
+            .arg("--tls-key-file")
+            .arg(key)
+            .arg("--test-memory")
+            .output();
+        let Ok(probe) = probe else { return Redis::start() };
+        let said = String::from_utf8_lossy(&[probe.stdout, probe.stderr].concat()).to_lowercase();
+        if said.contains("tls") && (said.contains("not supported") || said.contains("bad directive")) {
+            eprintln!("\n!!! SKIPPED: this redis-server is built without TLS (--tls-port): {}\n", said.trim());
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tls = vec![
+            "--tls-cert-file".to_owned(),
+            cert.display().to_string(),
+            "--tls-key-file".to_owned(),
+            key.display().to_string(),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap(), tls: Some(tls) };
+        redis.run();
+        Some(redis)
+    }
+
     fn pong(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        if self.tls.is_some() {
+            // No TLS client here: a listening port will do.
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut buf = [0u8; 7];
         s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
@@ -77,7 +120,8 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 }
 
@@ -308,6 +352,22 @@ fn a_bad_state_url_is_a_load_error_with_its_place() {
     assert!(!out.status.success());
     assert!(stderr.contains("is not a Redis URL") && stderr.contains("routes.toml:2"), "{stderr}");
     assert!(stderr.contains("redis://"), "the help shows the form: {stderr}");
+
+    // `state_ca`: a file that must exist and hold a certificate, with a rediss:// store.
+    for (toml, want) in [
+        ("state = \"rediss://127.0.0.1:6379/0\"\nstate_ca = \"missing.pem\"", "`state_ca`: cannot read"),
+        ("state = \"rediss://127.0.0.1:6379/0\"\nstate_ca = \"routes.toml\"", "holds no PEM certificate"),
+        ("state = \"redis://127.0.0.1:6379/0\"\nstate_ca = \"routes.toml\"", "`state` is not a rediss://"),
+    ] {
+        std::fs::write(dir.path().join("routes.toml"), format!("[server]\n{toml}\n")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+            .args(["check", "routes.toml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(want) && stderr.contains("routes.toml:3"), "{stderr}");
+    }
 }
 
 /// nginx (Debian's nginx-light) as a round-robin load balancer in front of `backends`, unprivileged, in `dir`: one
@@ -514,4 +574,195 @@ fn websocket_first_text(server: &Bin) -> String {
     let mut text = vec![0u8; usize::from(frame[1] & 0x7f)];
     s.read_exact(&mut text).unwrap();
     String::from_utf8(text).unwrap()
+}
+
+/// A resource with start data: one item with an integer id, one without an id (listed, not addressable).
+const USERS: &str = r#"
+[[resource]]
+path = "/users"
+data = [{ id = 1, name = "Ada", role = "admin" }, { name = "nobody" }]
+max_items = 12
+"#;
+
+fn send_json(client: &Client, method: reqwest::Method, url: &str, body: &str) -> (u16, String) {
+    let res = client
+        .request(method, url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .expect("the server answers");
+    (res.status().as_u16(), res.text().unwrap())
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn a_resource_written_on_one_replica_is_read_changed_and_deleted_on_the_others() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(3, &shared(&redis, "", USERS));
+    let client = client();
+    let post = reqwest::Method::POST;
+    // The start data, loaded into Redis once, seen by every replica.
+    let (status, list) = get(&client, &servers[2].url("/users"));
+    assert_eq!(
+        (status, json(&list)),
+        (200, serde_json::json!([{ "name": "nobody" }, { "id": 1, "name": "Ada", "role": "admin" }]))
+    );
+
+    let (status, made) = send_json(&client, post.clone(), &servers[0].url("/users"), r#"{"name": "Grace"}"#);
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made, r#"{"id":2,"name":"Grace"}"#, "the generated id first, then the fields as sent");
+    assert_eq!(get(&client, &servers[1].url("/users/2")), (200, made.clone()));
+    let (status, patched) =
+        send_json(&client, reqwest::Method::PATCH, &servers[2].url("/users/2"), r#"{"role": "admin", "id": null}"#);
+    assert_eq!((status, json(&patched)), (200, serde_json::json!({ "id": 2, "name": "Grace", "role": "admin" })));
+    let (status, list) = get(&client, &servers[0].url("/users?role=admin&_sort=-name"));
+    assert_eq!(status, 200);
+    let list = json(&list);
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Grace", "Ada"], "filtered and sorted on another replica: {list}");
+    let (status, put) =
+        send_json(&client, reqwest::Method::PUT, &servers[1].url("/users/1"), r#"{"name": "Lovelace"}"#);
+    assert_eq!((status, json(&put)), (200, serde_json::json!({ "id": 1, "name": "Lovelace" })));
+    assert_eq!(get(&client, &servers[2].url("/users/1")).1, r#"{"id":1,"name":"Lovelace"}"#);
+    let (status, conflict) = send_json(&client, post.clone(), &servers[2].url("/users"), r#"{"id": 2}"#);
+    assert_eq!(status, 409, "{conflict}");
+    assert!(conflict.contains("an item with id `2` already exists in /users"), "{conflict}");
+    let deleted = client.delete(servers[0].url("/users/2")).send().unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    let (status, missing) = get(&client, &servers[1].url("/users/2"));
+    assert_eq!(status, 404, "{missing}");
+    assert!(missing.contains("no item with id `2` in /users"), "{missing}");
+
+    // 8 concurrent POSTs across the replicas: 8 different generated ids, none taken before (2 was deleted, 3 on).
+    let ids: Vec<i64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|i| {
+                let (url, client) = (servers[i % 3].url("/users"), &client);
+                scope.spawn(move || {
+                    let (status, made) = send_json(client, reqwest::Method::POST, &url, &format!(r#"{{"n": {i}}}"#));
+                    assert_eq!(status, 201, "{made}");
+                    json(&made)["id"].as_i64().unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let distinct: BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(distinct, (3..=10).collect::<BTreeSet<i64>>(), "{ids:?}");
+    let (_, list) = get(&client, &servers[1].url("/users"));
+    assert_eq!(json(&list).as_array().unwrap().len(), 10, "{list}");
+
+    // max_items (12) holds across replicas, checked in the same step as the insert.
+    for (i, want) in [201, 201, 507].into_iter().enumerate() {
+        let (status, body) = send_json(&client, post.clone(), &servers[i % 3].url("/users"), "{}");
+        assert_eq!(status, want, "POST {i}: {body}");
+    }
+
+    // A reset on one replica puts the start data back for all of them.
+    let reset = client.post(servers[2].url("/__admin/reset")).header("x-hotroute", "1").send().unwrap();
+    assert_eq!(reset.status().as_u16(), 200);
+    for s in &servers {
+        let (_, list) = get(&client, &s.url("/users"));
+        assert_eq!(json(&list), serde_json::json!([{ "name": "nobody" }, { "id": 1, "name": "Ada", "role": "admin" }]));
+    }
+    let (status, made) = send_json(&client, post, &servers[1].url("/users"), r#"{"name": "Grace"}"#);
+    assert_eq!((status, made.as_str()), (201, r#"{"id":2,"name":"Grace"}"#));
+}
+
+#[test]
+fn a_resource_answers_503_in_bounded_time_when_redis_is_down_and_its_string_ids_are_uuids() {
+    let Some(mut redis) = Redis::start() else { return };
+    let routes = "[[resource]]\npath = \"/notes\"\ndata = [{ id = \"a\", text = \"first\" }]\n";
+    let servers = replicas(
+        2,
+        &shared(&redis, "state_timeout = \"300ms\"\n[[route]]\npath = \"/plain\"\nbody = \"plain\"", routes),
+    );
+    let client = client();
+    let (status, made) = send_json(&client, reqwest::Method::POST, &servers[0].url("/notes"), r#"{"text": "x"}"#);
+    assert_eq!(status, 201, "{made}");
+    let id = json(&made)["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID, as the start data's ids are strings: {made}");
+    assert_eq!(get(&client, &servers[1].url(&format!("/notes/{id}"))), (200, made));
+
+    redis.stop();
+    for s in &servers {
+        let started = Instant::now();
+        let (status, body) = get(&client, &s.url("/notes"));
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("shared state store") && body.contains("check that Redis is running"), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    }
+    assert_eq!(get(&client, &servers[1].url("/plain")), (200, "plain".to_owned()));
+}
+
+#[test]
+fn rediss_with_state_ca_shares_a_sequence_and_without_it_the_error_names_the_setting() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    if Command::new("redis-server").arg("--version").output().is_err() {
+        return drop(Redis::start());
+    }
+    // A private CA, and a certificate for 127.0.0.1 that it signs.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "hotroute test CA");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let (ca_path, cert_path, key_path) =
+        (dir.path().join("ca.pem"), dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&ca_path, ca_pem).unwrap();
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let Some(redis) = Redis::start_tls(&cert_path, &key_path) else { return };
+    assert!(redis.url().starts_with("rediss://"));
+
+    let extra = format!("state_ca = \"{}\"", ca_path.display());
+    let servers = replicas(2, &shared(&redis, &extra, FIVE));
+    let client = client();
+    let got: Vec<String> = (0..6).map(|i| get(&client, &servers[i % 2].url("/five")).1).collect();
+    assert_eq!(got, ["1", "2", "3", "4", "5", "5"], "one sequence through TLS for both replicas");
+
+    // Without state_ca the store's certificate is not trusted: a 503 (and the health) says which setting to set.
+    let alone = Bin::start(&shared(&redis, "state_timeout = \"2s\"", FIVE));
+    let (status, body) = get(&client, &alone.url("/five"));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("[server] state_ca") && body.contains("not trusted"), "{body}");
+    let health: serde_json::Value = client.get(alone.url("/__admin/health")).send().unwrap().json().unwrap();
+    assert_eq!(health["state"]["available"], false, "{health}");
+    assert!(health.to_string().contains("state_ca"), "{health}");
+}
+
+#[test]
+fn resource_items_in_redis_are_kept_per_partition_and_a_partition_reset_restores_its_start_data() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(2, &shared(&redis, "isolate = \"header:x-test-id\"", USERS));
+    let client = client();
+    let post = |server: &Bin, id: &str| {
+        let res = client
+            .post(server.url("/users"))
+            .header("x-test-id", id)
+            .header("content-type", "application/json")
+            .body(r#"{"name": "Grace"}"#)
+            .send()
+            .unwrap();
+        (res.status().as_u16(), res.text().unwrap())
+    };
+    assert_eq!(post(&servers[0], "w1"), (201, r#"{"id":2,"name":"Grace"}"#.to_owned()));
+    assert_eq!(post(&servers[1], "w2"), (201, r#"{"id":2,"name":"Grace"}"#.to_owned()), "w2 has its own ids");
+    assert_eq!(get_as(&client, &servers[1], "/users/2", Some("w1")), r#"{"id":2,"name":"Grace"}"#);
+    let (status, _) = get(&client, &servers[0].url("/users/2"));
+    assert_eq!(status, 404, "the default partition holds the start data only");
+
+    let reset = client.post(servers[1].url("/__admin/reset?isolate=w1")).header("x-hotroute", "1").send().unwrap();
+    assert_eq!(reset.status().as_u16(), 200);
+    let res = client.get(servers[0].url("/users/2")).header("x-test-id", "w1").send().unwrap();
+    assert_eq!(res.status().as_u16(), 404, "w1 is back to its start data");
+    assert_eq!(get_as(&client, &servers[0], "/users/2", Some("w2")), r#"{"id":2,"name":"Grace"}"#, "w2 is not");
 }

@@ -1,5 +1,5 @@
 //! Where a router's runtime state lives: sequence positions and `count` (one counter per route), scenario states,
-//! and (for the observe layer) the request journal.
+//! `[[resource]]` items, and (for the observe layer) the request journal.
 //!
 //! Two stores, one shape:
 //!
@@ -18,7 +18,7 @@
 
 mod remote;
 
-pub use remote::{RemoteState, StateError};
+pub use remote::{Counter, Created, NewId, RemoteState, Replaced, ResourceKeys, StartData, StateError};
 
 /// The partition of the state that exists without per-test isolation.
 pub const DEFAULT_PARTITION: &str = "";

@@ -12,6 +12,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::state::StateConfig;
 
+mod resources;
+
+pub use resources::{Created, NewId, Replaced, ResourceKeys, StartData};
+
 /// Moves a route's counter and, when the route has a `next_state`, its scenario, in one round trip and atomically:
 /// `INCR` gives each request its own position (two replicas never hand out the same item), and the scenario moves
 /// only if it is still in the state the request matched in (compare-and-set), so a move made meanwhile by another
@@ -30,19 +34,29 @@ end
 return n
 ";
 
+/// A route's counter in the store: its key, and its `INCR` command made once (a route's requests reuse it).
+#[derive(Debug)]
+pub struct Counter {
+    key: String,
+    incr: redis::Cmd,
+}
+
 /// Why the shared state store could not be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StateError {
     /// The store did not answer in time.
     #[error(
-        "the shared state store {url} did not answer within {timeout:?}; check that Redis is running and reachable, \
-         or raise [server] state_timeout"
+        "the shared state store {url} did not answer within {timeout:?}{cause}; check that Redis is running and \
+         reachable, or raise [server] state_timeout"
     )]
     Timeout {
         /// The store's URL, password hidden.
         url: String,
         /// `state_timeout`.
         timeout: Duration,
+        /// Why the last attempt to connect failed, as ` (connecting failed: ...)`, or empty: the connection manager
+        /// retries by itself and hides it, and it is what says what to do (e.g. a certificate not trusted).
+        cause: String,
     },
     /// The store answered with an error, or could not be reached.
     #[error("the shared state store {url} is unavailable: {reason}; check that Redis is running and reachable")]
@@ -62,10 +76,15 @@ pub struct RemoteState {
     url: String,
     timeout: Duration,
     count_and_move: redis::Script,
+    resource_scripts: resources::ResourceScripts,
     /// Whether the last call failed: the outage is logged when this turns on, and again when it turns off.
     down: AtomicBool,
     /// Journal entries dropped because the queue was full or the store was down.
     journal_dropped: AtomicU64,
+    /// The client, for a direct connection attempt that tells why the manager cannot connect (see [`Self::probe`]).
+    client: redis::Client,
+    /// What that attempt said, when it failed.
+    cause: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl RemoteState {
@@ -73,8 +92,16 @@ impl RemoteState {
     /// it), so a replica starts while Redis is still coming up. Must be called on a tokio runtime.
     pub fn new(config: &StateConfig) -> Result<Arc<RemoteState>, StateError> {
         let url = config.redacted_url();
-        let unavailable = |e: redis::RedisError| StateError::Unavailable { url: url.clone(), reason: e.to_string() };
-        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
+        let unavailable = |e: redis::RedisError| StateError::Unavailable { url: url.clone(), reason: reason(&e) };
+        let client = match &config.ca {
+            // `state_ca`: that CA's certificates are the roots the store's certificate must chain to.
+            Some(pem) => redis::Client::build_with_tls(
+                config.url.as_str(),
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+            ),
+            None => redis::Client::open(config.url.as_str()),
+        }
+        .map_err(unavailable)?;
         // Each attempt is bounded by the timeout; retries back off exponentially up to 2 s, and after the last one
         // the next request starts a new round.
         let manager = ConnectionManagerConfig::new()
@@ -83,16 +110,44 @@ impl RemoteState {
             .set_number_of_retries(6)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager).map_err(unavailable)?;
-        Ok(Arc::new(RemoteState {
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager).map_err(unavailable)?;
+        let state = Arc::new(RemoteState {
             conn,
             prefix: config.prefix.clone(),
             url,
             timeout: config.timeout,
             count_and_move: redis::Script::new(COUNT_AND_MOVE),
+            resource_scripts: resources::ResourceScripts::default(),
             down: AtomicBool::new(false),
             journal_dropped: AtomicU64::new(0),
-        }))
+            client,
+            cause: Arc::default(),
+        });
+        state.probe();
+        Ok(state)
+    }
+
+    /// Connects once, directly and in the background, to learn why the store cannot be reached (the connection
+    /// manager only times out): at start and when an outage starts, never per request.
+    fn probe(&self) {
+        let (client, cause, timeout) = (self.client.clone(), Arc::clone(&self.cause), self.timeout);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let why = match tokio::time::timeout(timeout, client.get_multiplexed_async_connection()).await {
+                Ok(Err(e)) => Some(reason(&e)),
+                _ => None,
+            };
+            *cause.lock().unwrap_or_else(|e| e.into_inner()) = why;
+        });
+    }
+
+    fn timed_out(&self) -> StateError {
+        let cause = self.cause.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        StateError::Timeout {
+            url: self.url.clone(),
+            timeout: self.timeout,
+            cause: cause.map(|c| format!(" (connecting failed: {c})")).unwrap_or_default(),
+        }
     }
 
     /// The store's URL, password hidden.
@@ -114,8 +169,12 @@ impl RemoteState {
         format!("{}:{}:{kind}:{name}", self.prefix, partition_part(partition))
     }
 
-    fn counter_key(&self, partition: &str, route_key: u64) -> String {
-        self.key(partition, "count", &format!("{route_key:016x}"))
+    /// The counter of the route with definition identity `route_key` in `partition`.
+    pub fn counter(&self, partition: &str, route_key: u64) -> Counter {
+        let key = format!("{}:{}:count:{route_key:016x}", self.prefix, partition_part(partition));
+        let mut incr = redis::cmd("INCR");
+        incr.arg(&key);
+        Counter { key, incr }
     }
 
     fn scenario_key(&self, partition: &str, name: &str) -> String {
@@ -130,17 +189,19 @@ impl RemoteState {
     async fn run<T>(&self, what: &str, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StateError> {
         let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StateError::Unavailable { url: self.url.clone(), reason: e.to_string() }),
-            Err(_) => Err(StateError::Timeout { url: self.url.clone(), timeout: self.timeout }),
+            Ok(Err(e)) => Err(StateError::Unavailable { url: self.url.clone(), reason: reason(&e) }),
+            Err(_) => Err(self.timed_out()),
         };
         match &result {
             Ok(_) => {
                 if self.down.swap(false, Ordering::Relaxed) {
+                    *self.cause.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     tracing::warn!("the shared state store {} is back: stateful routes answer again", self.url);
                 }
             }
             Err(e) => {
                 if !self.down.swap(true, Ordering::Relaxed) {
+                    self.probe();
                     tracing::error!(
                         "{e} (while {what}); stateful routes answer 503 until it is back, plain routes are not \
                          affected; hotroute reconnects by itself"
@@ -159,19 +220,25 @@ impl RemoteState {
             .map(drop)
     }
 
-    /// Counts one more answer of route `route_key` and returns the count (1 for the first), moving scenario
-    /// `scenario.0` from state `scenario.1` (`""`: from any) to `scenario.2` in the same atomic step.
+    /// Counts one more answer of the route whose counter is `counter` (from [`RemoteState::counter`]) and returns
+    /// the count (1 for the first), moving scenario `scenario.0` of `partition` from state `scenario.1` (`""`: from
+    /// any) to `scenario.2` in the same atomic step. One round trip: the counter's own `INCR` when there is no move
+    /// (no script for Redis to run, and no command to build), the script otherwise.
     pub async fn count(
         &self,
         partition: &str,
-        route_key: u64,
+        counter: &Counter,
         scenario: Option<(&str, &str, &str)>,
     ) -> Result<u64, StateError> {
-        let mut invocation = self.count_and_move.key(self.counter_key(partition, route_key));
-        if let Some((name, from, to)) = scenario {
-            invocation.key(self.scenario_key(partition, name)).arg(from).arg(to).arg(crate::config::SCENARIO_START);
-        }
         let mut conn = self.conn.clone();
+        let Some((name, from, to)) = scenario else {
+            let incr = &counter.incr;
+            return self
+                .run("counting a route's answer", async move { incr.query_async::<u64>(&mut conn).await })
+                .await;
+        };
+        let mut invocation = self.count_and_move.key(&counter.key);
+        invocation.key(self.scenario_key(partition, name)).arg(from).arg(to).arg(crate::config::SCENARIO_START);
         self.run("counting a route's answer", async move { invocation.invoke_async::<u64>(&mut conn).await }).await
     }
 
@@ -251,7 +318,7 @@ impl RemoteState {
         let bound = (self.timeout * 20).max(Duration::from_secs(5));
         match tokio::time::timeout(bound, self.run("clearing the state (SCAN, UNLINK)", walk)).await {
             Ok(result) => result,
-            Err(_) => Err(StateError::Timeout { url: self.url.clone(), timeout: bound }),
+            Err(_) => Err(StateError::Timeout { url: self.url.clone(), timeout: bound, cause: String::new() }),
         }
     }
 
@@ -304,7 +371,20 @@ impl RemoteState {
     }
 }
 
-/// `text` with the characters that are special in a Redis glob pattern escaped.
+/// What the client said, with what to do when it is the store's certificate that was not trusted.
+fn reason(e: &redis::RedisError) -> String {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        format!(
+            "{text}: the store's TLS certificate is not trusted; set [server] state_ca (or HOTROUTE_STATE_CA) to the \
+             PEM file of the CA that signed it"
+        )
+    } else {
+        text
+    }
+}
+
 /// A partition id as it appears in key names: `%` and `:` percent-encoded, so that an id cannot reach into another
 /// partition's keys (`a` and `a:count` stay apart) and one partition's keys can be matched alone.
 fn partition_part(partition: &str) -> std::borrow::Cow<'_, str> {
@@ -314,6 +394,7 @@ fn partition_part(partition: &str) -> std::borrow::Cow<'_, str> {
     partition.replace('%', "%25").replace(':', "%3A").into()
 }
 
+/// `text` with the characters that are special in a Redis glob pattern escaped.
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
