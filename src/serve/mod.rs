@@ -247,6 +247,7 @@ impl Server {
             // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
             let trigger = io::Trigger::default();
             let permit = Arc::new(permit);
+            let local = Arc::new(crate::route::proxy::Local::default());
             let pipeline = service::Pipeline::new(
                 served.clone(),
                 stream.conn(),
@@ -254,6 +255,7 @@ impl Server {
                 peer,
                 activity.clone(),
                 permit.clone(),
+                local.clone(),
             );
             let builder = builder.clone();
             let watcher = graceful.watcher();
@@ -268,7 +270,7 @@ impl Server {
                 let served = match tls {
                     None => {
                         let io = TokioIo::new(io::wrap(stream, trigger, activity, idle_timeout, write_timeout));
-                        watcher.watch(builder.serve_connection_with_upgrades(io, service)).await
+                        local.drive(watcher.watch(builder.serve_connection_with_upgrades(io, service))).await
                     }
                     Some(tls) => {
                         // The handshake is bounded like a request head: a client that connects and says nothing,
@@ -278,7 +280,9 @@ impl Server {
                         }
                         let io = io::wrap(stream, trigger, activity, idle_timeout, write_timeout);
                         let Some(io) = tls.accept(io, peer, header_read_timeout).await else { return };
-                        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service)).await
+                        local
+                            .drive(watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service)))
+                            .await
                     }
                 };
                 if let Err(e) = served {
