@@ -15,6 +15,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -278,9 +279,12 @@ async fn send(
     local: Option<&Local>,
     mut request: Request<UpstreamBody>,
 ) -> Result<Response<hyper::body::Incoming>, BoxError> {
-    let Some(local) = local else { return Ok(upstream.client.request(request).await?) };
     let authority = &upstream.config.authority;
-    let mut sender = match local.take_sender(authority) {
+    let (local, taken) = match local.map(|local| (local, local.take_sender(authority))) {
+        Some((local, Ok(taken))) => (local, taken),
+        _ => return Ok(upstream.client.request(request).await?),
+    };
+    let mut sender = match taken {
         Some(sender) => sender,
         None => {
             let stream = connect(authority).await?;
@@ -349,6 +353,8 @@ type LocalConn = http1::Connection<TokioIo<tokio::net::TcpStream>, UpstreamBody>
 pub struct Local {
     /// Only the client connection's task uses it, so the lock is never contended: it is there to make it `Sync`.
     slot: Mutex<Slot>,
+    /// Whether `slot` holds a connection: a client connection that never proxies polls no lock at all.
+    open: AtomicBool,
 }
 
 #[derive(Default)]
@@ -376,13 +382,20 @@ impl Local {
         self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The sender, if the connection goes to `to` and can take a request now; a closed one is let go of.
-    fn take_sender(&self, to: &Authority) -> Option<http1::SendRequest<UpstreamBody>> {
+    /// The sender, if the connection goes to `to` and can take a request now; a closed one, or one to another
+    /// upstream, is let go of (`Ok(None)`: make one). `Err`: busy (a pipelining client's previous answer is still
+    /// coming), so the request takes the pool and the answer in progress is left alone.
+    fn take_sender(&self, to: &Authority) -> Result<Option<http1::SendRequest<UpstreamBody>>, ()> {
         let mut slot = self.slot();
-        if slot.sender.as_ref().is_some_and(|s| s.is_closed()) || slot.to.as_ref().is_some_and(|t| t != to) {
+        let stale = slot.sender.as_ref().is_some_and(|s| s.is_closed()) || slot.to.as_ref().is_some_and(|t| t != to);
+        if stale || slot.conn.is_none() {
             *slot = Slot::default();
+            return Ok(None);
         }
-        slot.sender.take_if(|s| s.is_ready())
+        match slot.sender.take_if(|s| s.is_ready()) {
+            Some(sender) => Ok(Some(sender)),
+            None => Err(()),
+        }
     }
 
     fn put_back(&self, sender: http1::SendRequest<UpstreamBody>) {
@@ -392,11 +405,16 @@ impl Local {
     /// A new connection to `to`, replacing (closing) the one before.
     fn install(&self, to: Authority, conn: LocalConn) {
         let old = std::mem::replace(&mut *self.slot(), Slot { to: Some(to), sender: None, conn: Some(Box::pin(conn)) });
+        self.open.store(true, Ordering::Relaxed);
         drop(old);
     }
 
     /// Polls the connection; one that has ended (closed by either side, or broken) is let go of.
     fn poll_conn(&self, cx: &mut Context<'_>) {
+        // Relaxed: written and read by the client connection's task only (the atomic is for `Sync`, not for order).
+        if !self.open.load(Ordering::Relaxed) {
+            return;
+        }
         let mut slot = self.slot();
         if let Some(conn) = slot.conn.as_mut()
             && let Poll::Ready(ended) = conn.as_mut().poll(cx)
@@ -405,6 +423,7 @@ impl Local {
                 tracing::debug!("upstream connection ended: {e}");
             }
             *slot = Slot::default();
+            self.open.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -415,6 +434,7 @@ struct Abandon<'a>(&'a Local);
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
         let old = std::mem::take(&mut *self.0.slot());
+        self.0.open.store(false, Ordering::Relaxed);
         drop(old);
     }
 }

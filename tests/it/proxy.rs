@@ -576,7 +576,7 @@ fn bad_proxy_settings_are_load_errors() {
 }
 
 /// An upstream that answers each request with the port its connection came from (`x-from-port`) and counts its open
-/// connections; with `close`, it closes every connection after one answer.
+/// connections; with `close`, it closes every connection after one answer. `/big`: 16 MiB of `x`.
 async fn port_upstream(close: bool) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -588,8 +588,13 @@ async fn port_upstream(close: bool) -> (SocketAddr, Arc<std::sync::atomic::Atomi
             let open = counted.clone();
             open.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let service = service_fn(move |_req: Request<Incoming>| async move {
-                    let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
+                let service = service_fn(move |req: Request<Incoming>| async move {
+                    let body: UpBody = if req.uri().path() == "/big" {
+                        BodyExt::boxed(Big { left: 16 << 20, chunk: Bytes::from(vec![b'x'; 64 * 1024]) })
+                    } else {
+                        Full::new(Bytes::from_static(b"ok")).map_err(|never| match never {}).boxed()
+                    };
+                    let mut res = Response::new(body);
                     res.headers_mut().insert("x-from-port", peer.port().into());
                     Ok::<_, Infallible>(res)
                 });
@@ -668,4 +673,29 @@ async fn each_kept_alive_client_connection_has_its_own_upstream_connection_close
     ports.sort();
     ports.dedup();
     assert_eq!(ports.len(), 5, "{ports:?}");
+}
+
+/// A pipelining client: its second request is read while the first answer is still streaming from the client's own
+/// upstream connection, which is then busy. The second request takes the pool, and the first answer arrives whole
+/// (replacing the busy connection with a new one would cut it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_request_does_not_cut_the_answer_still_streaming_before_it() {
+    let (up, _) = port_upstream(false).await;
+    let bin = Bin::start(&format!("[server]\nproxy = \"http://{up}\"\n"));
+    let mut s = TcpStream::connect(bin.addr).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /who HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing for a while: the first answer fills the socket buffers and stays in progress upstream.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_lowercase().contains(&format!("content-length: {}", 16 << 20)), "{head}");
+    let big = rest.bytes().take_while(|b| *b == b'x').count();
+    assert_eq!(big, 16 << 20, "the first answer was cut");
+    let second = &rest[big..];
+    assert!(second.starts_with("HTTP/1.1 200") && second.ends_with("ok"), "{}", &second[..second.len().min(300)]);
 }
