@@ -15,9 +15,13 @@ Each server gets one worker (hotroute `--threads 1`, nginx `worker_processes 1`)
 
 `--baseline` measures a second hotroute binary (e.g. one built from `main`) in the same alternation for the proxy row,
 so that a change is compared with what it replaces in the same run; `--proxy-only` skips the HTTPS rows.
+
+Each server's CPU time per request (user + system, from /proc/PID/stat around each wrk run; nginx: its worker) is
+printed with the requests per second: it moves far less than throughput when the machine is shared.
 """
 
 import argparse
+import os
 import re
 import signal
 import socket
@@ -84,16 +88,39 @@ def hotroute(bin_path, routes):
     return proc, m.group(1)
 
 
-def wrk(url, duration, connections, close=False):
+def cpu_ticks(pid):
+    """User + system CPU time of `pid` and its children's processes (an nginx master's worker), in clock ticks."""
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def wrk(url, duration, connections, close=False, pid=None):
+    """Requests per second, and the CPU µs per request of `pid` (the server measured) when given."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url]
     if close:
         cmd[1:1] = ["-H", "Connection: close"]
+    before = cpu_ticks(pid) if pid else 0
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    used = (cpu_ticks(pid) - before) if pid else 0
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    n = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         print(f"  {url}: {errors.group(1)} non-2xx answers", file=sys.stderr)
-    return float(m.group(1)) if m else 0.0
+    requests = int(n.group(1)) if n else 0
+    cpu_us = used / os.sysconf("SC_CLK_TCK") * 1e6 / requests if requests and pid else float("nan")
+    return (float(m.group(1)) if m else 0.0), cpu_us
 
 
 def stop(proc):
@@ -105,15 +132,26 @@ def stop(proc):
             proc.kill()
 
 
-def compare(name, a, b, args, close=False, base=None):
+def compare(name, a, b, args, close=False, base=None, pids=None):
     """Measures URLs `a` (hotroute), `b` (nginx) and `base` (the baseline hotroute, if any) in alternation; returns
-    table rows."""
+    table rows. `pids` (same keys) names the processes whose CPU time per request is measured too."""
+    pids = pids or {}
     runs = {"a": [], "b": [], "base": []}
+    cpu = {"a": [], "b": [], "base": []}
     for _ in range(args.rounds):
-        runs["a"].append(wrk(a, args.duration, args.connections, close))
-        runs["b"].append(wrk(b, args.duration, args.connections, close))
+        for key, url in (("a", a), ("b", b), ("base", base)):
+            if url:
+                rps, us = wrk(url, args.duration, args.connections, close, pids.get(key))
+                runs[key].append(rps)
+                cpu[key].append(round(us, 1))
+    if pids:
+        ratios = [x / y for x, y in zip(runs["a"], runs["b"]) if y]
+        print(f"{name}: per-round hotroute/nginx {[round(r, 2) for r in ratios]}", file=sys.stderr)
         if base:
-            runs["base"].append(wrk(base, args.duration, args.connections, close))
+            ratios = [x / y for x, y in zip(runs["a"], runs["base"]) if y]
+            print(f"{name}: per-round hotroute/baseline {[round(r, 2) for r in ratios]}", file=sys.stderr)
+        print(f"{name}: CPU µs per request (median; rounds): " + ", ".join(
+            f"{k} {statistics.median(v):.1f} {v}" for k, v in cpu.items() if v), file=sys.stderr)
     ha, nb = statistics.median(runs["a"]), statistics.median(runs["b"])
     ratio = ha / nb if nb else float("nan")
     print(f"{name}: hotroute {ha:.0f} req/s, nginx {nb:.0f} req/s, ratio {ratio:.2f} (rounds {runs})", file=sys.stderr)
@@ -158,8 +196,11 @@ def main():
                 base_url += "/hello"
             for port in (up, np_port):
                 assert wait_port(port), f"nginx on {port} did not start"
+            pids = {"a": hp.pid, "b": procs[1].pid}
+            if args.baseline:
+                pids["base"] = hb.pid
             rows += compare("proxy to the same upstream (keep-alive)", hp_url + "/hello",
-                            f"http://127.0.0.1:{np_port}/hello", args, base=base_url)
+                            f"http://127.0.0.1:{np_port}/hello", args, base=base_url, pids=pids)
             if args.proxy_only:
                 return print_rows(rows)
 

@@ -245,6 +245,7 @@ impl Server {
             // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
             let trigger = io::Trigger::default();
             let permit = Arc::new(permit);
+            let local = Arc::new(crate::route::proxy::Local::default());
             let pipeline = service::Pipeline::new(
                 served.clone(),
                 stream.conn(),
@@ -252,6 +253,7 @@ impl Server {
                 peer,
                 activity.clone(),
                 permit.clone(),
+                local.clone(),
             );
             let builder = builder.clone();
             let tls = tls.clone();
@@ -265,7 +267,9 @@ impl Server {
                 let served = match tls {
                     None => {
                         let io = TokioIo::new(io::wrap(stream, trigger, activity.clone(), idle_timeout, write_timeout));
-                        io::Graceful::new(builder.serve_connection_with_upgrades(io, service), activity).await
+                        local
+                            .drive(io::Graceful::new(builder.serve_connection_with_upgrades(io, service), activity))
+                            .await
                     }
                     Some(tls) => {
                         // The handshake is bounded like a request head: a client that connects and says nothing,
@@ -276,7 +280,7 @@ impl Server {
                         let io = io::wrap(stream, trigger, activity.clone(), idle_timeout, write_timeout);
                         let Some(io) = tls.accept(io, peer, header_read_timeout).await else { return };
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                        io::Graceful::new(conn, activity).await
+                        local.drive(io::Graceful::new(conn, activity)).await
                     }
                 };
                 if let Err(e) = served {

@@ -80,6 +80,8 @@ struct ConnState {
     /// The connection's slot under `max_connections`: a WebSocket conversation holds it too, as it outlives hyper's
     /// connection.
     permit: Arc<OwnedSemaphorePermit>,
+    /// The connection's own upstream connection for the proxy, driven by the connection's task (see `serve`).
+    local: Arc<proxy::Local>,
 }
 
 impl Pipeline {
@@ -90,8 +92,9 @@ impl Pipeline {
         peer: SocketAddr,
         activity: Arc<Activity>,
         permit: Arc<OwnedSemaphorePermit>,
+        local: Arc<proxy::Local>,
     ) -> Self {
-        Pipeline(Arc::new(ConnState { served, conn, trigger, peer, activity, permit }))
+        Pipeline(Arc::new(ConnState { served, conn, trigger, peer, activity, permit, local }))
     }
 
     /// Answers `req`; an error (a route's fault) makes hyper drop the connection unanswered.
@@ -102,14 +105,14 @@ impl Pipeline {
         // One reference count per request; the future owns it, as hyper requires.
         let this = self.0.clone();
         async move {
-            let ConnState { served, conn, trigger, peer, activity, permit } = &*this;
+            let ConnState { served, conn, trigger, peer, activity, permit, local } = &*this;
             // In flight from here until hyper drops the response body (or this future, if the client goes away).
             let busy = activity.begin();
             let (live, options) = (&served.live, &served.options);
             let admin = admin::is_admin_path(req.uri().path()) && options.admin && live.router().server().admin;
             let mut probe = Probe::start(live.metrics(), live.journal(), options.access_log, conn, *peer, &req, admin);
             let mut upgrade = None;
-            let mut response = answer(served, *peer, req, admin, &mut probe, &mut upgrade).await;
+            let mut response = answer(served, *peer, req, admin, &mut probe, &mut upgrade, local).await;
             add_server_headers(&mut response, &live.router().server().headers);
             let log = probe.websocket();
             let mut response = trigger.check(probe.finish(response))?;
@@ -193,6 +196,7 @@ async fn answer(
     admin: bool,
     probe: &mut Probe<'_>,
     upgrade: &mut Option<OnUpgrade>,
+    local: &proxy::Local,
 ) -> Response<Body> {
     let (live, limits) = (&served.live, &served.options.limits);
     if let Some(mut refused) = check_head(&req, limits.max_uri, limits.max_headers) {
@@ -269,7 +273,13 @@ async fn answer(
         Some(incoming) => (proxy::streamed_body(incoming, limits.body_timeout), None),
         None => (proxy::full_body(body.clone()), Some(body)),
     };
-    Box::pin(proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some())).await
+    // The connection's own upstream connection serves a kept-alive HTTP/1.1 connection, one request at a time. A
+    // last request (`Connection: close`) goes to the pool, whose connection outlives this one for the next client;
+    // HTTP/2 carries requests side by side, which one upstream HTTP/1.1 connection cannot.
+    let keep_alive = parts.version == Version::HTTP_11
+        && !parts.headers.get_all(CONNECTION).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let local = Some(local).filter(|_| keep_alive);
+    Box::pin(proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some(), local)).await
 }
 
 /// The routing step, one for both stores: the OpenAPI checks, then the router's answer, recorded. A path with a

@@ -574,3 +574,128 @@ fn bad_proxy_settings_are_load_errors() {
         assert!(err.contains(want), "{toml}\nwanted {want:?} in:\n{err}");
     }
 }
+
+/// An upstream that answers each request with the port its connection came from (`x-from-port`) and counts its open
+/// connections; with `close`, it closes every connection after one answer. `/big`: 16 MiB of `x`.
+async fn port_upstream(close: bool) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    let counted = open.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            let open = counted.clone();
+            open.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| async move {
+                    let body: UpBody = if req.uri().path() == "/big" {
+                        BodyExt::boxed(Big { left: 16 << 20, chunk: Bytes::from(vec![b'x'; 64 * 1024]) })
+                    } else {
+                        Full::new(Bytes::from_static(b"ok")).map_err(|never| match never {}).boxed()
+                    };
+                    let mut res = Response::new(body);
+                    res.headers_mut().insert("x-from-port", peer.port().into());
+                    Ok::<_, Infallible>(res)
+                });
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder.keep_alive(!close);
+                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, open)
+}
+
+/// A kept-alive HTTP/1.1 client connection to hotroute, sending GETs one after the other.
+async fn client_connection(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// The upstream port that answered a GET of `path` on `client`'s connection.
+async fn from_port(client: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>) -> String {
+    client.ready().await.unwrap();
+    let req = Request::get("/who").header("host", "hotroute").body(http_body_util::Empty::new()).unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(20), client.send_request(req)).await.unwrap().unwrap();
+    assert_eq!(res.status(), 200);
+    let port = res.headers().get("x-from-port").map(|v| v.to_str().unwrap().to_owned());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"ok");
+    port.unwrap_or_else(|| panic!("no x-from-port: not the upstream's answer"))
+}
+
+/// Issue 14's throughput: a kept-alive client connection has its own upstream connection, driven in its own task
+/// (no hand-off to a pooled connection's task). Requests of two clients taking turns stay each on its own upstream
+/// connection (a pool would reuse the one idle connection for both), the upstream connection closes with its client
+/// connection (a pool would keep it idle for a minute), and an upstream that closes after each answer costs nothing
+/// but a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kept_alive_client_connection_has_its_own_upstream_connection_closed_with_it() {
+    use std::sync::atomic::Ordering;
+    let (up, open) = port_upstream(false).await;
+    let bin = Bin::start(&format!("[server]\nproxy = \"http://{up}\"\n"));
+    let (mut a, mut b) = (client_connection(bin.addr).await, client_connection(bin.addr).await);
+    let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        from_a.push(from_port(&mut a).await);
+        from_b.push(from_port(&mut b).await);
+    }
+    assert!(from_a.iter().all(|p| *p == from_a[0]), "client a's requests went on several connections: {from_a:?}");
+    assert!(from_b.iter().all(|p| *p == from_b[0]), "client b's requests went on several connections: {from_b:?}");
+    assert_ne!(from_a[0], from_b[0], "two clients shared one upstream connection");
+    assert_eq!(open.load(Ordering::SeqCst), 2);
+
+    // Client a goes away: so does its upstream connection; b's stays and still answers.
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open.load(Ordering::SeqCst) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} upstream connections open after a client left",
+            open.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(from_port(&mut b).await, from_b[0]);
+
+    // An upstream that closes after every answer: each request gets a new connection, and no request fails.
+    let (up, _) = port_upstream(true).await;
+    let bin = Bin::start(&format!("[server]\nproxy = \"http://{up}\"\n"));
+    let mut c = client_connection(bin.addr).await;
+    let mut ports = Vec::new();
+    for _ in 0..5 {
+        ports.push(from_port(&mut c).await);
+    }
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 5, "{ports:?}");
+}
+
+/// A pipelining client: its second request is read while the first answer is still streaming from the client's own
+/// upstream connection, which is then busy. The second request takes the pool, and the first answer arrives whole
+/// (replacing the busy connection with a new one would cut it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_request_does_not_cut_the_answer_still_streaming_before_it() {
+    let (up, _) = port_upstream(false).await;
+    let bin = Bin::start(&format!("[server]\nproxy = \"http://{up}\"\n"));
+    let mut s = TcpStream::connect(bin.addr).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /who HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing for a while: the first answer fills the socket buffers and stays in progress upstream.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_lowercase().contains(&format!("content-length: {}", 16 << 20)), "{head}");
+    let big = rest.bytes().take_while(|b| *b == b'x').count();
+    assert_eq!(big, 16 << 20, "the first answer was cut");
+    let second = &rest[big..];
+    assert!(second.starts_with("HTTP/1.1 200") && second.ends_with("ok"), "{}", &second[..second.len().min(300)]);
+}
