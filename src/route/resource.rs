@@ -12,6 +12,7 @@
 //! data in memory because the file holds what the server wrote (see [`Resource::adopt`]), so there is no loop, and a
 //! hand edit (anything else) replaces the data.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,7 +22,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::respond::{self, Body};
@@ -42,12 +42,14 @@ struct Stored {
     map: Map<String, Value>,
     json: Bytes,
     length: HeaderValue,
+    /// Its place in the list order (see [`Collection::order`]).
+    seq: u64,
 }
 
 impl Stored {
-    fn new(map: Map<String, Value>) -> Self {
+    fn new(map: Map<String, Value>, seq: u64) -> Self {
         let json = Bytes::from(serde_json::to_vec(&map).unwrap_or_default());
-        Stored { map, length: HeaderValue::from(json.len()), json }
+        Stored { map, length: HeaderValue::from(json.len()), json, seq }
     }
 
     /// Makes the JSON (and its length) again after a change of `map`.
@@ -72,10 +74,43 @@ impl Stored {
     }
 }
 
+/// An item's id as the collection keys it. Ids compare as text (`5` and `"5"` are one id, as in the path); a text
+/// that is a plain integer is kept as the integer, so that the usual ids are hashed and compared without reading a
+/// string on the heap (a lookup among many items is bound by memory, not by arithmetic).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Int(i64),
+    Text(Box<str>),
+}
+
+impl Key {
+    fn of(text: &str) -> Key {
+        // Only the integer's own spelling: `007`, `+7` and `-0` are other ids than `7` and `0`.
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits.len() == 1 || !digits.starts_with('0'))
+            && !(digits == "0" && text.starts_with('-'));
+        match text.parse::<i64>() {
+            Ok(n) if canonical => Key::Int(n),
+            _ => Key::Text(text.into()),
+        }
+    }
+}
+
 /// The items of one resource in one partition, by id, in insertion order.
+///
+/// Each item is held twice behind one `Arc`: by id (a `GET` is one hash lookup) and by its insertion sequence (the
+/// list order). Removing an item is then O(log n) and keeps the order of the others, where removing from an
+/// insertion-ordered map shifts every later item.
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
-    items: IndexMap<String, Stored>,
+    /// Items by id. The default hasher (SipHash, keyed per process): ids come from clients.
+    by_id: HashMap<Key, Arc<Stored>>,
+    /// Items with an id by insertion sequence: the list order.
+    order: BTreeMap<u64, Arc<Stored>>,
+    /// The sequence number of the next item.
+    next_seq: u64,
     /// Items without an id (only from the start data): listed, but not addressable.
     anonymous: Vec<Stored>,
     /// The largest integer id, for the next `POST`.
@@ -87,19 +122,46 @@ pub struct Collection {
 impl Collection {
     /// A collection holding `data` (already checked: objects, unique string or number ids).
     pub fn new(data: &[Map<String, Value>], id: &str) -> Self {
-        let mut c = Collection { items: IndexMap::with_capacity(data.len()), ..Collection::default() };
+        let mut c = Collection { by_id: HashMap::with_capacity(data.len()), ..Collection::default() };
         for item in data {
             match item.get(id) {
                 Some(value) => {
                     c.note_id(value);
                     if let Some(key) = id_key(value) {
-                        c.items.insert(key, Stored::new(item.clone()));
+                        c.insert(Key::of(&key), item.clone());
                     }
                 }
-                None => c.anonymous.push(Stored::new(item.clone())),
+                None => c.anonymous.push(Stored::new(item.clone(), 0)),
             }
         }
         c
+    }
+
+    /// Adds an item at the end of the list order, and answers it.
+    fn insert(&mut self, key: Key, map: Map<String, Value>) -> Arc<Stored> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.put(key, Stored::new(map, seq))
+    }
+
+    /// Puts `stored` under `key` and at its sequence place, replacing what was there.
+    fn put(&mut self, key: Key, stored: Stored) -> Arc<Stored> {
+        let stored = Arc::new(stored);
+        self.order.insert(stored.seq, Arc::clone(&stored));
+        self.by_id.insert(key, Arc::clone(&stored));
+        stored
+    }
+
+    fn get(&self, id: &str) -> Option<&Arc<Stored>> {
+        self.by_id.get(&Key::of(id))
+    }
+
+    /// Takes the item with `id` out of the collection, in O(log n).
+    fn remove(&mut self, id: &str) -> Option<(Key, Stored)> {
+        let (key, stored) = self.by_id.remove_entry(&Key::of(id))?;
+        self.order.remove(&stored.seq);
+        // Both references are gone now, so the item is moved out, not copied.
+        Some((key, Arc::try_unwrap(stored).unwrap_or_else(|shared| (*shared).clone())))
     }
 
     fn note_id(&mut self, value: &Value) {
@@ -112,11 +174,11 @@ impl Collection {
 
     /// How many items it holds.
     pub(crate) fn len(&self) -> usize {
-        self.items.len() + self.anonymous.len()
+        self.by_id.len() + self.anonymous.len()
     }
 
     fn all(&self) -> impl Iterator<Item = &Stored> {
-        self.anonymous.iter().chain(self.items.values())
+        self.anonymous.iter().chain(self.order.values().map(|s| &**s))
     }
 
     /// The items as the data file holds them: a JSON array.
@@ -348,7 +410,7 @@ impl Resource {
 
     fn get(&self, store: &Mutex<Collection>, id: &str, method: &Method) -> Response<Body> {
         // Made under the lock: a few reference-count increments, no allocation but the header map.
-        match lock(store).items.get(id) {
+        match lock(store).get(id) {
             Some(item) => item.answer(StatusCode::OK, method, None),
             None => self.not_found(id),
         }
@@ -376,7 +438,7 @@ impl Resource {
         }
         let (key, id_value) = match body.get(id_field) {
             Some(value) => match id_key(value) {
-                Some(key) if data.items.contains_key(&key) => {
+                Some(key) if data.by_id.contains_key(&Key::of(&key)) => {
                     let message = format!("an item with {id_field} `{key}` already exists in {}", self.config.path);
                     let help = format!(
                         "leave `{id_field}` out to get a new one, or PUT {}/{key} to replace it",
@@ -399,15 +461,16 @@ impl Resource {
                 (next.to_string(), Value::from(next))
             }
         };
+        let location = self.location(&key);
+        let key = Key::of(&key);
         data.note_id(&id_value);
         // The id first, then the fields as sent: moved to the front of the body's own map (a sent id is moved, not
         // repeated), so the item is not built and hashed a second time.
         let mut item = body;
         item.shift_insert(0, id_field.clone(), id_value);
-        let stored = Stored::new(item);
-        let response = stored.answer(StatusCode::CREATED, &Method::POST, self.location(&key));
-        data.items.insert(key, stored);
+        let stored = data.insert(key, item);
         drop(data);
+        let response = stored.answer(StatusCode::CREATED, &Method::POST, location);
         (response, true)
     }
 
@@ -434,9 +497,9 @@ impl Resource {
         };
         let id_field = &self.config.id;
         let mut data = lock(store);
-        let Some(stored) = data.items.get_mut(id) else { return (self.not_found(id), false) };
-        let item = &mut stored.map;
-        let current = item.get(id_field).cloned().unwrap_or(Value::Null);
+        if data.get(id).is_none() {
+            return (self.not_found(id), false);
+        }
         if let Some(sent) = body.get(id_field)
             && id_key(sent).as_deref() != Some(id)
             && !(patch && sent.is_null())
@@ -445,6 +508,10 @@ impl Resource {
             let help = format!("leave `{id_field}` out of the body, or send the same value");
             return (error(StatusCode::BAD_REQUEST, message, &help), false);
         }
+        // Taken out and put back at its own sequence place: the list order does not change.
+        let Some((key, mut stored)) = data.remove(id) else { return (self.not_found(id), false) };
+        let item = &mut stored.map;
+        let current = item.get(id_field).cloned().unwrap_or(Value::Null);
         if patch {
             let mut value = Value::Object(std::mem::take(item));
             merge_patch(&mut value, &Value::Object(body));
@@ -461,13 +528,14 @@ impl Resource {
         // The id stays what it was (a merge patch of `null` would have removed it).
         item.insert(id_field.clone(), current);
         stored.refresh();
-        let response = stored.answer(StatusCode::OK, req.view.method, None);
+        let stored = data.put(key, stored);
         drop(data);
+        let response = stored.answer(StatusCode::OK, req.view.method, None);
         (response, true)
     }
 
     fn delete(&self, store: &Mutex<Collection>, id: &str) -> (Response<Body>, bool) {
-        if lock(store).items.shift_remove(id).is_none() {
+        if lock(store).remove(id).is_none() {
             return (self.not_found(id), false);
         }
         let mut res = Response::new(Body::full(Bytes::new()));
@@ -769,6 +837,16 @@ mod tests {
         for (mut target, patch, want) in cases {
             merge_patch(&mut target, &patch);
             assert_eq!(target, want);
+        }
+    }
+
+    #[test]
+    fn keys_are_integers_only_in_their_own_spelling() {
+        assert_eq!(Key::of("7"), Key::Int(7));
+        assert_eq!(Key::of("-12"), Key::Int(-12));
+        assert_eq!(Key::of("0"), Key::Int(0));
+        for text in ["007", "+7", "-0", "", "-", "7.0", "1e3", "9223372036854775808", "a7"] {
+            assert_eq!(Key::of(text), Key::Text(text.into()), "{text}");
         }
     }
 
