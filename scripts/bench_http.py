@@ -543,21 +543,24 @@ def resource_report(servers, args):
     goals = {"GET /users/{id}": 0.8, "POST /users": 0.5, "scenario route": 0.9}
     lines = [f"wrk -t1 -c{args.connections} -d{args.duration}s (a Lua `request` per route), {args.rounds} "
              "alternating rounds, hotroute --threads 1; ratio = median over rounds of (route req/s / /hello req/s "
-             "on the same server in that round)", "",
-             "| build | route | req/s (median) | server CPU µs/req (median) | vs /hello | goal |",
-             "| --- | --- | ---: | ---: | ---: | --- |"]
+             "on the same server in that round); CPU ratio = the same with /hello's server CPU per request over the "
+             "route's (less sensitive to the machine's noise)", "",
+             "| build | route | req/s (median) | server CPU µs/req (median) | vs /hello | CPU ratio | goal |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for s in servers:
         hello = by[s.hello_name]
         ratios = [a["rps"] / b["rps"] for a, b in zip(s.runs, hello.runs) if b["rps"]]
         cpu = [r["cpu_us"] for r in s.runs if r["cpu_us"] is not None]
         ratio = statistics.median(ratios) if ratios else float("nan")
+        cpu_ratios = [b["cpu_us"] / a["cpu_us"] for a, b in zip(s.runs, hello.runs) if a["cpu_us"] and b["cpu_us"]]
+        cpu_ratio = f"{statistics.median(cpu_ratios):.2f}x" if cpu_ratios else "-"
         goal = goals.get(s.kind)
         verdict = "" if goal is None else f">= {goal}x, {'met' if ratio >= goal else 'MISSED'}"
         errors = sum(r["errors"] for r in s.runs)
         label = s.kind + (f" ({errors} non-2xx)" if errors else "")
         lines.append(f"| {s.name.split(' ')[0] if s.name.startswith('baseline') else 'this build'} | {label} | "
                      f"{statistics.median(r['rps'] for r in s.runs):,.0f} | "
-                     f"{fmt(statistics.median(cpu) if cpu else None)} | {ratio:.2f}x | {verdict} |")
+                     f"{fmt(statistics.median(cpu) if cpu else None)} | {ratio:.2f}x | {cpu_ratio} | {verdict} |")
     if any(s.name.startswith("baseline") for s in servers):
         lines += ["", "This build against the baseline, same route (median of per-round req/s ratios; CPU µs/req "
                   "difference of medians):"]
