@@ -91,6 +91,39 @@ fn resources(c: &mut Criterion) {
             black_box(router.respond(black_box(&view)).response)
         })
     });
+    // Ids in turn with a stride, as clients ask for many items: a fixed id keeps its item in the cache and hides
+    // what a lookup among 10,000 items costs.
+    let ids: Vec<Uri> =
+        (0..10_000u64).map(|i| format!("/users/{}", (i * 7_919) % 10_000 + 1).parse().unwrap()).collect();
+    let mut turn = 0usize;
+    group.bench_function("GET /users/{id}, 10k items, ids in turn", |b| {
+        b.iter(|| {
+            turn = (turn + 1) % ids.len();
+            let view = RequestView { method: &Method::GET, uri: &ids[turn], headers: &empty, body: &none, peer };
+            black_box(router.respond(black_box(&view)).response)
+        })
+    });
+    // Each DELETE takes the oldest item (the worst case of a list kept in insertion order); outside the timing the
+    // item is posted again with its id, so it goes last and the resource stays at 10,000 items.
+    let mut oldest: std::collections::VecDeque<u64> = (1..=10_000).collect();
+    group.bench_function("DELETE the oldest item, 10k items", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                let id = oldest.pop_front().unwrap();
+                let uri: Uri = format!("/users/{id}").parse().unwrap();
+                let start = std::time::Instant::now();
+                let view = RequestView { method: &Method::DELETE, uri: &uri, headers: &empty, body: &none, peer };
+                black_box(router.respond(black_box(&view)).response);
+                spent += start.elapsed();
+                let again = Bytes::from(format!(r#"{{"id":{id},"name":"user {id}","role":"user"}}"#));
+                let view = RequestView { method: &Method::POST, uri: &all, headers: &json, body: &again, peer };
+                assert_eq!(router.respond(&view).response.status(), 201);
+                oldest.push_back(id);
+            }
+            spent
+        })
+    });
     // Each POST adds an item: after each timed batch its items are deleted again, newest first (each delete is then
     // O(1)), outside the timing, so the resource stays at about 10,000 items and the heap is not churned by resets.
     let mut next_id = 10_001u64;

@@ -21,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT.parent / "shared" / "seed" / "go-http-request-journey.md"
-BIN = ROOT / "target" / "release" / "hotroute"
+# The build under test: CARGO_TARGET_DIR's when it is set (a worktree's own target dir), else the repository's.
+BIN = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release" / "hotroute"
 
 
 def free_port():
@@ -255,6 +256,71 @@ body = "fallback"
 """
 
 
+def write_resources(tmp):
+    """The route file of --resources: a static route, a 10,000-item resource (its data in a file) and a scenario
+    route, all on one server. Each route's Lua script is written beside it."""
+    items = ",\n".join(f'  {{"id": {i}, "name": "user {i}", "role": "{"admin" if i % 10 == 0 else "user"}"}}'
+                        for i in range(1, 10_001))
+    (tmp / "users.json").write_text(f"[\n{items}\n]\n")
+    # max_items: a POST run adds an item per request and the resource is reset before each one (see run_wrk).
+    (tmp / "resources.toml").write_text("""
+[[route]]
+path = "/hello"
+body = "Hello World"
+
+[[route]]
+path = "/todo"
+scenario = "todo"
+state = "started"
+body = "Hello World"
+
+[[resource]]
+path = "/users"
+data = "users.json"
+max_items = 10000000
+""")
+    # Every run drives wrk through a Lua `request` function, /hello too: a script costs wrk time (and wrk shares the
+    # machine with the server), so the ratios compare like with like.
+    lua = {
+        "hello": 'request = function() return wrk.format("GET", "/hello") end\n',
+        "todo": 'request = function() return wrk.format("GET", "/todo") end\n',
+        "get": 'math.randomseed(15)\n'
+               'request = function() return wrk.format("GET", "/users/" .. math.random(1, 10000)) end\n',
+        "post": 'local body = \'{"name":"Ada","role":"admin"}\'\n'
+                'local headers = { ["Content-Type"] = "application/json" }\n'
+                'request = function() return wrk.format("POST", "/users", headers, body) end\n',
+    }
+    for name, text in lua.items():
+        (tmp / f"{name}.lua").write_text(text)
+
+
+# (label, Lua script, whether the resource is reset to its start data before each run)
+RESOURCE_RUNS = [("/hello", "hello", False), ("GET /users/{id}", "get", False), ("POST /users", "post", True),
+                 ("scenario route", "todo", False)]
+
+
+def start_resource_servers(tmp, label, bin):
+    """One server (one build) with the --resources routes, and a Server entry per route, sharing its process."""
+    first = start_hotroute(f"{label} /hello", tmp / "resources.toml", "/hello", bin=bin)
+    base = first.url[: -len("/hello")]
+    out = []
+    for name, script, reset in RESOURCE_RUNS:
+        s = first if name == "/hello" else Server(f"{label} {name}", first.proc, base + "/hello")
+        s.lua, s.reset, s.base, s.kind = str(tmp / f"{script}.lua"), reset, base, name
+        s.hello_name = first.name
+        out.append(s)
+    return out
+
+
+def reset_resources(base):
+    """POST /__admin/reset: the resource back to its 10,000 start items (an admin write needs the header)."""
+    import urllib.request
+    req = urllib.request.Request(base + "/__admin/reset", method="POST", data=b"",
+                                 headers={"X-Hotroute": "1", "Host": "127.0.0.1"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
@@ -270,6 +336,9 @@ def main():
     ap.add_argument("--threads", default="1",
                     help="hotroute worker threads (default 1, like nginx's one worker; 'all' for one per core)")
     ap.add_argument("--markdown", help="also write the table to this file")
+    ap.add_argument("--resources", action="store_true",
+                    help="only issue 15's figures: /hello, GET /users/{id} and POST /users on a 10,000-item "
+                         "[[resource]], and a scenario route, on one server (and on --baseline-bin's build too)")
     args = ap.parse_args()
 
     global THREADS
@@ -282,6 +351,29 @@ def main():
     extras_ok = subprocess.run([str(BIN), "check", str(tmp / "extras.toml")], capture_output=True).returncode == 0
 
     servers, notes = [], []
+    if args.resources:
+        try:
+            write_resources(tmp)
+            servers += start_resource_servers(tmp, "this build", BIN)
+            if args.baseline_bin:
+                servers += start_resource_servers(tmp, "baseline", Path(args.baseline_bin))
+            for r in range(args.rounds):
+                for s in servers:
+                    if s.reset:
+                        reset_resources(s.base)
+                    res = run_wrk(s, args.duration, args.connections)
+                    s.runs.append(res)
+                    print(f"round {r + 1}: {s.name:34} {res['rps']:>10.0f} req/s  cpu {fmt(res['cpu_us'])} us/req"
+                          + (f"  NON-2XX {res['errors']}" if res["errors"] else ""), file=sys.stderr)
+        finally:
+            for s in servers:
+                s.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+        table = resource_report(servers, args)
+        print(table)
+        if args.markdown:
+            Path(args.markdown).write_text(table)
+        return
     try:
         static = start_hotroute("hotroute /hello", ROOT / "routes.toml", "/hello")
         notes.append(f"hotroute startup to `listening` (2 routes): {static.startup_ms:.1f} ms")
@@ -373,6 +465,8 @@ def run_wrk(s, seconds, connections):
     before = cpu_seconds(s.pids)
     # A header flag, not a Lua script: a script slows wrk itself, which shares the machine with the server.
     extra = ("-H", "Authorization: Bearer good") if getattr(s, "wrk_headers", False) else ()
+    if getattr(s, "lua", None):
+        extra = ("-s", s.lua)
     res = wrk(s.url, seconds, connections, extra)
     after = cpu_seconds(s.pids)
     res["cpu_us"] = (after - before) * 1e6 / res["requests"] if before is not None and after is not None and res["requests"] else None
@@ -439,6 +533,47 @@ def report(servers, args, notes):
         d = med(base, "cpu_us") - med(by["hotroute /hello, baseline build"], "cpu_us")
         lines.append(f"- this build vs the baseline build: {d:+.2f} µs of server CPU per request")
     lines += ["", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
+
+
+def resource_report(servers, args):
+    """--resources: each route's req/s as a ratio to /hello on the same server in the same round (the median of
+    those per-round ratios), and the server's CPU per request."""
+    by = {s.name: s for s in servers}
+    goals = {"GET /users/{id}": 0.8, "POST /users": 0.5, "scenario route": 0.9}
+    lines = [f"wrk -t1 -c{args.connections} -d{args.duration}s (a Lua `request` per route), {args.rounds} "
+             "alternating rounds, hotroute --threads 1; ratio = median over rounds of (route req/s / /hello req/s "
+             "on the same server in that round); CPU ratio = the same with /hello's server CPU per request over the "
+             "route's (less sensitive to the machine's noise)", "",
+             "| build | route | req/s (median) | server CPU µs/req (median) | vs /hello | CPU ratio | goal |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for s in servers:
+        hello = by[s.hello_name]
+        ratios = [a["rps"] / b["rps"] for a, b in zip(s.runs, hello.runs) if b["rps"]]
+        cpu = [r["cpu_us"] for r in s.runs if r["cpu_us"] is not None]
+        ratio = statistics.median(ratios) if ratios else float("nan")
+        cpu_ratios = [b["cpu_us"] / a["cpu_us"] for a, b in zip(s.runs, hello.runs) if a["cpu_us"] and b["cpu_us"]]
+        cpu_ratio = f"{statistics.median(cpu_ratios):.2f}x" if cpu_ratios else "-"
+        goal = goals.get(s.kind)
+        verdict = "" if goal is None else f">= {goal}x, {'met' if ratio >= goal else 'MISSED'}"
+        errors = sum(r["errors"] for r in s.runs)
+        label = s.kind + (f" ({errors} non-2xx)" if errors else "")
+        lines.append(f"| {s.name.split(' ')[0] if s.name.startswith('baseline') else 'this build'} | {label} | "
+                     f"{statistics.median(r['rps'] for r in s.runs):,.0f} | "
+                     f"{fmt(statistics.median(cpu) if cpu else None)} | {ratio:.2f}x | {cpu_ratio} | {verdict} |")
+    if any(s.name.startswith("baseline") for s in servers):
+        lines += ["", "This build against the baseline, same route (median of per-round req/s ratios; CPU µs/req "
+                  "difference of medians):"]
+        for s in servers:
+            if s.name.startswith("this build"):
+                b = by.get("baseline" + s.name[len("this build"):])
+                if b:
+                    rr = statistics.median(x["rps"] / y["rps"] for x, y in zip(s.runs, b.runs) if y["rps"])
+                    cs = [r["cpu_us"] for r in s.runs if r["cpu_us"]]
+                    cb = [r["cpu_us"] for r in b.runs if r["cpu_us"]]
+                    d = f", {statistics.median(cs) - statistics.median(cb):+.2f} µs CPU/req" if cs and cb else ""
+                    lines.append(f"- {s.kind}: {rr:.2f}x req/s{d}")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@
 //! data in memory because the file holds what the server wrote (see [`Resource::adopt`]), so there is no loop, and a
 //! hand edit (anything else) replaces the data.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,7 +22,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::respond::{self, Body};
@@ -36,23 +36,34 @@ const MAX_PER_PAGE: usize = 10_000;
 /// How long a persisted change waits for more before the file is written: a burst becomes one write.
 const COALESCE: Duration = Duration::from_millis(20);
 
-/// One item and its JSON, made when the item is written: a `GET` (the common case) sends the bytes as they are,
-/// with the `content-length` made then too (cloning it shares its bytes; making it per answer allocated).
+/// One item and its JSON, made when the item is written: a `GET` (the common case) sends the bytes as they are.
 #[derive(Debug, Clone)]
 struct Stored {
     map: Map<String, Value>,
-    json: Bytes,
-    length: HeaderValue,
+    json: Box<[u8]>,
+    /// Its place in the list order (see [`Collection::order`]).
+    seq: u64,
+}
+
+/// An item's JSON as a response body that holds the item. Among many items a lookup is bound by cache misses: a
+/// `Bytes` (or a stored `content-length` value) of the item's own is one more heap object whose reference count
+/// each answer writes, where this touches only the item just read.
+struct ItemJson(Arc<Stored>);
+
+impl AsRef<[u8]> for ItemJson {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.json
+    }
 }
 
 impl Stored {
-    fn new(map: Map<String, Value>) -> Self {
-        let json = Bytes::from(serde_json::to_vec(&map).unwrap_or_default());
-        Stored { map, length: HeaderValue::from(json.len()), json }
+    fn new(map: Map<String, Value>, seq: u64) -> Self {
+        let json = serde_json::to_vec(&map).unwrap_or_default().into_boxed_slice();
+        Stored { map, json, seq }
     }
 
     /// An item as the shared store holds it: its JSON, and (with `parse`, for filters and sorts) its fields.
-    fn from_json(json: Vec<u8>, parse: bool) -> Self {
+    fn from_json(json: Vec<u8>, parse: bool) -> Arc<Self> {
         let map = if parse {
             match serde_json::from_slice::<Value>(&json) {
                 Ok(Value::Object(map)) => map,
@@ -61,24 +72,24 @@ impl Stored {
         } else {
             Map::new()
         };
-        Stored { map, length: HeaderValue::from(json.len()), json: Bytes::from(json) }
+        Arc::new(Stored { map, json: json.into_boxed_slice(), seq: 0 })
     }
 
-    /// Makes the JSON (and its length) again after a change of `map`.
+    /// Makes the JSON again after a change of `map`.
     fn refresh(&mut self) {
-        self.json = Bytes::from(serde_json::to_vec(&self.map).unwrap_or_default());
-        self.length = HeaderValue::from(self.json.len());
+        self.json = serde_json::to_vec(&self.map).unwrap_or_default().into_boxed_slice();
     }
 
     /// The answer that sends this item: `200` to a `GET`, `201` to a `POST` (with its `Location`).
-    fn answer(&self, status: StatusCode, method: &Method, location: Option<HeaderValue>) -> Response<Body> {
+    fn answer(self: &Arc<Self>, status: StatusCode, method: &Method, location: Option<HeaderValue>) -> Response<Body> {
         let mut headers = HeaderMap::with_capacity(3);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CONTENT_LENGTH, self.length.clone());
+        // Made per answer: a small allocation from the thread's hot heap costs less than reading a stored one.
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(self.json.len()));
         if let Some(location) = location {
             headers.insert(LOCATION, location);
         }
-        let body = if method == Method::HEAD { Bytes::new() } else { self.json.clone() };
+        let body = if method == Method::HEAD { Bytes::new() } else { Bytes::from_owner(ItemJson(Arc::clone(self))) };
         let mut res = Response::new(Body::full(body));
         *res.status_mut() = status;
         *res.headers_mut() = headers;
@@ -86,10 +97,43 @@ impl Stored {
     }
 }
 
+/// An item's id as the collection keys it. Ids compare as text (`5` and `"5"` are one id, as in the path); a text
+/// that is a plain integer is kept as the integer, so that the usual ids are hashed and compared without reading a
+/// string on the heap (a lookup among many items is bound by memory, not by arithmetic).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Int(i64),
+    Text(Box<str>),
+}
+
+impl Key {
+    fn of(text: &str) -> Key {
+        // Only the integer's own spelling: `007`, `+7` and `-0` are other ids than `7` and `0`.
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits.len() == 1 || !digits.starts_with('0'))
+            && !(digits == "0" && text.starts_with('-'));
+        match text.parse::<i64>() {
+            Ok(n) if canonical => Key::Int(n),
+            _ => Key::Text(text.into()),
+        }
+    }
+}
+
 /// The items of one resource in one partition, by id, in insertion order.
+///
+/// Each item is held twice behind one `Arc`: by id (a `GET` is one hash lookup) and by its insertion sequence (the
+/// list order). Removing an item is then O(log n) and keeps the order of the others, where removing from an
+/// insertion-ordered map shifts every later item.
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
-    items: IndexMap<String, Stored>,
+    /// Items by id. The default hasher (SipHash, keyed per process): ids come from clients.
+    by_id: HashMap<Key, Arc<Stored>>,
+    /// Items with an id by insertion sequence: the list order.
+    order: BTreeMap<u64, Arc<Stored>>,
+    /// The sequence number of the next item.
+    next_seq: u64,
     /// Items without an id (only from the start data): listed, but not addressable.
     anonymous: Vec<Stored>,
     /// The largest integer id, for the next `POST`.
@@ -101,19 +145,46 @@ pub struct Collection {
 impl Collection {
     /// A collection holding `data` (already checked: objects, unique string or number ids).
     pub fn new(data: &[Map<String, Value>], id: &str) -> Self {
-        let mut c = Collection { items: IndexMap::with_capacity(data.len()), ..Collection::default() };
+        let mut c = Collection { by_id: HashMap::with_capacity(data.len()), ..Collection::default() };
         for item in data {
             match item.get(id) {
                 Some(value) => {
                     c.note_id(value);
                     if let Some(key) = id_key(value) {
-                        c.items.insert(key, Stored::new(item.clone()));
+                        c.insert(Key::of(&key), item.clone());
                     }
                 }
-                None => c.anonymous.push(Stored::new(item.clone())),
+                None => c.anonymous.push(Stored::new(item.clone(), 0)),
             }
         }
         c
+    }
+
+    /// Adds an item at the end of the list order, and answers it.
+    fn insert(&mut self, key: Key, map: Map<String, Value>) -> Arc<Stored> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.put(key, Stored::new(map, seq))
+    }
+
+    /// Puts `stored` under `key` and at its sequence place, replacing what was there.
+    fn put(&mut self, key: Key, stored: Stored) -> Arc<Stored> {
+        let stored = Arc::new(stored);
+        self.order.insert(stored.seq, Arc::clone(&stored));
+        self.by_id.insert(key, Arc::clone(&stored));
+        stored
+    }
+
+    fn get(&self, id: &str) -> Option<&Arc<Stored>> {
+        self.by_id.get(&Key::of(id))
+    }
+
+    /// Takes the item with `id` out of the collection, in O(log n).
+    fn remove(&mut self, id: &str) -> Option<(Key, Stored)> {
+        let (key, stored) = self.by_id.remove_entry(&Key::of(id))?;
+        self.order.remove(&stored.seq);
+        // Both references are gone now, so the item is moved out, not copied.
+        Some((key, Arc::try_unwrap(stored).unwrap_or_else(|shared| (*shared).clone())))
     }
 
     fn note_id(&mut self, value: &Value) {
@@ -126,11 +197,11 @@ impl Collection {
 
     /// How many items it holds.
     pub(crate) fn len(&self) -> usize {
-        self.items.len() + self.anonymous.len()
+        self.by_id.len() + self.anonymous.len()
     }
 
     fn all(&self) -> impl Iterator<Item = &Stored> {
-        self.anonymous.iter().chain(self.items.values())
+        self.anonymous.iter().chain(self.order.values().map(|s| &**s))
     }
 
     /// The items as the data file holds them: a JSON array.
@@ -230,7 +301,8 @@ impl Resource {
             let c = self.start_collection();
             let mut items = Vec::with_capacity(c.len());
             items.extend(c.anonymous.iter().map(|s| (None, s.json.to_vec())));
-            items.extend(c.items.iter().map(|(k, s)| (Some(k.clone()), s.json.to_vec())));
+            let id_field = &self.config.id;
+            items.extend(c.order.values().map(|s| (s.map.get(id_field).and_then(id_key), s.json.to_vec())));
             Arc::new(StartData { max_int: c.max_int, string_ids: c.string_ids, items })
         }))
     }
@@ -392,7 +464,7 @@ fn list_answer<'a>(query: &Query, all: impl Iterator<Item = &'a Stored>, view: &
 impl Resource {
     fn get(&self, store: &Mutex<Collection>, id: &str, method: &Method) -> Response<Body> {
         // Made under the lock: a few reference-count increments, no allocation but the header map.
-        match lock(store).items.get(id) {
+        match lock(store).get(id) {
             Some(item) => item.answer(StatusCode::OK, method, None),
             None => self.not_found(id),
         }
@@ -420,7 +492,7 @@ impl Resource {
         }
         let (key, id_value) = match body.get(id_field) {
             Some(value) => match id_key(value) {
-                Some(key) if data.items.contains_key(&key) => {
+                Some(key) if data.by_id.contains_key(&Key::of(&key)) => {
                     let message = format!("an item with {id_field} `{key}` already exists in {}", self.config.path);
                     let help = format!(
                         "leave `{id_field}` out to get a new one, or PUT {}/{key} to replace it",
@@ -443,15 +515,16 @@ impl Resource {
                 (next.to_string(), Value::from(next))
             }
         };
+        let location = self.location(&key);
+        let key = Key::of(&key);
         data.note_id(&id_value);
         // The id first, then the fields as sent: moved to the front of the body's own map (a sent id is moved, not
         // repeated), so the item is not built and hashed a second time.
         let mut item = body;
         item.shift_insert(0, id_field.clone(), id_value);
-        let stored = Stored::new(item);
-        let response = stored.answer(StatusCode::CREATED, &Method::POST, self.location(&key));
-        data.items.insert(key, stored);
+        let stored = data.insert(key, item);
         drop(data);
+        let response = stored.answer(StatusCode::CREATED, &Method::POST, location);
         (response, true)
     }
 
@@ -477,26 +550,25 @@ impl Resource {
             Err(response) => return (*response, false),
         };
         let mut data = lock(store);
-        let Some(stored) = data.items.get_mut(id) else { return (self.not_found(id), false) };
-        if let Err(response) = self.change(&mut stored.map, id, body, patch) {
+        if data.get(id).is_none() {
+            return (self.not_found(id), false);
+        }
+        if let Err(response) = self.check_id(&body, id, patch) {
             return (*response, false);
         }
+        // Taken out and put back at its own sequence place: the list order does not change.
+        let Some((key, mut stored)) = data.remove(id) else { return (self.not_found(id), false) };
+        self.change(&mut stored.map, body, patch);
         stored.refresh();
-        let response = stored.answer(StatusCode::OK, req.view.method, None);
+        let stored = data.put(key, stored);
         drop(data);
+        let response = stored.answer(StatusCode::OK, req.view.method, None);
         (response, true)
     }
 
-    /// Makes `item` what a `PUT` (or, with `patch`, a `PATCH`) of `body` to `/path/{id}` asks; its id stays.
-    fn change(
-        &self,
-        item: &mut Map<String, Value>,
-        id: &str,
-        body: Map<String, Value>,
-        patch: bool,
-    ) -> Result<(), Box<Response<Body>>> {
+    /// A `PUT` or `PATCH` body may name the item's id only as it is (or, in a patch, as `null`).
+    fn check_id(&self, body: &Map<String, Value>, id: &str, patch: bool) -> Result<(), Box<Response<Body>>> {
         let id_field = &self.config.id;
-        let current = item.get(id_field).cloned().unwrap_or(Value::Null);
         if let Some(sent) = body.get(id_field)
             && id_key(sent).as_deref() != Some(id)
             && !(patch && sent.is_null())
@@ -505,6 +577,14 @@ impl Resource {
             let help = format!("leave `{id_field}` out of the body, or send the same value");
             return Err(Box::new(error(StatusCode::BAD_REQUEST, message, &help)));
         }
+        Ok(())
+    }
+
+    /// Makes `item` what a `PUT` (or, with `patch`, a `PATCH`) of `body` asks (checked by [`Resource::check_id`]);
+    /// its id stays.
+    fn change(&self, item: &mut Map<String, Value>, body: Map<String, Value>, patch: bool) {
+        let id_field = &self.config.id;
+        let current = item.get(id_field).cloned().unwrap_or(Value::Null);
         if patch {
             let mut value = Value::Object(std::mem::take(item));
             merge_patch(&mut value, &Value::Object(body));
@@ -520,11 +600,10 @@ impl Resource {
         }
         // The id stays what it was (a merge patch of `null` would have removed it).
         item.insert(id_field.clone(), current);
-        Ok(())
     }
 
     fn delete(&self, store: &Mutex<Collection>, id: &str) -> (Response<Body>, bool) {
-        if lock(store).items.shift_remove(id).is_none() {
+        if lock(store).remove(id).is_none() {
             return (self.not_found(id), false);
         }
         let mut res = Response::new(Body::full(Bytes::new()));
@@ -599,10 +678,10 @@ impl Resource {
                 // Filters, sorts and pages are applied here, to every item fetched: one round trip, and work
                 // (and bytes from Redis) in proportion to the resource's size.
                 let parse = !query.filters.is_empty() || !query.sort.is_empty();
-                let items: Vec<Stored> = (store.list_items(&keys, &start).await?.into_iter())
+                let items: Vec<Arc<Stored>> = (store.list_items(&keys, &start).await?.into_iter())
                     .map(|json| Stored::from_json(json, parse))
                     .collect();
-                list_answer(&query, items.iter(), view)
+                list_answer(&query, items.iter().map(|s| &**s), view)
             }
             (Target::Collection, &Method::POST, _) => {
                 let body = match body_object(&RequestData::new(view), false) {
@@ -721,9 +800,10 @@ impl Resource {
                 Ok(Value::Object(map)) => map,
                 _ => Map::new(),
             };
-            if let Err(response) = self.change(&mut item, id, body.clone(), patch) {
+            if let Err(response) = self.check_id(&body, id, patch) {
                 return Ok(*response);
             }
+            self.change(&mut item, body.clone(), patch);
             let new = serde_json::to_vec(&item).unwrap_or_default();
             match store.replace_item(keys, id, &old, &new, start).await? {
                 Replaced::Done => return Ok(Stored::from_json(new, false).answer(StatusCode::OK, method, None)),
@@ -1009,6 +1089,16 @@ mod tests {
         for (mut target, patch, want) in cases {
             merge_patch(&mut target, &patch);
             assert_eq!(target, want);
+        }
+    }
+
+    #[test]
+    fn keys_are_integers_only_in_their_own_spelling() {
+        assert_eq!(Key::of("7"), Key::Int(7));
+        assert_eq!(Key::of("-12"), Key::Int(-12));
+        assert_eq!(Key::of("0"), Key::Int(0));
+        for text in ["007", "+7", "-0", "", "-", "7.0", "1e3", "9223372036854775808", "a7"] {
+            assert_eq!(Key::of(text), Key::Text(text.into()), "{text}");
         }
     }
 

@@ -453,3 +453,44 @@ fn lean_paths_keep_headers_ids_and_locations() {
     let back = c.get(bin.url("/tags/a%20b%2F%C3%BC")).send().unwrap();
     assert_eq!(json_of(back)["label"], "odd");
 }
+
+/// Items are kept by id and by insertion sequence (a `DELETE` is O(log n), not a shift of every later item): a
+/// delete, a replace and a patch keep the others' list order, a new item goes last, and ids still compare as text
+/// (`7` and `"7"` are one id, `007` another).
+#[test]
+fn deletes_and_replaces_keep_the_list_order_and_ids_compare_as_text() {
+    let bin = start(ROUTES, &[("users.json", USERS)], false);
+    let c = client();
+    let list = || json_of(c.get(bin.url("/users")).send().unwrap());
+    let owned = |v: &Value| names(v).into_iter().map(str::to_owned).collect::<Vec<_>>();
+
+    assert_eq!(c.delete(bin.url("/users/2")).send().unwrap().status(), 204);
+    assert_eq!(owned(&list()), ["Ada", "Linus", "Barbara"]);
+    assert_eq!(c.put(bin.url("/users/3")).json(&json!({"name": "Linus T"})).send().unwrap().status(), 200);
+    let patch = c.patch(bin.url("/users/1")).json(&json!({"name": "Ada L"})).send().unwrap();
+    assert_eq!(patch.status(), 200);
+    assert_eq!(owned(&list()), ["Ada L", "Linus T", "Barbara"], "a replace keeps the item's place");
+    let ken = post(&c, bin.url("/users"), json!({"name": "Ken"}));
+    assert_eq!(ken.headers()["location"], "/users/5");
+    assert_eq!(c.delete(bin.url("/users/1")).send().unwrap().status(), 204);
+    assert_eq!(owned(&list()), ["Linus T", "Barbara", "Ken"]);
+    assert_eq!(c.get(bin.url("/users/2")).send().unwrap().status(), 404);
+    assert_eq!(c.delete(bin.url("/users/2")).send().unwrap().status(), 404);
+    // A deleted id can be taken again, and goes last.
+    assert_eq!(post(&c, bin.url("/users"), json!({"id": 2, "name": "Grace"})).status(), 201);
+    assert_eq!(owned(&list()), ["Linus T", "Barbara", "Ken", "Grace"]);
+    let page = c.get(bin.url("/users?_page=2&_per_page=3")).send().unwrap();
+    assert_eq!(page.headers()["x-total-count"], "4");
+    assert_eq!(owned(&json_of(page)), ["Grace"]);
+
+    // Ids compare as their text: a number and the string of its digits are one id; leading zeros make another.
+    assert_eq!(post(&c, bin.url("/tags"), json!({"slug": 7, "label": "seven"})).status(), 201);
+    assert_eq!(post(&c, bin.url("/tags"), json!({"slug": "7"})).status(), 409);
+    assert_eq!(json_of(c.get(bin.url("/tags/7")).send().unwrap())["label"], "seven");
+    assert_eq!(c.get(bin.url("/tags/007")).send().unwrap().status(), 404);
+    assert_eq!(post(&c, bin.url("/tags"), json!({"slug": "007", "label": "bond"})).status(), 201);
+    assert_eq!(json_of(c.get(bin.url("/tags/007")).send().unwrap())["label"], "bond");
+    assert_eq!(json_of(c.get(bin.url("/tags/7")).send().unwrap())["label"], "seven");
+    assert_eq!(c.delete(bin.url("/tags/7")).send().unwrap().status(), 204);
+    assert_eq!(json_of(c.get(bin.url("/tags")).send().unwrap()).as_array().unwrap().len(), 2, "rust and 007");
+}
