@@ -188,6 +188,9 @@ pub(crate) struct Activity {
     linger: AtomicBool,
     /// The server is shutting down: finish what is in flight, then close (see [`Graceful`]).
     shutdown: AtomicBool,
+    /// When hyper's wait for the next HTTP/1 request head times out (`header_read_timeout`), in [`now_ms`]
+    /// milliseconds; `u64::MAX` when it is not waiting. Set through [`HeadTimer`], watched by [`Guarded`].
+    head_deadline: AtomicU64,
 }
 
 /// A monotonic clock in milliseconds: the clock of [`Activity`]'s atomics. Read a few times per request, and
@@ -228,6 +231,7 @@ impl Activity {
             waker: futures_util::task::AtomicWaker::new(),
             linger: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
+            head_deadline: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -470,9 +474,89 @@ impl<C: GracefulConnection> Future for Graceful<C> {
         // Registered here too (cheap: the same waker is not cloned again), so that the shutdown wakes a connection
         // that has not read yet, or whose waker a wake took.
         this.activity.register(cx);
-        this.conn.as_mut().poll(cx)
+        // hyper asks its timer for the header-read timeout while the connection is polled: this tells the timer
+        // whose connection it is (see [`HeadTimer`]).
+        CURRENT.set(Some(Arc::clone(&this.activity)));
+        let polled = this.conn.as_mut().poll(cx);
+        drop(CURRENT.take());
+        polled
     }
 }
+
+thread_local! {
+    /// The connection being polled on this thread (see [`Graceful`] and [`HeadTimer`]).
+    static CURRENT: std::cell::Cell<Option<Arc<Activity>>> = const { std::cell::Cell::new(None) };
+}
+
+/// The timer hyper's HTTP/1 side is given for `header_read_timeout`, without a timer per request.
+///
+/// hyper arms its header-read timeout each time it starts waiting for a request head, and drops it once the head
+/// is read: with tokio's timer, a timer entry made, registered and removed for every request (1,513 of the 9,691
+/// instructions of hyper's floor per request, BENCHMARKS.md, issue 20). Here the deadline is written on the
+/// connection's [`Activity`] instead, and the connection's own watchdog timer ([`Guarded`]), which is lazy and
+/// rarely moves, wakes the task when it passes; the sleep hyper polls then reads the clock and answers ready, and
+/// hyper closes the connection as before. Outside a connection's poll (never for the server's connections), it
+/// falls back to a tokio timer.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HeadTimer;
+
+impl hyper::rt::Timer for HeadTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(std::time::Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        let Some(activity) = CURRENT.take() else {
+            return Box::pin(TokioSleep(Box::pin(tokio::time::sleep_until(deadline.into()))));
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let at = now_ms().saturating_add(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+        activity.head_deadline.store(at, Ordering::SeqCst);
+        CURRENT.set(Some(Arc::clone(&activity)));
+        Box::pin(HeadSleep { activity, at })
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: std::time::Instant) {
+        *sleep = self.sleep_until(new_deadline);
+    }
+}
+
+/// hyper's header-read timeout on a connection's [`Activity`] (see [`HeadTimer`]).
+struct HeadSleep {
+    activity: Arc<Activity>,
+    at: u64,
+}
+
+impl Future for HeadSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        // No waker to register: the connection's watchdog wakes the task at the deadline (see `Guarded::check`).
+        if now_ms() >= self.at { Poll::Ready(()) } else { Poll::Pending }
+    }
+}
+
+impl hyper::rt::Sleep for HeadSleep {}
+
+impl Drop for HeadSleep {
+    fn drop(&mut self) {
+        // Only its own deadline: a newer sleep may have set another.
+        let _ = self.activity.head_deadline.compare_exchange(self.at, u64::MAX, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// A tokio sleep as hyper's `Sleep`, for [`HeadTimer`]'s fallback.
+struct TokioSleep(Pin<Box<Sleep>>);
+
+impl Future for TokioSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for TokioSleep {}
 
 /// Waits for a connection and a slot for it under `cap` (closing the longest-idle connection when the cap is
 /// reached). The slot is held by the returned permit: keep it for as long as the connection is served, with the
@@ -571,15 +655,18 @@ impl<S> Guarded<S> {
             let idle_at = idle_since.map(|since| since.saturating_add(self.idle_ms));
             let progress = a.oldest_progress();
             let write_at = progress.map(|p| p.saturating_add(self.write_ms));
-            let at = match (idle_at, write_at) {
-                (Some(i), Some(w)) => i.min(w),
-                (Some(t), None) | (None, Some(t)) => t,
-                (None, None) => return None,
-            };
+            // hyper's header-read timeout (see [`HeadTimer`]): this timer only wakes the task for it; hyper's
+            // sleep then answers ready and hyper closes the connection.
+            let head_at = Some(a.head_deadline.load(Ordering::SeqCst)).filter(|&h| h != u64::MAX);
+            let mut at = [idle_at, write_at, head_at].into_iter().flatten().min()?;
             if self.deadline_at.is_some_and(|armed| armed <= at) && !self.deadline.is_elapsed() {
                 return None;
             }
             let now = now_ms();
+            if head_at.is_some_and(|h| now >= h) {
+                // Due: hyper polls its sleep right after this read waits. Watch the other deadlines only.
+                at = [idle_at, write_at].into_iter().flatten().min()?;
+            }
             if let Some(since) = idle_since.filter(|_| idle_at.is_some_and(|i| now >= i)) {
                 let idle = now.saturating_sub(since);
                 let message = format!("no request for {idle} ms (idle_timeout): closing the connection");
@@ -594,7 +681,7 @@ impl<S> Guarded<S> {
                 return Some(io::Error::new(io::ErrorKind::TimedOut, message));
             }
             // `at` is still ahead: arm the timer for it (the clocks differ, so convert through "how long from now").
-            self.deadline.as_mut().reset(Instant::now() + Duration::from_millis(at - now));
+            self.deadline.as_mut().reset(Instant::now() + Duration::from_millis(at.saturating_sub(now)));
             self.deadline_at = Some(at);
             if self.deadline.as_mut().poll(cx).is_pending() {
                 return None;

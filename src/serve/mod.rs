@@ -199,7 +199,8 @@ impl Server {
         // hyper's header-read timeout does nothing without a timer: set one, or slow clients hold connections forever.
         let mut http1 = builder.http1();
         http1
-            .timer(TokioTimer::new())
+            // The header-read timeout rides on each connection's own watchdog (see `io::HeadTimer`).
+            .timer(io::HeadTimer)
             .header_read_timeout(limits.header_read_timeout)
             // The read buffer's size bounds the request head (hyper-util's builder has no max_header_size).
             .max_buf_size(limits.max_header_size.max(MIN_MAX_HEADER_SIZE));
