@@ -289,6 +289,91 @@ impl RecordedRequest {
     }
 }
 
+/// The request as [`Journal::share`] copies it into the shared journal: what `to_json_with(true, "")` gives, plus
+/// `"replica"` last, written straight into `out` (the shared journal writes one per request, so no `Value` tree, no
+/// map of headers, and no string per entry: the writer task reuses `out`). The admin API parses it back into the same
+/// JSON, keys in the same order (`preserve_order`), which `write_shared_json_is_to_json_with_the_replica` checks.
+fn write_shared_json(entry: &RecordedRequest, replica: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    use serde::ser::{SerializeMap, Serializer as _};
+    let mut ser = serde_json::Serializer::new(out);
+    let mut map = ser.serialize_map(None)?;
+    map.serialize_entry("id", &entry.id)?;
+    map.serialize_entry("time", &crate::util::time::rfc3339_millis(entry.time))?;
+    map.serialize_entry("method", entry.method.as_str())?;
+    map.serialize_entry("path", entry.path())?;
+    map.serialize_entry("query", &entry.query())?;
+    map.serialize_entry("headers", &HeadersJson(entry))?;
+    map.serialize_entry("body_size", &entry.body_size)?;
+    map.serialize_entry("body_truncated", &entry.body_truncated())?;
+    map.serialize_entry("status", &if entry.fault.is_some() { 0 } else { entry.status.as_u16() })?;
+    map.serialize_entry("fault", &entry.fault())?;
+    map.serialize_entry("matched", &entry.matched())?;
+    map.serialize_entry("route", &entry.route().map(RouteJson))?;
+    map.serialize_entry("proxied", &entry.proxied.as_deref())?;
+    if let Some(id) = &entry.isolate {
+        map.serialize_entry("isolate", id.as_ref())?;
+    }
+    map.serialize_entry("body", &entry.body_text())?;
+    if let Some(log) = &entry.websocket {
+        map.serialize_entry("websocket", &log.to_json())?;
+    }
+    if let Some(found) = &entry.openapi {
+        map.serialize_entry("openapi_violations", &**found)?;
+    }
+    map.serialize_entry("replica", replica)?;
+    map.end()
+}
+
+/// A recorded request's headers as the JSON object `to_json_with` makes: in the order received, repeated names
+/// joined with `, ` under their first place.
+struct HeadersJson<'a>(&'a RecordedRequest);
+
+impl serde::Serialize for HeadersJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let pairs: Vec<(&str, &[u8])> = self.0.header_pairs().collect();
+        let mut map = s.serialize_map(None)?;
+        for (i, &(name, value)) in pairs.iter().enumerate() {
+            // Names are few (hyper caps them), so a scan beats a map; a repeat was written with the first.
+            if pairs[..i].iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let value = String::from_utf8_lossy(value);
+            if pairs[i + 1..].iter().any(|(n, _)| *n == name) {
+                let mut joined = value.into_owned();
+                for (_, v) in pairs[i + 1..].iter().filter(|(n, _)| *n == name) {
+                    joined.push_str(", ");
+                    joined.push_str(&String::from_utf8_lossy(v));
+                }
+                map.serialize_entry(name, &joined)?;
+            } else {
+                map.serialize_entry(name, &value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// A route as the journal's JSON shows it: methods, path, location (no base folder cut).
+struct RouteJson<'a>(&'a RouteInfo);
+
+impl serde::Serialize for RouteJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let r = self.0;
+        let mut map = s.serialize_map(Some(3))?;
+        match &r.methods {
+            crate::config::Methods::Any => map.serialize_entry("methods", &["ANY"])?,
+            crate::config::Methods::List(list) => {
+                map.serialize_entry("methods", &list.iter().map(Method::as_str).collect::<Vec<_>>())?
+            }
+        }
+        map.serialize_entry("path", &r.path)?;
+        map.serialize_entry("location", &r.location)?;
+        map.end()
+    }
+}
+
 /// A header's value as the journal stores it: [`REDACTED`] for a name in `redact`.
 fn value<'a>(redact: &[HeaderName], name: &HeaderName, value: &'a HeaderValue) -> &'a [u8] {
     if redact.contains(name) { REDACTED.as_bytes() } else { value.as_bytes() }
@@ -408,6 +493,9 @@ const SHARED_QUEUE: usize = 10_000;
 
 /// The most requests written to a shared journal in one pipelined round trip.
 const SHARED_BATCH: usize = 256;
+
+/// The most bytes of JSON the shared journal's writer keeps allocated between batches (1 MiB).
+const SHARED_BUFFER_KEEP: usize = 1 << 20;
 
 /// What [`Journal::record`] kept of a request.
 #[derive(Debug, Default)]
@@ -540,18 +628,28 @@ impl Journal {
         drop(store);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(SHARED_BATCH);
+            // One buffer for a batch's JSON, kept from batch to batch: the entries are slices of it.
+            let (mut json, mut ends) = (Vec::<u8>::new(), Vec::with_capacity(SHARED_BATCH));
             while rx.recv_many(&mut batch, SHARED_BATCH).await > 0 {
                 let Some(store) = weak.upgrade() else { return };
-                // `base` empty: the replicas' files may live in different folders.
-                let entries = batch
-                    .drain(..)
-                    .map(|r| {
-                        let mut json = r.to_json_with(true, "");
-                        json["replica"] = replica.as_str().into();
-                        json.to_string()
-                    })
-                    .collect();
-                store.append_journal(entries, capacity).await;
+                json.clear();
+                ends.clear();
+                for r in batch.drain(..) {
+                    // Writing to a `Vec` fails only on a map key that is not a string, which these are not.
+                    if write_shared_json(&r, &replica, &mut json).is_ok() {
+                        ends.push(json.len());
+                    } else {
+                        json.truncate(ends.last().copied().unwrap_or(0));
+                        store.journal_drop(1);
+                    }
+                }
+                let starts = std::iter::once(0).chain(ends.iter().copied());
+                let entries: Vec<&[u8]> = starts.zip(&ends).map(|(start, &end)| &json[start..end]).collect();
+                store.append_journal(&entries, capacity).await;
+                // A rare huge batch (large bodies) does not keep its buffer for good.
+                if json.capacity() > SHARED_BUFFER_KEEP {
+                    json = Vec::new();
+                }
             }
         });
     }
@@ -692,6 +790,43 @@ mod tests {
         };
         let answer = router.respond(&req);
         journal.record(router, &req, &answer);
+    }
+
+    #[test]
+    fn write_shared_json_is_to_json_with_the_replica() {
+        let journal = Journal::default();
+        let router = router("[[route]]\npath = \"/a\"\nmethod = [\"GET\", \"POST\"]\n");
+        let mut headers = HeaderMap::new();
+        headers.append("x-one", HeaderValue::from_static("1"));
+        headers.append("accept", HeaderValue::from_static("text/html"));
+        headers.append("x-one", HeaderValue::from_static("2 \"quoted\""));
+        headers.append("authorization", HeaderValue::from_static("Bearer secret"));
+        headers.append("x-bin", HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        for (method, target, body) in [
+            (Method::POST, "/a?q=1&r=%20", bytes::Bytes::from_static(b"{\"k\": \"\xff\\n\"}")),
+            (Method::GET, "/nowhere", bytes::Bytes::new()),
+        ] {
+            let uri = target.parse().unwrap();
+            let req = RequestView {
+                method: &method,
+                uri: &uri,
+                headers: &headers,
+                body: &body,
+                peer: ([127, 0, 0, 1], 1).into(),
+            };
+            journal.record(&router, &req, &router.respond(&req));
+        }
+        for entry in journal.requests() {
+            let mut expected = entry.to_json_with(true, "");
+            expected["replica"] = "r1".into();
+            let mut out = b"left over".to_vec();
+            out.clear();
+            write_shared_json(&entry, "r1", &mut out).unwrap();
+            // Same keys in the same order, same values: what the admin API shows after parsing it back.
+            let parsed: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(parsed.to_string(), expected.to_string());
+            assert_eq!(String::from_utf8(out).unwrap(), expected.to_string());
+        }
     }
 
     #[test]

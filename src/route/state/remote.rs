@@ -334,11 +334,14 @@ impl RemoteState {
 
     /// Appends `entries` (requests as JSON) to the shared journal, the capped stream `PREFIX:journal`
     /// (`XADD MAXLEN ~ capacity`), in one pipelined round trip; counts them as dropped if that fails.
-    pub async fn append_journal(&self, entries: Vec<String>, capacity: usize) {
+    pub async fn append_journal(&self, entries: &[&[u8]], capacity: usize) {
+        if entries.is_empty() {
+            return;
+        }
         let (key, n) = (self.journal_key(), entries.len() as u64);
         let capacity = capacity.max(1);
         let mut pipe = redis::pipe();
-        for entry in entries {
+        for &entry in entries {
             pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(capacity).arg("*").arg("r").arg(entry).ignore();
         }
         let mut conn = self.conn.clone();
