@@ -9,13 +9,32 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    // Written digit by digit: it is made for every journal entry and access-log line, and `format!` with padded
+    // fields cost about 3,000 instructions (BENCHMARKS.md, issue 19).
+    let mut out = String::with_capacity(24);
+    // A SystemTime read from the clock is after the epoch and before the year 10000.
+    push_digits(&mut out, y.clamp(0, 9999) as u64, 4);
+    for (sep, value, width) in [
+        ('-', u64::from(m), 2),
+        ('-', u64::from(d), 2),
+        ('T', rem / 3600, 2),
+        (':', rem % 3600 / 60, 2),
+        (':', rem % 60, 2),
+        ('.', u64::from(since.subsec_millis()), 3),
+    ] {
+        out.push(sep);
+        push_digits(&mut out, value, width);
+    }
+    out.push('Z');
+    out
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits (its last `width` digits if it has more).
+fn push_digits(out: &mut String, value: u64, width: u32) {
+    for i in (0..width).rev() {
+        let digit = (value / 10u64.pow(i)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar (Howard Hinnant's algorithm).

@@ -16,6 +16,19 @@ mod resources;
 
 pub use resources::{Created, NewId, Replaced, ResourceKeys, StartData};
 
+/// Appends journal entries to the shared stream, one `XADD` each, capped near ARGV[1] entries: a batch is one
+/// command with one reply. As a pipeline of `XADD`s it cost the client a reply to parse per entry (about 2,500
+/// instructions each, BENCHMARKS.md, issue 19).
+///
+/// KEYS[1] the stream; ARGV[1] the cap; ARGV[2..] the entries' JSON.
+const JOURNAL_APPEND: &str = r"
+local cap = ARGV[1]
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', cap, '*', 'r', ARGV[i])
+end
+return #ARGV - 1
+";
+
 /// Moves a route's counter and, when the route has a `next_state`, its scenario, in one round trip and atomically:
 /// `INCR` gives each request its own position (two replicas never hand out the same item), and the scenario moves
 /// only if it is still in the state the request matched in (compare-and-set), so a move made meanwhile by another
@@ -76,6 +89,8 @@ pub struct RemoteState {
     url: String,
     timeout: Duration,
     count_and_move: redis::Script,
+    /// Appends a batch of journal entries in one command (see [`JOURNAL_APPEND`]).
+    journal_append: redis::Script,
     resource_scripts: resources::ResourceScripts,
     /// Whether the last call failed: the outage is logged when this turns on, and again when it turns off.
     down: AtomicBool,
@@ -117,6 +132,7 @@ impl RemoteState {
             url,
             timeout: config.timeout,
             count_and_move: redis::Script::new(COUNT_AND_MOVE),
+            journal_append: redis::Script::new(JOURNAL_APPEND),
             resource_scripts: resources::ResourceScripts::default(),
             down: AtomicBool::new(false),
             journal_dropped: AtomicU64::new(0),
@@ -340,13 +356,14 @@ impl RemoteState {
         }
         let (key, n) = (self.journal_key(), entries.len() as u64);
         let capacity = capacity.max(1);
-        let mut pipe = redis::pipe();
+        let mut invocation = self.journal_append.key(&key);
+        invocation.arg(capacity);
         for &entry in entries {
-            pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(capacity).arg("*").arg("r").arg(entry).ignore();
+            invocation.arg(entry);
         }
         let mut conn = self.conn.clone();
-        if self.run("writing the journal (XADD)", async move { pipe.query_async::<()>(&mut conn).await }).await.is_err()
-        {
+        let append = async move { invocation.invoke_async::<()>(&mut conn).await };
+        if self.run("writing the journal (XADD)", append).await.is_err() {
             self.journal_dropped.fetch_add(n, Ordering::Relaxed);
         }
     }
