@@ -1,4 +1,4 @@
-# Summarizes scripts/bench_rounds.sh or bench_h2_rounds.sh output: per label, req/s, the per-round ratio to a reference
+# Summarizes scripts/bench_rounds.sh output: per label, req/s, the per-round ratio to a reference
 # label (default nginx) and its median, and server CPU per request.
 import collections,statistics,sys
 rows=[l.split() for l in open(sys.argv[1]) if len(l.split())==4]

@@ -286,9 +286,7 @@ impl Activity {
 
     fn wake(&self) {
         // Taken by the wake: the woken task registers again on its next read that waits (and in `Graceful`).
-        {
-            self.waker.wake();
-        }
+        self.waker.wake();
     }
 
     fn register(&self, cx: &Context<'_>) {
@@ -507,7 +505,7 @@ impl hyper::rt::Timer for HeadTimer {
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         let Some(activity) = CURRENT.take() else {
-            return Box::pin(TokioSleep(Box::pin(tokio::time::sleep_until(deadline.into()))));
+            return hyper_util::rt::TokioTimer::new().sleep_until(deadline);
         };
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let at = now_ms().saturating_add(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
@@ -532,6 +530,8 @@ impl Future for HeadSleep {
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
         // No waker to register: the connection's watchdog wakes the task at the deadline (see `Guarded::check`).
+        // The coarse clock may read a few ms short when that timer fires: the watchdog then arms it again for the
+        // rest, so the sleep ends at most a clock tick late.
         if now_ms() >= self.at { Poll::Ready(()) } else { Poll::Pending }
     }
 }
@@ -544,19 +544,6 @@ impl Drop for HeadSleep {
         let _ = self.activity.head_deadline.compare_exchange(self.at, u64::MAX, Ordering::SeqCst, Ordering::SeqCst);
     }
 }
-
-/// A tokio sleep as hyper's `Sleep`, for [`HeadTimer`]'s fallback.
-struct TokioSleep(Pin<Box<Sleep>>);
-
-impl Future for TokioSleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-impl hyper::rt::Sleep for TokioSleep {}
 
 /// Waits for a connection and a slot for it under `cap` (closing the longest-idle connection when the cap is
 /// reached). The slot is held by the returned permit: keep it for as long as the connection is served, with the
