@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir="${CARGO_TARGET_DIR:-target}"
 cargo build --quiet --profile release --bin hotroute --example sse_bench
-bin="${HOTROUTE_BIN:-$target_dir/release/hotroute}"
+bin="$(realpath "${HOTROUTE_BIN:-$target_dir/release/hotroute}")"
 pin=()
 client=()
 if [ "${PIN:-0}" = 1 ]; then
