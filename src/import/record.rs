@@ -401,7 +401,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok()),
+            .map(str::trim)
+            // `keep-alive` (removed above) and `close` (no header's name) are the usual values: not parsed.
+            .filter(|name| {
+                !name.eq_ignore_ascii_case("close") && !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            })
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
     );
     for name in found {
         headers.remove(name);
