@@ -236,7 +236,7 @@ pub async fn forward(
     *request.headers_mut() = headers;
     let upstream = to.upstream.clone();
     let local = local.filter(|_| config.scheme == Scheme::HTTP);
-    let answer = tokio::time::timeout(config.timeout, send(&upstream, local, request)).await;
+    let answer = send(&upstream, local, request, config.timeout).await;
     let response = match answer {
         Err(_) => {
             let text = format!(
@@ -274,24 +274,36 @@ pub async fn forward(
     Response::from_parts(head, body)
 }
 
-/// Sends `request` on `local`'s connection when there is one (made on first use), else on the pooled client.
-async fn send(
-    upstream: &Upstream,
-    local: Option<&Local>,
-    mut request: Request<UpstreamBody>,
-) -> Result<Response<hyper::body::Incoming>, BoxError> {
+/// What [`send`] gives: the answer's head, a failure, or `Err(TimedOut)` when the head took longer than the timeout.
+type Sent = Result<Result<Response<hyper::body::Incoming>, BoxError>, TimedOut>;
+
+/// The upstream's answer did not come within the proxy's timeout.
+struct TimedOut;
+
+/// Sends `request` on `local`'s connection when there is one (made on first use), else on the pooled client; the
+/// whole (connecting included) bounded by `limit`.
+async fn send(upstream: &Upstream, local: Option<&Local>, mut request: Request<UpstreamBody>, limit: Duration) -> Sent {
+    let deadline = tokio::time::Instant::now() + limit;
     let authority = &upstream.config.authority;
     let (local, taken) = match local.map(|local| (local, local.take_sender(authority))) {
         Some((local, Ok(taken))) => (local, taken),
-        _ => return Ok(upstream.client.request(request).await?),
+        _ => return pooled(upstream, request, deadline).await,
     };
     let mut sender = match taken {
         Some(sender) => sender,
         None => {
-            let stream = connect(authority).await?;
-            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
-            local.install(authority.clone(), conn);
-            sender
+            let made = tokio::time::timeout_at(deadline, async {
+                let stream = connect(authority).await?;
+                Ok::<_, BoxError>(http1::handshake(TokioIo::new(stream)).await?)
+            });
+            match made.await {
+                Err(_) => return Err(TimedOut),
+                Ok(Err(e)) => return Ok(Err(e)),
+                Ok(Ok((sender, conn))) => {
+                    local.install(authority.clone(), conn);
+                    sender
+                }
+            }
         }
     };
     // Origin form (`/path?query`), as the pooled client sends over HTTP/1.1: the target's bytes are shared.
@@ -300,13 +312,19 @@ async fn send(
     }
     let sent = sender.try_send_request(request);
     local.put_back(sender);
-    // Until the answer's head is here, a failure or a timeout (this future dropped) leaves the connection in an
-    // unknown state: it is closed then, and the next request makes a new one.
+    // Until the answer's head is here, a failure or a timeout leaves the connection in an unknown state: it is closed
+    // then, and the next request makes a new one.
     let guard = Abandon(local);
-    match sent.await {
+    // The wait is bounded by the connection's own timer (see `Local::poll_deadline`), not a timer of its own.
+    let mut sent = std::pin::pin!(sent);
+    let answer = std::future::poll_fn(|cx| match sent.as_mut().poll(cx) {
+        Poll::Ready(answer) => Poll::Ready(Ok(answer)),
+        Poll::Pending => local.poll_deadline(deadline, cx).map(|()| Err(TimedOut)),
+    });
+    match answer.await? {
         Ok(response) => {
             std::mem::forget(guard);
-            Ok(response)
+            Ok(Ok(response))
         }
         Err(mut e) => match e.take_message() {
             // Never written (the upstream had closed the kept-alive connection): safe to send again, on the pool.
@@ -316,12 +334,23 @@ async fn send(
                     let mut parts = http::uri::Parts::default();
                     (parts.scheme, parts.authority, parts.path_and_query) =
                         (Some(upstream.config.scheme.clone()), Some(authority.clone()), Some(target));
-                    *request.uri_mut() = Uri::from_parts(parts)?;
+                    match Uri::from_parts(parts) {
+                        Ok(uri) => *request.uri_mut() = uri,
+                        Err(e) => return Ok(Err(e.into())),
+                    }
                 }
-                Ok(upstream.client.request(request).await?)
+                pooled(upstream, request, deadline).await
             }
-            None => Err(e.into_error().into()),
+            None => Ok(Err(e.into_error().into())),
         },
+    }
+}
+
+/// Sends `request` on the pooled client, bounded by `deadline`.
+async fn pooled(upstream: &Upstream, request: Request<UpstreamBody>, deadline: tokio::time::Instant) -> Sent {
+    match tokio::time::timeout_at(deadline, upstream.client.request(request)).await {
+        Ok(answer) => Ok(answer.map_err(Into::into)),
+        Err(_) => Err(TimedOut),
     }
 }
 
@@ -356,6 +385,9 @@ pub struct Local {
     slot: Mutex<Slot>,
     /// Whether `slot` holds a connection: a client connection that never proxies polls no lock at all.
     open: AtomicBool,
+    /// The timer of the proxy's `timeout` for this connection's requests, made once and moved only when it fires
+    /// (see [`Local::poll_deadline`]).
+    timer: Mutex<Option<Pin<Box<tokio::time::Sleep>>>>,
 }
 
 #[derive(Default)]
@@ -434,6 +466,32 @@ impl Local {
 /// first; else compared as text (case-insensitively, as `Authority`'s `==` does).
 fn same_authority(a: &Authority, b: &Authority) -> bool {
     std::ptr::eq(a.as_str(), b.as_str()) || a == b
+}
+
+impl Local {
+    /// Ready once `deadline` has passed; else registers the task to be woken by then. One timer per connection
+    /// serves every request: a request only reads the clock, and the timer, set for an earlier request's deadline,
+    /// is moved to this one's when it fires before it. Requests on one connection come one after another and their
+    /// deadlines grow, so the timer moves about once per timeout instead of being registered and removed per request
+    /// (about 1,100 instructions of each proxied request; BENCHMARKS.md, issue 14).
+    fn poll_deadline(&self, deadline: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let mut timer = self.timer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        // Set for a later deadline (a request with a longer timeout before this one): it would wake too late.
+        if sleep.deadline() > deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Poll::Ready(());
+        }
+        // It fired for an earlier request's deadline: moved to this one, and polled to be woken by then (ready only
+        // once this deadline has passed too).
+        sleep.as_mut().reset(deadline);
+        sleep.as_mut().poll(cx)
+    }
 }
 
 /// Drops the connection of a request whose answer never came (see [`send`]).

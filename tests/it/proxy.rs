@@ -338,6 +338,49 @@ proxy = {{ url = "http://{up}", preserve_host = true }}
     assert_eq!(echo["headers"]["host"], "front.example");
 }
 
+/// The kept-alive path (no `Connection` header: the client connection's own upstream connection, and no hop-by-hop
+/// header to strip) sets the forwarding headers as the other path does: `X-Forwarded-For` made or appended (an IPv6
+/// peer written as such), `-Proto` and `-Host` kept when the client sent them, `Host` replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_alive_requests_from_an_ipv6_peer_get_the_forwarding_headers() {
+    let up = upstream(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), format!("[server]\nproxy = \"http://{up}\"\n")).unwrap();
+    let bin = Bin::command()
+        .in_dir(dir)
+        .args(["routes.toml", "--listen", "[::1]:0", "--no-watch", "--log-level", "warn"])
+        .start();
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/echo", bin.addr);
+    let echo = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 200);
+        let echo: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        echo["headers"].as_object().unwrap().clone()
+    };
+    let sent = echo(client.get(&url).send().await.unwrap()).await;
+    assert_eq!(sent["x-forwarded-for"], "::1", "{sent:?}");
+    assert_eq!(sent["x-forwarded-proto"], "http");
+    assert_eq!(sent["x-forwarded-host"], bin.addr.to_string());
+    assert_eq!(sent["host"], up.to_string());
+    assert!(sent["via"].as_str().unwrap().starts_with("1.1 hotroute-"), "{sent:?}");
+    // The same client connection again, with forwarding headers of an earlier proxy.
+    let res = client
+        .get(&url)
+        .header("x-forwarded-for", "192.0.2.7, 10.20.30.40")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "front.example")
+        .header("x-kept", "yes")
+        .send()
+        .await
+        .unwrap();
+    let sent = echo(res).await;
+    assert_eq!(sent["x-forwarded-for"], "192.0.2.7, 10.20.30.40, ::1");
+    assert_eq!(sent["x-forwarded-proto"], "https");
+    assert_eq!(sent["x-forwarded-host"], "front.example");
+    assert_eq!(sent["x-kept"], "yes");
+    assert!(!sent.contains_key("connection") && !sent.contains_key("keep-alive"), "{sent:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_answers_502_504_508_and_a_stalled_body_ends() {
     let up = upstream(None).await;
