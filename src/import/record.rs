@@ -417,17 +417,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether `name` is one of [`HOP_BY_HOP`] or a `Proxy-*` header.
+/// Whether `name` is one of [`HOP_BY_HOP`] or a `Proxy-*` header: by length first, so that most names are told
+/// apart by one comparison (names in a `HeaderMap` are lower case).
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    use http::header::{CONNECTION, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-    // The standard names compare as `http`'s own codes (no text); the others by their bytes.
-    for standard in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, PROXY_AUTHENTICATE] {
-        if *name == standard {
-            return true;
-        }
-    }
     let name = name.as_str();
-    name == "keep-alive" || name.starts_with("proxy-")
+    let listed = match name.len() {
+        2 => name == "te",
+        7 => name == "trailer" || name == "upgrade",
+        10 => name == "connection" || name == "keep-alive",
+        17 => name == "transfer-encoding",
+        _ => false,
+    };
+    listed || name.starts_with("proxy-")
 }
 
 /// A TOML string literal.

@@ -264,7 +264,7 @@ pub async fn forward(
     // The timeout bounds each wait for the upstream's next bytes too, not only the head.
     let body = Idle::new(body, config.timeout, "the upstream");
     let body = match recording {
-        None => Body::stream(body.map_err(std::io::Error::other).boxed()),
+        None => Body::stream(body.boxed()),
         Some((recorder, mut exchange)) => {
             (exchange.status, exchange.headers) = (head.status, head.headers.clone());
             let tee = Tee { inner: body, kept: Vec::new(), over: false, exchange: Some(exchange), recorder };
@@ -626,7 +626,7 @@ pub fn full_body(bytes: Bytes) -> UpstreamBody {
 
 /// The client's body, streamed upstream; a client that sends nothing of it for `idle` (`body_timeout`) ends it.
 pub fn streamed_body(body: hyper::body::Incoming, idle: Duration) -> UpstreamBody {
-    Idle::new(body, idle, "the client").boxed()
+    Idle::new(body, idle, "the client").map_err(BoxError::from).boxed()
 }
 
 /// The system's root certificates, read once (a file read: at the first router build, not per request).
@@ -772,7 +772,7 @@ impl hyper::body::Body for Tee {
             std::task::Poll::Ready(None) => this.finish(),
             _ => {}
         }
-        polled.map(|frame| frame.map(|f| f.map_err(std::io::Error::other)))
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -845,18 +845,20 @@ where
     B::Error: Into<BoxError>,
 {
     type Data = Bytes;
-    type Error = BoxError;
+    // `io::Error`, the error of a response body (`Body::stream`): an upstream's answer then needs no wrapper of its
+    // own to convert it on every frame.
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
         use std::task::Poll;
         let this = self.get_mut();
         match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.waiting = false;
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+                Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)))
             }
             Poll::Pending => {
                 // The wait starts with the read that found nothing ready (this poll): the clock is read only then.
@@ -872,7 +874,7 @@ where
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         let why = format!("{} sent nothing for {:?} in the middle of a body", this.what, this.limit);
-                        Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why).into())))
+                        Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why))))
                     }
                     Poll::Pending => Poll::Pending,
                 }
