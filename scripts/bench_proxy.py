@@ -11,10 +11,12 @@ Each server gets one worker (hotroute `--threads 1`, nginx `worker_processes 1`)
 (A B A B ...) so that a noisy neighbour slows both alike, and the table gives the median of the rounds and the ratio.
 
     scripts/bench_proxy.py [--bin target/release/hotroute] [--rounds 3] [--duration 5] [--connections 32]
-                           [--baseline OLD_BIN] [--proxy-only]
+                           [--baseline OLD_BIN] [--floor FLOOR_BIN] [--proxy-only]
 
 `--baseline` measures a second hotroute binary (e.g. one built from `main`) in the same alternation for the proxy row,
-so that a change is compared with what it replaces in the same run; `--proxy-only` skips the HTTPS rows.
+so that a change is compared with what it replaces in the same run; `--floor` measures the proxy floor
+(`cargo build --profile release --example proxy_floor`: the least a hyper 1 proxy does) in the same alternation too,
+so that the run says how far hyper itself is from nginx; `--proxy-only` skips the HTTPS rows.
 
 Each server's CPU time per request (user + system, from /proc/PID/stat around each wrk run; nginx: its worker) is
 printed with the requests per second: it moves far less than throughput when the machine is shared.
@@ -132,14 +134,15 @@ def stop(proc):
             proc.kill()
 
 
-def compare(name, a, b, args, close=False, base=None, pids=None):
+def compare(name, a, b, args, close=False, base=None, pids=None, floor=None):
     """Measures URLs `a` (hotroute), `b` (nginx) and `base` (the baseline hotroute, if any) in alternation; returns
-    table rows. `pids` (same keys) names the processes whose CPU time per request is measured too."""
+    table rows; `floor` is the proxy floor's URL, measured the same way. `pids` (same keys) names the processes whose
+    CPU time per request is measured too."""
     pids = pids or {}
-    runs = {"a": [], "b": [], "base": []}
-    cpu = {"a": [], "b": [], "base": []}
+    runs = {"a": [], "b": [], "base": [], "floor": []}
+    cpu = {"a": [], "b": [], "base": [], "floor": []}
     for _ in range(args.rounds):
-        for key, url in (("a", a), ("b", b), ("base", base)):
+        for key, url in (("a", a), ("b", b), ("base", base), ("floor", floor)):
             if url:
                 rps, us = wrk(url, args.duration, args.connections, close, pids.get(key))
                 runs[key].append(rps)
@@ -150,6 +153,13 @@ def compare(name, a, b, args, close=False, base=None, pids=None):
         if base:
             ratios = [x / y for x, y in zip(runs["a"], runs["base"]) if y]
             print(f"{name}: per-round hotroute/baseline {[round(r, 2) for r in ratios]}", file=sys.stderr)
+            ratios = [x / y for x, y in zip(runs["base"], runs["b"]) if y]
+            print(f"{name}: per-round baseline/nginx {[round(r, 2) for r in ratios]}", file=sys.stderr)
+        if floor:
+            ratios = [x / y for x, y in zip(runs["floor"], runs["b"]) if y]
+            print(f"{name}: per-round floor/nginx {[round(r, 2) for r in ratios]}", file=sys.stderr)
+            ratios = [x / y for x, y in zip(runs["a"], runs["floor"]) if y]
+            print(f"{name}: per-round hotroute/floor {[round(r, 2) for r in ratios]}", file=sys.stderr)
         print(f"{name}: CPU µs per request (median; rounds): " + ", ".join(
             f"{k} {statistics.median(v):.1f} {v}" for k, v in cpu.items() if v), file=sys.stderr)
     ha, nb = statistics.median(runs["a"]), statistics.median(runs["b"])
@@ -161,6 +171,11 @@ def compare(name, a, b, args, close=False, base=None, pids=None):
         ratio = hb / nb if nb else float("nan")
         print(f"{name} (baseline): hotroute {hb:.0f} req/s, ratio {ratio:.2f}", file=sys.stderr)
         rows.append(f"| {name}, baseline binary | {hb:,.0f} | {nb:,.0f} | {ratio:.2f}x |")
+    if floor:
+        hf = statistics.median(runs["floor"])
+        ratio = hf / nb if nb else float("nan")
+        print(f"{name} (floor): {hf:.0f} req/s, ratio {ratio:.2f}", file=sys.stderr)
+        rows.append(f"| {name}, hyper floor (examples/proxy_floor.rs) | {hf:,.0f} | {nb:,.0f} | {ratio:.2f}x |")
     return rows
 
 
@@ -171,6 +186,7 @@ def main():
     p.add_argument("--duration", type=int, default=5)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--baseline", help="another hotroute binary to measure in the same run (proxy row)")
+    p.add_argument("--floor", help="the proxy_floor example's binary, measured in the same run (proxy row)")
     p.add_argument("--proxy-only", action="store_true", help="skip the HTTPS rows")
     args = p.parse_args()
     procs = []
@@ -194,13 +210,24 @@ def main():
                 hb, base_url = hotroute(args.baseline, routes)
                 procs.append(hb)
                 base_url += "/hello"
+            floor_url = None
+            if args.floor:
+                fp = subprocess.Popen([args.floor, "--port", "0", "--upstream", f"127.0.0.1:{up}"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                procs.append(fp)
+                m = re.match(r"listening on (http://\S+)", fp.stdout.readline())
+                if not m:
+                    raise RuntimeError("proxy_floor: no `listening on` line")
+                floor_url = m.group(1) + "/hello"
             for port in (up, np_port):
                 assert wait_port(port), f"nginx on {port} did not start"
             pids = {"a": hp.pid, "b": procs[1].pid}
             if args.baseline:
                 pids["base"] = hb.pid
+            if args.floor:
+                pids["floor"] = fp.pid
             rows += compare("proxy to the same upstream (keep-alive)", hp_url + "/hello",
-                            f"http://127.0.0.1:{np_port}/hello", args, base=base_url, pids=pids)
+                            f"http://127.0.0.1:{np_port}/hello", args, base=base_url, pids=pids, floor=floor_url)
             if args.proxy_only:
                 return print_rows(rows)
 

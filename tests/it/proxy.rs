@@ -338,6 +338,85 @@ proxy = {{ url = "http://{up}", preserve_host = true }}
     assert_eq!(echo["headers"]["host"], "front.example");
 }
 
+/// The kept-alive path (no `Connection` header: the client connection's own upstream connection, and no hop-by-hop
+/// header to strip) sets the forwarding headers as the other path does: `X-Forwarded-For` made or appended (an IPv6
+/// peer written as such), `-Proto` and `-Host` kept when the client sent them, `Host` replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_alive_requests_from_an_ipv6_peer_get_the_forwarding_headers() {
+    let up = upstream(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), format!("[server]\nproxy = \"http://{up}\"\n")).unwrap();
+    let bin = Bin::command()
+        .in_dir(dir)
+        .args(["routes.toml", "--listen", "[::1]:0", "--no-watch", "--log-level", "warn"])
+        .start();
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/echo", bin.addr);
+    let echo = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 200);
+        let echo: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        echo["headers"].as_object().unwrap().clone()
+    };
+    let sent = echo(client.get(&url).send().await.unwrap()).await;
+    assert_eq!(sent["x-forwarded-for"], "::1", "{sent:?}");
+    assert_eq!(sent["x-forwarded-proto"], "http");
+    assert_eq!(sent["x-forwarded-host"], bin.addr.to_string());
+    assert_eq!(sent["host"], up.to_string());
+    assert!(sent["via"].as_str().unwrap().starts_with("1.1 hotroute-"), "{sent:?}");
+    // The same client connection again, with forwarding headers of an earlier proxy.
+    let res = client
+        .get(&url)
+        .header("x-forwarded-for", "192.0.2.7, 10.20.30.40")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "front.example")
+        .header("x-kept", "yes")
+        .send()
+        .await
+        .unwrap();
+    let sent = echo(res).await;
+    assert_eq!(sent["x-forwarded-for"], "192.0.2.7, 10.20.30.40, ::1");
+    assert_eq!(sent["x-forwarded-proto"], "https");
+    assert_eq!(sent["x-forwarded-host"], "front.example");
+    assert_eq!(sent["x-kept"], "yes");
+    assert!(!sent.contains_key("connection") && !sent.contains_key("keep-alive"), "{sent:?}");
+}
+
+/// A kept-alive client connection's requests share one timer for the proxy's `timeout` (moved only when it fires):
+/// each request is still bounded by its own route's timeout, whether the timer was last set for a longer timeout, for
+/// an earlier request's deadline that has passed, or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_on_a_kept_alive_connection_keeps_its_own_timeout() {
+    let up = upstream(None).await;
+    let bin = Bin::start(&format!(
+        r#"
+[[route]]
+path = "/long/{{*rest}}"
+proxy = {{ url = "http://{up}", timeout = "60s" }}
+
+[[route]]
+path = "/short/{{*rest}}"
+proxy = {{ url = "http://{up}", timeout = "300ms" }}
+"#
+    ));
+    // One client, one connection (its own upstream connection): the timer is set by the first request.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+    let get = |path: &str| client.get(bin.url(path)).send();
+    assert_eq!(get("/long/fast").await.unwrap().status(), 200);
+    // The timer waits for the 60 s deadline; this request's is 300 ms away (the upstream answers `/slow` after 5 s).
+    let started = Instant::now();
+    assert_eq!(get("/short/slow").await.unwrap().status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(4), "the 504 waited for the upstream");
+    // Answered, then the timer fires for that request's deadline while the connection is idle; the next one still
+    // gets its own 300 ms.
+    assert_eq!(get("/short/fast").await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    assert_eq!(get("/short/slow").await.unwrap().status(), 504);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(4), "504 after {took:?}");
+    assert_eq!(get("/long/fast").await.unwrap().status(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_answers_502_504_508_and_a_stalled_body_ends() {
     let up = upstream(None).await;
