@@ -44,20 +44,21 @@ const END: &[u8] = b"0\r\n\r\n";
 /// The longest request head read; a longer one is refused (the connection is closed).
 const MAX_HEAD: usize = 8 * 1024;
 
-/// Reads up to the end of a request head; false if the client closed, failed, or sent more than [`MAX_HEAD`].
+/// Reads up to the end of a request head; false if the client closed, failed, or sent more than [`MAX_HEAD`]. The
+/// buffer is on the heap and freed on return: an array here would stay in every stream's task for its whole life
+/// (a future is as big as its largest state), and the memory per stream is one of the figures.
 async fn read_head(tcp: &mut TcpStream) -> bool {
-    let mut buf = [0u8; MAX_HEAD];
-    let mut len = 0;
+    let mut buf = Vec::with_capacity(1024);
     loop {
-        match tcp.read(&mut buf[len..]).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => len += n,
-        }
-        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-            return true;
-        }
-        if len == buf.len() {
+        if buf.len() >= MAX_HEAD {
             return false;
+        }
+        match tcp.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            return true;
         }
     }
 }
@@ -89,8 +90,10 @@ async fn serve(mut tcp: TcpStream, interval: Duration, events: u64, tokio_interv
     }
     tcp.write_all(END).await?;
     // Let the client close first (it reads to the last event, then drops the connection).
-    let mut rest = [0u8; 1024];
-    while matches!(tcp.read(&mut rest).await, Ok(n) if n > 0) {}
+    let mut rest = Vec::with_capacity(1024);
+    while matches!(tcp.read_buf(&mut rest).await, Ok(n) if n > 0) {
+        rest.clear();
+    }
     Ok(())
 }
 
