@@ -18,6 +18,10 @@
 //! current-thread runtime: no work stealing, no cross-thread wakes), and `--server-cpus 0` starts the server under
 //! `taskset -c 0`; with the client itself under `taskset -c 1` each has a core of its own, as a server and its
 //! clients on different machines would.
+//!
+//! `--floor` measures `examples/sse_floor.rs` (the least a tokio server does for the same stream) instead: `--bin`
+//! then names that example's binary, started with the same interval and event count. `--server-threads N` starts
+//! either server with `--threads N` (1: a current-thread runtime; without it, the default of one worker per core).
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +40,10 @@ struct Args {
     threads: usize,
     /// CPUs for the server, as `taskset -c` takes them; empty: wherever the kernel puts it.
     server_cpus: String,
+    /// The server is `examples/sse_floor.rs`, not hotroute.
+    floor: bool,
+    /// `--threads` for the server; 0: not given (its default).
+    server_threads: usize,
 }
 
 fn args() -> Args {
@@ -46,8 +54,12 @@ fn args() -> Args {
         interval: Duration::from_millis(10),
         threads: 0,
         server_cpus: String::new(),
+        floor: false,
+        server_threads: 0,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // `--floor` is the one flag without a value.
+    let argv: Vec<String> = std::env::args().skip(1).filter(|arg| arg != "--floor").collect();
+    a.floor = std::env::args().any(|arg| arg == "--floor");
     for pair in argv.chunks(2) {
         let value = pair.get(1).cloned().unwrap_or_default();
         match pair[0].as_str() {
@@ -57,9 +69,10 @@ fn args() -> Args {
             "--interval-ms" => a.interval = Duration::from_millis(value.parse().expect("--interval-ms N")),
             "--threads" => a.threads = value.parse().expect("--threads N"),
             "--server-cpus" => a.server_cpus = value,
+            "--server-threads" => a.server_threads = value.parse().expect("--server-threads N"),
             other => panic!(
                 "unknown argument {other}; use --bin PATH --streams N --events N --interval-ms N --threads N \
-                 --server-cpus LIST"
+                 --server-cpus LIST --server-threads N --floor"
             ),
         }
     }
@@ -191,7 +204,15 @@ async fn run(a: Args) {
         a.events
     );
     std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
-    let server_args = ["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn"];
+    let mut server_args: Vec<String> = if a.floor {
+        let (interval, events) = (a.interval.as_millis().to_string(), a.events.to_string());
+        ["--port", "0", "--interval-ms", &interval, "--events", &events].map(String::from).to_vec()
+    } else {
+        ["routes.toml", "--port", "0", "--no-watch", "--log-level", "warn"].map(String::from).to_vec()
+    };
+    if a.server_threads > 0 {
+        server_args.extend(["--threads".to_string(), a.server_threads.to_string()]);
+    }
     let mut command = if a.server_cpus.is_empty() {
         Command::new(&a.bin)
     } else {
@@ -201,7 +222,7 @@ async fn run(a: Args) {
         c
     };
     let mut child = command
-        .args(server_args)
+        .args(&server_args)
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -216,7 +237,19 @@ async fn run(a: Args) {
     let mut warm = TcpStream::connect(addr).await.unwrap();
     warm.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut sink = Vec::new();
-    warm.read_to_end(&mut sink).await.unwrap();
+    if a.floor {
+        // One event is enough: the head and a tick went through the runtime and its timer.
+        let mut buf = [0u8; 1024];
+        while !sink.windows(10).any(|w| w == b"data: tick") {
+            match warm.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink.extend_from_slice(&buf[..n]),
+            }
+        }
+        drop(warm);
+    } else {
+        warm.read_to_end(&mut sink).await.unwrap();
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = rss_kib(pid);
 
@@ -284,14 +317,16 @@ async fn run(a: Args) {
     let per_event = |ticks: u64| ticks as f64 / TICKS * 1e6 / late.len().max(1) as f64;
     let (server, client) = (cpu_to.0.saturating_sub(cpu_from.0), cpu_to.1.saturating_sub(cpu_from.1));
     println!(
-        "CPU over the {wall:.2} s: server {:.0}% of a core ({:.1} us per event), client {:.0}% \
-         ({:.1} us per event); client threads {}, server cpus {}",
+        "CPU over the {wall:.2} s: {} {:.0}% of a core ({:.1} us per event), client {:.0}% \
+         ({:.1} us per event); client threads {}, server cpus {}, server threads {}",
+        if a.floor { "floor server" } else { "server" },
         server as f64 / TICKS / wall * 100.0,
         per_event(server),
         client as f64 / TICKS / wall * 100.0,
         per_event(client),
         if a.threads == 0 { "default".to_string() } else { a.threads.to_string() },
         if a.server_cpus.is_empty() { "any" } else { &a.server_cpus },
+        if a.server_threads == 0 { "default".to_string() } else { a.server_threads.to_string() },
     );
     // Summed over threads: a process with two threads waiting at once counts twice.
     let waited = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6 / wall;
@@ -300,6 +335,14 @@ async fn run(a: Args) {
         waited(waited_from.0, waited_to.0),
         waited(waited_from.1, waited_to.1)
     );
+    // SIGTERM first, so that a server run under a profiler (valgrind, `perf record`) exits and writes its profile;
+    // one that has not exited after 10 s is killed.
+    // SAFETY: kill(2) with the pid of our own child and a signal number; it touches no memory of ours.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -527,15 +527,17 @@ impl hyper::body::Body for Tracked {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        if let Some(sending) = &this.sending {
-            sending.progress();
-        }
         if !this.rest.is_empty() {
+            if let Some(sending) = &this.sending {
+                sending.progress();
+            }
             let n = this.rest.len().min(CHUNK);
             return Poll::Ready(Some(Ok(Frame::data(this.rest.split_to(n)))));
         }
         // A streamed body may wait on itself (a timed stream's delay, longer than the write timeout): that wait is
-        // not the client's, so the watchdog is told when it starts and ends (see `Sending::body_waker`).
+        // not the client's, so the watchdog is told when it starts and ends (see `Sending::body_waker`). Its clock
+        // is written once per poll, after the body answers (a clock read each; a timed stream's event is two polls),
+        // not also before: `body_waker` sets the wait aside first either way.
         let polled = match (&mut this.sending, &this.body) {
             (Some(sending), Body::Stream(_)) => {
                 let waker = sending.body_waker(cx.waker());
@@ -545,7 +547,12 @@ impl hyper::body::Body for Tracked {
                 }
                 polled
             }
-            _ => Pin::new(&mut this.body).poll_frame(cx),
+            (sending, _) => {
+                if let Some(sending) = sending {
+                    sending.progress();
+                }
+                Pin::new(&mut this.body).poll_frame(cx)
+            }
         };
         match polled {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
