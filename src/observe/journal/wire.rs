@@ -1,15 +1,17 @@
 //! The shared journal's records as bytes: what [`super::Journal::share`] appends to Redis, one stream entry per batch.
 //!
 //! Writing is on every request's path when `[server] state` is set, reading only when someone looks
-//! (`GET /__admin/requests`), so the format is made cheap to write: integers as LEB128 varints and the request's
-//! target, headers and body as the one buffer [`RecordedRequest`] already keeps, copied as is (no JSON, no
-//! escaping). Reading turns a record into the JSON `to_json_with(true, "")` gives, plus `"replica"`: what the admin
-//! API showed when the stream held that JSON (`a_record_reads_back_as_to_json_with_the_replica` checks it).
+//! (`GET /__admin/requests`), so the format is made cheap to write: integers little-endian at fixed places and the
+//! request's target, headers and body as the one buffer [`RecordedRequest`] already keeps, copied as is (no JSON,
+//! no escaping). Reading turns a record into the JSON `to_json_with(true, "")` gives, plus `"replica"`: what the
+//! admin API showed when the stream held that JSON (`a_record_reads_back_as_to_json_with_the_replica` checks it).
 //!
 //! A batch is a stream entry of two fields: `h`, the header ([`VERSION`], then the replica's name), and `b`, the
-//! records, each a little-endian `u32` length then the record. A record is the flags byte ([`FAULT`], ...), the
-//! varints id, time (nanoseconds since 1970), status as shown (0 for a fault), body size, target end, head end, then
-//! length-prefixed byte strings: the method, the optional parts the flags name, and last the request's bytes.
+//! records, each a `u32` length then the record. A record is the flags byte ([`FAULT`], ...), the id (`u64`), the
+//! time (`u64` nanoseconds since 1970), the status as shown (`u16`, 0 for a fault), the body size (`u64`), where the
+//! target and the head end in the request's bytes (`u32` each), then byte strings (a `u32` length, the bytes): the
+//! method, the optional parts the flags name (a route: a count byte, its methods, path and location), and last the
+//! request's bytes.
 //! Reading never panics: a record that does not parse (a damaged entry, another version) is skipped.
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -43,80 +45,84 @@ pub(super) fn header(replica: &str) -> Vec<u8> {
 }
 
 /// Appends `r` to `out` as one record, length first. False (and `out` as it was) for a record too large for its
-/// length field, which a request cannot be (its head is capped by the HTTP parser and its body at 64 KiB).
+/// length fields, which a request cannot be (its head is capped by the HTTP parser and its body at 64 KiB).
+///
+/// On every request's path with a shared journal, so made of few writes: the fixed part at once from the stack,
+/// then each byte string with its length, into space reserved once.
 pub(super) fn encode(r: &RecordedRequest, out: &mut Vec<u8>) -> bool {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
     let route = r.route.as_deref();
-    let flags = if r.fault.is_some() { FAULT } else { 0 }
+    let fault = r.fault();
+    // Rare (an upgrade, a request the OpenAPI checks refused): JSON is fine here. The conversation's log is as it
+    // is when the request is recorded, before the upgrade's answer is sent.
+    let websocket = r.websocket.as_ref().map(|log| log.to_json().to_string());
+    let openapi = r.openapi.as_ref().map(|found| found.to_string());
+    let flags = if fault.is_some() { FAULT } else { 0 }
         | if route.is_some() { ROUTE } else { 0 }
         | if r.proxied.is_some() { PROXIED } else { 0 }
         | if r.isolate.is_some() { ISOLATE } else { 0 }
-        | if r.websocket.is_some() { WEBSOCKET } else { 0 }
-        | if r.openapi.is_some() { OPENAPI } else { 0 };
-    out.push(flags);
+        | if websocket.is_some() { WEBSOCKET } else { 0 }
+        | if openapi.is_some() { OPENAPI } else { 0 };
+    let (Ok(target_end), Ok(headers_end)) = (u32::try_from(r.target_end), u32::try_from(r.headers_end)) else {
+        return false;
+    };
     let nanos = r.time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let status = if r.fault.is_some() { 0 } else { r.status.as_u16() };
-    for n in [r.id, nanos, u64::from(status), r.body_size as u64, r.target_end as u64, r.headers_end as u64] {
-        varint(out, n);
-    }
-    bytes(out, r.method.as_str().as_bytes());
-    if let Some(fault) = r.fault() {
-        bytes(out, fault.as_bytes());
+    let status = if fault.is_some() { 0 } else { r.status.as_u16() };
+    let mut fixed = [0u8; FIXED];
+    fixed[4] = flags;
+    fixed[5..13].copy_from_slice(&r.id.to_le_bytes());
+    fixed[13..21].copy_from_slice(&nanos.to_le_bytes());
+    fixed[21..23].copy_from_slice(&status.to_le_bytes());
+    fixed[23..31].copy_from_slice(&(r.body_size as u64).to_le_bytes());
+    fixed[31..35].copy_from_slice(&target_end.to_le_bytes());
+    fixed[35..39].copy_from_slice(&headers_end.to_le_bytes());
+    let start = out.len();
+    out.reserve(FIXED + 64 + r.data.len());
+    out.extend_from_slice(&fixed);
+    string(out, r.method.as_str().as_bytes());
+    if let Some(fault) = fault {
+        string(out, fault.as_bytes());
     }
     if let Some(route) = route {
         match &route.methods {
             crate::config::Methods::Any => {
-                varint(out, 1);
-                bytes(out, b"ANY");
+                out.push(1);
+                string(out, b"ANY");
             }
             crate::config::Methods::List(list) => {
-                varint(out, list.len() as u64);
-                for m in list {
-                    bytes(out, m.as_str().as_bytes());
+                // A route lists each method once, and there are a few dozen; more would be cut, never wrapped.
+                out.push(list.len().min(255) as u8);
+                for m in list.iter().take(255) {
+                    string(out, m.as_str().as_bytes());
                 }
             }
         }
-        bytes(out, route.path.as_bytes());
-        bytes(out, route.location.as_bytes());
+        string(out, route.path.as_bytes());
+        string(out, route.location.as_bytes());
     }
-    if let Some(url) = &r.proxied {
-        bytes(out, url.as_bytes());
+    for part in [r.proxied.as_deref(), r.isolate.as_deref(), websocket.as_deref(), openapi.as_deref()].into_iter().flatten()
+    {
+        string(out, part.as_bytes());
     }
-    if let Some(id) = &r.isolate {
-        bytes(out, id.as_bytes());
-    }
-    // Rare (an upgrade, a request the OpenAPI checks refused): JSON is fine here. The conversation's log is as it
-    // is when the request is recorded, before the upgrade's answer is sent.
-    if let Some(log) = &r.websocket {
-        bytes(out, log.to_json().to_string().as_bytes());
-    }
-    if let Some(found) = &r.openapi {
-        bytes(out, found.to_string().as_bytes());
-    }
-    bytes(out, &r.data);
+    string(out, &r.data);
     match u32::try_from(out.len() - start - 4) {
         Ok(len) => {
             out[start..start + 4].copy_from_slice(&len.to_le_bytes());
             true
         }
-        Err(_) => {
+        _ => {
             out.truncate(start);
             false
         }
     }
 }
 
-fn varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
+/// The bytes of a record before its byte strings: length, flags, id, time, status, body size, target end, head end.
+const FIXED: usize = 4 + 1 + 8 + 8 + 2 + 8 + 4 + 4;
 
-fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-    varint(out, b.len() as u64);
+/// A byte string: its length as a little-endian `u32`, then its bytes (a longer one is cut: `encode` then finds the
+/// record too long and leaves it out).
+fn string(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(b);
 }
 
@@ -168,15 +174,16 @@ pub(super) fn count(records: &[u8]) -> usize {
 /// Reads a record: the JSON of `RecordedRequest::to_json_with(true, "")`, with `"replica"` last.
 fn decode(record: &[u8], replica: &str) -> Option<Value> {
     let mut r = Reader(record);
-    let flags = r.byte()?;
-    let [id, nanos, status, body_size, target_end, headers_end] =
-        [r.varint()?, r.varint()?, r.varint()?, r.varint()?, r.varint()?, r.varint()?];
+    let flags = r.take::<1>()?[0];
+    let (id, nanos) = (u64::from_le_bytes(r.take()?), u64::from_le_bytes(r.take()?));
+    let status = u16::from_le_bytes(r.take()?);
+    let body_size = u64::from_le_bytes(r.take()?);
+    let (target_end, headers_end) = (u32::from_le_bytes(r.take()?), u32::from_le_bytes(r.take()?));
     let method = r.str()?;
     let fault = if flags & FAULT != 0 { Some(r.str()?) } else { None };
     let route = if flags & ROUTE != 0 {
-        let n = r.varint()?;
-        // Each method takes at least a byte: a count beyond the record is damage, not a reason to allocate.
-        let mut methods = Vec::with_capacity(usize::try_from(n).ok()?.min(r.0.len()));
+        let n = r.take::<1>()?[0];
+        let mut methods = Vec::with_capacity(usize::from(n));
         for _ in 0..n {
             methods.push(Value::from(r.str()?));
         }
@@ -235,26 +242,14 @@ fn decode(record: &[u8], replica: &str) -> Option<Value> {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
         self.0 = rest;
-        Some(b)
-    }
-
-    fn varint(&mut self) -> Option<u64> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            n |= u64::from(b & 0x7f).checked_shl(shift)?;
-            if b & 0x80 == 0 {
-                return Some(n);
-            }
-        }
-        None
+        Some(*head)
     }
 
     fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = usize::try_from(self.varint()?).ok()?;
+        let len = usize::try_from(u32::from_le_bytes(self.take()?)).ok()?;
         let b = self.0.get(..len)?;
         self.0 = &self.0[len..];
         Some(b)

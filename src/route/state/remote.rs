@@ -119,6 +119,10 @@ pub struct RemoteState {
     journal_append: redis::Script,
     /// Reads the entries that hold the newest records (see [`JOURNAL_READ`]).
     journal_read: redis::Script,
+    /// The journal's stream, `PREFIX:journal`, and its record counter, `PREFIX:journal-records` (not
+    /// `journal:...`: a partition named `journal` owns the keys `PREFIX:journal:*`). Made once: every batch names
+    /// them.
+    journal_keys: (String, String),
     resource_scripts: resources::ResourceScripts,
     /// Whether the last call failed: the outage is logged when this turns on, and again when it turns off.
     down: AtomicBool,
@@ -162,6 +166,7 @@ impl RemoteState {
             count_and_move: redis::Script::new(COUNT_AND_MOVE),
             journal_append: redis::Script::new(JOURNAL_APPEND),
             journal_read: redis::Script::new(JOURNAL_READ),
+            journal_keys: (format!("{}:journal", config.prefix), format!("{}:journal-records", config.prefix)),
             resource_scripts: resources::ResourceScripts::default(),
             down: AtomicBool::new(false),
             journal_dropped: AtomicU64::new(0),
@@ -224,16 +229,6 @@ impl RemoteState {
 
     fn scenario_key(&self, partition: &str, name: &str) -> String {
         self.key(partition, "scenario", name)
-    }
-
-    fn journal_key(&self) -> String {
-        format!("{}:journal", self.prefix)
-    }
-
-    /// The count of records ever appended to the journal (see [`JOURNAL_APPEND`]). Not `journal:...`: a partition
-    /// named `journal` owns the keys `PREFIX:journal:*`.
-    fn journal_count_key(&self) -> String {
-        format!("{}:journal-records", self.prefix)
     }
 
     /// Runs `call` within the timeout, and logs the start and the end of an outage (once each).
@@ -390,10 +385,23 @@ impl RemoteState {
         if n == 0 {
             return;
         }
-        let mut invocation = self.journal_append.key(self.journal_key());
-        invocation.key(self.journal_count_key()).arg(capacity.max(1)).arg(n).arg(header).arg(records);
-        let mut conn = self.conn.clone();
-        let append = async move { invocation.invoke_async::<()>(&mut conn).await };
+        // The `EVALSHA` made directly: a `ScriptInvocation` would copy the records twice more (its arguments, then
+        // its command), and this runs for every batch.
+        let mut cmd = redis::cmd("EVALSHA");
+        let (stream, counter) = &self.journal_keys;
+        cmd.arg(self.journal_append.get_hash()).arg(2).arg(stream).arg(counter);
+        cmd.arg(capacity.max(1)).arg(n).arg(header).arg(records);
+        let (mut conn, script) = (self.conn.clone(), &self.journal_append);
+        let append = async move {
+            match cmd.query_async::<()>(&mut conn).await {
+                // Redis lost its scripts (a restart, `SCRIPT FLUSH`): loaded again, then once more.
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    script.load_async(&mut conn).await?;
+                    cmd.query_async::<()>(&mut conn).await
+                }
+                done => done,
+            }
+        };
         if self.run("writing the journal (XADD)", append).await.is_err() {
             self.journal_dropped.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -402,8 +410,8 @@ impl RemoteState {
     /// The shared journal's entries that hold its newest `records` records (of every replica), oldest first: each
     /// entry's header and records, as [`RemoteState::append_journal`] got them.
     pub async fn journal_batches(&self, records: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
-        let mut invocation = self.journal_read.key(self.journal_key());
-        invocation.key(self.journal_count_key()).arg(records.max(1));
+        let mut invocation = self.journal_read.key(&self.journal_keys.0);
+        invocation.key(&self.journal_keys.1).arg(records.max(1));
         let mut conn = self.conn.clone();
         let read = async move { invocation.invoke_async::<Vec<(String, Vec<Vec<u8>>)>>(&mut conn).await };
         let entries = self.run("reading the journal (XREVRANGE)", read).await?;
@@ -429,7 +437,7 @@ impl RemoteState {
     /// Empties the shared journal.
     pub async fn clear_journal(&self) -> Result<(), StateError> {
         let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.journal_key()).arg(self.journal_count_key());
+        cmd.arg(&self.journal_keys.0).arg(&self.journal_keys.1);
         let mut conn = self.conn.clone();
         self.run("clearing the journal", async move { cmd.query_async::<()>(&mut conn).await }).await
     }
