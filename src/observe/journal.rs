@@ -847,7 +847,8 @@ mod tests {
         }
         // The newest first when there are more than asked for, across batches.
         let batches = [batches[0].clone(), (wire::header("r2"), batches[0].1.clone())];
-        let ids: Vec<_> = shared_requests(&batches, 3).iter().map(|r| (r["id"].clone(), r["replica"].clone())).collect();
+        let ids: Vec<_> =
+            shared_requests(&batches, 3).iter().map(|r| (r["id"].clone(), r["replica"].clone())).collect();
         assert_eq!(ids, [(2.into(), "r1".into()), (1.into(), "r2".into()), (2.into(), "r2".into())]);
     }
 

@@ -99,7 +99,8 @@ pub(super) fn encode(r: &RecordedRequest, out: &mut Vec<u8>) -> bool {
         string(out, route.path.as_bytes());
         string(out, route.location.as_bytes());
     }
-    for part in [r.proxied.as_deref(), r.isolate.as_deref(), websocket.as_deref(), openapi.as_deref()].into_iter().flatten()
+    for part in
+        [r.proxied.as_deref(), r.isolate.as_deref(), websocket.as_deref(), openapi.as_deref()].into_iter().flatten()
     {
         string(out, part.as_bytes());
     }
