@@ -3,6 +3,7 @@
 # percent that wall-clock runs on this shared machine cannot (BENCHMARKS.md, issue 20). It counts no kernel work.
 #
 #   scripts/bench_instructions.sh NAME hotroute BIN     # BIN --threads 1 serving routes.toml's /hello
+#                                                       # (ROUTES=FILE: that file's /hello instead)
 #   scripts/bench_instructions.sh NAME floor BIN [FLAGS] # target/release/examples/hyper_floor [--auto --timer --graceful]
 #   scripts/bench_instructions.sh NAME nginx            # nginx, one process (master_process off), return 200
 #   scripts/bench_instructions.sh NAME proxy BIN        # BIN --threads 1 with `[server] proxy` to an nginx `return 200`
@@ -31,7 +32,7 @@ CONF
     printf '[server]\nproxy = "http://127.0.0.1:%s"\n' "$UP" > "$OUT/proxy.toml" ;;
 esac
 case $KIND in
-  hotroute) CMD=("$1" --threads 1 -p "$PORT" --no-watch "$ROOT/routes.toml") ;;
+  hotroute) CMD=("$1" --threads 1 -p "$PORT" --no-watch "${ROUTES:-$ROOT/routes.toml}") ;;
   floor) BIN=$1; shift; CMD=("$BIN" "$@" --port "$PORT") ;;
   proxy) CMD=("$1" --threads 1 -p "$PORT" --no-watch "$OUT/proxy.toml") ;;
   proxyfloor) CMD=("$1" --port "$PORT" --upstream "127.0.0.1:$UP") ;;

@@ -127,8 +127,12 @@ pub(super) async fn get_shared(live: &Live, query: Option<&str>, _permit: OwnedS
             return respond::text(StatusCode::BAD_REQUEST, text, &Method::GET);
         }
     }
-    let mut requests = match store.journal(limit).await {
-        Ok(requests) => requests,
+    // The newest `limit` requests, and no more than the journal keeps (the stream holds whole batches, so a few
+    // more).
+    let capacity = live.router().server().journal;
+    let want = if capacity == 0 { limit } else { limit.min(capacity) };
+    let mut requests = match store.journal_batches(want).await {
+        Ok(batches) => crate::observe::journal::shared_requests(&batches, want),
         Err(e) => {
             let text = format!("503 {e}\nthe shared journal cannot be read; try again once the store is back\n");
             return respond::text(StatusCode::SERVICE_UNAVAILABLE, text, &Method::GET);

@@ -30,6 +30,8 @@ use crate::request::{RequestView, query_pairs};
 use crate::route::state::RemoteState;
 use crate::route::{Answer, RouteInfo, Router};
 
+mod wire;
+
 /// How much of a request body the journal keeps (64 KiB); the rest is cut.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -162,12 +164,7 @@ impl RecordedRequest {
 
     /// The headers as `(name, value)` pairs, in the order received; names are lower case.
     pub fn header_pairs(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.data[self.target_end..self.headers_end].split(|&b| b == b'\n').filter(|l| !l.is_empty()).filter_map(
-            |line| {
-                let colon = line.iter().position(|&b| b == b':')?;
-                Some((std::str::from_utf8(&line[..colon]).ok()?, &line[colon + 1..]))
-            },
-        )
+        header_pairs_in(&self.data[self.target_end..self.headers_end])
     }
 
     /// The first value of header `name` (any case), if present and valid UTF-8.
@@ -240,20 +237,7 @@ impl RecordedRequest {
     /// The request as the admin API shows it: with its body when `body`, and with `base` (the route file's folder,
     /// ending in `/`) cut from the front of the route's location.
     pub fn to_json_with(&self, body: bool, base: &str) -> Value {
-        let mut headers = serde_json::Map::new();
-        for (name, value) in self.header_pairs() {
-            let value = String::from_utf8_lossy(value);
-            match headers.get_mut(name) {
-                // Repeated headers are joined the way HTTP allows a client to fold them.
-                Some(Value::String(earlier)) => {
-                    earlier.push_str(", ");
-                    earlier.push_str(&value);
-                }
-                _ => {
-                    headers.insert(name.to_owned(), Value::String(value.into_owned()));
-                }
-            }
-        }
+        let headers = headers_json(self.header_pairs());
         let route = self.route().map(|r| {
             let location = r.location.strip_prefix(base).filter(|_| !base.is_empty()).unwrap_or(&r.location);
             json!({ "methods": r.methods.to_json(), "path": r.path, "location": location })
@@ -289,89 +273,51 @@ impl RecordedRequest {
     }
 }
 
-/// The request as [`Journal::share`] copies it into the shared journal: what `to_json_with(true, "")` gives, plus
-/// `"replica"` last, written straight into `out` (the shared journal writes one per request, so no `Value` tree, no
-/// map of headers, and no string per entry: the writer task reuses `out`). The admin API parses it back into the same
-/// JSON, keys in the same order (`preserve_order`), which `write_shared_json_is_to_json_with_the_replica` checks.
-fn write_shared_json(entry: &RecordedRequest, replica: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
-    use serde::ser::{SerializeMap, Serializer as _};
-    let mut ser = serde_json::Serializer::new(out);
-    let mut map = ser.serialize_map(None)?;
-    map.serialize_entry("id", &entry.id)?;
-    map.serialize_entry("time", &crate::util::time::rfc3339_millis(entry.time))?;
-    map.serialize_entry("method", entry.method.as_str())?;
-    map.serialize_entry("path", entry.path())?;
-    map.serialize_entry("query", &entry.query())?;
-    map.serialize_entry("headers", &HeadersJson(entry))?;
-    map.serialize_entry("body_size", &entry.body_size)?;
-    map.serialize_entry("body_truncated", &entry.body_truncated())?;
-    map.serialize_entry("status", &if entry.fault.is_some() { 0 } else { entry.status.as_u16() })?;
-    map.serialize_entry("fault", &entry.fault())?;
-    map.serialize_entry("matched", &entry.matched())?;
-    map.serialize_entry("route", &entry.route().map(RouteJson))?;
-    map.serialize_entry("proxied", &entry.proxied.as_deref())?;
-    if let Some(id) = &entry.isolate {
-        map.serialize_entry("isolate", id.as_ref())?;
-    }
-    map.serialize_entry("body", &entry.body_text())?;
-    if let Some(log) = &entry.websocket {
-        map.serialize_entry("websocket", &log.to_json())?;
-    }
-    if let Some(found) = &entry.openapi {
-        map.serialize_entry("openapi_violations", &**found)?;
-    }
-    map.serialize_entry("replica", replica)?;
-    map.end()
+/// The `name:value\n` lines of a recorded head as `(name, value)` pairs (see [`RecordedRequest::header_pairs`]).
+fn header_pairs_in(head: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
+    head.split(|&b| b == b'\n').filter(|l| !l.is_empty()).filter_map(|line| {
+        let colon = line.iter().position(|&b| b == b':')?;
+        Some((std::str::from_utf8(&line[..colon]).ok()?, &line[colon + 1..]))
+    })
 }
 
-/// A recorded request's headers as the JSON object `to_json_with` makes: in the order received, repeated names
-/// joined with `, ` under their first place.
-struct HeadersJson<'a>(&'a RecordedRequest);
-
-impl serde::Serialize for HeadersJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let pairs: Vec<(&str, &[u8])> = self.0.header_pairs().collect();
-        let mut map = s.serialize_map(None)?;
-        for (i, &(name, value)) in pairs.iter().enumerate() {
-            // Names are few (hyper caps them), so a scan beats a map; a repeat was written with the first.
-            if pairs[..i].iter().any(|(n, _)| *n == name) {
-                continue;
+/// Headers as the journal's JSON shows them: an object in the order received, a repeated name's values joined
+/// with `, ` under its first place (the way HTTP allows a client to fold them).
+fn headers_json<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Value {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in pairs {
+        let value = String::from_utf8_lossy(value);
+        match headers.get_mut(name) {
+            Some(Value::String(earlier)) => {
+                earlier.push_str(", ");
+                earlier.push_str(&value);
             }
-            let value = String::from_utf8_lossy(value);
-            if pairs[i + 1..].iter().any(|(n, _)| *n == name) {
-                let mut joined = value.into_owned();
-                for (_, v) in pairs[i + 1..].iter().filter(|(n, _)| *n == name) {
-                    joined.push_str(", ");
-                    joined.push_str(&String::from_utf8_lossy(v));
-                }
-                map.serialize_entry(name, &joined)?;
-            } else {
-                map.serialize_entry(name, &value)?;
+            _ => {
+                headers.insert(name.to_owned(), Value::String(value.into_owned()));
             }
         }
-        map.end()
     }
+    Value::Object(headers)
 }
 
-/// A route as the journal's JSON shows it: methods, path, location (no base folder cut).
-struct RouteJson<'a>(&'a RouteInfo);
-
-impl serde::Serialize for RouteJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let r = self.0;
-        let mut map = s.serialize_map(Some(3))?;
-        match &r.methods {
-            crate::config::Methods::Any => map.serialize_entry("methods", &["ANY"])?,
-            crate::config::Methods::List(list) => {
-                map.serialize_entry("methods", &list.iter().map(Method::as_str).collect::<Vec<_>>())?
-            }
+/// The newest `limit` requests of the shared journal's batches `batches` (oldest first, each its header and its
+/// records, as [`RemoteState::journal_batches`] reads them), oldest first, as the admin API shows them: each as
+/// [`RecordedRequest::to_json_with`]`(true, "")` gives it, with the `"replica"` that answered it last. Records that
+/// do not parse (a damaged entry, another version of the format) are left out.
+pub fn shared_requests(batches: &[(Vec<u8>, Vec<u8>)], limit: usize) -> Vec<Value> {
+    // Counted first, so that only the records shown are made into JSON.
+    let total: usize = batches.iter().map(|(_, records)| wire::count(records)).sum();
+    let mut skip = total.saturating_sub(limit);
+    let mut out = Vec::with_capacity(total.min(limit));
+    for (header, records) in batches {
+        let n = wire::count(records);
+        if skip >= n {
+            skip -= n;
+            continue;
         }
-        map.serialize_entry("path", &r.path)?;
-        map.serialize_entry("location", &r.location)?;
-        map.end()
+        out.extend(wire::decode_batch(header, records, std::mem::take(&mut skip)));
     }
+    out
 }
 
 /// A header's value as the journal stores it: [`REDACTED`] for a name in `redact`.
@@ -487,15 +433,68 @@ impl State {
     }
 }
 
-/// How many requests wait to be copied into a shared journal before new ones are dropped (and counted): the
+/// How many requests wait to be written to a shared journal before new ones are dropped (and counted): the
 /// journal is a log, not worth holding requests back for.
 const SHARED_QUEUE: usize = 10_000;
 
-/// The most requests written to a shared journal in one pipelined round trip.
+/// How many bytes of records wait to be written to a shared journal, at most, before new ones are dropped (and
+/// counted): 8 MiB, a few hundred requests with bodies at [`BODY_LIMIT`], thousands without.
+const SHARED_QUEUE_BYTES: usize = 8 << 20;
+
+/// The most requests written to a shared journal as one stream entry (one round trip each).
 const SHARED_BATCH: usize = 256;
 
-/// The most bytes of JSON the shared journal's writer keeps allocated between batches (1 MiB).
+/// How many times the shared journal's writer lets other tasks run before it takes a batch (see
+/// [`Journal::share`]): 3 gave batches four times larger under load (BENCHMARKS.md, issue 19).
+const SHARED_GATHER: usize = 3;
+
+/// About the most bytes of records in one stream entry (one request larger than that goes alone).
+const SHARED_BATCH_BYTES: usize = 1 << 20;
+
+/// The most bytes the shared journal's writer keeps allocated between batches (1 MiB).
 const SHARED_BUFFER_KEEP: usize = 1 << 20;
+
+/// The records waiting to be written to the shared journal, encoded (see [`wire`]) as they are recorded.
+#[derive(Debug, Default)]
+struct Pending {
+    records: Vec<u8>,
+    count: usize,
+}
+
+/// A journal's link to the shared journal (see [`Journal::share`]).
+#[derive(Debug)]
+struct Shared {
+    pending: Arc<Mutex<Pending>>,
+    /// Tells the writer task that `pending` has records: sent when it stops being empty, so once per batch.
+    /// Dropped with the journal, which ends the task.
+    wake: tokio::sync::mpsc::Sender<()>,
+    store: Arc<RemoteState>,
+}
+
+impl Shared {
+    /// Appends `entry` to the records waiting, or counts it as dropped when they are at their bound.
+    fn push(&self, entry: &RecordedRequest) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = pending.count == 0;
+        let before = pending.records.len();
+        if pending.count >= SHARED_QUEUE || before + entry.data.len() > SHARED_QUEUE_BYTES {
+            drop(pending);
+            self.store.journal_drop(1);
+            return;
+        }
+        if !wire::encode(entry, &mut pending.records) {
+            drop(pending);
+            self.store.journal_drop(1);
+            return;
+        }
+        pending.count += 1;
+        drop(pending);
+        if was_empty {
+            // Full means a wake-up is already queued, and the writer takes everything pending when it runs.
+            let _ = self.wake.try_send(());
+        }
+    }
+}
 
 /// What [`Journal::record`] kept of a request.
 #[derive(Debug, Default)]
@@ -510,8 +509,8 @@ pub struct Recorded {
 #[derive(Debug, Default)]
 pub struct Journal {
     state: Mutex<State>,
-    /// With a shared state store: the queue that copies each recorded request into the shared journal.
-    shared: std::sync::OnceLock<(tokio::sync::mpsc::Sender<RecordedRequest>, Arc<RemoteState>)>,
+    /// With a shared state store: where each recorded request is copied for the shared journal.
+    shared: std::sync::OnceLock<Shared>,
 }
 
 impl Journal {
@@ -590,15 +589,13 @@ impl Journal {
             entry.target_end = entry.target_end.min(entry.headers_end);
         }
         state.bytes += entry.data.len();
-        let copy = self.shared.get().map(|shared| (shared, entry.clone()));
         state.entries.push_back(entry);
+        if let (Some(shared), Some(entry)) = (self.shared.get(), state.entries.back()) {
+            // Under the journal's lock, so that the entry is not copied (a few reference counts) to be written after.
+            shared.push(entry);
+        }
         let id = state.next_id;
         drop(state);
-        if let Some(((queue, store), entry)) = copy
-            && queue.try_send(entry).is_err()
-        {
-            store.journal_drop(1);
-        }
         Recorded { id: Some(id), websocket }
     }
 
@@ -611,44 +608,55 @@ impl Journal {
         }
     }
 
-    /// Copies each request recorded from now on into `store`'s shared journal (which keeps about `capacity`),
-    /// marked as answered by `replica`. The copy is a reference count on the request path; a task of its own
-    /// writes it out as JSON in batches, so that no request waits for Redis. Must be called on a tokio runtime;
-    /// a second call changes nothing.
+    /// Copies each request recorded from now on into `store`'s shared journal (which keeps about `capacity`
+    /// requests), marked as answered by `replica`. On the request path the copy is a few bytes appended to a buffer
+    /// (see [`wire`]: no JSON); a task of its own writes what gathered as one stream entry per batch, so that no
+    /// request waits for Redis. Must be called on a tokio runtime; a second call changes nothing.
     pub(crate) fn share(&self, store: Arc<RemoteState>, replica: String, capacity: usize) {
         if self.shared.get().is_some() {
             return;
         }
-        let (queue, mut rx) = tokio::sync::mpsc::channel::<RecordedRequest>(SHARED_QUEUE);
-        if self.shared.set((queue, Arc::clone(&store))).is_err() {
+        let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let shared = Shared { pending: Arc::clone(&pending), wake, store: Arc::clone(&store) };
+        if self.shared.set(shared).is_err() {
             return;
         }
-        // A weak reference: the task ends when the store goes and the queue closes.
+        // A weak reference: the task ends when the store goes, or when the journal does (the wake channel closes).
         let weak = Arc::downgrade(&store);
         drop(store);
+        let header = wire::header(&replica);
+        // An entry holds at most `capacity` requests, so that trimming whole old entries keeps about `capacity`.
+        let per_entry = SHARED_BATCH.min(capacity.max(1));
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(SHARED_BATCH);
-            // One buffer for a batch's JSON, kept from batch to batch: the entries are slices of it.
-            let (mut json, mut ends) = (Vec::<u8>::new(), Vec::with_capacity(SHARED_BATCH));
-            while rx.recv_many(&mut batch, SHARED_BATCH).await > 0 {
+            // The batch taken from `pending`, swapped with an empty buffer: the two allocations are reused.
+            let mut batch = Vec::new();
+            while woken.recv().await.is_some() {
                 let Some(store) = weak.upgrade() else { return };
-                json.clear();
-                ends.clear();
-                for r in batch.drain(..) {
-                    // Writing to a `Vec` fails only on a map key that is not a string, which these are not.
-                    if write_shared_json(&r, &replica, &mut json).is_ok() {
-                        ends.push(json.len());
-                    } else {
-                        json.truncate(ends.last().copied().unwrap_or(0));
-                        store.journal_drop(1);
+                // Let the batch gather: each yield lets the tasks already ready run first (on a busy server, the
+                // requests being answered; on an idle one it comes back at once), so that a round trip and a stream
+                // entry carry more requests. No timer: nothing waits on an idle server.
+                for _ in 0..SHARED_GATHER {
+                    if pending.lock().unwrap_or_else(|e| e.into_inner()).count >= per_entry {
+                        break;
                     }
+                    tokio::task::yield_now().await;
                 }
-                let starts = std::iter::once(0).chain(ends.iter().copied());
-                let entries: Vec<&[u8]> = starts.zip(&ends).map(|(start, &end)| &json[start..end]).collect();
-                store.append_journal(&entries, capacity).await;
+                {
+                    let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                    std::mem::swap(&mut pending.records, &mut batch);
+                    pending.count = 0;
+                }
+                let mut rest = &batch[..];
+                while !rest.is_empty() {
+                    let (len, n) = wire::chunk(rest, per_entry, SHARED_BATCH_BYTES);
+                    store.append_journal(&header, &rest[..len], n, capacity).await;
+                    rest = &rest[len..];
+                }
+                batch.clear();
                 // A rare huge batch (large bodies) does not keep its buffer for good.
-                if json.capacity() > SHARED_BUFFER_KEEP {
-                    json = Vec::new();
+                if batch.capacity() > SHARED_BUFFER_KEEP {
+                    batch = Vec::new();
                 }
             }
         });
@@ -792,8 +800,9 @@ mod tests {
         journal.record(router, &req, &answer);
     }
 
-    #[test]
-    fn write_shared_json_is_to_json_with_the_replica() {
+    /// A journal holding a POST to a route (repeated, redacted and non-UTF-8 headers, a query, a body with bytes
+    /// JSON must escape) and a GET no route answered.
+    fn varied_journal() -> Journal {
         let journal = Journal::default();
         let router = router("[[route]]\npath = \"/a\"\nmethod = [\"GET\", \"POST\"]\n");
         let mut headers = HeaderMap::new();
@@ -816,17 +825,68 @@ mod tests {
             };
             journal.record(&router, &req, &router.respond(&req));
         }
-        for entry in journal.requests() {
+        journal
+    }
+
+    #[test]
+    fn a_record_reads_back_as_to_json_with_the_replica() {
+        let entries = varied_journal().requests();
+        let mut records = b"left over".to_vec();
+        records.clear();
+        for entry in &entries {
+            assert!(wire::encode(entry, &mut records));
+        }
+        let batches = [(wire::header("r1"), records)];
+        let read = shared_requests(&batches, 10);
+        assert_eq!(read.len(), entries.len());
+        for (entry, read) in entries.iter().zip(&read) {
             let mut expected = entry.to_json_with(true, "");
             expected["replica"] = "r1".into();
-            let mut out = b"left over".to_vec();
-            out.clear();
-            write_shared_json(&entry, "r1", &mut out).unwrap();
-            // Same keys in the same order, same values: what the admin API shows after parsing it back.
-            let parsed: Value = serde_json::from_slice(&out).unwrap();
-            assert_eq!(parsed.to_string(), expected.to_string());
-            assert_eq!(String::from_utf8(out).unwrap(), expected.to_string());
+            // Same keys in the same order, same values: what the admin API showed when the stream held JSON.
+            assert_eq!(read.to_string(), expected.to_string());
         }
+        // The newest first when there are more than asked for, across batches.
+        let batches = [batches[0].clone(), (wire::header("r2"), batches[0].1.clone())];
+        let ids: Vec<_> =
+            shared_requests(&batches, 3).iter().map(|r| (r["id"].clone(), r["replica"].clone())).collect();
+        assert_eq!(ids, [(2.into(), "r1".into()), (1.into(), "r2".into()), (2.into(), "r2".into())]);
+    }
+
+    #[test]
+    fn damaged_or_unknown_records_are_left_out_without_a_panic() {
+        let mut records = Vec::new();
+        for entry in varied_journal().requests() {
+            assert!(wire::encode(&entry, &mut records));
+        }
+        let header = wire::header("r1");
+        // Every cut and every changed byte: whatever parses is shown, the rest left out, nothing panics.
+        for cut in 0..records.len() {
+            let batch = [(header.clone(), records[..cut].to_vec())];
+            assert!(shared_requests(&batch, 10).len() < 2);
+        }
+        for at in 0..records.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut damaged = records.clone();
+                damaged[at] ^= flip;
+                let _ = shared_requests(&[(header.clone(), damaged)], 10);
+            }
+        }
+        // A format this build does not know, or no header at all.
+        assert!(shared_requests(&[(vec![wire::VERSION + 1], records.clone())], 10).is_empty());
+        assert!(shared_requests(&[(Vec::new(), records)], 10).is_empty());
+    }
+
+    #[test]
+    fn batches_are_cut_at_whole_records() {
+        let mut records = Vec::new();
+        for entry in varied_journal().requests() {
+            assert!(wire::encode(&entry, &mut records));
+        }
+        let first = wire::split(&records).next().unwrap().len() + 4;
+        assert_eq!(wire::chunk(&records, 1, usize::MAX), (first, 1));
+        assert_eq!(wire::chunk(&records, 256, first), (first, 1));
+        assert_eq!(wire::chunk(&records, 256, 1), (first, 1), "one record larger than the bound goes alone");
+        assert_eq!(wire::chunk(&records, 256, usize::MAX), (records.len(), 2));
     }
 
     #[test]

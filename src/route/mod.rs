@@ -302,6 +302,10 @@ pub struct Router {
     scenarios: Scenarios,
     /// Whether any path has a route with shared state: without one, a shared store is never asked.
     shared: bool,
+    /// When every path with shared state is static (no `{param}`, no `{*rest}`): those paths, which a request
+    /// path must equal to be routed to them. [`Router::needs_shared`] compares with them instead of matching the
+    /// path a second time (every request pays for that check when `[server] state` is set).
+    shared_paths: Option<Box<[Box<str>]>>,
     /// `[server] proxy`: where requests no route answers go.
     fallback: Option<Arc<proxy::Upstream>>,
     /// Whether any request can go upstream (a `proxy` route or the fallback): without one, [`Router::will_proxy`]
@@ -598,6 +602,13 @@ impl Router {
                 .any(|&i| matches!(&routes[i].methods, Methods::List(l) if l.contains(&Method::OPTIONS)));
         }
         let shared = entries.iter().any(|e| e.shared);
+        // Resource paths are not in `by_path` (and have `{id}`): with one, the count below falls short.
+        let static_shared: Vec<Box<str>> = (by_path.iter())
+            .filter(|&(path, &e)| entries[e].shared && !path.contains(['{', '}', '*']))
+            .map(|(path, _)| Box::from(*path))
+            .collect();
+        let shared_paths = (static_shared.len() == entries.iter().filter(|e| e.shared).count())
+            .then(|| static_shared.into_boxed_slice());
         let proxies = fallback.is_some()
             || routes.iter().any(|r| matches!(&r.responder, Responder::Scripted(s) if s.proxy.is_some()));
         Ok(Router {
@@ -611,6 +622,7 @@ impl Router {
             near: OnceLock::new(),
             scenarios,
             shared,
+            shared_paths,
             fallback,
             proxies,
             resources,
@@ -827,7 +839,14 @@ impl Router {
 
     /// Whether a request to `path` may need the shared store: some route of the path keeps shared state.
     pub fn needs_shared(&self, path: &str) -> bool {
-        self.shared && self.tree.at(path).is_ok_and(|m| self.entries[*m.value].shared)
+        if !self.shared {
+            return false;
+        }
+        match &self.shared_paths {
+            // A static pattern matches only the path equal to it (matchit compares bytes, as this does).
+            Some(paths) => paths.iter().any(|p| **p == *path),
+            None => self.tree.at(path).is_ok_and(|m| self.entries[*m.value].shared),
+        }
     }
 
     /// [`Router::respond`] with the state in a shared store (`[server] state`), in partition `partition` (the

@@ -111,6 +111,23 @@ impl Redis {
         s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
     }
 
+    /// Sends one command (no TLS) and returns its reply's first line, e.g. `:5` for an integer.
+    fn command(&self, args: &[&str]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut request = format!("*{}\r\n", args.len());
+        for a in args {
+            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(request.as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(b"\r\n") && s.read_exact(&mut byte).is_ok() {
+            reply.push(byte[0]);
+        }
+        String::from_utf8_lossy(&reply).trim_end().to_owned()
+    }
+
     /// Kills the server (its data goes with it: no persistence).
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -283,6 +300,66 @@ fn the_journal_of_every_replica_is_read_from_any_one() {
     assert_eq!(replicas.len(), 3, "each request names the replica that answered it: {requests:?}");
     // Oldest first, as the per-replica journal is.
     assert_eq!(requests[0]["headers"]["x-test"], "from-0");
+}
+
+#[test]
+fn the_shared_journal_keeps_about_journal_requests_in_one_stream_entry_per_batch() {
+    let Some(redis) = Redis::start() else { return };
+    let server = Bin::start(&shared(&redis, "journal = 5", FIVE));
+    let client = client();
+    for i in 0..40 {
+        let res = client.get(server.url("/plain")).header("x-test", i.to_string()).send().unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+    }
+    let marks = |requests: &[serde_json::Value]| -> Vec<String> {
+        requests.iter().filter_map(|r| r["headers"]["x-test"].as_str().map(str::to_owned)).collect()
+    };
+    let url = server.url("/__admin/requests?limit=100");
+    let requests = journal_until(&client, &url, |r| marks(r).last().map(String::as_str) == Some("39"));
+    // The newest `journal` requests, oldest first, whatever `?limit=` asks beyond them.
+    assert_eq!(marks(&requests), ["35", "36", "37", "38", "39"], "{requests:?}");
+    // Redis holds them as a few entries (whole batches; the records of the oldest trimmed ones gone), not one per
+    // request, and counts the records written.
+    let entries: usize = redis.command(&["XLEN", "hotroute:journal"]).trim_start_matches(':').parse().unwrap();
+    assert!((1..=5).contains(&entries), "{entries} stream entries for a journal of 5");
+    assert_eq!(redis.command(&["INCRBY", "hotroute:journal-records", "0"]), ":40");
+}
+
+#[test]
+fn requests_from_concurrent_clients_reach_the_shared_journal_each_once() {
+    let Some(redis) = Redis::start() else { return };
+    let servers = replicas(2, &shared(&redis, "", FIVE));
+    let urls: Vec<String> = servers.iter().map(|s| s.url("/plain")).collect();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let url = &urls[t % 2];
+            scope.spawn(move || {
+                let client = client();
+                for i in 0..25 {
+                    let res = client.get(url).header("x-test", format!("{t}-{i}")).send().unwrap();
+                    assert_eq!(res.status().as_u16(), 200);
+                }
+            });
+        }
+    });
+    let client = client();
+    let marks = |requests: &[serde_json::Value]| -> Vec<String> {
+        requests.iter().filter_map(|r| r["headers"]["x-test"].as_str().map(str::to_owned)).collect()
+    };
+    let requests = journal_until(&client, &servers[0].url("/__admin/requests?limit=1000"), |r| marks(r).len() >= 200);
+    let seen = marks(&requests);
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), unique.len()), (200, 200), "each request once: {seen:?}");
+    for r in &requests {
+        assert_eq!(r["path"], "/plain");
+        assert!(r["replica"].is_string() && r["time"].is_string() && r["route"]["location"].is_string(), "{r}");
+    }
+    // Each replica's requests in the order it answered them: its ids grow along the journal.
+    for replica in [requests[0]["replica"].clone(), requests[199]["replica"].clone()] {
+        let ids: Vec<u64> =
+            requests.iter().filter(|r| r["replica"] == replica).map(|r| r["id"].as_u64().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    }
 }
 
 #[test]

@@ -16,17 +16,43 @@ mod resources;
 
 pub use resources::{Created, NewId, Replaced, ResourceKeys, StartData};
 
-/// Appends journal entries to the shared stream, one `XADD` each, capped near ARGV[1] entries: a batch is one
-/// command with one reply. As a pipeline of `XADD`s it cost the client a reply to parse per entry (about 2,500
-/// instructions each, BENCHMARKS.md, issue 19).
+/// Appends a batch of journal records to the shared stream as one entry, and trims the stream to about ARGV[1]
+/// records: whole oldest entries go. The counter KEYS[2] counts the records ever appended, and an entry's id is
+/// `0-N`, N that count after its records: so the entries whose records are all older than the newest ARGV[1] are
+/// those below `0-(N - ARGV[1] + 1)`, which `XTRIM MINID` drops without reading them. (One entry per batch, not one
+/// per request: the per-request `XADD` was most of Redis's work for a plain route, BENCHMARKS.md, issue 19.)
 ///
-/// KEYS[1] the stream; ARGV[1] the cap; ARGV[2..] the entries' JSON.
+/// KEYS[1] the stream, KEYS[2] the record counter; ARGV[1] the cap, ARGV[2] the batch's record count, ARGV[3] its
+/// header, ARGV[4] its records. A stream ahead of its counter (the counter deleted alone, or entries of an older
+/// format) starts over.
 const JOURNAL_APPEND: &str = r"
-local cap = ARGV[1]
-for i = 2, #ARGV do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', cap, '*', 'r', ARGV[i])
+local n = tonumber(ARGV[2])
+local last = redis.call('INCRBY', KEYS[2], n)
+local added = redis.pcall('XADD', KEYS[1], '0-' .. last, 'h', ARGV[3], 'b', ARGV[4])
+if type(added) == 'table' and added.err then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], n)
+  last = n
+  redis.call('XADD', KEYS[1], '0-' .. last, 'h', ARGV[3], 'b', ARGV[4])
 end
-return #ARGV - 1
+local keep = last - tonumber(ARGV[1]) + 1
+if keep > 1 then
+  redis.call('XTRIM', KEYS[1], 'MINID', '0-' .. keep)
+end
+return last
+";
+
+/// The entries holding the newest ARGV[1] records of the shared journal (see [`JOURNAL_APPEND`]), newest first: at
+/// most ARGV[1] entries, as each holds at least one record.
+///
+/// KEYS[1] the stream, KEYS[2] the record counter.
+const JOURNAL_READ: &str = r"
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local from = last - tonumber(ARGV[1]) + 1
+if from < 1 then
+  from = 1
+end
+return redis.call('XREVRANGE', KEYS[1], '+', '0-' .. from, 'COUNT', ARGV[1])
 ";
 
 /// Moves a route's counter and, when the route has a `next_state`, its scenario, in one round trip and atomically:
@@ -89,8 +115,14 @@ pub struct RemoteState {
     url: String,
     timeout: Duration,
     count_and_move: redis::Script,
-    /// Appends a batch of journal entries in one command (see [`JOURNAL_APPEND`]).
+    /// Appends a batch of journal records as one stream entry (see [`JOURNAL_APPEND`]).
     journal_append: redis::Script,
+    /// Reads the entries that hold the newest records (see [`JOURNAL_READ`]).
+    journal_read: redis::Script,
+    /// The journal's stream, `PREFIX:journal`, and its record counter, `PREFIX:journal-records` (not
+    /// `journal:...`: a partition named `journal` owns the keys `PREFIX:journal:*`). Made once: every batch names
+    /// them.
+    journal_keys: (String, String),
     resource_scripts: resources::ResourceScripts,
     /// Whether the last call failed: the outage is logged when this turns on, and again when it turns off.
     down: AtomicBool,
@@ -133,6 +165,8 @@ impl RemoteState {
             timeout: config.timeout,
             count_and_move: redis::Script::new(COUNT_AND_MOVE),
             journal_append: redis::Script::new(JOURNAL_APPEND),
+            journal_read: redis::Script::new(JOURNAL_READ),
+            journal_keys: (format!("{}:journal", config.prefix), format!("{}:journal-records", config.prefix)),
             resource_scripts: resources::ResourceScripts::default(),
             down: AtomicBool::new(false),
             journal_dropped: AtomicU64::new(0),
@@ -195,10 +229,6 @@ impl RemoteState {
 
     fn scenario_key(&self, partition: &str, name: &str) -> String {
         self.key(partition, "scenario", name)
-    }
-
-    fn journal_key(&self) -> String {
-        format!("{}:journal", self.prefix)
     }
 
     /// Runs `call` within the timeout, and logs the start and the end of an outage (once each).
@@ -348,44 +378,66 @@ impl RemoteState {
         self.journal_dropped.load(Ordering::Relaxed)
     }
 
-    /// Appends `entries` (requests as JSON) to the shared journal, the capped stream `PREFIX:journal`
-    /// (`XADD MAXLEN ~ capacity`), in one pipelined round trip; counts them as dropped if that fails.
-    pub async fn append_journal(&self, entries: &[&[u8]], capacity: usize) {
-        if entries.is_empty() {
+    /// Appends a batch of `n` journal records (`records`, as `header` says they are written) to the shared
+    /// journal, the stream `PREFIX:journal`, as one entry, keeping about the newest `capacity` records; counts them
+    /// as dropped if that fails.
+    pub async fn append_journal(&self, header: &[u8], records: &[u8], n: usize, capacity: usize) {
+        if n == 0 {
             return;
         }
-        let (key, n) = (self.journal_key(), entries.len() as u64);
-        let capacity = capacity.max(1);
-        let mut invocation = self.journal_append.key(&key);
-        invocation.arg(capacity);
-        for &entry in entries {
-            invocation.arg(entry);
-        }
-        let mut conn = self.conn.clone();
-        let append = async move { invocation.invoke_async::<()>(&mut conn).await };
+        // The `EVALSHA` made directly: a `ScriptInvocation` would copy the records twice more (its arguments, then
+        // its command), and this runs for every batch.
+        let mut cmd = redis::cmd("EVALSHA");
+        let (stream, counter) = &self.journal_keys;
+        cmd.arg(self.journal_append.get_hash()).arg(2).arg(stream).arg(counter);
+        cmd.arg(capacity.max(1)).arg(n).arg(header).arg(records);
+        let (mut conn, script) = (self.conn.clone(), &self.journal_append);
+        let append = async move {
+            match cmd.query_async::<()>(&mut conn).await {
+                // Redis lost its scripts (a restart, `SCRIPT FLUSH`): loaded again, then once more.
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    script.load_async(&mut conn).await?;
+                    cmd.query_async::<()>(&mut conn).await
+                }
+                done => done,
+            }
+        };
         if self.run("writing the journal (XADD)", append).await.is_err() {
-            self.journal_dropped.fetch_add(n, Ordering::Relaxed);
+            self.journal_dropped.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 
-    /// The newest `limit` journal entries of every replica, oldest first, as the JSON each replica wrote.
-    pub async fn journal(&self, limit: usize) -> Result<Vec<serde_json::Value>, StateError> {
-        let mut cmd = redis::cmd("XREVRANGE");
-        cmd.arg(self.journal_key()).arg("+").arg("-").arg("COUNT").arg(limit.max(1));
+    /// The shared journal's entries that hold its newest `records` records (of every replica), oldest first: each
+    /// entry's header and records, as [`RemoteState::append_journal`] got them.
+    pub async fn journal_batches(&self, records: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let mut invocation = self.journal_read.key(&self.journal_keys.0);
+        invocation.key(&self.journal_keys.1).arg(records.max(1));
         let mut conn = self.conn.clone();
-        let entries: Vec<(String, Vec<String>)> =
-            self.run("reading the journal (XREVRANGE)", async move { cmd.query_async(&mut conn).await }).await?;
+        let read = async move { invocation.invoke_async::<Vec<(String, Vec<Vec<u8>>)>>(&mut conn).await };
+        let entries = self.run("reading the journal (XREVRANGE)", read).await?;
         Ok(entries
             .into_iter()
             .rev()
-            .filter_map(|(_, fields)| fields.get(1).and_then(|json| serde_json::from_str(json).ok()))
+            .filter_map(|(_, fields)| {
+                // Field names and values alternate: `h` the header, `b` the records. An entry without them (an
+                // older format) is left out.
+                let (mut header, mut batch, mut fields) = (None, None, fields.into_iter());
+                while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+                    match name.as_slice() {
+                        b"h" => header = Some(value),
+                        b"b" => batch = Some(value),
+                        _ => {}
+                    }
+                }
+                Some((header?, batch?))
+            })
             .collect())
     }
 
     /// Empties the shared journal.
     pub async fn clear_journal(&self) -> Result<(), StateError> {
         let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.journal_key());
+        cmd.arg(&self.journal_keys.0).arg(&self.journal_keys.1);
         let mut conn = self.conn.clone();
         self.run("clearing the journal", async move { cmd.query_async::<()>(&mut conn).await }).await
     }
