@@ -94,22 +94,26 @@ def startup_hotroute(bin_path, tmp):
     return took
 
 
-def nginx_conf(tmp, port, body):
-    conf = tmp / "reload-nginx.conf"
+def nginx_conf(tmp, port, body, name="reload", http2=False):
+    """Writes an nginx config with one worker answering `body` on /hello at `port` (h2c with `http2`)."""
+    conf = tmp / f"{name}-nginx.conf"
+    listen = f"127.0.0.1:{port}" + (" http2" if http2 else "")
     conf.write_text(f"""
 worker_processes 1;
 daemon off;
 user root;
-pid {tmp}/reload-nginx.pid;
-error_log {tmp}/reload-nginx-error.log;
-events {{ worker_connections 1024; }}
+pid {tmp}/{name}-nginx.pid;
+error_log {tmp}/{name}-nginx-error.log;
+events {{ worker_connections 4096; }}
 http {{
   access_log off;
-  client_body_temp_path {tmp}/rn-body; proxy_temp_path {tmp}/rn-proxy; fastcgi_temp_path {tmp}/rn-fcgi;
-  uwsgi_temp_path {tmp}/rn-uwsgi; scgi_temp_path {tmp}/rn-scgi;
+  client_body_temp_path {tmp}/{name}-body; proxy_temp_path {tmp}/{name}-proxy; fastcgi_temp_path {tmp}/{name}-fcgi;
+  uwsgi_temp_path {tmp}/{name}-uwsgi; scgi_temp_path {tmp}/{name}-scgi;
+  keepalive_requests 1000000;
+  http2_max_requests 1000000;
   server {{
-    listen 127.0.0.1:{port};
-    location = /hello {{ default_type "text/plain"; return 200 "{body}"; }}
+    listen {listen};
+    location = /hello {{ default_type "text/plain; charset=utf-8"; return 200 "{body}"; }}
   }}
 }}
 """)
@@ -237,26 +241,7 @@ def reload_wiremock(tmp, saves):
 
 def h2_rounds(bin_path, tmp, rounds, duration):
     port = bh.free_port()
-    conf = tmp / "h2-nginx.conf"
-    conf.write_text(f"""
-worker_processes 1;
-daemon off;
-user root;
-pid {tmp}/h2-nginx.pid;
-error_log {tmp}/h2-nginx-error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp}/h2-body; proxy_temp_path {tmp}/h2-proxy; fastcgi_temp_path {tmp}/h2-fcgi;
-  uwsgi_temp_path {tmp}/h2-uwsgi; scgi_temp_path {tmp}/h2-scgi;
-  keepalive_requests 1000000;
-  http2_max_requests 1000000;
-  server {{
-    listen 127.0.0.1:{port} http2;
-    location = /hello {{ default_type "text/plain; charset=utf-8"; return 200 "Hello World"; }}
-  }}
-}}
-""")
+    conf = nginx_conf(tmp, port, "Hello World", name="h2", http2=True)
     ngx = subprocess.Popen(["nginx", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     bh.wait_port(port)
