@@ -164,6 +164,20 @@ def startup_peer(starter, tmp):
     return took
 
 
+def time_saves(url, saves, save):
+    """Saves `saves` changes (`save(i)` makes the answer `v{i}`), each 0.2 s after the last was served; returns the
+    seconds from each save to the first request that got its answer."""
+    out = []
+    for i in range(1, saves + 1):
+        time.sleep(0.2)
+        t0 = time.perf_counter()
+        if not save(i):
+            continue
+        if wait_body(url, f"v{i}", timeout=10) is not None:
+            out.append(time.perf_counter() - t0)
+    return out
+
+
 def reload_hotroute(bin_path, tmp, saves):
     routes = tmp / "reload.toml"
     text = '[[route]]\npath = "/hello"\nbody = "{}"\n'
@@ -171,21 +185,18 @@ def reload_hotroute(bin_path, tmp, saves):
     proc = subprocess.Popen([str(bin_path), str(routes), "--port", "0", "--threads", "1"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     url = re.match(r"listening on (http://\S+)", proc.stdout.readline()).group(1) + "/hello"
-    out = []
+
+    def save(i):
+        # The way `cat new > routes.toml` saves: truncate, then write.
+        with open(routes, "w") as f:
+            f.write(text.format(f"v{i}"))
+        return True
+
     try:
         wait_body(url, "v0", timeout=20)
-        for i in range(1, saves + 1):
-            time.sleep(0.2)
-            t0 = time.perf_counter()
-            # A save the way `cat new > routes.toml` does it: truncate, then write.
-            with open(routes, "w") as f:
-                f.write(text.format(f"v{i}"))
-            took = wait_body(url, f"v{i}", timeout=10)
-            if took is not None:
-                out.append(time.perf_counter() - t0)
+        return time_saves(url, saves, save)
     finally:
         kill_tree(proc)
-    return out
 
 
 def reload_nginx(tmp, saves):
@@ -194,20 +205,17 @@ def reload_nginx(tmp, saves):
     proc = subprocess.Popen(["nginx", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/hello"
-    out = []
+
+    def save(i):
+        nginx_conf(tmp, port, f"v{i}")
+        proc.send_signal(signal.SIGHUP)
+        return True
+
     try:
         wait_body(url, "v0", timeout=20)
-        for i in range(1, saves + 1):
-            time.sleep(0.2)
-            t0 = time.perf_counter()
-            nginx_conf(tmp, port, f"v{i}")
-            proc.send_signal(signal.SIGHUP)
-            took = wait_body(url, f"v{i}", timeout=10)
-            if took is not None:
-                out.append(time.perf_counter() - t0)
+        return time_saves(url, saves, save)
     finally:
         kill_tree(proc)
-    return out
 
 
 def reload_wiremock(tmp, saves):
@@ -216,24 +224,21 @@ def reload_wiremock(tmp, saves):
         return []
     mapping = tmp / "wiremock" / "mappings" / "0.json"
     admin = s.url.replace("/hello", "/__admin/mappings/reset")
-    out = []
+
+    def save(i):
+        mapping.write_text('{"request":{"method":"GET","url":"/hello"},"response":{"status":200,"body":"v%d"}}' % i)
+        try:
+            urllib.request.urlopen(urllib.request.Request(admin, method="POST", data=b""), timeout=10).read()
+            return True
+        except Exception as e:
+            log(f"WireMock reset failed: {e}")
+            return False
+
     try:
-        for i in range(1, saves + 1):
-            time.sleep(0.2)
-            t0 = time.perf_counter()
-            mapping.write_text('{"request":{"method":"GET","url":"/hello"},"response":{"status":200,"body":"v%d"}}' % i)
-            try:
-                urllib.request.urlopen(urllib.request.Request(admin, method="POST", data=b""), timeout=10).read()
-            except Exception as e:
-                log(f"WireMock reset failed: {e}")
-                continue
-            took = wait_body(s.url, f"v{i}", timeout=10)
-            if took is not None:
-                out.append(time.perf_counter() - t0)
+        return time_saves(s.url, saves, save)
     finally:
         s.stop()
         kill_tree(s.proc)
-    return out
 
 
 # --- 3. HTTP/2 -------------------------------------------------------------------------------------------------------

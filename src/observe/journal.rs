@@ -788,16 +788,21 @@ mod tests {
     }
 
     fn record(journal: &Journal, router: &Router, path: &str) {
-        let (method, uri, headers, body) = (Method::GET, path.parse().unwrap(), HeaderMap::new(), bytes::Bytes::new());
-        let req = RequestView {
-            method: &method,
-            uri: &uri,
-            headers: &headers,
-            body: &body,
-            peer: ([127, 0, 0, 1], 1).into(),
-        };
-        let answer = router.respond(&req);
-        journal.record(router, &req, &answer);
+        record_request(journal, router, Method::GET, path, &HeaderMap::new(), bytes::Bytes::new());
+    }
+
+    /// Records one request from 127.0.0.1, answered by `router`.
+    fn record_request(
+        journal: &Journal,
+        router: &Router,
+        method: Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: bytes::Bytes,
+    ) {
+        let uri = target.parse().unwrap();
+        let req = RequestView { method: &method, uri: &uri, headers, body: &body, peer: ([127, 0, 0, 1], 1).into() };
+        journal.record(router, &req, &router.respond(&req));
     }
 
     /// A journal holding a POST to a route (repeated, redacted and non-UTF-8 headers, a query, a body with bytes
@@ -815,15 +820,7 @@ mod tests {
             (Method::POST, "/a?q=1&r=%20", bytes::Bytes::from_static(b"{\"k\": \"\xff\\n\"}")),
             (Method::GET, "/nowhere", bytes::Bytes::new()),
         ] {
-            let uri = target.parse().unwrap();
-            let req = RequestView {
-                method: &method,
-                uri: &uri,
-                headers: &headers,
-                body: &body,
-                peer: ([127, 0, 0, 1], 1).into(),
-            };
-            journal.record(&router, &req, &router.respond(&req));
+            record_request(&journal, &router, method, target, &headers, body);
         }
         journal
     }

@@ -419,14 +419,18 @@ fn with_redis_stopped_plain_routes_answer_stateful_ones_503_in_bounded_time_and_
 #[test]
 fn a_bad_state_url_is_a_load_error_with_its_place() {
     let dir = tempfile::tempdir().unwrap();
+    // `hotroute check` on the folder's routes.toml: whether it passed, and what it wrote to stderr.
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
+            .args(["check", "routes.toml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
     std::fs::write(dir.path().join("routes.toml"), "[server]\nstate = \"http://127.0.0.1:6379\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
-        .args(["check", "routes.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (passed, stderr) = check();
+    assert!(!passed);
     assert!(stderr.contains("is not a Redis URL") && stderr.contains("routes.toml:2"), "{stderr}");
     assert!(stderr.contains("redis://"), "the help shows the form: {stderr}");
 
@@ -437,13 +441,8 @@ fn a_bad_state_url_is_a_load_error_with_its_place() {
         ("state = \"redis://127.0.0.1:6379/0\"\nstate_ca = \"routes.toml\"", "`state` is not a rediss://"),
     ] {
         std::fs::write(dir.path().join("routes.toml"), format!("[server]\n{toml}\n")).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_hotroute"))
-            .args(["check", "routes.toml"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && stderr.contains(want) && stderr.contains("routes.toml:3"), "{stderr}");
+        let (passed, stderr) = check();
+        assert!(!passed && stderr.contains(want) && stderr.contains("routes.toml:3"), "{stderr}");
     }
 }
 
