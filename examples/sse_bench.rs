@@ -145,6 +145,43 @@ async fn stream(addr: std::net::SocketAddr, a: (usize, Duration), opened: tokio:
     (late, late_own)
 }
 
+/// Prints hotroute's own count of how late the events left it (`hotroute_stream_lateness_seconds` in
+/// `/__admin/metrics`, measured when each event is handed to the socket): the share within each bucket's bound, and
+/// the bound that holds 99% of them. Unlike the arrival times above, it leaves out the client's own waits for a CPU.
+async fn server_lateness(addr: std::net::SocketAddr) {
+    let Ok(mut tcp) = TcpStream::connect(addr).await else { return };
+    let request = b"GET /__admin/metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut text = Vec::new();
+    if tcp.write_all(request).await.is_err() || tcp.read_to_end(&mut text).await.is_err() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&text);
+    // Cumulative counts by upper bound, in the order the histogram lists them.
+    let buckets: Vec<(String, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("hotroute_stream_lateness_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (bound, count) = l.split_once("\"} ")?;
+            Some((bound.to_string(), count.trim().parse().ok()?))
+        })
+        .collect();
+    let Some(&(_, total)) = buckets.last() else {
+        println!("leaving the server: this build does not count its streams' lateness");
+        return;
+    };
+    if total == 0.0 {
+        return;
+    }
+    let shares: Vec<String> = buckets
+        .iter()
+        .filter(|(b, _)| ["0.001", "0.002", "0.005", "0.01", "0.02"].contains(&b.as_str()))
+        .map(|(b, c)| format!("<= {} ms {:.2}%", b.parse::<f64>().unwrap_or(0.0) * 1000.0, c / total * 100.0))
+        .collect();
+    let p99 = buckets.iter().find(|(_, c)| *c >= 0.99 * total).map_or("+Inf", |(b, _)| b.as_str());
+    let p99 = p99.parse::<f64>().map_or("above every bucket".to_string(), |b| format!("<= {} ms", b * 1000.0));
+    println!("leaving the server (its own count of {total} events): {}; p99 {p99}", shares.join(", "));
+}
+
 fn percentile(sorted: &[i64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -335,6 +372,9 @@ async fn run(a: Args) {
         waited(waited_from.0, waited_to.0),
         waited(waited_from.1, waited_to.1)
     );
+    if !a.floor {
+        server_lateness(addr).await;
+    }
     // SIGTERM first, so that a server run under a profiler (valgrind, `perf record`) exits and writes its profile;
     // one that has not exited after 10 s is killed.
     // SAFETY: kill(2) with the pid of our own child and a signal number; it touches no memory of ours.

@@ -42,9 +42,11 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
         p99="$(sed -n 's/^lateness vs the server.s schedule.* p99 \([-0-9.]*\) .*/\1/p' <<<"$out")"
         p99_fixed="$(sed -n 's/^lateness vs the fixed schedule.* p99 \([-0-9.]*\) .*/\1/p' <<<"$out")"
         kib="$(sed -n 's/.*: \([0-9.]*\) KiB per stream/\1/p' <<<"$out")"
+        # hotroute's own count of when events left it (not the floor's: it has no metrics).
+        left="$(sed -n 's/^leaving the server.*<= 5 ms \([0-9.]*%\).*; p99 \(.*\)$/, left the server within 5 ms: \1, p99 \2/p' <<<"$out")"
         cpu="$(sed -n 's/.*% of a core (\([0-9.]*\) us per event), client \([0-9]*\)% (\([0-9.]*\) us per event).*/\1 \3/p' <<<"$out")"
-        printf 'round %s %-6s mode %-8s load %s: p99 vs server schedule %s ms (fixed %s), all in %s s, server %s us/event, client %s us/event, %s KiB/stream\n' \
-            "$round" "$name" "${MODE:-default}" "$load" "$p99" "$p99_fixed" "$all_in" "${cpu% *}" "${cpu#* }" "$kib"
+        printf 'round %s %-6s mode %-8s load %s: p99 vs server schedule %s ms (fixed %s), all in %s s, server %s us/event, client %s us/event, %s KiB/stream%s\n' \
+            "$round" "$name" "${MODE:-default}" "$load" "$p99" "$p99_fixed" "$all_in" "${cpu% *}" "${cpu#* }" "$kib" "$left"
         echo "$out" | sed 's/^/    /' >&2
     done
 done

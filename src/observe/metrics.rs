@@ -137,6 +137,12 @@ impl Metrics {
             "Requests forwarded to an upstream (proxy routes and [server] proxy, labelled route=\"proxy\" in requests)",
             proxied.clone(),
         );
+        registry.register(
+            "stream_lateness_seconds",
+            "How late timed stream chunks (stream and sse items with a delay) left against when each was due, across \
+             this process",
+            StreamLateness,
+        );
         let dash: Arc<str> = "-".into();
         Metrics {
             registry,
@@ -271,6 +277,27 @@ impl EncodeMetric for Latency {
         let count = buckets.iter().map(|(_, c)| c).sum();
         let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+/// [`crate::route::stream::LATENESS`] as a histogram, read when the metrics are encoded.
+#[derive(Debug)]
+struct StreamLateness;
+
+impl TypedMetric for StreamLateness {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for StreamLateness {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let lateness = &crate::route::stream::LATENESS;
+        let buckets = lateness.buckets();
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        encoder.encode_histogram::<NoLabelSet>(lateness.sum_secs(), count, &buckets, None)
     }
 
     fn metric_type(&self) -> MetricType {

@@ -319,3 +319,30 @@ async fn the_openai_example_streams_chunks_then_done() {
     assert_eq!(answer["choices"][0]["message"]["content"], "Hello from hotroute!");
     server.stop().await;
 }
+
+/// `hotroute_stream_lateness_seconds` counts each delayed chunk once, when it leaves, against when it was due: in a
+/// process of its own (the count is process-wide), three delayed events and one sent at once make a count of three,
+/// each far within a second.
+#[tokio::test]
+async fn the_metrics_count_how_late_each_delayed_chunk_left() {
+    let bin = Bin::start(
+        r#"
+[[route]]
+path = "/events"
+sse = [{ data = "now" }, { data = "a", delay = "30ms" }, { data = "b", delay = "30ms" }, { data = "c", delay = "30ms" }]
+"#,
+    );
+    let metric = |text: &str, line: &str| -> f64 {
+        let value = text.lines().find_map(|l| l.strip_prefix(line)).unwrap_or_else(|| panic!("no {line}: {text}"));
+        value.trim().parse().unwrap()
+    };
+    let before = client().get(bin.url("/__admin/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&before, "hotroute_stream_lateness_seconds_count "), 0.0, "{before}");
+    let body = client().get(bin.url("/events")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(body.matches("data: ").count(), 4, "{body}");
+    let after = client().get(bin.url("/__admin/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&after, "hotroute_stream_lateness_seconds_count "), 3.0, "{after}");
+    assert_eq!(metric(&after, "hotroute_stream_lateness_seconds_bucket{le=\"1.0\"} "), 3.0, "{after}");
+    let sum = metric(&after, "hotroute_stream_lateness_seconds_sum ");
+    assert!((0.0..3.0).contains(&sum), "{after}");
+}
