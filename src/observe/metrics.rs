@@ -6,7 +6,6 @@
 //! statuses it answers, so a request bumps a counter it already holds instead of hashing labels into a map. The
 //! latency histogram is lock-free for the same reason.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -18,13 +17,31 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::route::{Route, Router};
+use crate::util::histogram::Histogram;
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Upper bounds of the latency buckets, in seconds: from 50 µs (a static route on loopback) to 10 s (a slow delay).
-const LATENCY_BUCKETS: [f64; 15] =
-    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0];
+/// Upper bounds of the latency buckets, in seconds: from 50 µs (a static route on loopback) to 10 s (a slow delay),
+/// then everything slower.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    10.0,
+    f64::INFINITY,
+];
 
 /// How many statuses a route keeps counters for at hand; any further status takes the slower labelled lookup.
 const CACHED_STATUSES: usize = 3;
@@ -245,23 +262,19 @@ fn labels(slot: &RouteSlot, status: u16) -> RequestLabels {
     RequestLabels { route: slot.location.clone(), path: slot.path.clone(), status }
 }
 
-/// A latency histogram with atomic buckets (prometheus-client's own takes a lock per observation).
-#[derive(Debug, Clone, Default)]
-struct Latency(Arc<LatencyInner>);
+/// The latency histogram (atomic buckets: see [`Histogram`]), shared by the registry and the recording side.
+#[derive(Debug, Clone)]
+struct Latency(Arc<Histogram<{ LATENCY_BUCKETS.len() }>>);
 
-#[derive(Debug, Default)]
-struct LatencyInner {
-    /// Per-bucket counts (not cumulative); the last one is +Inf.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(Arc::new(Histogram::new(LATENCY_BUCKETS)))
+    }
 }
 
 impl Latency {
     fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = LATENCY_BUCKETS.iter().position(|&b| secs <= b).unwrap_or(LATENCY_BUCKETS.len());
-        self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.0.sum_nanos.fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.0.observe(d);
     }
 }
 
@@ -270,13 +283,8 @@ impl TypedMetric for Latency {
 }
 
 impl EncodeMetric for Latency {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
-        let buckets: Vec<(f64, u64)> =
-            bounds.zip(&self.0.buckets).map(|(b, c)| (b, c.load(Ordering::Relaxed))).collect();
-        let count = buckets.iter().map(|(_, c)| c).sum();
-        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encode_histogram(&self.0, encoder)
     }
 
     fn metric_type(&self) -> MetricType {
@@ -293,16 +301,19 @@ impl TypedMetric for StreamLateness {
 }
 
 impl EncodeMetric for StreamLateness {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let lateness = &crate::route::stream::LATENESS;
-        let buckets = lateness.buckets();
-        let count = buckets.iter().map(|(_, c)| c).sum();
-        encoder.encode_histogram::<NoLabelSet>(lateness.sum_secs(), count, &buckets, None)
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encode_histogram(&crate::route::stream::LATENESS, encoder)
     }
 
     fn metric_type(&self) -> MetricType {
         Self::TYPE
     }
+}
+
+fn encode_histogram<const N: usize>(h: &Histogram<N>, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+    let buckets = h.buckets();
+    let count = buckets.iter().map(|(_, c)| c).sum();
+    encoder.encode_histogram::<NoLabelSet>(h.sum_secs(), count, &buckets, None)
 }
 
 #[cfg(test)]

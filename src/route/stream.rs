@@ -8,7 +8,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use crate::config::{BodyConfig, SseFields, StreamConfig};
 use crate::route::reply::{CompileError, compile_error};
 use crate::route::respond::Body;
 use crate::route::template::{Compiled, Needs, Templates, Vars, context};
+use crate::util::histogram::Histogram;
 
 #[derive(Debug)]
 enum ItemData {
@@ -168,48 +168,15 @@ pub(crate) fn frame_event(fields: &SseFields, data: &str) -> Bytes {
     Bytes::from(out)
 }
 
-/// Upper bounds, in seconds, of [`LATENESS`]'s buckets: around the few milliseconds a timed stream should keep to.
-pub const LATENESS_BUCKETS: [f64; 11] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
-
 /// How late the chunks of timed streams (`stream` and `sse` items with a `delay`) left, against when each was due:
-/// a histogram for the whole process, which `/__admin/metrics` shows as `hotroute_stream_lateness_seconds`. A chunk
-/// is due its delay after the previous one was due, or after the previous one left if that was later (the stream's
-/// own rule: a late stream goes on from where it is, with no burst). Measured when the chunk is handed to hyper,
-/// which writes it to the socket in the same poll: the time it leaves the server. Process-wide because a stream
-/// outlives reloads and knows no server; several `MockServer`s in one process add into it together.
-pub static LATENESS: Lateness = Lateness::new();
-
-/// A histogram of lateness with atomic buckets (one `fetch_add` per chunk; see [`LATENESS`]).
-#[derive(Debug)]
-pub struct Lateness {
-    /// Per-bucket counts (not cumulative), the last one above every bound.
-    buckets: [AtomicU64; LATENESS_BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
-}
-
-impl Lateness {
-    const fn new() -> Self {
-        Lateness { buckets: [const { AtomicU64::new(0) }; LATENESS_BUCKETS.len() + 1], sum_nanos: AtomicU64::new(0) }
-    }
-
-    fn observe(&self, late: Duration) {
-        let secs = late.as_secs_f64();
-        let i = LATENESS_BUCKETS.iter().position(|&b| secs <= b).unwrap_or(LATENESS_BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(u64::try_from(late.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    /// Each bucket's upper bound (the last one infinite) with its count (not cumulative).
-    pub fn buckets(&self) -> Vec<(f64, u64)> {
-        let bounds = LATENESS_BUCKETS.iter().copied().chain([f64::INFINITY]);
-        bounds.zip(&self.buckets).map(|(b, c)| (b, c.load(Ordering::Relaxed))).collect()
-    }
-
-    /// The sum of every chunk's lateness, in seconds.
-    pub fn sum_secs(&self) -> f64 {
-        self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
-    }
-}
+/// a histogram for the whole process, which `/__admin/metrics` shows as `hotroute_stream_lateness_seconds`, with
+/// buckets from 0.5 ms to 1 s around the few milliseconds a timed stream should keep to. A chunk is due its delay
+/// after the previous one was due, or after the previous one left if that was later (the stream's own rule: a late
+/// stream goes on from where it is, with no burst). Measured when the chunk is handed to hyper, which writes it to
+/// the socket in the same poll: the time it leaves the server. Process-wide because a stream outlives reloads and
+/// knows no server; several `MockServer`s in one process add into it together.
+pub static LATENESS: Histogram<12> =
+    Histogram::new([0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, f64::INFINITY]);
 
 /// The body of a stream: the chunks in turn, each when its delay has passed since the previous one was due.
 #[derive(Debug)]
