@@ -1,11 +1,15 @@
-//! The I/O under each connection, in the order it is stacked (see [`wrap`]): the TCP stream, observed by
-//! [`crate::observe`] (connection metrics, `--trace`); a [`FaultIo`] that carries out a route's `fault`; a
-//! [`Guarded`] with the idle and write watchdogs. And the accept side: the connection cap.
+//! The I/O under each connection (see [`wrap`]): one layer, [`Guarded`], over the TCP stream as
+//! [`crate::observe`] hands it over (connection metrics, `--trace`). It carries out a route's `fault` and runs the
+//! idle and write watchdogs. And the accept side: the connection cap.
+//!
+//! One layer, not one per concern: every read and write of every connection crosses it (a stream of small events
+//! pays it per event), so when nothing is traced and no fault is armed a read or write is a check of the fault switch
+//! and one call to tokio's `TcpStream` (BENCHMARKS.md, issue 16).
 //!
 //! Faults: a route with `fault = "reset" | "close" | "garbage"` still goes through the router like any other (it is
 //! counted, journaled and delayed); its response carries the [`Fault`] as an extension. The connection's service sees
 //! it, arms the connection's [`Trigger`] and fails the request, so hyper drops the connection without writing an
-//! answer. [`FaultIo`] then refuses all further reads and writes and, when hyper drops it, does what the fault asks
+//! answer. [`Guarded`] then refuses all further reads and writes and, when hyper drops it, does what the fault asks
 //! before the socket closes: a zero linger (the kernel then sends a TCP RST instead of a FIN), bytes that are not
 //! HTTP, or nothing (a plain close).
 
@@ -28,15 +32,15 @@ use hyper_util::server::graceful::GracefulConnection;
 use crate::config::Fault;
 use crate::observe::ObservedStream;
 
-/// Stacks a connection's I/O: faults over the observed socket, the watchdogs over both.
+/// A connection's I/O: the observed socket with its fault switch and its watchdogs.
 pub(crate) fn wrap(
     stream: ObservedStream,
     trigger: Trigger,
     activity: Arc<Activity>,
     idle_timeout: Duration,
     write_timeout: Duration,
-) -> Guarded<FaultIo> {
-    Guarded::new(FaultIo::new(stream, trigger), activity, idle_timeout, write_timeout)
+) -> Guarded<ObservedStream> {
+    Guarded::new(stream, trigger, activity, idle_timeout, write_timeout)
 }
 
 /// The bytes a `garbage` fault sends: not an HTTP status line, with a NUL and bytes that are not UTF-8.
@@ -72,88 +76,23 @@ impl Trigger {
     }
 }
 
-/// A connection's TCP stream, which carries out an armed fault when the connection is dropped.
-#[derive(Debug)]
-pub struct FaultIo {
-    inner: ObservedStream,
-    trigger: Trigger,
+/// What [`Guarded`] reads and writes: a connection's socket, which it goes around when nothing observes it.
+pub trait Socket: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP stream to read and write directly, skipping this type's own `AsyncRead`/`AsyncWrite` (see
+    /// [`ObservedStream::bare`]); `None` to go through them.
+    fn bare(&mut self) -> Option<&mut TcpStream>;
+    /// The TCP stream, for what a fault does to it when the connection drops; `None` when there is none.
+    fn tcp(&self) -> Option<&TcpStream>;
 }
 
-impl FaultIo {
-    /// Wraps an accepted connection.
-    pub fn new(inner: ObservedStream, trigger: Trigger) -> Self {
-        FaultIo { inner, trigger }
+impl Socket for ObservedStream {
+    #[inline]
+    fn bare(&mut self) -> Option<&mut TcpStream> {
+        ObservedStream::bare(self)
     }
 
-    fn refused(&self) -> Option<io::Error> {
-        self.trigger.armed().map(|f| io::Error::other(FaultError(f)))
-    }
-}
-
-impl Drop for FaultIo {
-    fn drop(&mut self) {
-        match self.trigger.armed() {
-            None | Some(Fault::Close) => {}
-            Some(Fault::Reset) => {
-                if let Err(e) = self.inner.tcp().set_zero_linger() {
-                    tracing::debug!("cannot set a zero linger for a reset fault: {e}");
-                }
-            }
-            Some(Fault::Garbage) => {
-                // A few dozen bytes fit in the socket's send buffer, so a non-blocking write is enough here, where
-                // nothing can be awaited.
-                if let Err(e) = self.inner.tcp().try_write(GARBAGE) {
-                    tracing::debug!("cannot send garbage for a garbage fault: {e}");
-                }
-            }
-        }
-    }
-}
-
-impl AsyncRead for FaultIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for FaultIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(ObservedStream::tcp(self))
     }
 }
 
@@ -326,6 +265,15 @@ impl Sending {
         self.progress.store(now_ms(), Ordering::Relaxed);
     }
 
+    /// The body answered `Pending` to a poll with this task's waker and has not woken it since: polling it again
+    /// would answer `Pending` again (a future becomes ready only through a wake, which marks the clock first, see
+    /// [`BodyWake`]). hyper's HTTP/1 polls a body that has nothing once more in each wake (after a chunk, its write
+    /// loop asks again, and the next pass asks once more); answering those here skips the body and its timer.
+    pub(crate) fn still_waiting(&self, task: &Waker) -> bool {
+        self.progress.load(Ordering::Relaxed) == u64::MAX
+            && self.waker.as_ref().is_some_and(|(known, _)| known.will_wake(task))
+    }
+
     /// The body is asked for its next chunk and may have none yet (a timed stream between two items): until it
     /// wakes the task through the returned waker, the wait is the body's, not the client's, and the watchdog leaves
     /// it alone. The wake restarts the clock: from then on hyper should take the chunk unless the client stalls.
@@ -341,6 +289,24 @@ impl Sending {
                 (task.clone(), Waker::from(Arc::new(BodyWake { task: task.clone(), progress: progress.clone() })))
             })
             .1
+    }
+}
+
+/// Wakes the connection's task for its socket's read side, and marks that it did (see [`Guarded`]'s `poll_read`).
+#[derive(Debug)]
+struct ReadWake {
+    task: Waker,
+    woken: AtomicBool,
+}
+
+impl std::task::Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake_by_ref();
     }
 }
 
@@ -472,18 +438,56 @@ impl<C: GracefulConnection> Future for Graceful<C> {
         // Registered here too (cheap: the same waker is not cloned again), so that the shutdown wakes a connection
         // that has not read yet, or whose waker a wake took.
         this.activity.register(cx);
-        // hyper asks its timer for the header-read timeout while the connection is polled: this tells the timer
-        // whose connection it is (see [`HeadTimer`]).
-        CURRENT.set(Some(Arc::clone(&this.activity)));
-        let polled = this.conn.as_mut().poll(cx);
-        drop(CURRENT.take());
-        polled
+        // hyper asks its timer for the header-read timeout while the connection is polled, and the connection's
+        // reads skip registering the waker registered just above: this tells both whose connection it is (see
+        // [`HeadTimer`] and [`Guarded`]'s `poll_read`). A pointer, not a clone of the `Arc`: two atomic operations
+        // less per poll; `this.activity` keeps it alive for the whole poll, and the guard clears it even if the poll
+        // panics.
+        let _current = Current::set(&this.activity);
+        this.conn.as_mut().poll(cx)
     }
 }
 
 thread_local! {
-    /// The connection being polled on this thread (see [`Graceful`] and [`HeadTimer`]).
-    static CURRENT: std::cell::Cell<Option<Arc<Activity>>> = const { std::cell::Cell::new(None) };
+    /// The connection being polled on this thread (see [`Graceful`] and [`HeadTimer`]): its `Activity`, held by the
+    /// `Graceful` that set it for as long as it is set; null outside a connection's poll.
+    static CURRENT: std::cell::Cell<*const Activity> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Sets [`CURRENT`] for one poll and restores what was there when dropped (a panic included).
+struct Current(*const Activity);
+
+impl Current {
+    fn set(activity: &Arc<Activity>) -> Current {
+        Current(CURRENT.replace(Arc::as_ptr(activity)))
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CURRENT.set(self.0);
+    }
+}
+
+/// Whether this thread is inside the poll of `activity`'s connection by its [`Graceful`].
+#[inline]
+fn polled_by_graceful(activity: &Arc<Activity>) -> bool {
+    CURRENT.get() == Arc::as_ptr(activity)
+}
+
+/// The connection being polled on this thread, if any (see [`CURRENT`]).
+fn current() -> Option<Arc<Activity>> {
+    let ptr = CURRENT.get();
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null `CURRENT` was set by `Current::set` from an `Arc<Activity>` that the `Graceful` being polled
+    // on this thread holds until the `Current` guard restores the previous value, so the allocation is alive and its
+    // strong count at least 1; the increment gives the new `Arc` its own count.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
+    }
 }
 
 /// The timer hyper's HTTP/1 side is given for `header_read_timeout`, without a timer per request.
@@ -504,13 +508,12 @@ impl hyper::rt::Timer for HeadTimer {
     }
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        let Some(activity) = CURRENT.take() else {
+        let Some(activity) = current() else {
             return hyper_util::rt::TokioTimer::new().sleep_until(deadline);
         };
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let at = now_ms().saturating_add(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
         activity.head_deadline.store(at, Ordering::SeqCst);
-        CURRENT.set(Some(Arc::clone(&activity)));
         Box::pin(HeadSleep { activity, at })
     }
 
@@ -571,7 +574,20 @@ pub async fn accept(
     Ok((stream, peer, permit, activity))
 }
 
-/// A socket with its watchdogs, which fail its I/O (and hyper then closes the connection):
+/// The largest vectored write sent as one plain write (see [`Guarded`]'s `poll_write_vectored`): a copy this small
+/// costs less than the kernel's handling of several slices.
+const SMALL_WRITE: usize = 512;
+/// The buffer most of those small writes fit (an SSE event and its chunk framing): zeroed on the stack in a few
+/// stores, where [`SMALL_WRITE`]'s needs a `memset` call per write.
+const TINY_WRITE: usize = 64;
+
+/// The longest a lingering close drains a client's unread body (see [`Activity::linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// The most bytes a lingering close reads and drops.
+const LINGER_BYTES: u64 = 64 << 20;
+
+/// A connection's socket with its fault switch and its watchdogs, which fail its I/O (and hyper then closes the
+/// connection):
 /// - idle: no request in flight for the idle timeout, whatever bytes arrive (a client that connects and says nothing,
 ///   an HTTP/2 connection kept open with PINGs, a keep-alive connection nobody uses); a request in flight, however
 ///   long its answer takes (a `delay`), keeps the connection;
@@ -583,18 +599,13 @@ pub async fn accept(
 ///
 /// hyper has none of these on its own: its header-read timeout starts only once it knows the connection is HTTP/1,
 /// it has no write timeout, and its HTTP/2 keep-alive only checks that the client answers PINGs.
-/// The largest vectored write sent as one plain write (see [`Guarded`]'s `poll_write_vectored`): a copy this small
-/// costs less than the kernel's handling of several slices.
-const SMALL_WRITE: usize = 512;
-
-/// The longest a lingering close drains a client's unread body (see [`Activity::linger`]).
-const LINGER_TIME: Duration = Duration::from_secs(2);
-/// The most bytes a lingering close reads and drops.
-const LINGER_BYTES: u64 = 64 << 20;
-
+///
+/// Once the connection's [`Trigger`] is armed, every read and write fails, and the drop does what the fault asks (see
+/// the module's documentation).
 #[derive(Debug)]
-pub struct Guarded<S> {
+pub struct Guarded<S: Socket> {
     io: S,
+    trigger: Trigger,
     activity: Arc<Activity>,
     idle_ms: u64,
     write_ms: u64,
@@ -604,14 +615,31 @@ pub struct Guarded<S> {
     write: Watchdog,
     /// Bytes dropped so far by a lingering close, once it started (its deadline is then `deadline`).
     drained: Option<u64>,
+    /// The waker the socket's reads are polled with (see [`ReadWake`]) and the task's waker it wraps: made once per
+    /// task, not per read.
+    read_wake: Option<(Waker, Waker, Arc<ReadWake>)>,
+    /// The last read of the socket waited, and the socket has not woken its [`ReadWake`] since.
+    read_waiting: bool,
 }
 
-impl<S> Guarded<S> {
+/// The earlier of two deadlines in [`now_ms`] milliseconds, `u64::MAX` standing for none.
+fn earlier(a: u64, b: u64) -> u64 {
+    a.min(b)
+}
+
+impl<S: Socket> Guarded<S> {
     /// Wraps `io`. Must be called inside a tokio runtime (the watchdogs are tokio timers).
-    pub(crate) fn new(io: S, activity: Arc<Activity>, idle_timeout: Duration, write_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        io: S,
+        trigger: Trigger,
+        activity: Arc<Activity>,
+        idle_timeout: Duration,
+        write_timeout: Duration,
+    ) -> Self {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Guarded {
             io,
+            trigger,
             activity,
             idle_ms: ms(idle_timeout),
             write_ms: ms(write_timeout),
@@ -619,7 +647,103 @@ impl<S> Guarded<S> {
             deadline_at: None,
             write: Watchdog::new(write_timeout, "the client read nothing"),
             drained: None,
+            read_wake: None,
+            read_waiting: false,
         }
+    }
+
+    /// The error every read and write gets once the connection's fault is armed.
+    #[inline]
+    fn refused(&self) -> Option<io::Error> {
+        self.trigger.armed().map(|f| io::Error::other(FaultError(f)))
+    }
+
+    /// A read from the socket itself (no watchdog), refused once a fault is armed.
+    #[inline]
+    fn read_socket(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.refused() {
+            return Poll::Ready(Err(e));
+        }
+        match self.io.bare() {
+            Some(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            None => Pin::new(&mut self.io).poll_read(cx, buf),
+        }
+    }
+
+    /// A read of the socket for hyper (no watchdog), which answers `Pending` at once when the last read waited and the
+    /// socket has not woken the task since.
+    ///
+    /// hyper polls the socket for reading on every wake of a connection, also while it sends a response (to see a
+    /// client that closes): a stream of events pays for a read poll per event (tokio's readiness check and its waker
+    /// registration under a lock), which answers `Pending` each time. The socket's reads get their own waker
+    /// ([`ReadWake`]), which marks that the socket woke the task: until it does, a read has nothing new to find
+    /// (a future is ready again only after a wake). Only when nothing observes the socket: a traced read
+    /// goes through the trace, which writes every wait.
+    fn read_waited(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.trigger.armed().is_some() || self.io.bare().is_none() {
+            self.read_waiting = false;
+            return self.read_socket(cx, buf);
+        }
+        let task = cx.waker();
+        let known = self.read_wake.as_ref().is_some_and(|(t, _, _)| t.will_wake(task));
+        if !known {
+            let wake = Arc::new(ReadWake { task: task.clone(), woken: AtomicBool::new(false) });
+            self.read_wake = Some((task.clone(), Waker::from(wake.clone()), wake));
+            self.read_waiting = false;
+        }
+        let Some((_, waker, wake)) = &self.read_wake else { return self.read_socket(cx, buf) };
+        if self.read_waiting && !wake.woken.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        // Cleared before the read: a wake from here on is seen by the next read.
+        wake.woken.store(false, Ordering::Relaxed);
+        let mut cx = Context::from_waker(waker);
+        let polled = match self.io.bare() {
+            Some(tcp) => Pin::new(tcp).poll_read(&mut cx, buf),
+            None => Pin::new(&mut self.io).poll_read(&mut cx, buf),
+        };
+        self.read_waiting = polled.is_pending();
+        polled
+    }
+
+    /// A plain write to the socket itself (no watchdog), refused once a fault is armed.
+    #[inline]
+    fn write_socket(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.refused() {
+            return Poll::Ready(Err(e));
+        }
+        match self.io.bare() {
+            Some(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            None => Pin::new(&mut self.io).poll_write(cx, buf),
+        }
+    }
+
+    /// [`Guarded::write_socket`] for several slices at once.
+    #[inline]
+    fn write_socket_vectored(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.refused() {
+            return Poll::Ready(Err(e));
+        }
+        match self.io.bare() {
+            Some(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            None => Pin::new(&mut self.io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    /// `bufs` (at most `flat.len()` bytes in all) copied into `flat` and written with one plain write.
+    #[inline]
+    fn write_flat(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+        flat: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut n = 0;
+        for b in bufs {
+            flat[n..n + b.len()].copy_from_slice(b);
+            n += b.len();
+        }
+        self.write_socket(cx, &flat[..n])
     }
 
     /// The connection-wide watchdogs: an error when the connection must close, otherwise a timer set for the next
@@ -628,38 +752,47 @@ impl<S> Guarded<S> {
     /// Called on every read, so it is cheap when nothing is due: the deadlines are sums of atomics (no clock read),
     /// and a timer already armed for the same deadline or an earlier one is left alone (it fires, and the next
     /// check moves it on). The clock is read, and the timer polled, only when it fired or must move earlier. Before,
-    /// every read read the clock and polled the timer: 4 of each per `/hello` (BENCHMARKS.md, issue 20).
+    /// every read read the clock and polled the timer: 4 of each per `/hello` (BENCHMARKS.md, issue 20). The
+    /// deadlines are plain `u64`s with `u64::MAX` for none, so that the earliest is two `min`s, not an iterator over
+    /// options (a read poll of a connection sending a stream runs this once per event, BENCHMARKS.md, issue 16).
     fn check(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        const NONE: u64 = u64::MAX;
         // Twice at most: a deadline that fires is checked again against the state it was set for.
         for _ in 0..2 {
-            let a = &self.activity;
+            let a = &*self.activity;
             let idle_since = a.idle_since();
             if idle_since.is_some() && a.evicted.load(Ordering::SeqCst) {
                 let message = "closed to admit a new connection: max_connections was reached and this connection \
                                was the longest idle";
                 return Some(io::Error::new(io::ErrorKind::ConnectionAborted, message));
             }
-            let idle_at = idle_since.map(|since| since.saturating_add(self.idle_ms));
+            let idle_at = idle_since.map_or(NONE, |since| since.saturating_add(self.idle_ms));
             let progress = a.oldest_progress();
-            let write_at = progress.map(|p| p.saturating_add(self.write_ms));
+            let write_at = progress.map_or(NONE, |p| p.saturating_add(self.write_ms));
             // hyper's header-read timeout (see [`HeadTimer`]): this timer only wakes the task for it; hyper's
-            // sleep then answers ready and hyper closes the connection.
-            let head_at = Some(a.head_deadline.load(Ordering::SeqCst)).filter(|&h| h != u64::MAX);
-            let mut at = [idle_at, write_at, head_at].into_iter().flatten().min()?;
+            // sleep then answers ready and hyper closes the connection. `u64::MAX` when hyper is not waiting.
+            let head_at = a.head_deadline.load(Ordering::SeqCst);
+            let mut at = earlier(earlier(idle_at, write_at), head_at);
+            if at == NONE {
+                return None;
+            }
             if self.deadline_at.is_some_and(|armed| armed <= at) && !self.deadline.is_elapsed() {
                 return None;
             }
             let now = now_ms();
-            if head_at.is_some_and(|h| now >= h) {
+            if head_at != NONE && now >= head_at {
                 // Due: hyper polls its sleep right after this read waits. Watch the other deadlines only.
-                at = [idle_at, write_at].into_iter().flatten().min()?;
+                at = earlier(idle_at, write_at);
+                if at == NONE {
+                    return None;
+                }
             }
-            if let Some(since) = idle_since.filter(|_| idle_at.is_some_and(|i| now >= i)) {
+            if let Some(since) = idle_since.filter(|_| now >= idle_at) {
                 let idle = now.saturating_sub(since);
                 let message = format!("no request for {idle} ms (idle_timeout): closing the connection");
                 return Some(io::Error::new(io::ErrorKind::TimedOut, message));
             }
-            if let Some(p) = progress.filter(|_| write_at.is_some_and(|w| now >= w)) {
+            if let Some(p) = progress.filter(|_| now >= write_at) {
                 let stalled = now.saturating_sub(p);
                 let message = format!(
                     "a response made no progress for {stalled} ms (write_timeout; an HTTP/2 client that keeps its \
@@ -676,6 +809,27 @@ impl<S> Guarded<S> {
             self.deadline_at = None;
         }
         None
+    }
+}
+
+impl<S: Socket> Drop for Guarded<S> {
+    fn drop(&mut self) {
+        let Some(tcp) = self.io.tcp() else { return };
+        match self.trigger.armed() {
+            None | Some(Fault::Close) => {}
+            Some(Fault::Reset) => {
+                if let Err(e) = tcp.set_zero_linger() {
+                    tracing::debug!("cannot set a zero linger for a reset fault: {e}");
+                }
+            }
+            Some(Fault::Garbage) => {
+                // A few dozen bytes fit in the socket's send buffer, so a non-blocking write is enough here, where
+                // nothing can be awaited.
+                if let Err(e) = tcp.try_write(GARBAGE) {
+                    tracing::debug!("cannot send garbage for a garbage fault: {e}");
+                }
+            }
+        }
     }
 }
 
@@ -714,25 +868,29 @@ impl Watchdog {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+impl<S: Socket> AsyncRead for Guarded<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         // Checked on every read, ready or not: a client that sends PINGs back to back is still idle.
         if let Some(e) = this.check(cx) {
             return Poll::Ready(Err(e));
         }
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if polled.is_pending() {
+        let polled = this.read_waited(cx, buf);
+        // The wakes of `Activity` (eviction, going idle) need the task's waker. [`Graceful`] registers it before
+        // each poll of the connection, and this read is inside that poll: registering again would only repeat it
+        // (an atomic read-modify-write per read, and a stream's connection reads once per event). Outside it (a
+        // TLS handshake, an upgraded connection's own task) the read registers.
+        if polled.is_pending() && !polled_by_graceful(&this.activity) {
             this.activity.register(cx);
         }
         polled
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+impl<S: Socket> AsyncWrite for Guarded<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        let polled = this.write_socket(cx, buf);
         this.write.check(cx, polled)
     }
 
@@ -746,16 +904,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         // goes out as one plain write: the kernel's `send` skips the `writev` path's iovec import, which a stream of
         // 100,000 small events a second pays for each. The bytes and the count written are the same either way.
         let total = bufs.iter().fold(0usize, |n, b| n.saturating_add(b.len()));
-        let polled = if bufs.len() > 1 && total <= SMALL_WRITE {
-            let mut flat = [0u8; SMALL_WRITE];
-            let mut n = 0;
-            for b in bufs {
-                flat[n..n + b.len()].copy_from_slice(b);
-                n += b.len();
-            }
-            Pin::new(&mut this.io).poll_write(cx, &flat[..n])
+        let polled = if bufs.len() > 1 && total <= TINY_WRITE {
+            this.write_flat(cx, bufs, &mut [0u8; TINY_WRITE])
+        } else if bufs.len() > 1 && total <= SMALL_WRITE {
+            this.write_flat(cx, bufs, &mut [0u8; SMALL_WRITE])
         } else {
-            Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+            this.write_socket_vectored(cx, bufs)
         };
         this.write.check(cx, polled)
     }
@@ -766,14 +920,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_flush(cx);
+        if let Some(e) = this.refused() {
+            return Poll::Ready(Err(e));
+        }
+        // A TCP stream has nothing to flush: no call through the layers for it.
+        let polled = match this.io.bare() {
+            Some(_) => Poll::Ready(Ok(())),
+            None => Pin::new(&mut this.io).poll_flush(cx),
+        };
         this.write.check(cx, polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.drained.is_none() {
-            let polled = Pin::new(&mut this.io).poll_shutdown(cx);
+            let polled = match this.refused() {
+                Some(e) => Poll::Ready(Err(e)),
+                None => match this.io.bare() {
+                    Some(tcp) => Pin::new(tcp).poll_shutdown(cx),
+                    None => Pin::new(&mut this.io).poll_shutdown(cx),
+                },
+            };
             if !this.activity.linger.load(Ordering::Relaxed) {
                 return this.write.check(cx, polled);
             }
@@ -790,7 +957,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
                 return Poll::Ready(Ok(()));
             }
             let mut buf = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+            match this.read_socket(cx, &mut buf) {
                 Poll::Pending => return Poll::Pending,
                 // The client closed (or reset): nothing is left to lose.
                 Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
@@ -871,13 +1038,22 @@ mod tests {
         }
     }
 
+    impl Socket for Record {
+        fn bare(&mut self) -> Option<&mut TcpStream> {
+            None
+        }
+        fn tcp(&self) -> Option<&TcpStream> {
+            None
+        }
+    }
+
     /// An SSE event as hyper frames it (three slices) goes to the socket as one plain write of the same bytes; a
     /// big chunk (a file's 16 KiB) stays a vectored write, with no copy.
     #[tokio::test]
     async fn small_vectored_writes_go_out_as_one_plain_write() {
         use tokio::io::AsyncWriteExt as _;
         let secs = Duration::from_secs(5);
-        let mut io = Guarded::new(Record::default(), Activity::new(), secs, secs);
+        let mut io = Guarded::new(Record::default(), Trigger::default(), Activity::new(), secs, secs);
         let event = [io::IoSlice::new(b"c\r\n"), io::IoSlice::new(b"data: tick\n\n"), io::IoSlice::new(b"\r\n")];
         assert_eq!(io.write_vectored(&event).await.unwrap(), 17);
         let big = vec![b'x'; 16 * 1024];
