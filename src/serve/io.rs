@@ -60,6 +60,12 @@ impl Trigger {
         self.0.store(fault.code(), Ordering::Release);
     }
 
+    /// Whether a fault is armed: one load, for the checks on every read and write.
+    #[inline]
+    fn is_armed(&self) -> bool {
+        self.0.load(Ordering::Acquire) != 0
+    }
+
     fn armed(&self) -> Option<Fault> {
         Fault::from_code(self.0.load(Ordering::Acquire))
     }
@@ -136,6 +142,7 @@ pub(crate) struct Activity {
 /// only to millisecond precision, so on Linux it is the kernel's coarse clock (the time of the last tick, a few
 /// ms old at most, read without the timer hardware: a fraction of the cost of `Instant::now` in a VM).
 #[cfg(target_os = "linux")]
+#[inline]
 fn now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec to write to. CLOCK_MONOTONIC_COARSE exists on every Linux since 2.6.32; were
@@ -196,6 +203,7 @@ impl Activity {
     }
 
     /// When the body that has waited longest for hyper last moved; `None` when no body is being sent.
+    #[inline]
     fn oldest_progress(&self) -> Option<u64> {
         let sending = self.sending.load(Ordering::SeqCst);
         if sending == 0 {
@@ -211,6 +219,7 @@ impl Activity {
 
     /// Since when the connection has been idle (no request in flight), in [`now_ms`] milliseconds; `None` while a
     /// request is.
+    #[inline]
     fn idle_since(&self) -> Option<u64> {
         (self.in_flight.load(Ordering::SeqCst) == 0).then(|| self.idle_since.load(Ordering::SeqCst))
     }
@@ -261,6 +270,7 @@ pub(crate) struct Sending {
 
 impl Sending {
     /// hyper took a chunk (or asked for one): the client is reading this response.
+    #[inline]
     pub(crate) fn progress(&self) {
         self.progress.store(now_ms(), Ordering::Relaxed);
     }
@@ -269,6 +279,7 @@ impl Sending {
     /// would answer `Pending` again (a future becomes ready only through a wake, which marks the clock first, see
     /// [`BodyWake`]). hyper's HTTP/1 polls a body that has nothing once more in each wake (after a chunk, its write
     /// loop asks again, and the next pass asks once more); answering those here skips the body and its timer.
+    #[inline]
     pub(crate) fn still_waiting(&self, task: &Waker) -> bool {
         self.progress.load(Ordering::Relaxed) == u64::MAX
             && self.waker.as_ref().is_some_and(|(known, _)| known.will_wake(task))
@@ -277,6 +288,7 @@ impl Sending {
     /// The body is asked for its next chunk and may have none yet (a timed stream between two items): until it
     /// wakes the task through the returned waker, the wait is the body's, not the client's, and the watchdog leaves
     /// it alone. The wake restarts the clock: from then on hyper should take the chunk unless the client stalls.
+    #[inline]
     pub(crate) fn body_waker(&mut self, task: &Waker) -> &Waker {
         self.progress.store(u64::MAX, Ordering::Relaxed);
         if !self.waker.as_ref().is_some_and(|(known, _)| known.will_wake(task)) {
@@ -623,6 +635,7 @@ pub struct Guarded<S: Socket> {
 }
 
 /// The earlier of two deadlines in [`now_ms`] milliseconds, `u64::MAX` standing for none.
+#[inline]
 fn earlier(a: u64, b: u64) -> u64 {
     a.min(b)
 }
@@ -655,6 +668,9 @@ impl<S: Socket> Guarded<S> {
     /// The error every read and write gets once the connection's fault is armed.
     #[inline]
     fn refused(&self) -> Option<io::Error> {
+        if !self.trigger.is_armed() {
+            return None;
+        }
         self.trigger.armed().map(|f| io::Error::other(FaultError(f)))
     }
 
@@ -680,7 +696,7 @@ impl<S: Socket> Guarded<S> {
     /// (a future is ready again only after a wake). Only when nothing observes the socket: a traced read
     /// goes through the trace, which writes every wait.
     fn read_waited(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.trigger.armed().is_some() || self.io.bare().is_none() {
+        if self.trigger.is_armed() || self.io.bare().is_none() {
             self.read_waiting = false;
             return self.read_socket(cx, buf);
         }
@@ -848,6 +864,7 @@ impl Watchdog {
     }
 
     /// Passes a completed operation through (and clears the deadline); a waiting one fails once it has waited too long.
+    #[inline]
     fn check<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if polled.is_ready() {
             self.armed = false;
@@ -1000,6 +1017,118 @@ mod tests {
         // Another task (hyper moved the connection): a waker for it, not the old one.
         let other = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
         assert!(!sending.body_waker(&other).will_wake(&first), "the old task's waker was kept for a new task");
+    }
+
+    /// A body that answered `Pending` is not asked again until it wakes the task (hyper's HTTP/1 asks up to twice
+    /// more in the same wake; each ask polled the stream and its timer): `still_waiting` says so until the wake, and
+    /// not for another task (whose waker the body does not hold yet).
+    #[test]
+    fn a_waiting_body_is_not_asked_again_before_it_wakes() {
+        let activity = Activity::new();
+        let mut sending = activity.sending();
+        let task = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        assert!(!sending.still_waiting(&task), "a body never polled was taken for waiting");
+        let body = sending.body_waker(&task).clone();
+        assert!(sending.still_waiting(&task), "a body that waits with this task's waker must not be asked again");
+        let other = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        assert!(!sending.still_waiting(&other), "another task must poll the body, to give it its waker");
+        body.wake_by_ref();
+        assert!(!sending.still_waiting(&task), "a body that woke the task must be asked again");
+        sending.body_waker(&task);
+        sending.progress();
+        assert!(!sending.still_waiting(&task), "a body that answered must be asked again");
+    }
+
+    /// A socket for [`Guarded`] that is a bare TCP stream, as an untraced connection's is.
+    struct Bare(TcpStream);
+
+    impl AsyncRead for Bare {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            unreachable!("a bare socket is read directly")
+        }
+    }
+
+    impl AsyncWrite for Bare {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+            unreachable!("a bare socket is written directly")
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            unreachable!("a bare socket is flushed directly")
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            unreachable!("a bare socket is shut down directly")
+        }
+    }
+
+    impl Socket for Bare {
+        fn bare(&mut self) -> Option<&mut TcpStream> {
+            Some(&mut self.0)
+        }
+        fn tcp(&self) -> Option<&TcpStream> {
+            Some(&self.0)
+        }
+    }
+
+    /// A connected pair of loopback sockets: the server's side under [`Guarded`] and the client's.
+    async fn pair(trigger: Trigger) -> (Guarded<Bare>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let secs = Duration::from_secs(30);
+        (Guarded::new(Bare(server), trigger, Activity::new(), secs, secs), client)
+    }
+
+    /// The one I/O layer reads and writes the bare TCP stream (the `Bare` socket's own `AsyncRead`/`AsyncWrite`
+    /// panic), and an armed fault still refuses both.
+    #[tokio::test]
+    async fn an_untraced_socket_is_read_and_written_directly_until_a_fault_is_armed() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let trigger = Trigger::default();
+        let (mut io, mut client) = pair(trigger.clone()).await;
+        client.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        io.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        io.write_all(b"pong").await.unwrap();
+        io.flush().await.unwrap();
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"pong");
+        trigger.arm(Fault::Close);
+        let read = io.read(&mut got).await.unwrap_err();
+        assert!(read.to_string().contains("fault injected"), "a read after the fault: {read}");
+        let write = io.write(b"x").await.unwrap_err();
+        assert!(write.to_string().contains("fault injected"), "a write after the fault: {write}");
+    }
+
+    /// A read that waited is answered `Pending` without asking the socket again until the socket wakes the task,
+    /// and that wake is not lost: the bytes the client sends then are read.
+    #[tokio::test]
+    async fn a_read_that_waited_waits_for_the_socket_to_wake_the_task() {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut io, mut client) = pair(Trigger::default()).await;
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let task = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&task);
+        let mut space = [0u8; 16];
+        let mut buf = ReadBuf::new(&mut space);
+        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending(), "nothing was sent yet");
+        assert!(io.read_waiting, "the wait was not noted");
+        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending(), "nothing was sent yet");
+        client.write_all(b"hello").await.unwrap();
+        // The socket wakes the task through the read's own waker, which marks it.
+        let woken = async {
+            while count.0.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), woken).await.expect("the socket did not wake the task");
+        let wake = &io.read_wake.as_ref().unwrap().2;
+        assert!(wake.woken.load(Ordering::SeqCst), "the wake was not marked");
+        match Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(Ok(())) => assert_eq!(buf.filled(), b"hello"),
+            other => panic!("the bytes sent after the wait were not read: {other:?}"),
+        }
+        assert!(!io.read_waiting);
     }
 
     /// What a writer was asked to write: each call, plain or vectored, with its bytes.
