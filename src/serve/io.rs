@@ -139,7 +139,8 @@ pub(crate) struct Activity {
     /// An answer went out before its request body was read: close by draining (see [`Activity::linger`]).
     linger: AtomicBool,
     /// The connection task's waker, for the changes above that must wake it (eviction, going idle).
-    /// Lock-free: it is registered on every read that waits.
+    /// Lock-free: [`Graceful`] registers it before each poll of the connection, and a read that waits outside that
+    /// poll (a TLS handshake, an upgraded connection's task) registers it too.
     waker: futures_util::task::AtomicWaker,
     /// For each body but the one in `slot`, when hyper last took a chunk of it (or it started), in [`now_ms`]
     /// milliseconds. Each body has its own clock: a client cannot keep a stalled stream alive by opening new ones.
