@@ -93,6 +93,14 @@ impl ObservedStream {
         &self.inner
     }
 
+    /// The TCP stream to read and write directly when the trace is off: the connection's I/O then skips this layer
+    /// (one branch per read or write instead of a call through it), so an untraced stream of small events pays for
+    /// none of it. `None` when traced: go through [`ObservedStream`]'s own `AsyncRead`/`AsyncWrite`.
+    #[inline]
+    pub fn bare(&mut self) -> Option<&mut TcpStream> {
+        if self.trace.is_none() { Some(&mut self.inner) } else { None }
+    }
+
     /// The connection's handle for its requests' [`Probe`]s.
     pub fn conn(&self) -> Conn {
         Conn(self.trace.clone())

@@ -1,11 +1,15 @@
-//! The I/O under each connection, in the order it is stacked (see [`wrap`]): the TCP stream, observed by
-//! [`crate::observe`] (connection metrics, `--trace`); a [`FaultIo`] that carries out a route's `fault`; a
-//! [`Guarded`] with the idle and write watchdogs. And the accept side: the connection cap.
+//! The I/O under each connection (see [`wrap`]): one layer, [`Guarded`], over the TCP stream as
+//! [`crate::observe`] hands it over (connection metrics, `--trace`). It carries out a route's `fault` and runs the
+//! idle and write watchdogs. And the accept side: the connection cap.
+//!
+//! One layer, not one per concern: every read and write of every connection crosses it (a stream of small events
+//! pays it per event), so when nothing is traced and no fault is armed a read or write is a check of the fault switch
+//! and one call to tokio's `TcpStream` (BENCHMARKS.md, issue 16).
 //!
 //! Faults: a route with `fault = "reset" | "close" | "garbage"` still goes through the router like any other (it is
 //! counted, journaled and delayed); its response carries the [`Fault`] as an extension. The connection's service sees
 //! it, arms the connection's [`Trigger`] and fails the request, so hyper drops the connection without writing an
-//! answer. [`FaultIo`] then refuses all further reads and writes and, when hyper drops it, does what the fault asks
+//! answer. [`Guarded`] then refuses all further reads and writes and, when hyper drops it, does what the fault asks
 //! before the socket closes: a zero linger (the kernel then sends a TCP RST instead of a FIN), bytes that are not
 //! HTTP, or nothing (a plain close).
 
@@ -28,15 +32,15 @@ use hyper_util::server::graceful::GracefulConnection;
 use crate::config::Fault;
 use crate::observe::ObservedStream;
 
-/// Stacks a connection's I/O: faults over the observed socket, the watchdogs over both.
+/// A connection's I/O: the observed socket with its fault switch and its watchdogs.
 pub(crate) fn wrap(
     stream: ObservedStream,
     trigger: Trigger,
     activity: Arc<Activity>,
     idle_timeout: Duration,
     write_timeout: Duration,
-) -> Guarded<FaultIo> {
-    Guarded::new(FaultIo::new(stream, trigger), activity, idle_timeout, write_timeout)
+) -> Guarded<ObservedStream> {
+    Guarded::new(stream, trigger, activity, idle_timeout, write_timeout)
 }
 
 /// The bytes a `garbage` fault sends: not an HTTP status line, with a NUL and bytes that are not UTF-8.
@@ -56,6 +60,12 @@ impl Trigger {
         self.0.store(fault.code(), Ordering::Release);
     }
 
+    /// Whether a fault is armed: one load, for the checks on every read and write.
+    #[inline]
+    fn is_armed(&self) -> bool {
+        self.0.load(Ordering::Acquire) != 0
+    }
+
     fn armed(&self) -> Option<Fault> {
         Fault::from_code(self.0.load(Ordering::Acquire))
     }
@@ -72,88 +82,23 @@ impl Trigger {
     }
 }
 
-/// A connection's TCP stream, which carries out an armed fault when the connection is dropped.
-#[derive(Debug)]
-pub struct FaultIo {
-    inner: ObservedStream,
-    trigger: Trigger,
+/// What [`Guarded`] reads and writes: a connection's socket, which it goes around when nothing observes it.
+pub trait Socket: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP stream to read and write directly, skipping this type's own `AsyncRead`/`AsyncWrite` (see
+    /// [`ObservedStream::bare`]); `None` to go through them.
+    fn bare(&mut self) -> Option<&mut TcpStream>;
+    /// The TCP stream, for what a fault does to it when the connection drops; `None` when there is none.
+    fn tcp(&self) -> Option<&TcpStream>;
 }
 
-impl FaultIo {
-    /// Wraps an accepted connection.
-    pub fn new(inner: ObservedStream, trigger: Trigger) -> Self {
-        FaultIo { inner, trigger }
+impl Socket for ObservedStream {
+    #[inline]
+    fn bare(&mut self) -> Option<&mut TcpStream> {
+        ObservedStream::bare(self)
     }
 
-    fn refused(&self) -> Option<io::Error> {
-        self.trigger.armed().map(|f| io::Error::other(FaultError(f)))
-    }
-}
-
-impl Drop for FaultIo {
-    fn drop(&mut self) {
-        match self.trigger.armed() {
-            None | Some(Fault::Close) => {}
-            Some(Fault::Reset) => {
-                if let Err(e) = self.inner.tcp().set_zero_linger() {
-                    tracing::debug!("cannot set a zero linger for a reset fault: {e}");
-                }
-            }
-            Some(Fault::Garbage) => {
-                // A few dozen bytes fit in the socket's send buffer, so a non-blocking write is enough here, where
-                // nothing can be awaited.
-                if let Err(e) = self.inner.tcp().try_write(GARBAGE) {
-                    tracing::debug!("cannot send garbage for a garbage fault: {e}");
-                }
-            }
-        }
-    }
-}
-
-impl AsyncRead for FaultIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for FaultIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.refused() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(ObservedStream::tcp(self))
     }
 }
 
@@ -164,39 +109,49 @@ impl AsyncWrite for FaultIo {
 /// A connection is idle when no request is in flight on it, whatever bytes cross it: the PINGs of an HTTP/2 client
 /// keep its socket busy but ask nothing of the server. And it is busy while a request is in flight, even when nothing
 /// crosses it: a `delay` of an hour is an answer on its way, not silence.
+///
+/// Laid out in declaration order (`repr(C)`), the fields read on every wake of a connection that sends a stream
+/// first, so that they share as few cache lines as they can: with 1,000 streams the connections' state does not stay
+/// in the CPU's caches between two events, and each line a wake touches is a miss (BENCHMARKS.md, issue 16).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Activity {
     /// Requests whose service has started and whose response body hyper has not yet dropped.
     in_flight: AtomicUsize,
     /// Response bodies handed to hyper and not yet finished (how many are in `bodies`, read without the lock).
     sending: AtomicUsize,
-    /// For each of those bodies, when hyper last took a chunk of it (or it started), in [`now_ms`] milliseconds. Each
-    /// body has its own clock: a client cannot keep a stalled stream alive by opening new ones.
-    bodies: Mutex<Vec<Arc<AtomicU64>>>,
-    /// The clock of the one body in flight on most connections, kept out of `bodies` (see [`Activity::sending`]).
-    slot: Arc<AtomicU64>,
-    /// Whether a body uses `slot`.
-    slot_taken: AtomicBool,
+    /// The clock of the one body in flight on most connections, kept out of `bodies` (see [`Activity::sending`]),
+    /// and here rather than in an allocation of its own: one cache line less per wake.
+    slot: AtomicU64,
     /// When `in_flight` last went to 0 (or the connection was accepted), in [`now_ms`] milliseconds.
     idle_since: AtomicU64,
-    /// Set by the accept loop: close this connection as soon as it is idle, to admit a new one.
-    evicted: AtomicBool,
-    /// The connection task's waker, for the changes above that must wake it (eviction, going idle).
-    /// Lock-free: it is registered on every read that waits.
-    waker: futures_util::task::AtomicWaker,
-    /// An answer went out before its request body was read: close by draining (see [`Activity::linger`]).
-    linger: AtomicBool,
-    /// The server is shutting down: finish what is in flight, then close (see [`Graceful`]).
-    shutdown: AtomicBool,
     /// When hyper's wait for the next HTTP/1 request head times out (`header_read_timeout`), in [`now_ms`]
     /// milliseconds; `u64::MAX` when it is not waiting. Set through [`HeadTimer`], watched by [`Guarded`].
     head_deadline: AtomicU64,
+    /// Whether a body uses `slot`.
+    slot_taken: AtomicBool,
+    /// Set by the accept loop: close this connection as soon as it is idle, to admit a new one.
+    evicted: AtomicBool,
+    /// The server is shutting down: finish what is in flight, then close (see [`Graceful`]).
+    shutdown: AtomicBool,
+    /// The socket woke the task for reading since its last read waited (see [`ReadWake`]).
+    read_woken: AtomicBool,
+    /// An answer went out before its request body was read: close by draining (see [`Activity::linger`]).
+    linger: AtomicBool,
+    /// The connection task's waker, for the changes above that must wake it (eviction, going idle).
+    /// Lock-free: [`Graceful`] registers it before each poll of the connection, and a read that waits outside that
+    /// poll (a TLS handshake, an upgraded connection's task) registers it too.
+    waker: futures_util::task::AtomicWaker,
+    /// For each body but the one in `slot`, when hyper last took a chunk of it (or it started), in [`now_ms`]
+    /// milliseconds. Each body has its own clock: a client cannot keep a stalled stream alive by opening new ones.
+    bodies: Mutex<Vec<Arc<AtomicU64>>>,
 }
 
 /// A monotonic clock in milliseconds: the clock of [`Activity`]'s atomics. Read a few times per request, and
 /// only to millisecond precision, so on Linux it is the kernel's coarse clock (the time of the last tick, a few
 /// ms old at most, read without the timer hardware: a fraction of the cost of `Instant::now` in a VM).
 #[cfg(target_os = "linux")]
+#[inline]
 fn now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec to write to. CLOCK_MONOTONIC_COARSE exists on every Linux since 2.6.32; were
@@ -225,12 +180,13 @@ impl Activity {
             sending: AtomicUsize::new(0),
             idle_since: AtomicU64::new(now),
             bodies: Mutex::default(),
-            slot: Arc::new(AtomicU64::new(now)),
+            slot: AtomicU64::new(now),
             slot_taken: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             waker: futures_util::task::AtomicWaker::new(),
             linger: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
+            read_woken: AtomicBool::new(false),
             head_deadline: AtomicU64::new(u64::MAX),
         })
     }
@@ -248,15 +204,16 @@ impl Activity {
         if !self.slot_taken.swap(true, Ordering::SeqCst) {
             self.slot.store(now_ms(), Ordering::Relaxed);
             self.sending.fetch_add(1, Ordering::SeqCst);
-            return Sending { activity: self.clone(), progress: self.slot.clone(), waker: None };
+            return Sending { activity: self.clone(), own: None, waker: None };
         }
         let progress = Arc::new(AtomicU64::new(now_ms()));
         self.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(progress.clone());
         self.sending.fetch_add(1, Ordering::SeqCst);
-        Sending { activity: self.clone(), progress, waker: None }
+        Sending { activity: self.clone(), own: Some(progress), waker: None }
     }
 
     /// When the body that has waited longest for hyper last moved; `None` when no body is being sent.
+    #[inline]
     fn oldest_progress(&self) -> Option<u64> {
         let sending = self.sending.load(Ordering::SeqCst);
         if sending == 0 {
@@ -272,6 +229,7 @@ impl Activity {
 
     /// Since when the connection has been idle (no request in flight), in [`now_ms`] milliseconds; `None` while a
     /// request is.
+    #[inline]
     fn idle_since(&self) -> Option<u64> {
         (self.in_flight.load(Ordering::SeqCst) == 0).then(|| self.idle_since.load(Ordering::SeqCst))
     }
@@ -313,7 +271,8 @@ impl Drop for Busy {
 #[derive(Debug)]
 pub(crate) struct Sending {
     activity: Arc<Activity>,
-    progress: Arc<AtomicU64>,
+    /// This body's clock when it is not the connection's `slot` (another body has that).
+    own: Option<Arc<AtomicU64>>,
     /// The last waker made by [`Sending::body_waker`] and the task's waker it wraps. A connection's task keeps its
     /// waker, so one is made per body rather than one (an allocation, and a new waker for the body's timer to
     /// register) per poll, which a stream of small events pays for every event.
@@ -322,32 +281,73 @@ pub(crate) struct Sending {
 
 impl Sending {
     /// hyper took a chunk (or asked for one): the client is reading this response.
+    #[inline]
     pub(crate) fn progress(&self) {
-        self.progress.store(now_ms(), Ordering::Relaxed);
+        self.clock().store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// This body's clock: the connection's `slot`, or its own.
+    #[inline]
+    fn clock(&self) -> &AtomicU64 {
+        self.own.as_deref().unwrap_or(&self.activity.slot)
+    }
+
+    /// The body answered `Pending` to a poll with this task's waker and has not woken it since: polling it again
+    /// would answer `Pending` again (a future becomes ready only through a wake, which marks the clock first, see
+    /// [`BodyWake`]). hyper's HTTP/1 polls a body that has nothing once more in each wake (after a chunk, its write
+    /// loop asks again, and the next pass asks once more); answering those here skips the body and its timer.
+    #[inline]
+    pub(crate) fn still_waiting(&self, task: &Waker) -> bool {
+        self.clock().load(Ordering::Relaxed) == u64::MAX
+            && self.waker.as_ref().is_some_and(|(known, _)| known.will_wake(task))
     }
 
     /// The body is asked for its next chunk and may have none yet (a timed stream between two items): until it
     /// wakes the task through the returned waker, the wait is the body's, not the client's, and the watchdog leaves
     /// it alone. The wake restarts the clock: from then on hyper should take the chunk unless the client stalls.
+    #[inline]
     pub(crate) fn body_waker(&mut self, task: &Waker) -> &Waker {
-        self.progress.store(u64::MAX, Ordering::Relaxed);
+        self.clock().store(u64::MAX, Ordering::Relaxed);
         if !self.waker.as_ref().is_some_and(|(known, _)| known.will_wake(task)) {
             self.waker = None;
         }
-        let progress = &self.progress;
+        let (activity, own) = (&self.activity, &self.own);
         &self
             .waker
             .get_or_insert_with(|| {
-                (task.clone(), Waker::from(Arc::new(BodyWake { task: task.clone(), progress: progress.clone() })))
+                let wake = BodyWake { task: task.clone(), activity: activity.clone(), own: own.clone() };
+                (task.clone(), Waker::from(Arc::new(wake)))
             })
             .1
+    }
+}
+
+/// Wakes the connection's task for its socket's read side, and marks that it did (see [`Guarded`]'s `poll_read`).
+#[derive(Debug)]
+struct ReadWake {
+    task: Waker,
+    /// Whose `read_woken` to set: a flag in the `Activity` the read's watchdog reads anyway, not one in this
+    /// allocation, which the read that skips the socket then does not touch.
+    activity: Arc<Activity>,
+}
+
+impl std::task::Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.activity.read_woken.store(true, Ordering::Release);
+        self.task.wake_by_ref();
     }
 }
 
 /// Wakes the connection's task for a body that had nothing to send, and marks when (see [`Sending::body_waker`]).
 struct BodyWake {
     task: Waker,
-    progress: Arc<AtomicU64>,
+    /// The body's clock: `own`, or else the connection's `slot`.
+    activity: Arc<Activity>,
+    own: Option<Arc<AtomicU64>>,
 }
 
 impl std::task::Wake for BodyWake {
@@ -357,19 +357,21 @@ impl std::task::Wake for BodyWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         // Only if still waiting: a poll since then has set the time already.
-        let _ = self.progress.compare_exchange(u64::MAX, now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+        let clock = self.own.as_deref().unwrap_or(&self.activity.slot);
+        let _ = clock.compare_exchange(u64::MAX, now_ms(), Ordering::Relaxed, Ordering::Relaxed);
         self.task.wake_by_ref();
     }
 }
 
 impl Drop for Sending {
     fn drop(&mut self) {
-        if Arc::ptr_eq(&self.progress, &self.activity.slot) {
-            self.activity.slot_taken.store(false, Ordering::SeqCst);
-        } else {
-            let mut bodies = self.activity.bodies.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = bodies.iter().position(|p| Arc::ptr_eq(p, &self.progress)) {
-                bodies.swap_remove(i);
+        match &self.own {
+            None => self.activity.slot_taken.store(false, Ordering::SeqCst),
+            Some(own) => {
+                let mut bodies = self.activity.bodies.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(i) = bodies.iter().position(|p| Arc::ptr_eq(p, own)) {
+                    bodies.swap_remove(i);
+                }
             }
         }
         self.activity.sending.fetch_sub(1, Ordering::SeqCst);
@@ -472,18 +474,56 @@ impl<C: GracefulConnection> Future for Graceful<C> {
         // Registered here too (cheap: the same waker is not cloned again), so that the shutdown wakes a connection
         // that has not read yet, or whose waker a wake took.
         this.activity.register(cx);
-        // hyper asks its timer for the header-read timeout while the connection is polled: this tells the timer
-        // whose connection it is (see [`HeadTimer`]).
-        CURRENT.set(Some(Arc::clone(&this.activity)));
-        let polled = this.conn.as_mut().poll(cx);
-        drop(CURRENT.take());
-        polled
+        // hyper asks its timer for the header-read timeout while the connection is polled, and the connection's
+        // reads skip registering the waker registered just above: this tells both whose connection it is (see
+        // [`HeadTimer`] and [`Guarded`]'s `poll_read`). A pointer, not a clone of the `Arc`: two atomic operations
+        // less per poll; `this.activity` keeps it alive for the whole poll, and the guard clears it even if the poll
+        // panics.
+        let _current = Current::set(&this.activity);
+        this.conn.as_mut().poll(cx)
     }
 }
 
 thread_local! {
-    /// The connection being polled on this thread (see [`Graceful`] and [`HeadTimer`]).
-    static CURRENT: std::cell::Cell<Option<Arc<Activity>>> = const { std::cell::Cell::new(None) };
+    /// The connection being polled on this thread (see [`Graceful`] and [`HeadTimer`]): its `Activity`, held by the
+    /// `Graceful` that set it for as long as it is set; null outside a connection's poll.
+    static CURRENT: std::cell::Cell<*const Activity> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Sets [`CURRENT`] for one poll and restores what was there when dropped (a panic included).
+struct Current(*const Activity);
+
+impl Current {
+    fn set(activity: &Arc<Activity>) -> Current {
+        Current(CURRENT.replace(Arc::as_ptr(activity)))
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CURRENT.set(self.0);
+    }
+}
+
+/// Whether this thread is inside the poll of `activity`'s connection by its [`Graceful`].
+#[inline]
+fn polled_by_graceful(activity: &Arc<Activity>) -> bool {
+    CURRENT.get() == Arc::as_ptr(activity)
+}
+
+/// The connection being polled on this thread, if any (see [`CURRENT`]).
+fn current() -> Option<Arc<Activity>> {
+    let ptr = CURRENT.get();
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null `CURRENT` was set by `Current::set` from an `Arc<Activity>` that the `Graceful` being polled
+    // on this thread holds until the `Current` guard restores the previous value, so the allocation is alive and its
+    // strong count at least 1; the increment gives the new `Arc` its own count.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
+    }
 }
 
 /// The timer hyper's HTTP/1 side is given for `header_read_timeout`, without a timer per request.
@@ -504,13 +544,12 @@ impl hyper::rt::Timer for HeadTimer {
     }
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        let Some(activity) = CURRENT.take() else {
+        let Some(activity) = current() else {
             return hyper_util::rt::TokioTimer::new().sleep_until(deadline);
         };
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let at = now_ms().saturating_add(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
         activity.head_deadline.store(at, Ordering::SeqCst);
-        CURRENT.set(Some(Arc::clone(&activity)));
         Box::pin(HeadSleep { activity, at })
     }
 
@@ -571,7 +610,20 @@ pub async fn accept(
     Ok((stream, peer, permit, activity))
 }
 
-/// A socket with its watchdogs, which fail its I/O (and hyper then closes the connection):
+/// The largest vectored write sent as one plain write (see [`Guarded`]'s `poll_write_vectored`): a copy this small
+/// costs less than the kernel's handling of several slices.
+const SMALL_WRITE: usize = 512;
+/// The buffer most of those small writes fit (an SSE event and its chunk framing): zeroed on the stack in a few
+/// stores, where [`SMALL_WRITE`]'s needs a `memset` call per write.
+const TINY_WRITE: usize = 64;
+
+/// The longest a lingering close drains a client's unread body (see [`Activity::linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// The most bytes a lingering close reads and drops.
+const LINGER_BYTES: u64 = 64 << 20;
+
+/// A connection's socket with its fault switch and its watchdogs, which fail its I/O (and hyper then closes the
+/// connection):
 /// - idle: no request in flight for the idle timeout, whatever bytes arrive (a client that connects and says nothing,
 ///   an HTTP/2 connection kept open with PINGs, a keep-alive connection nobody uses); a request in flight, however
 ///   long its answer takes (a `delay`), keeps the connection;
@@ -583,18 +635,13 @@ pub async fn accept(
 ///
 /// hyper has none of these on its own: its header-read timeout starts only once it knows the connection is HTTP/1,
 /// it has no write timeout, and its HTTP/2 keep-alive only checks that the client answers PINGs.
-/// The largest vectored write sent as one plain write (see [`Guarded`]'s `poll_write_vectored`): a copy this small
-/// costs less than the kernel's handling of several slices.
-const SMALL_WRITE: usize = 512;
-
-/// The longest a lingering close drains a client's unread body (see [`Activity::linger`]).
-const LINGER_TIME: Duration = Duration::from_secs(2);
-/// The most bytes a lingering close reads and drops.
-const LINGER_BYTES: u64 = 64 << 20;
-
+///
+/// Once the connection's [`Trigger`] is armed, every read and write fails, and the drop does what the fault asks (see
+/// the module's documentation).
 #[derive(Debug)]
-pub struct Guarded<S> {
+pub struct Guarded<S: Socket> {
     io: S,
+    trigger: Trigger,
     activity: Arc<Activity>,
     idle_ms: u64,
     write_ms: u64,
@@ -604,14 +651,32 @@ pub struct Guarded<S> {
     write: Watchdog,
     /// Bytes dropped so far by a lingering close, once it started (its deadline is then `deadline`).
     drained: Option<u64>,
+    /// The waker the socket's reads are polled with (see [`ReadWake`]) and the task's waker it wraps: made once per
+    /// task, not per read.
+    read_wake: Option<(Waker, Waker)>,
+    /// The last read of the socket waited, and the socket has not woken its [`ReadWake`] since.
+    read_waiting: bool,
 }
 
-impl<S> Guarded<S> {
+/// The earlier of two deadlines in [`now_ms`] milliseconds, `u64::MAX` standing for none.
+#[inline]
+fn earlier(a: u64, b: u64) -> u64 {
+    a.min(b)
+}
+
+impl<S: Socket> Guarded<S> {
     /// Wraps `io`. Must be called inside a tokio runtime (the watchdogs are tokio timers).
-    pub(crate) fn new(io: S, activity: Arc<Activity>, idle_timeout: Duration, write_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        io: S,
+        trigger: Trigger,
+        activity: Arc<Activity>,
+        idle_timeout: Duration,
+        write_timeout: Duration,
+    ) -> Self {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Guarded {
             io,
+            trigger,
             activity,
             idle_ms: ms(idle_timeout),
             write_ms: ms(write_timeout),
@@ -619,7 +684,106 @@ impl<S> Guarded<S> {
             deadline_at: None,
             write: Watchdog::new(write_timeout, "the client read nothing"),
             drained: None,
+            read_wake: None,
+            read_waiting: false,
         }
+    }
+
+    /// The error every read and write gets once the connection's fault is armed.
+    #[inline]
+    fn refused(&self) -> Option<io::Error> {
+        if !self.trigger.is_armed() {
+            return None;
+        }
+        self.trigger.armed().map(|f| io::Error::other(FaultError(f)))
+    }
+
+    /// A read from the socket itself (no watchdog), refused once a fault is armed.
+    #[inline]
+    fn read_socket(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.refused() {
+            return Poll::Ready(Err(e));
+        }
+        match self.io.bare() {
+            Some(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            None => Pin::new(&mut self.io).poll_read(cx, buf),
+        }
+    }
+
+    /// A read of the socket for hyper (no watchdog), which answers `Pending` at once when the last read waited and the
+    /// socket has not woken the task since.
+    ///
+    /// hyper polls the socket for reading on every wake of a connection, also while it sends a response (to see a
+    /// client that closes): a stream of events pays for a read poll per event (tokio's readiness check and its waker
+    /// registration under a lock), which answers `Pending` each time. The socket's reads get their own waker
+    /// ([`ReadWake`]), which marks that the socket woke the task: until it does, a read has nothing new to find
+    /// (a future is ready again only after a wake). Only when nothing observes the socket: a traced read
+    /// goes through the trace, which writes every wait.
+    fn read_waited(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.trigger.is_armed() || self.io.bare().is_none() {
+            self.read_waiting = false;
+            return self.read_socket(cx, buf);
+        }
+        let task = cx.waker();
+        let known = self.read_wake.as_ref().is_some_and(|(t, _)| t.will_wake(task));
+        if !known {
+            let wake = Arc::new(ReadWake { task: task.clone(), activity: self.activity.clone() });
+            self.read_wake = Some((task.clone(), Waker::from(wake)));
+            self.read_waiting = false;
+        }
+        let Some((_, waker)) = &self.read_wake else { return self.read_socket(cx, buf) };
+        if self.read_waiting && !self.activity.read_woken.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        // Cleared before the read: a wake from here on is seen by the next read.
+        self.activity.read_woken.store(false, Ordering::Relaxed);
+        let mut cx = Context::from_waker(waker);
+        let polled = match self.io.bare() {
+            Some(tcp) => Pin::new(tcp).poll_read(&mut cx, buf),
+            None => Pin::new(&mut self.io).poll_read(&mut cx, buf),
+        };
+        self.read_waiting = polled.is_pending();
+        polled
+    }
+
+    /// A plain write to the socket itself (no watchdog), refused once a fault is armed.
+    #[inline]
+    fn write_socket(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.refused() {
+            return Poll::Ready(Err(e));
+        }
+        match self.io.bare() {
+            Some(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            None => Pin::new(&mut self.io).poll_write(cx, buf),
+        }
+    }
+
+    /// [`Guarded::write_socket`] for several slices at once.
+    #[inline]
+    fn write_socket_vectored(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.refused() {
+            return Poll::Ready(Err(e));
+        }
+        match self.io.bare() {
+            Some(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            None => Pin::new(&mut self.io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    /// `bufs` (at most `flat.len()` bytes in all) copied into `flat` and written with one plain write.
+    #[inline]
+    fn write_flat(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+        flat: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut n = 0;
+        for b in bufs {
+            flat[n..n + b.len()].copy_from_slice(b);
+            n += b.len();
+        }
+        self.write_socket(cx, &flat[..n])
     }
 
     /// The connection-wide watchdogs: an error when the connection must close, otherwise a timer set for the next
@@ -628,38 +792,47 @@ impl<S> Guarded<S> {
     /// Called on every read, so it is cheap when nothing is due: the deadlines are sums of atomics (no clock read),
     /// and a timer already armed for the same deadline or an earlier one is left alone (it fires, and the next
     /// check moves it on). The clock is read, and the timer polled, only when it fired or must move earlier. Before,
-    /// every read read the clock and polled the timer: 4 of each per `/hello` (BENCHMARKS.md, issue 20).
+    /// every read read the clock and polled the timer: 4 of each per `/hello` (BENCHMARKS.md, issue 20). The
+    /// deadlines are plain `u64`s with `u64::MAX` for none, so that the earliest is two `min`s, not an iterator over
+    /// options (a read poll of a connection sending a stream runs this once per event, BENCHMARKS.md, issue 16).
     fn check(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        const NONE: u64 = u64::MAX;
         // Twice at most: a deadline that fires is checked again against the state it was set for.
         for _ in 0..2 {
-            let a = &self.activity;
+            let a = &*self.activity;
             let idle_since = a.idle_since();
             if idle_since.is_some() && a.evicted.load(Ordering::SeqCst) {
                 let message = "closed to admit a new connection: max_connections was reached and this connection \
                                was the longest idle";
                 return Some(io::Error::new(io::ErrorKind::ConnectionAborted, message));
             }
-            let idle_at = idle_since.map(|since| since.saturating_add(self.idle_ms));
+            let idle_at = idle_since.map_or(NONE, |since| since.saturating_add(self.idle_ms));
             let progress = a.oldest_progress();
-            let write_at = progress.map(|p| p.saturating_add(self.write_ms));
+            let write_at = progress.map_or(NONE, |p| p.saturating_add(self.write_ms));
             // hyper's header-read timeout (see [`HeadTimer`]): this timer only wakes the task for it; hyper's
-            // sleep then answers ready and hyper closes the connection.
-            let head_at = Some(a.head_deadline.load(Ordering::SeqCst)).filter(|&h| h != u64::MAX);
-            let mut at = [idle_at, write_at, head_at].into_iter().flatten().min()?;
+            // sleep then answers ready and hyper closes the connection. `u64::MAX` when hyper is not waiting.
+            let head_at = a.head_deadline.load(Ordering::SeqCst);
+            let mut at = earlier(earlier(idle_at, write_at), head_at);
+            if at == NONE {
+                return None;
+            }
             if self.deadline_at.is_some_and(|armed| armed <= at) && !self.deadline.is_elapsed() {
                 return None;
             }
             let now = now_ms();
-            if head_at.is_some_and(|h| now >= h) {
+            if head_at != NONE && now >= head_at {
                 // Due: hyper polls its sleep right after this read waits. Watch the other deadlines only.
-                at = [idle_at, write_at].into_iter().flatten().min()?;
+                at = earlier(idle_at, write_at);
+                if at == NONE {
+                    return None;
+                }
             }
-            if let Some(since) = idle_since.filter(|_| idle_at.is_some_and(|i| now >= i)) {
+            if let Some(since) = idle_since.filter(|_| now >= idle_at) {
                 let idle = now.saturating_sub(since);
                 let message = format!("no request for {idle} ms (idle_timeout): closing the connection");
                 return Some(io::Error::new(io::ErrorKind::TimedOut, message));
             }
-            if let Some(p) = progress.filter(|_| write_at.is_some_and(|w| now >= w)) {
+            if let Some(p) = progress.filter(|_| now >= write_at) {
                 let stalled = now.saturating_sub(p);
                 let message = format!(
                     "a response made no progress for {stalled} ms (write_timeout; an HTTP/2 client that keeps its \
@@ -679,6 +852,27 @@ impl<S> Guarded<S> {
     }
 }
 
+impl<S: Socket> Drop for Guarded<S> {
+    fn drop(&mut self) {
+        let Some(tcp) = self.io.tcp() else { return };
+        match self.trigger.armed() {
+            None | Some(Fault::Close) => {}
+            Some(Fault::Reset) => {
+                if let Err(e) = tcp.set_zero_linger() {
+                    tracing::debug!("cannot set a zero linger for a reset fault: {e}");
+                }
+            }
+            Some(Fault::Garbage) => {
+                // A few dozen bytes fit in the socket's send buffer, so a non-blocking write is enough here, where
+                // nothing can be awaited.
+                if let Err(e) = tcp.try_write(GARBAGE) {
+                    tracing::debug!("cannot send garbage for a garbage fault: {e}");
+                }
+            }
+        }
+    }
+}
+
 /// A deadline that starts when an operation first waits, and is cleared when one completes.
 #[derive(Debug)]
 struct Watchdog {
@@ -694,6 +888,7 @@ impl Watchdog {
     }
 
     /// Passes a completed operation through (and clears the deadline); a waiting one fails once it has waited too long.
+    #[inline]
     fn check<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if polled.is_ready() {
             self.armed = false;
@@ -714,25 +909,29 @@ impl Watchdog {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+impl<S: Socket> AsyncRead for Guarded<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         // Checked on every read, ready or not: a client that sends PINGs back to back is still idle.
         if let Some(e) = this.check(cx) {
             return Poll::Ready(Err(e));
         }
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if polled.is_pending() {
+        let polled = this.read_waited(cx, buf);
+        // The wakes of `Activity` (eviction, going idle) need the task's waker. [`Graceful`] registers it before
+        // each poll of the connection, and this read is inside that poll: registering again would only repeat it
+        // (an atomic read-modify-write per read, and a stream's connection reads once per event). Outside it (a
+        // TLS handshake, an upgraded connection's own task) the read registers.
+        if polled.is_pending() && !polled_by_graceful(&this.activity) {
             this.activity.register(cx);
         }
         polled
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+impl<S: Socket> AsyncWrite for Guarded<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        let polled = this.write_socket(cx, buf);
         this.write.check(cx, polled)
     }
 
@@ -746,16 +945,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         // goes out as one plain write: the kernel's `send` skips the `writev` path's iovec import, which a stream of
         // 100,000 small events a second pays for each. The bytes and the count written are the same either way.
         let total = bufs.iter().fold(0usize, |n, b| n.saturating_add(b.len()));
-        let polled = if bufs.len() > 1 && total <= SMALL_WRITE {
-            let mut flat = [0u8; SMALL_WRITE];
-            let mut n = 0;
-            for b in bufs {
-                flat[n..n + b.len()].copy_from_slice(b);
-                n += b.len();
-            }
-            Pin::new(&mut this.io).poll_write(cx, &flat[..n])
+        let polled = if bufs.len() > 1 && total <= TINY_WRITE {
+            this.write_flat(cx, bufs, &mut [0u8; TINY_WRITE])
+        } else if bufs.len() > 1 && total <= SMALL_WRITE {
+            this.write_flat(cx, bufs, &mut [0u8; SMALL_WRITE])
         } else {
-            Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+            this.write_socket_vectored(cx, bufs)
         };
         this.write.check(cx, polled)
     }
@@ -766,14 +961,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.io).poll_flush(cx);
+        if let Some(e) = this.refused() {
+            return Poll::Ready(Err(e));
+        }
+        // A TCP stream has nothing to flush: no call through the layers for it.
+        let polled = match this.io.bare() {
+            Some(_) => Poll::Ready(Ok(())),
+            None => Pin::new(&mut this.io).poll_flush(cx),
+        };
         this.write.check(cx, polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.drained.is_none() {
-            let polled = Pin::new(&mut this.io).poll_shutdown(cx);
+            let polled = match this.refused() {
+                Some(e) => Poll::Ready(Err(e)),
+                None => match this.io.bare() {
+                    Some(tcp) => Pin::new(tcp).poll_shutdown(cx),
+                    None => Pin::new(&mut this.io).poll_shutdown(cx),
+                },
+            };
             if !this.activity.linger.load(Ordering::Relaxed) {
                 return this.write.check(cx, polled);
             }
@@ -790,7 +998,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
                 return Poll::Ready(Ok(()));
             }
             let mut buf = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+            match this.read_socket(cx, &mut buf) {
                 Poll::Pending => return Poll::Pending,
                 // The client closed (or reset): nothing is left to lose.
                 Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
@@ -826,13 +1034,124 @@ mod tests {
         let first = sending.body_waker(&task).clone();
         let again = sending.body_waker(&task).clone();
         assert!(first.will_wake(&again), "a new waker was made for a poll of the same task");
-        assert_eq!(sending.progress.load(Ordering::Relaxed), u64::MAX, "the wait is the body's until it wakes");
+        assert_eq!(sending.clock().load(Ordering::Relaxed), u64::MAX, "the wait is the body's until it wakes");
         again.wake_by_ref();
         assert_eq!(count.0.load(Ordering::Relaxed), 1, "the task was not woken");
-        assert_ne!(sending.progress.load(Ordering::Relaxed), u64::MAX, "the wake did not restart the clock");
+        assert_ne!(sending.clock().load(Ordering::Relaxed), u64::MAX, "the wake did not restart the clock");
         // Another task (hyper moved the connection): a waker for it, not the old one.
         let other = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
         assert!(!sending.body_waker(&other).will_wake(&first), "the old task's waker was kept for a new task");
+    }
+
+    /// A body that answered `Pending` is not asked again until it wakes the task (hyper's HTTP/1 asks up to twice
+    /// more in the same wake; each ask polled the stream and its timer): `still_waiting` says so until the wake, and
+    /// not for another task (whose waker the body does not hold yet).
+    #[test]
+    fn a_waiting_body_is_not_asked_again_before_it_wakes() {
+        let activity = Activity::new();
+        let mut sending = activity.sending();
+        let task = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        assert!(!sending.still_waiting(&task), "a body never polled was taken for waiting");
+        let body = sending.body_waker(&task).clone();
+        assert!(sending.still_waiting(&task), "a body that waits with this task's waker must not be asked again");
+        let other = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        assert!(!sending.still_waiting(&other), "another task must poll the body, to give it its waker");
+        body.wake_by_ref();
+        assert!(!sending.still_waiting(&task), "a body that woke the task must be asked again");
+        sending.body_waker(&task);
+        sending.progress();
+        assert!(!sending.still_waiting(&task), "a body that answered must be asked again");
+    }
+
+    /// A socket for [`Guarded`] that is a bare TCP stream, as an untraced connection's is.
+    struct Bare(TcpStream);
+
+    impl AsyncRead for Bare {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            unreachable!("a bare socket is read directly")
+        }
+    }
+
+    impl AsyncWrite for Bare {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+            unreachable!("a bare socket is written directly")
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            unreachable!("a bare socket is flushed directly")
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            unreachable!("a bare socket is shut down directly")
+        }
+    }
+
+    impl Socket for Bare {
+        fn bare(&mut self) -> Option<&mut TcpStream> {
+            Some(&mut self.0)
+        }
+        fn tcp(&self) -> Option<&TcpStream> {
+            Some(&self.0)
+        }
+    }
+
+    /// A connected pair of loopback sockets: the server's side under [`Guarded`] and the client's.
+    async fn pair(trigger: Trigger) -> (Guarded<Bare>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let secs = Duration::from_secs(30);
+        (Guarded::new(Bare(server), trigger, Activity::new(), secs, secs), client)
+    }
+
+    /// The one I/O layer reads and writes the bare TCP stream (the `Bare` socket's own `AsyncRead`/`AsyncWrite`
+    /// panic), and an armed fault still refuses both.
+    #[tokio::test]
+    async fn an_untraced_socket_is_read_and_written_directly_until_a_fault_is_armed() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let trigger = Trigger::default();
+        let (mut io, mut client) = pair(trigger.clone()).await;
+        client.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        io.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        io.write_all(b"pong").await.unwrap();
+        io.flush().await.unwrap();
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"pong");
+        trigger.arm(Fault::Close);
+        let read = io.read(&mut got).await.unwrap_err();
+        assert!(read.to_string().contains("fault injected"), "a read after the fault: {read}");
+        let write = io.write(b"x").await.unwrap_err();
+        assert!(write.to_string().contains("fault injected"), "a write after the fault: {write}");
+    }
+
+    /// A read that waited is answered `Pending` without asking the socket again until the socket wakes the task,
+    /// and that wake is not lost: the bytes the client sends then are read.
+    #[tokio::test]
+    async fn a_read_that_waited_waits_for_the_socket_to_wake_the_task() {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut io, mut client) = pair(Trigger::default()).await;
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let task = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&task);
+        let mut space = [0u8; 16];
+        let mut buf = ReadBuf::new(&mut space);
+        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending(), "nothing was sent yet");
+        assert!(io.read_waiting, "the wait was not noted");
+        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending(), "nothing was sent yet");
+        client.write_all(b"hello").await.unwrap();
+        // The socket wakes the task through the read's own waker, which marks it.
+        let woken = async {
+            while count.0.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), woken).await.expect("the socket did not wake the task");
+        assert!(io.activity.read_woken.load(Ordering::SeqCst), "the wake was not marked");
+        match Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(Ok(())) => assert_eq!(buf.filled(), b"hello"),
+            other => panic!("the bytes sent after the wait were not read: {other:?}"),
+        }
+        assert!(!io.read_waiting);
     }
 
     /// What a writer was asked to write: each call, plain or vectored, with its bytes.
@@ -871,13 +1190,22 @@ mod tests {
         }
     }
 
+    impl Socket for Record {
+        fn bare(&mut self) -> Option<&mut TcpStream> {
+            None
+        }
+        fn tcp(&self) -> Option<&TcpStream> {
+            None
+        }
+    }
+
     /// An SSE event as hyper frames it (three slices) goes to the socket as one plain write of the same bytes; a
     /// big chunk (a file's 16 KiB) stays a vectored write, with no copy.
     #[tokio::test]
     async fn small_vectored_writes_go_out_as_one_plain_write() {
         use tokio::io::AsyncWriteExt as _;
         let secs = Duration::from_secs(5);
-        let mut io = Guarded::new(Record::default(), Activity::new(), secs, secs);
+        let mut io = Guarded::new(Record::default(), Trigger::default(), Activity::new(), secs, secs);
         let event = [io::IoSlice::new(b"c\r\n"), io::IoSlice::new(b"data: tick\n\n"), io::IoSlice::new(b"\r\n")];
         assert_eq!(io.write_vectored(&event).await.unwrap(), 17);
         let big = vec![b'x'; 16 * 1024];

@@ -538,8 +538,11 @@ impl hyper::body::Body for Tracked {
         // not the client's, so the watchdog is told when it starts and ends (see `Sending::body_waker`). Its clock
         // is written once per poll, after the body answers (a clock read each; a timed stream's event is two polls),
         // not also before: `body_waker` sets the wait aside first either way.
-        let polled = match (&mut this.sending, &this.body) {
+        let mut polled = match (&mut this.sending, &this.body) {
             (Some(sending), Body::Stream(_)) => {
+                if sending.still_waiting(cx.waker()) {
+                    return Poll::Pending;
+                }
                 let waker = sending.body_waker(cx.waker());
                 let polled = Pin::new(&mut this.body).poll_frame(&mut Context::from_waker(waker));
                 if polled.is_ready() {
@@ -554,22 +557,20 @@ impl hyper::body::Body for Tracked {
                 Pin::new(&mut this.body).poll_frame(cx)
             }
         };
-        match polled {
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(mut data) => {
-                    if data.len() > CHUNK {
-                        this.rest = data.split_off(CHUNK);
-                    }
-                    Poll::Ready(Some(Ok(Frame::data(data))))
+        // In place: taking the data out of the frame and wrapping it again moves the whole frame (it has room for
+        // trailers) twice, for every event of a stream.
+        match &mut polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_mut()
+                    && data.len() > CHUNK
+                {
+                    this.rest = data.split_off(CHUNK);
                 }
-                Err(frame) => Poll::Ready(Some(Ok(frame))),
-            },
-            Poll::Ready(None) => {
-                (this.done, this.sending, this.busy) = (true, None, None);
-                Poll::Ready(None)
             }
-            other => other,
+            Poll::Ready(None) => (this.done, this.sending, this.busy) = (true, None, None),
+            _ => {}
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
