@@ -544,8 +544,7 @@ impl Journal {
         let time = SystemTime::now();
         // Copy the request before taking the lock, so that the lock is held only for the push.
         let fault = answer.response.extensions().get::<crate::config::Fault>().copied();
-        let proxied: Option<Arc<str>> =
-            answer.response.extensions().get::<crate::route::proxy::ProxyTo>().map(|p| p.upstream.url().clone());
+        let proxied: Option<Arc<str>> = answer.proxy.as_ref().map(|p| p.upstream.url().clone());
         let redact = &router.server().journal_redact;
         let websocket = answer
             .response

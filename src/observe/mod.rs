@@ -278,7 +278,7 @@ impl<'a> Probe<'a> {
     ) {
         let recorded = self.journal.record_checked(router, req, answer, openapi);
         self.websocket = recorded.websocket;
-        if let Some(to) = answer.response.extensions().get::<crate::route::proxy::ProxyTo>() {
+        if let Some(to) = &answer.proxy {
             self.proxied = Some((to.upstream.url().clone(), recorded.id));
             if answer.route.is_none() {
                 self.unrouted = Unrouted::Proxy;

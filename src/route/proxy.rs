@@ -1,6 +1,6 @@
 //! Forwarding to an upstream: `proxy` routes and `[server] proxy`, the fallback for requests no route answers.
 //!
-//! The router decides *where* (a [`ProxyTo`] put in the answer's extensions, with the path sent upstream); the
+//! The router decides *where* (a [`ProxyTo`] in its [`crate::route::Answer`], with the path sent upstream); the
 //! pipeline calls [`forward`] with the request's body, streamed when the route could be chosen without reading it.
 //! Bodies go through as streams both ways, so memory stays at a few chunks per exchange whatever their size.
 //!
@@ -67,7 +67,7 @@ pub struct Upstream {
     recorder: Option<Arc<Mutex<Recorder>>>,
 }
 
-/// Where a request goes: put in the answer's extensions by the router, taken out by the pipeline.
+/// Where a request goes: in the router's [`crate::route::Answer`], taken out by the pipeline.
 #[derive(Debug, Clone)]
 pub struct ProxyTo {
     /// The upstream.
@@ -151,19 +151,30 @@ pub fn via_token() -> &'static str {
     })
 }
 
+/// The client side of a proxied request: who sent it, how, and what its connection keeps for the proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct Downstream<'a> {
+    /// The client's address (`X-Forwarded-For`).
+    pub peer: SocketAddr,
+    /// Whether the client spoke TLS to us (`X-Forwarded-Proto`).
+    pub https: bool,
+    /// The client connection's own upstream connection and per-connection values.
+    pub local: &'a Local,
+    /// Whether the request may take the connection's own upstream connection: a kept-alive HTTP/1.1 request (a last
+    /// request goes to the pool, whose connection outlives this one; HTTP/2 carries requests side by side).
+    pub own: bool,
+}
+
 /// Forwards a request to `to`: `parts` as the client sent them, `body` streamed or read (`read` when read, which a
-/// recording upstream writes with the answer), from `peer`, which spoke TLS to us when `https`. `local` is the client
-/// connection's own upstream connection, used for a cleartext upstream (else the pooled client). Every failure is an
-/// answer: 508 on a loop, 502 when the upstream cannot be reached or breaks off, 504 when its head takes longer than
-/// the timeout.
+/// recording upstream writes with the answer), from `client`. The client connection's own upstream connection is used
+/// for a cleartext upstream when `client.own` (else the pooled client). Every failure is an answer: 508 on a loop, 502
+/// when the upstream cannot be reached or breaks off, 504 when its head takes longer than the timeout.
 pub async fn forward(
     to: ProxyTo,
     parts: http::request::Parts,
     body: UpstreamBody,
     read: Option<Bytes>,
-    peer: SocketAddr,
-    https: bool,
-    local: Option<&Local>,
+    client: Downstream<'_>,
 ) -> Response<Body> {
     let config = &to.upstream.config;
     let method = parts.method.clone();
@@ -229,13 +240,13 @@ pub async fn forward(
         Some(host) => drop(headers.insert(HOST, host)),
         None => drop(headers.remove(HOST)),
     }
-    add_forwarded(&mut headers, peer, https, client_host.as_ref(), parts.version);
+    add_forwarded(&mut headers, client, client_host.as_ref(), parts.version);
     let mut request = Request::new(body);
     *request.method_mut() = method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     let upstream = to.upstream.clone();
-    let local = local.filter(|_| config.scheme == Scheme::HTTP);
+    let local = Some(client.local).filter(|_| client.own && config.scheme == Scheme::HTTP);
     let answer = send(&upstream, local, request, config.timeout).await;
     let response = match answer {
         Err(_) => {
@@ -388,6 +399,9 @@ pub struct Local {
     /// The timer of the proxy's `timeout` for this connection's requests, made once and moved only when it fires
     /// (see [`Local::poll_deadline`]).
     timer: Mutex<Option<Pin<Box<tokio::time::Sleep>>>>,
+    /// The `X-Forwarded-For` value of a request that brings none: the client's address, which is the same for every
+    /// request of the connection, written once (a request then clones it: a reference count).
+    forwarded_for: OnceLock<(std::net::IpAddr, Option<HeaderValue>)>,
 }
 
 #[derive(Default)]
@@ -430,6 +444,13 @@ impl Local {
             Some(sender) => Ok(Some(sender)),
             None => Err(()),
         }
+    }
+
+    /// The `X-Forwarded-For` value for a request from `ip` that carries none (see [`Local::forwarded_for`]'s field).
+    fn forwarded_for(&self, ip: std::net::IpAddr) -> Option<HeaderValue> {
+        let (made_for, value) = self.forwarded_for.get_or_init(|| (ip, forwarded_for(None, ip)));
+        // Always the connection's peer; checked all the same, so that a caller's mistake costs a copy, not a lie.
+        if *made_for == ip { value.clone() } else { forwarded_for(None, ip) }
     }
 
     fn put_back(&self, sender: http1::SendRequest<UpstreamBody>) {
@@ -528,7 +549,8 @@ impl<F: Future> Future for Driven<F> {
 }
 
 /// `X-Forwarded-For` (the peer appended), `-Proto` and `-Host` (set by the first proxy, kept after), and `Via`.
-fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, https: bool, host: Option<&HeaderValue>, version: Version) {
+fn add_forwarded(headers: &mut HeaderMap, client: Downstream<'_>, host: Option<&HeaderValue>, version: Version) {
+    let Downstream { peer, https, local, .. } = client;
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XHOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -541,7 +563,7 @@ fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, https: bool, host: O
             }
         }
         Entry::Vacant(none) => {
-            if let Some(value) = forwarded_for(None, peer.ip()) {
+            if let Some(value) = local.forwarded_for(peer.ip()) {
                 none.insert(value);
             }
         }

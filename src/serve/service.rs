@@ -248,7 +248,7 @@ async fn answer(
         parts.headers.entry(SEC_WEBSOCKET_KEY).or_insert(HeaderValue::from_static("rfc8441"));
     }
     probe.routing();
-    let (mut response, pending) = {
+    let (mut response, pending, proxy_to) = {
         let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
         match route(live, &view, probe).await {
             Ok(routed) => routed,
@@ -258,7 +258,6 @@ async fn answer(
     if response.extensions().get::<WsStart>().is_some() {
         *upgrade = parts.extensions.remove::<OnUpgrade>();
     }
-    let proxy_to = response.extensions_mut().remove::<proxy::ProxyTo>();
     if let Some(pending) = pending {
         response = Box::pin(pending.finish(response)).await;
     }
@@ -276,21 +275,20 @@ async fn answer(
     // The connection's own upstream connection serves a kept-alive HTTP/1.1 connection, one request at a time. A
     // last request (`Connection: close`) goes to the pool, whose connection outlives this one for the next client;
     // HTTP/2 carries requests side by side, which one upstream HTTP/1.1 connection cannot.
-    let keep_alive = parts.version == Version::HTTP_11
+    let own = parts.version == Version::HTTP_11
         && !parts.headers.get_all(CONNECTION).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    let local = Some(local).filter(|_| keep_alive);
-    Box::pin(proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some(), local)).await
+    let client = proxy::Downstream { peer, https: served.options.tls.is_some(), local, own };
+    Box::pin(proxy::forward(to, parts, upstream_body, read, client)).await
 }
+
+/// What the routing step gives: the answer, the work it still awaits, and where it goes when it is proxied.
+type Routed = (Response<Body>, Option<Pending>, Option<proxy::ProxyTo>);
 
 /// The routing step, one for both stores: the OpenAPI checks, then the router's answer, recorded. A path with a
 /// stateful route goes through the shared state store when there is one (`[server] state`), in the request's
 /// partition; any other request is answered in process, as without a store. Err: the checks refused the request.
 /// The router is let go of before the answer's own waits (a delay, a file read, an upstream).
-async fn route(
-    live: &Live,
-    view: &RequestView<'_>,
-    probe: &mut Probe<'_>,
-) -> Result<(Response<Body>, Option<Pending>), Response<Body>> {
+async fn route(live: &Live, view: &RequestView<'_>, probe: &mut Probe<'_>) -> Result<Routed, Response<Body>> {
     // A statement of its own, so that the router's guard is not held across the store's await below.
     let store = live.state().filter(|_| live.router().needs_shared(view.uri.path()));
     if let Some(store) = store {
@@ -301,13 +299,13 @@ async fn route(
         let partition = partition.as_deref().unwrap_or(crate::route::state::DEFAULT_PARTITION);
         let answer = Box::pin(router.respond_shared(view, store, partition)).await;
         probe.answered_checked(&router, view, &answer, violations);
-        return Ok((answer.response, answer.pending));
+        return Ok((answer.response, answer.pending, answer.proxy));
     }
     let router = live.router();
     let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
     let answer = router.respond(view);
     probe.answered_checked(&router, view, &answer, violations);
-    Ok((answer.response, answer.pending))
+    Ok((answer.response, answer.pending, answer.proxy))
 }
 
 /// `[server] openapi_validate`: checks the request against its operation before any route answers, with
@@ -323,7 +321,7 @@ fn check_openapi(
     let operation = found.json["operation"].as_str().unwrap_or("");
     if found.enforce {
         tracing::info!("{method} {path} refused ({}): it does not fit {operation}: {}", found.status, found.summary());
-        let answer = crate::route::Answer { response: found.response(), route: None, pending: None };
+        let answer = crate::route::Answer { response: found.response(), route: None, pending: None, proxy: None };
         probe.answered_checked(router, view, &answer, Some(found.json.clone()));
         return Err(Box::new(answer.response));
     }
