@@ -84,8 +84,10 @@ impl RecordedRequest {
         let (path, query) = (req.uri.path(), req.uri.query());
         let body = &req.body[..req.body.len().min(BODY_LIMIT)];
         let target_len = path.len() + query.map_or(0, |q| q.len() + 1);
+        // At most this much (a value is either kept or replaced by `REDACTED`): the names are looked up in `redact`
+        // once per header, when copied, not also here.
         let headers_len: usize =
-            req.headers.iter().map(|(n, v)| n.as_str().len() + value(redact, n, v).len() + 2).sum();
+            req.headers.iter().map(|(n, v)| n.as_str().len() + v.len().max(REDACTED.len()) + 2).sum();
         let mut data = Vec::with_capacity(target_len + headers_len + body.len());
         data.extend_from_slice(path.as_bytes());
         if let Some(q) = query {
@@ -102,6 +104,9 @@ impl RecordedRequest {
         }
         let headers_end = data.len();
         data.extend_from_slice(body);
+        // Exactly as long as its contents, so that `Bytes` takes the buffer as it is (a spare capacity would cost it
+        // an allocation of its own); the allocator shrinks a block in place.
+        data.shrink_to_fit();
         RecordedRequest {
             id,
             time,

@@ -260,7 +260,9 @@ pub struct Answer<'r> {
 #[derive(Debug)]
 pub struct Pending {
     delay: Option<Duration>,
-    dir: Option<DirRequest>,
+    /// Boxed: a folder's request is a few hundred bytes, and every answer (a proxied one too) carries a `Pending`
+    /// slot that is moved a few times on its way through the pipeline.
+    dir: Option<Box<DirRequest>>,
     /// `throttle` and `cut_after` for the folder's file, which is only known here.
     shape: Option<crate::config::ShapeConfig>,
 }
@@ -273,7 +275,7 @@ impl Pending {
         }
         match self.dir {
             Some(request) => {
-                let response = request.serve(response).await;
+                let response = (*request).serve(response).await;
                 match self.shape {
                     Some(shape) => response.map(|body| shape::shape_body(body, shape)),
                     None => response,
@@ -957,7 +959,7 @@ impl Router {
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
             let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
-            let dir = Some(DirRequest::new(Arc::clone(dir), rest, req));
+            let dir = Some(Box::new(DirRequest::new(Arc::clone(dir), rest, req)));
             let pending = Pending { delay: reply.delay, dir, shape: script.shape };
             return (reply.head(), Some(pending), None);
         }

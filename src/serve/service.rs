@@ -250,7 +250,15 @@ async fn answer(
     probe.routing();
     let (mut response, pending, proxy_to) = {
         let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
-        match route(live, &view, probe).await {
+        // A statement of its own, so that the router's guard is not held across the store's await.
+        let store = live.state().filter(|_| live.router().needs_shared(view.uri.path()));
+        // Only the shared store's path awaits: the others are routed without a future of their own, whose output
+        // (the answer) would be moved once more.
+        let routed = match store {
+            Some(store) => Box::pin(route_shared(live, store, &view, probe)).await,
+            None => route(live, &view, probe),
+        };
+        match routed {
             Ok(routed) => routed,
             Err(refused) => return refused,
         }
@@ -284,23 +292,29 @@ async fn answer(
 /// What the routing step gives: the answer, the work it still awaits, and where it goes when it is proxied.
 type Routed = (Response<Body>, Option<Pending>, Option<proxy::ProxyTo>);
 
-/// The routing step, one for both stores: the OpenAPI checks, then the router's answer, recorded. A path with a
-/// stateful route goes through the shared state store when there is one (`[server] state`), in the request's
-/// partition; any other request is answered in process, as without a store. Err: the checks refused the request.
+/// The routing step with the shared state store (`[server] state`), for a path with a stateful route: the OpenAPI
+/// checks, then the router's answer in the request's partition, recorded. Err: the checks refused the request.
 /// The router is let go of before the answer's own waits (a delay, a file read, an upstream).
-async fn route(live: &Live, view: &RequestView<'_>, probe: &mut Probe<'_>) -> Result<Routed, Response<Body>> {
-    // A statement of its own, so that the router's guard is not held across the store's await below.
-    let store = live.state().filter(|_| live.router().needs_shared(view.uri.path()));
-    if let Some(store) = store {
-        // The store is awaited: the router is held as an `Arc`, not as a guard.
-        let router = live.load_full();
-        let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
-        let partition = router.isolate_id(view);
-        let partition = partition.as_deref().unwrap_or(crate::route::state::DEFAULT_PARTITION);
-        let answer = Box::pin(router.respond_shared(view, store, partition)).await;
-        probe.answered_checked(&router, view, &answer, violations);
-        return Ok((answer.response, answer.pending, answer.proxy));
-    }
+async fn route_shared(
+    live: &Live,
+    store: &crate::route::state::RemoteState,
+    view: &RequestView<'_>,
+    probe: &mut Probe<'_>,
+) -> Result<Routed, Response<Body>> {
+    // The store is awaited: the router is held as an `Arc`, not as a guard.
+    let router = live.load_full();
+    let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
+    let partition = router.isolate_id(view);
+    let partition = partition.as_deref().unwrap_or(crate::route::state::DEFAULT_PARTITION);
+    // Not boxed again: the caller boxes this whole future.
+    let answer = router.respond_shared(view, store, partition).await;
+    probe.answered_checked(&router, view, &answer, violations);
+    Ok((answer.response, answer.pending, answer.proxy))
+}
+
+/// The routing step in process (any request without a shared store, or to a path without stateful routes): the
+/// OpenAPI checks, then the router's answer, recorded. Err: the checks refused the request.
+fn route(live: &Live, view: &RequestView<'_>, probe: &mut Probe<'_>) -> Result<Routed, Response<Body>> {
     let router = live.router();
     let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
     let answer = router.respond(view);
