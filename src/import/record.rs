@@ -435,7 +435,7 @@ fn is_keep_alive_or_close(token: &[u8]) -> bool {
 
 /// Whether `name` is one of [`HOP_BY_HOP`] or a `Proxy-*` header: by length first, so that most names are told
 /// apart by one comparison (names in a `HeaderMap` are lower case).
-#[inline]
+#[inline(always)]
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     let name = name.as_str();
     let listed = match name.len() {

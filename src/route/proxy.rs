@@ -113,9 +113,11 @@ impl Upstream {
             out
         });
         let path = rewritten.as_deref().unwrap_or(uri.path());
-        let query = uri.query().unwrap_or("");
-        // One allocation, sized up front: this runs for every proxied request.
-        let mut target = String::with_capacity(self.config.base.len() + path.len() + 2 + query.len());
+        // One allocation, sized exactly: this runs for every proxied request, and the text becomes the upstream URI's
+        // bytes (`Bytes` takes a buffer with no spare room as it is, and allocates again for one with some).
+        let len = self.config.base.len() + path.len();
+        let len = len.max(1) + uri.query().map_or(0, |q| q.len() + 1);
+        let mut target = String::with_capacity(len);
         target.push_str(&self.config.base);
         target.push_str(path);
         if target.is_empty() {
@@ -188,14 +190,12 @@ pub async fn forward(
         );
         return respond::text(StatusCode::LOOP_DETECTED, text, &method);
     }
-    // The target's bytes become the URI's as they are (no copy); scheme and authority are shared `Bytes`.
+    let local = Some(client.local).filter(|_| client.own && config.scheme == Scheme::HTTP);
+    // The target's bytes become the URI's as they are (no copy). The connection's own upstream connection takes the
+    // origin form (`/path?query`, as the pooled client sends over HTTP/1.1), so only the pool's URL is absolute.
     let uri = match PathAndQuery::from_maybe_shared(Bytes::from(to.target)) {
-        Ok(target) => {
-            let mut uri = http::uri::Parts::default();
-            (uri.scheme, uri.authority, uri.path_and_query) =
-                (Some(config.scheme.clone()), Some(config.authority.clone()), Some(target));
-            Uri::from_parts(uri).map_err(http::Error::from)
-        }
+        Ok(target) if local.is_some() => Ok(Uri::from(target)),
+        Ok(target) => absolute(config, target),
         Err(e) => Err(http::Error::from(e)),
     };
     let uri = match uri {
@@ -209,11 +209,6 @@ pub async fn forward(
             return respond::text(StatusCode::BAD_GATEWAY, text, &method);
         }
     };
-    let client_host = parts
-        .headers
-        .get(HOST)
-        .cloned()
-        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     let recording = match (&to.upstream.recorder, read) {
         (Some(recorder), Some(request_body)) if method != http::Method::HEAD => Some((
             recorder.clone(),
@@ -231,14 +226,19 @@ pub async fn forward(
     };
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    let host = match (config.preserve_host, &client_host) {
-        (true, Some(host)) => Some(host.clone()),
-        _ => to.upstream.host.clone(),
+    // One lookup of `Host`: the upstream's goes in as the client's comes out (`insert` replaces every value sent).
+    let client_host = match (config.preserve_host, &to.upstream.host) {
+        (true, _) => headers.get(HOST).cloned(),
+        (false, Some(host)) => headers.insert(HOST, host.clone()),
+        (false, None) => headers.remove(HOST),
     };
-    // `insert` replaces every value the client sent: one lookup instead of a removal and an insertion.
-    match host {
-        Some(host) => drop(headers.insert(HOST, host)),
-        None => drop(headers.remove(HOST)),
+    // HTTP/2 carries the host in the URI (`:authority`), as does an absolute-form HTTP/1 target.
+    let client_host = client_host.or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    if config.preserve_host
+        && !headers.contains_key(HOST)
+        && let Some(host) = client_host.clone().or_else(|| to.upstream.host.clone())
+    {
+        headers.insert(HOST, host);
     }
     add_forwarded(&mut headers, client, client_host.as_ref(), parts.version);
     let mut request = Request::new(body);
@@ -246,7 +246,6 @@ pub async fn forward(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     let upstream = to.upstream.clone();
-    let local = Some(client.local).filter(|_| client.own && config.scheme == Scheme::HTTP);
     let answer = send(&upstream, local, request, config.timeout).await;
     let response = match answer {
         Err(_) => {
@@ -285,21 +284,44 @@ pub async fn forward(
     Response::from_parts(head, body)
 }
 
+/// The absolute URL of `target` at `config`'s upstream, as the pooled client wants it (scheme and authority are
+/// shared `Bytes`).
+fn absolute(config: &ProxyConfig, target: PathAndQuery) -> Result<Uri, http::Error> {
+    let mut uri = http::uri::Parts::default();
+    (uri.scheme, uri.authority, uri.path_and_query) =
+        (Some(config.scheme.clone()), Some(config.authority.clone()), Some(target));
+    Uri::from_parts(uri).map_err(http::Error::from)
+}
+
+/// Sends `request` (its URI in origin form, made for the connection's own upstream connection) on the pooled client
+/// instead, its URI made absolute.
+async fn pooled_instead(upstream: &Upstream, mut request: Request<UpstreamBody>, deadline: tokio::time::Instant) -> Sent {
+    if let Some(target) = request.uri().path_and_query().cloned() {
+        match absolute(&upstream.config, target) {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(e) => return Ok(Err(e.into())),
+        }
+    }
+    pooled(upstream, request, deadline).await
+}
+
 /// What [`send`] gives: the answer's head, a failure, or `Err(TimedOut)` when the head took longer than the timeout.
 type Sent = Result<Result<Response<hyper::body::Incoming>, BoxError>, TimedOut>;
 
 /// The upstream's answer did not come within the proxy's timeout.
 struct TimedOut;
 
-/// Sends `request` on `local`'s connection when there is one (made on first use), else on the pooled client; the
-/// whole (connecting included) bounded by `limit`. The rare paths (connecting, the pool) are boxed: a future holds
+/// Sends `request` on `local`'s connection when there is one (made on first use; the URI is then in origin form), else
+/// on the pooled client; the whole (connecting included) bounded by `limit`. The rare paths (connecting, the pool) are boxed: a future holds
 /// the largest of its awaits, and the pipeline moves this one into a box per request (about 10 KB with them inline).
-async fn send(upstream: &Upstream, local: Option<&Local>, mut request: Request<UpstreamBody>, limit: Duration) -> Sent {
+async fn send(upstream: &Upstream, local: Option<&Local>, request: Request<UpstreamBody>, limit: Duration) -> Sent {
     let deadline = tokio::time::Instant::now() + limit;
     let authority = &upstream.config.authority;
     let (local, taken) = match local.map(|local| (local, local.take_sender(authority))) {
         Some((local, Ok(taken))) => (local, taken),
-        _ => return Box::pin(pooled(upstream, request, deadline)).await,
+        // Busy (a pipelining client's previous answer is still coming).
+        Some((_, Err(()))) => return Box::pin(pooled_instead(upstream, request, deadline)).await,
+        None => return Box::pin(pooled(upstream, request, deadline)).await,
     };
     let mut sender = match taken {
         Some(sender) => sender,
@@ -318,10 +340,6 @@ async fn send(upstream: &Upstream, local: Option<&Local>, mut request: Request<U
             }
         }
     };
-    // Origin form (`/path?query`), as the pooled client sends over HTTP/1.1: the target's bytes are shared.
-    if let Some(target) = request.uri().path_and_query().cloned() {
-        *request.uri_mut() = Uri::from(target);
-    }
     let sent = sender.try_send_request(request);
     local.put_back(sender);
     // Until the answer's head is here, a failure or a timeout leaves the connection in an unknown state: it is closed
@@ -340,18 +358,9 @@ async fn send(upstream: &Upstream, local: Option<&Local>, mut request: Request<U
         }
         Err(mut e) => match e.take_message() {
             // Never written (the upstream had closed the kept-alive connection): safe to send again, on the pool.
-            Some(mut request) => {
+            Some(request) => {
                 drop(guard);
-                if let Some(target) = request.uri().path_and_query().cloned() {
-                    let mut parts = http::uri::Parts::default();
-                    (parts.scheme, parts.authority, parts.path_and_query) =
-                        (Some(upstream.config.scheme.clone()), Some(authority.clone()), Some(target));
-                    match Uri::from_parts(parts) {
-                        Ok(uri) => *request.uri_mut() = uri,
-                        Err(e) => return Ok(Err(e.into())),
-                    }
-                }
-                Box::pin(pooled(upstream, request, deadline)).await
+                Box::pin(pooled_instead(upstream, request, deadline)).await
             }
             None => Ok(Err(e.into_error().into())),
         },
