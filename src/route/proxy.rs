@@ -408,10 +408,19 @@ pub struct Local {
     open: AtomicBool,
     /// The timer of the proxy's `timeout` for this connection's requests, made once and moved only when it fires
     /// (see [`Local::poll_deadline`]).
-    timer: Mutex<Option<Pin<Box<tokio::time::Sleep>>>>,
+    timer: Mutex<Option<Timer>>,
     /// The `X-Forwarded-For` value of a request that brings none: the client's address, which is the same for every
     /// request of the connection, written once (a request then clones it: a reference count).
     forwarded_for: OnceLock<(std::net::IpAddr, Option<HeaderValue>)>,
+}
+
+/// The connection's timer for the proxy's `timeout` (see [`Local::poll_deadline`]).
+struct Timer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// The waker the sleep holds since it was last polled pending: a tokio timer keeps it until it fires, so polling
+    /// it again for the same task would only check its state and register that waker again (two polls per proxied
+    /// request, about 230 instructions).
+    waker: Option<std::task::Waker>,
 }
 
 #[derive(Default)]
@@ -507,12 +516,19 @@ impl Local {
     /// (about 1,100 instructions of each proxied request; BENCHMARKS.md, issue 14).
     fn poll_deadline(&self, deadline: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
         let mut timer = self.timer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let timer =
+            timer.get_or_insert_with(|| Timer { sleep: Box::pin(tokio::time::sleep_until(deadline)), waker: None });
         // Set for a later deadline (a request with a longer timeout before this one): it would wake too late.
-        if sleep.deadline() > deadline {
-            sleep.as_mut().reset(deadline);
+        if timer.sleep.deadline() > deadline {
+            timer.sleep.as_mut().reset(deadline);
+            timer.waker = None;
         }
-        if sleep.as_mut().poll(cx).is_pending() {
+        // Still waiting, and it will wake this task: nothing to do.
+        if timer.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && !timer.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        if timer.sleep.as_mut().poll(cx).is_pending() {
+            timer.waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -520,8 +536,13 @@ impl Local {
         }
         // It fired for an earlier request's deadline: moved to this one, and polled to be woken by then (ready only
         // once this deadline has passed too).
-        sleep.as_mut().reset(deadline);
-        sleep.as_mut().poll(cx)
+        timer.sleep.as_mut().reset(deadline);
+        timer.waker = None;
+        let polled = timer.sleep.as_mut().poll(cx);
+        if polled.is_pending() {
+            timer.waker = Some(cx.waker().clone());
+        }
+        polled
     }
 }
 
