@@ -1062,7 +1062,8 @@ impl Router {
             return Answer { response, route: None, pending, proxy: None };
         }
         let text = self.near_miss(data, entry);
-        Answer { response: respond::text(StatusCode::NOT_FOUND, text, req.method), route: None, pending: None, proxy: None }
+        let response = respond::text(StatusCode::NOT_FOUND, text, req.method);
+        Answer { response, route: None, pending: None, proxy: None }
     }
 
     /// The default 404's text: the request, then the routes that came nearest and why they did not match.

@@ -233,7 +233,8 @@ pub async fn forward(
         (false, None) => headers.remove(HOST),
     };
     // HTTP/2 carries the host in the URI (`:authority`), as does an absolute-form HTTP/1 target.
-    let client_host = client_host.or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let client_host =
+        client_host.or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     if config.preserve_host
         && !headers.contains_key(HOST)
         && let Some(host) = client_host.clone().or_else(|| to.upstream.host.clone())
@@ -295,7 +296,11 @@ fn absolute(config: &ProxyConfig, target: PathAndQuery) -> Result<Uri, http::Err
 
 /// Sends `request` (its URI in origin form, made for the connection's own upstream connection) on the pooled client
 /// instead, its URI made absolute.
-async fn pooled_instead(upstream: &Upstream, mut request: Request<UpstreamBody>, deadline: tokio::time::Instant) -> Sent {
+async fn pooled_instead(
+    upstream: &Upstream,
+    mut request: Request<UpstreamBody>,
+    deadline: tokio::time::Instant,
+) -> Sent {
     if let Some(target) = request.uri().path_and_query().cloned() {
         match absolute(&upstream.config, target) {
             Ok(uri) => *request.uri_mut() = uri,
