@@ -195,8 +195,8 @@ pub struct Probe<'a> {
     head_at: Instant,
     unrouted: Unrouted,
     route: Option<Arc<RouteSlot>>,
-    /// The upstream's URL and the journal entry's id, when the request is proxied.
-    proxied: Option<(Arc<str>, Option<u64>)>,
+    /// The upstream's URL and the journal entry's id and status as recorded, when the request is proxied.
+    proxied: Option<(Arc<str>, Option<(u64, http::StatusCode)>)>,
     /// Only when the access log or the trace is on: what they need beyond the metrics.
     detail: Option<Box<Detail>>,
     /// For a WebSocket upgrade: where its conversation logs its messages.
@@ -279,7 +279,8 @@ impl<'a> Probe<'a> {
         let recorded = self.journal.record_checked(router, req, answer, openapi);
         self.websocket = recorded.websocket;
         if let Some(to) = &answer.proxy {
-            self.proxied = Some((to.upstream.url().clone(), recorded.id));
+            let recorded = recorded.id.map(|id| (id, answer.response.status()));
+            self.proxied = Some((to.upstream.url().clone(), recorded));
             if answer.route.is_none() {
                 self.unrouted = Unrouted::Proxy;
             }
@@ -311,9 +312,13 @@ impl<'a> Probe<'a> {
         let fault = response.extensions().get::<crate::config::Fault>().copied();
         let status = if fault.is_some() { 0 } else { response.status().as_u16() };
         self.metrics.record(self.route.as_deref().ok_or(self.unrouted), status, elapsed);
-        if let Some((_, id)) = &self.proxied {
+        if let Some((_, recorded)) = &self.proxied {
             self.metrics.count_proxied();
-            if let Some(id) = id {
+            // Recorded before the upstream answered: corrected when the answer's status differs (a 200, the usual
+            // answer, is what was recorded, and takes no second lock of the journal).
+            if let Some((id, at)) = recorded
+                && *at != response.status()
+            {
                 self.journal.set_status(*id, response.status());
             }
         }

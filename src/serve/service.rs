@@ -260,7 +260,7 @@ async fn answer(
         };
         match routed {
             Ok(routed) => routed,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         }
     };
     if response.extensions().get::<WsStart>().is_some() {
@@ -293,17 +293,18 @@ async fn answer(
 type Routed = (Response<Body>, Option<Pending>, Option<proxy::ProxyTo>);
 
 /// The routing step with the shared state store (`[server] state`), for a path with a stateful route: the OpenAPI
-/// checks, then the router's answer in the request's partition, recorded. Err: the checks refused the request.
+/// checks, then the router's answer in the request's partition, recorded. Err: the checks refused the request (boxed:
+/// the rare path pays for the allocation).
 /// The router is let go of before the answer's own waits (a delay, a file read, an upstream).
 async fn route_shared(
     live: &Live,
     store: &crate::route::state::RemoteState,
     view: &RequestView<'_>,
     probe: &mut Probe<'_>,
-) -> Result<Routed, Response<Body>> {
+) -> Result<Routed, Box<Response<Body>>> {
     // The store is awaited: the router is held as an `Arc`, not as a guard.
     let router = live.load_full();
-    let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
+    let violations = check_openapi(&router, view, probe)?;
     let partition = router.isolate_id(view);
     let partition = partition.as_deref().unwrap_or(crate::route::state::DEFAULT_PARTITION);
     // Not boxed again: the caller boxes this whole future.
@@ -313,10 +314,10 @@ async fn route_shared(
 }
 
 /// The routing step in process (any request without a shared store, or to a path without stateful routes): the
-/// OpenAPI checks, then the router's answer, recorded. Err: the checks refused the request.
-fn route(live: &Live, view: &RequestView<'_>, probe: &mut Probe<'_>) -> Result<Routed, Response<Body>> {
+/// OpenAPI checks, then the router's answer, recorded. Err: the checks refused the request (boxed, as above).
+fn route(live: &Live, view: &RequestView<'_>, probe: &mut Probe<'_>) -> Result<Routed, Box<Response<Body>>> {
     let router = live.router();
-    let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
+    let violations = check_openapi(&router, view, probe)?;
     let answer = router.respond(view);
     probe.answered_checked(&router, view, &answer, violations);
     Ok((answer.response, answer.pending, answer.proxy))
