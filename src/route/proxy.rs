@@ -317,8 +317,9 @@ type Sent = Result<Result<Response<hyper::body::Incoming>, BoxError>, TimedOut>;
 struct TimedOut;
 
 /// Sends `request` on `local`'s connection when there is one (made on first use; the URI is then in origin form), else
-/// on the pooled client; the whole (connecting included) bounded by `limit`. The rare paths (connecting, the pool) are boxed: a future holds
-/// the largest of its awaits, and the pipeline moves this one into a box per request (about 10 KB with them inline).
+/// on the pooled client; the whole (connecting included) bounded by `limit`. The rare paths (connecting, the pool) are
+/// boxed: a future is as large as the largest of its awaits, and the pipeline moves the proxy's future into a box per
+/// request.
 async fn send(upstream: &Upstream, local: Option<&Local>, request: Request<UpstreamBody>, limit: Duration) -> Sent {
     let deadline = tokio::time::Instant::now() + limit;
     let authority = &upstream.config.authority;
