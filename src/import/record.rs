@@ -387,18 +387,28 @@ const HOP_BY_HOP: [&str; 8] = [
 
 /// Removes the hop-by-hop headers, those `Connection` names and every `Proxy-*` header.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names, without hashing or parsing any: a proxy calls this twice per request, and most
-    // requests (and many answers) carry none of them. Removing by a name string parses and hashes it each time
-    // (about 6,500 instructions per proxied request for the ten lookups; BENCHMARKS.md, issue 14).
-    let mut found: Vec<HeaderName> = Vec::new();
-    for name in headers.keys() {
-        if is_hop_by_hop(name) {
-            found.push(name.clone());
+    // One pass over the names and values, without hashing or parsing any: a proxy calls this twice per request, and
+    // most requests carry none of them. Removing by a name string parses and hashes it each time (about 6,500
+    // instructions per proxied request for the ten lookups; BENCHMARKS.md, issue 14).
+    let (mut connection, mut others) = (false, false);
+    for (name, value) in headers.iter() {
+        if name == http::header::CONNECTION {
+            connection = true;
+            // A name besides `keep-alive` and `close` is a header to remove too (rare: found below).
+            others |= value.as_bytes().split(|&b| b == b',').any(|token| !is_keep_alive_or_close(token));
+        } else if is_hop_by_hop(name) {
+            others = true;
         }
     }
-    if found.is_empty() {
+    if !others {
+        // The usual hop-by-hop header: an upstream's `Connection: keep-alive` on every answer. One removal by
+        // http's own name (no list, no allocation).
+        if connection {
+            headers.remove(http::header::CONNECTION);
+        }
         return;
     }
+    let mut found: Vec<HeaderName> = headers.keys().filter(|name| is_hop_by_hop(name)).cloned().collect();
     found.extend(
         headers
             .get_all(http::header::CONNECTION)
@@ -417,8 +427,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a `Connection` token (spaces around it allowed) is `keep-alive` or `close`, which name no header.
+fn is_keep_alive_or_close(token: &[u8]) -> bool {
+    let token = token.trim_ascii();
+    token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
+}
+
 /// Whether `name` is one of [`HOP_BY_HOP`] or a `Proxy-*` header: by length first, so that most names are told
 /// apart by one comparison (names in a `HeaderMap` are lower case).
+#[inline(always)]
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     let name = name.as_str();
     let listed = match name.len() {

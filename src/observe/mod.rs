@@ -203,12 +203,21 @@ pub struct Probe<'a> {
     head_at: Instant,
     unrouted: Unrouted,
     route: Option<Arc<RouteSlot>>,
-    /// The upstream's URL and the journal entry's id, when the request is proxied.
-    proxied: Option<(Arc<str>, Option<u64>)>,
+    /// When the request is proxied: where to, and its journal entry.
+    proxied: Option<Proxied>,
     /// Only when the access log or the trace is on: what they need beyond the metrics.
     detail: Option<Box<Detail>>,
     /// For a WebSocket upgrade: where its conversation logs its messages.
     websocket: Option<Arc<websocket::WsLog>>,
+}
+
+/// A proxied request as its probe knows it.
+#[derive(Debug)]
+struct Proxied {
+    /// The upstream's URL.
+    url: Arc<str>,
+    /// The journal entry's id and the status recorded in it (when the journal is on).
+    entry: Option<(u64, http::StatusCode)>,
 }
 
 #[derive(Debug)]
@@ -286,8 +295,9 @@ impl<'a> Probe<'a> {
     ) {
         let recorded = self.journal.record_checked(router, req, answer, openapi);
         self.websocket = recorded.websocket;
-        if let Some(to) = answer.response.extensions().get::<crate::route::proxy::ProxyTo>() {
-            self.proxied = Some((to.upstream.url().clone(), recorded.id));
+        if let Some(to) = &answer.proxy {
+            let entry = recorded.id.map(|id| (id, answer.response.status()));
+            self.proxied = Some(Proxied { url: to.upstream.url().clone(), entry });
             if answer.route.is_none() {
                 self.unrouted = Unrouted::Proxy;
             }
@@ -319,13 +329,17 @@ impl<'a> Probe<'a> {
         let fault = response.extensions().get::<crate::config::Fault>().copied();
         let status = if fault.is_some() { 0 } else { response.status().as_u16() };
         self.metrics.record(self.route.as_deref().ok_or(self.unrouted), status, elapsed);
-        if let Some((_, id)) = &self.proxied {
+        if let Some(Proxied { entry, .. }) = &self.proxied {
             self.metrics.count_proxied();
-            if let Some(id) = id {
+            // Recorded before the upstream answered: corrected when the answer's status differs (a 200, the usual
+            // answer, is what was recorded, and takes no second lock of the journal).
+            if let Some((id, at)) = entry
+                && *at != response.status()
+            {
                 self.journal.set_status(*id, response.status());
             }
         }
-        let proxy = self.proxied.as_ref().map(|(url, _)| url.as_ref());
+        let proxy = self.proxied.as_ref().map(|p| p.url.as_ref());
         let Some(d) = self.detail.take() else { return response };
         let bytes = response.body().size_hint().exact().unwrap_or(0);
         let route = match (&self.route, self.unrouted) {

@@ -250,13 +250,19 @@ pub struct Answer<'r> {
     pub route: Option<&'r Route>,
     /// Work left before the response can be sent (a delay, a file from a folder), or none.
     pub pending: Option<Pending>,
+    /// Where the request goes when it is proxied (a `proxy` route, `[server] proxy`): the pipeline forwards it and
+    /// the answer is the upstream's. A field rather than one of the response's extensions: those are a map
+    /// allocated per response, which every proxied request paid for.
+    pub proxy: Option<proxy::ProxyTo>,
 }
 
 /// What an answer still has to await: it owns what it needs, so the router need not be held meanwhile.
 #[derive(Debug)]
 pub struct Pending {
     delay: Option<Duration>,
-    dir: Option<DirRequest>,
+    /// Boxed: a folder's request is a few hundred bytes, and every answer (a proxied one too) carries a `Pending`
+    /// slot that is moved a few times on its way through the pipeline.
+    dir: Option<Box<DirRequest>>,
     /// `throttle` and `cut_after` for the folder's file, which is only known here.
     shape: Option<crate::config::ShapeConfig>,
 }
@@ -269,7 +275,7 @@ impl Pending {
         }
         match self.dir {
             Some(request) => {
-                let response = request.serve(response).await;
+                let response = (*request).serve(response).await;
                 match self.shape {
                     Some(shape) => response.map(|body| shape::shape_body(body, shape)),
                     None => response,
@@ -734,7 +740,7 @@ impl Router {
             && !self.entries[*m.value].options
         {
             let response = cors.preflight(req, &self.entries[*m.value].allow);
-            return Answer { response, route: None, pending: None };
+            return Answer { response, route: None, pending: None, proxy: None };
         }
         let mut answer = self.route(req);
         cors.decorate(answer.response.headers_mut(), req.headers);
@@ -751,19 +757,19 @@ impl Router {
                     .and_then(|key| partition::id_of(key, req).map(|id| self.partitions.get(&id)));
                 let collection = part.as_ref().map(|p| p.collection(resource));
                 let response = resource.answer(target, id, &data, collection.as_deref());
-                Answer { response, route: Some(route), pending: None }
+                Answer { response, route: Some(route), pending: None, proxy: None }
             }
             Selected::Scripted { route, script, params, part } => {
                 let count = match part.as_deref() {
                     None => route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1,
                     Some(part) => part.next_count(route.key),
                 };
-                let (response, pending) = self.scripted(route, script, &params, &data, part.as_deref(), count);
+                let (response, pending, proxy) = self.scripted(route, script, &params, &data, part.as_deref(), count);
                 // After the answer is made: its templates see the state the request matched in.
                 if let Some(sc) = &script.scenario {
                     sc.advance_in(part.as_deref());
                 }
-                Answer { response, route: Some(route), pending }
+                Answer { response, route: Some(route), pending, proxy }
             }
         }
     }
@@ -805,6 +811,7 @@ impl Router {
                     response: prepared.to_response(req.method),
                     route: Some(route),
                     pending: None,
+                    proxy: None,
                 }),
                 Responder::Scripted(script) => {
                     // Checked here, not with `match`, so that plain routes do not pay for scenarios.
@@ -823,7 +830,7 @@ impl Router {
                     let resource = &self.resources[*index];
                     let collection = part.as_ref().map(|p| p.collection(resource));
                     let response = resource.answer(*target, m.params.get("id"), data, collection.as_deref());
-                    Selected::Done(Answer { response, route: Some(route), pending: None })
+                    Selected::Done(Answer { response, route: Some(route), pending: None, proxy: None })
                 }
             };
         }
@@ -834,7 +841,7 @@ impl Router {
             return Selected::Done(answer);
         }
         let response = respond::method_not_allowed(req.method, path, &entry.allow);
-        Selected::Done(Answer { response, route: None, pending: None })
+        Selected::Done(Answer { response, route: None, pending: None, proxy: None })
     }
 
     /// Whether a request to `path` may need the shared store: some route of the path keeps shared state.
@@ -906,7 +913,7 @@ impl Router {
             Selected::Done(answer) => answer,
             Selected::Resource { route, resource, target, id } => {
                 match resource.answer_shared(target, id, req, store, partition).await {
-                    Ok(response) => Answer { response, route: Some(route), pending: None },
+                    Ok(response) => Answer { response, route: Some(route), pending: None, proxy: None },
                     Err(e) => unavailable(req, Some(route), &e),
                 }
             }
@@ -931,8 +938,8 @@ impl Router {
                     }
                 };
                 let seen = states.as_ref().or(part.as_deref());
-                let (response, pending) = self.scripted(route, script, &params, &data, seen, count);
-                Answer { response, route: Some(route), pending }
+                let (response, pending, proxy) = self.scripted(route, script, &params, &data, seen, count);
+                Answer { response, route: Some(route), pending, proxy }
             }
         }
     }
@@ -947,18 +954,19 @@ impl Router {
         data: &RequestData<'_>,
         part: Option<&Partition>,
         count: u64,
-    ) -> (Response<Body>, Option<Pending>) {
+    ) -> (Response<Body>, Option<Pending>, Option<proxy::ProxyTo>) {
         let req = data.view;
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
             let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
-            let dir = Some(DirRequest::new(Arc::clone(dir), rest, req));
+            let dir = Some(Box::new(DirRequest::new(Arc::clone(dir), rest, req)));
             let pending = Pending { delay: reply.delay, dir, shape: script.shape };
-            return (reply.head(), Some(pending));
+            return (reply.head(), Some(pending), None);
         }
         let params: Vec<(&str, &str)> = params.iter().collect();
         let vars = Vars { req: data, params: &params, count, scenarios: &self.scenarios, partition: part };
         let mut response = reply.render(&self.templates, &vars, (route.key, count), req.method, &script.location);
+        let mut to = None;
         if let Some(fault) = reply.fault {
             response.extensions_mut().insert(fault);
         } else if let Some(ws) = &script.websocket
@@ -967,7 +975,7 @@ impl Router {
             response = ws.handshake(response, &vars, (route.key, count));
         } else if let Some(upstream) = &script.proxy {
             let target = upstream.target(req.uri, &params);
-            response.extensions_mut().insert(proxy::ProxyTo { upstream: Arc::clone(upstream), target });
+            to = Some(proxy::ProxyTo { upstream: Arc::clone(upstream), target });
         } else if let Some(stream) = &script.stream
             && response.extensions().get::<reply::RenderFailed>().is_none()
         {
@@ -989,16 +997,15 @@ impl Router {
         {
             response = response.map(|body| shape::shape_body(body, shape));
         }
-        (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None, shape: None }))
+        (response, reply.delay.map(|delay| Pending { delay: Some(delay), dir: None, shape: None }), to)
     }
 
     /// `[server] proxy`'s answer to a request no route answers: the upstream's, when one is set.
     fn fall_back<'r>(&'r self, req: &RequestView<'_>) -> Option<Answer<'r>> {
         let upstream = self.fallback.as_ref()?;
         let target = upstream.target(req.uri, &[]);
-        let mut response = Response::new(Body::default());
-        response.extensions_mut().insert(proxy::ProxyTo { upstream: Arc::clone(upstream), target });
-        Some(Answer { response, route: None, pending: None })
+        let to = proxy::ProxyTo { upstream: Arc::clone(upstream), target };
+        Some(Answer { response: Response::new(Body::default()), route: None, pending: None, proxy: Some(to) })
     }
 
     /// Whether `req` (whose body is not read yet) goes upstream whatever its body: the route that will answer it is
@@ -1052,10 +1059,11 @@ impl Router {
                 response.extensions_mut().insert(fault);
             }
             let pending = reply.delay.map(|delay| Pending { delay: Some(delay), dir: None, shape: None });
-            return Answer { response, route: None, pending };
+            return Answer { response, route: None, pending, proxy: None };
         }
         let text = self.near_miss(data, entry);
-        Answer { response: respond::text(StatusCode::NOT_FOUND, text, req.method), route: None, pending: None }
+        let response = respond::text(StatusCode::NOT_FOUND, text, req.method);
+        Answer { response, route: None, pending: None, proxy: None }
     }
 
     /// The default 404's text: the request, then the routes that came nearest and why they did not match.
@@ -1422,5 +1430,5 @@ fn unavailable<'r>(req: &RequestView<'_>, route: Option<&'r Route>, error: &stat
     );
     let mut response = respond::text(StatusCode::SERVICE_UNAVAILABLE, text, req.method);
     response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    Answer { response, route, pending: None }
+    Answer { response, route, pending: None, proxy: None }
 }

@@ -1,6 +1,6 @@
 //! Forwarding to an upstream: `proxy` routes and `[server] proxy`, the fallback for requests no route answers.
 //!
-//! The router decides *where* (a [`ProxyTo`] put in the answer's extensions, with the path sent upstream); the
+//! The router decides *where* (a [`ProxyTo`] in its [`crate::route::Answer`], with the path sent upstream); the
 //! pipeline calls [`forward`] with the request's body, streamed when the route could be chosen without reading it.
 //! Bodies go through as streams both ways, so memory stays at a few chunks per exchange whatever their size.
 //!
@@ -67,7 +67,7 @@ pub struct Upstream {
     recorder: Option<Arc<Mutex<Recorder>>>,
 }
 
-/// Where a request goes: put in the answer's extensions by the router, taken out by the pipeline.
+/// Where a request goes: in the router's [`crate::route::Answer`], taken out by the pipeline.
 #[derive(Debug, Clone)]
 pub struct ProxyTo {
     /// The upstream.
@@ -113,9 +113,11 @@ impl Upstream {
             out
         });
         let path = rewritten.as_deref().unwrap_or(uri.path());
-        let query = uri.query().unwrap_or("");
-        // One allocation, sized up front: this runs for every proxied request.
-        let mut target = String::with_capacity(self.config.base.len() + path.len() + 2 + query.len());
+        // One allocation, sized exactly: this runs for every proxied request, and the text becomes the upstream URI's
+        // bytes (`Bytes` takes a buffer with no spare room as it is, and allocates again for one with some).
+        let len = self.config.base.len() + path.len();
+        let len = len.max(1) + uri.query().map_or(0, |q| q.len() + 1);
+        let mut target = String::with_capacity(len);
         target.push_str(&self.config.base);
         target.push_str(path);
         if target.is_empty() {
@@ -151,19 +153,30 @@ pub fn via_token() -> &'static str {
     })
 }
 
+/// The client side of a proxied request: who sent it, how, and what its connection keeps for the proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct Downstream<'a> {
+    /// The client's address (`X-Forwarded-For`).
+    pub peer: SocketAddr,
+    /// Whether the client spoke TLS to us (`X-Forwarded-Proto`).
+    pub https: bool,
+    /// The client connection's own upstream connection and per-connection values.
+    pub local: &'a Local,
+    /// Whether the request may take the connection's own upstream connection: a kept-alive HTTP/1.1 request (a last
+    /// request goes to the pool, whose connection outlives this one; HTTP/2 carries requests side by side).
+    pub own: bool,
+}
+
 /// Forwards a request to `to`: `parts` as the client sent them, `body` streamed or read (`read` when read, which a
-/// recording upstream writes with the answer), from `peer`, which spoke TLS to us when `https`. `local` is the client
-/// connection's own upstream connection, used for a cleartext upstream (else the pooled client). Every failure is an
-/// answer: 508 on a loop, 502 when the upstream cannot be reached or breaks off, 504 when its head takes longer than
-/// the timeout.
+/// recording upstream writes with the answer), from `client`. The client connection's own upstream connection is used
+/// for a cleartext upstream when `client.own` (else the pooled client). Every failure is an answer: 508 on a loop, 502
+/// when the upstream cannot be reached or breaks off, 504 when its head takes longer than the timeout.
 pub async fn forward(
     to: ProxyTo,
     parts: http::request::Parts,
     body: UpstreamBody,
     read: Option<Bytes>,
-    peer: SocketAddr,
-    https: bool,
-    local: Option<&Local>,
+    client: Downstream<'_>,
 ) -> Response<Body> {
     let config = &to.upstream.config;
     let method = parts.method.clone();
@@ -177,14 +190,12 @@ pub async fn forward(
         );
         return respond::text(StatusCode::LOOP_DETECTED, text, &method);
     }
-    // The target's bytes become the URI's as they are (no copy); scheme and authority are shared `Bytes`.
+    let local = Some(client.local).filter(|_| client.own && config.scheme == Scheme::HTTP);
+    // The target's bytes become the URI's as they are (no copy). The connection's own upstream connection takes the
+    // origin form (`/path?query`, as the pooled client sends over HTTP/1.1), so only the pool's URL is absolute.
     let uri = match PathAndQuery::from_maybe_shared(Bytes::from(to.target)) {
-        Ok(target) => {
-            let mut uri = http::uri::Parts::default();
-            (uri.scheme, uri.authority, uri.path_and_query) =
-                (Some(config.scheme.clone()), Some(config.authority.clone()), Some(target));
-            Uri::from_parts(uri).map_err(http::Error::from)
-        }
+        Ok(target) if local.is_some() => Ok(Uri::from(target)),
+        Ok(target) => absolute(config, target),
         Err(e) => Err(http::Error::from(e)),
     };
     let uri = match uri {
@@ -198,11 +209,6 @@ pub async fn forward(
             return respond::text(StatusCode::BAD_GATEWAY, text, &method);
         }
     };
-    let client_host = parts
-        .headers
-        .get(HOST)
-        .cloned()
-        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     let recording = match (&to.upstream.recorder, read) {
         (Some(recorder), Some(request_body)) if method != http::Method::HEAD => Some((
             recorder.clone(),
@@ -220,22 +226,27 @@ pub async fn forward(
     };
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    let host = match (config.preserve_host, &client_host) {
-        (true, Some(host)) => Some(host.clone()),
-        _ => to.upstream.host.clone(),
+    // One lookup of `Host`: the upstream's goes in as the client's comes out (`insert` replaces every value sent).
+    let client_host = match (config.preserve_host, &to.upstream.host) {
+        (true, _) => headers.get(HOST).cloned(),
+        (false, Some(host)) => headers.insert(HOST, host.clone()),
+        (false, None) => headers.remove(HOST),
     };
-    // `insert` replaces every value the client sent: one lookup instead of a removal and an insertion.
-    match host {
-        Some(host) => drop(headers.insert(HOST, host)),
-        None => drop(headers.remove(HOST)),
+    // HTTP/2 carries the host in the URI (`:authority`), as does an absolute-form HTTP/1 target.
+    let client_host =
+        client_host.or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    if config.preserve_host
+        && !headers.contains_key(HOST)
+        && let Some(host) = client_host.clone().or_else(|| to.upstream.host.clone())
+    {
+        headers.insert(HOST, host);
     }
-    add_forwarded(&mut headers, peer, https, client_host.as_ref(), parts.version);
+    add_forwarded(&mut headers, client, client_host.as_ref(), parts.version);
     let mut request = Request::new(body);
     *request.method_mut() = method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     let upstream = to.upstream.clone();
-    let local = local.filter(|_| config.scheme == Scheme::HTTP);
     let answer = send(&upstream, local, request, config.timeout).await;
     let response = match answer {
         Err(_) => {
@@ -274,28 +285,57 @@ pub async fn forward(
     Response::from_parts(head, body)
 }
 
+/// The absolute URL of `target` at `config`'s upstream, as the pooled client wants it (scheme and authority are
+/// shared `Bytes`).
+fn absolute(config: &ProxyConfig, target: PathAndQuery) -> Result<Uri, http::Error> {
+    let mut uri = http::uri::Parts::default();
+    (uri.scheme, uri.authority, uri.path_and_query) =
+        (Some(config.scheme.clone()), Some(config.authority.clone()), Some(target));
+    Uri::from_parts(uri).map_err(http::Error::from)
+}
+
+/// Sends `request` (its URI in origin form, made for the connection's own upstream connection) on the pooled client
+/// instead, its URI made absolute.
+async fn pooled_instead(
+    upstream: &Upstream,
+    mut request: Request<UpstreamBody>,
+    deadline: tokio::time::Instant,
+) -> Sent {
+    if let Some(target) = request.uri().path_and_query().cloned() {
+        match absolute(&upstream.config, target) {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(e) => return Ok(Err(e.into())),
+        }
+    }
+    pooled(upstream, request, deadline).await
+}
+
 /// What [`send`] gives: the answer's head, a failure, or `Err(TimedOut)` when the head took longer than the timeout.
 type Sent = Result<Result<Response<hyper::body::Incoming>, BoxError>, TimedOut>;
 
 /// The upstream's answer did not come within the proxy's timeout.
 struct TimedOut;
 
-/// Sends `request` on `local`'s connection when there is one (made on first use), else on the pooled client; the
-/// whole (connecting included) bounded by `limit`.
-async fn send(upstream: &Upstream, local: Option<&Local>, mut request: Request<UpstreamBody>, limit: Duration) -> Sent {
+/// Sends `request` on `local`'s connection when there is one (made on first use; the URI is then in origin form), else
+/// on the pooled client; the whole (connecting included) bounded by `limit`. The rare paths (connecting, the pool) are
+/// boxed: a future is as large as the largest of its awaits, and the pipeline moves the proxy's future into a box per
+/// request.
+async fn send(upstream: &Upstream, local: Option<&Local>, request: Request<UpstreamBody>, limit: Duration) -> Sent {
     let deadline = tokio::time::Instant::now() + limit;
     let authority = &upstream.config.authority;
     let (local, taken) = match local.map(|local| (local, local.take_sender(authority))) {
         Some((local, Ok(taken))) => (local, taken),
-        _ => return pooled(upstream, request, deadline).await,
+        // Busy (a pipelining client's previous answer is still coming).
+        Some((_, Err(()))) => return Box::pin(pooled_instead(upstream, request, deadline)).await,
+        None => return Box::pin(pooled(upstream, request, deadline)).await,
     };
     let mut sender = match taken {
         Some(sender) => sender,
         None => {
-            let made = tokio::time::timeout_at(deadline, async {
+            let made = Box::pin(tokio::time::timeout_at(deadline, async {
                 let stream = connect(authority).await?;
                 Ok::<_, BoxError>(http1::handshake(TokioIo::new(stream)).await?)
-            });
+            }));
             match made.await {
                 Err(_) => return Err(TimedOut),
                 Ok(Err(e)) => return Ok(Err(e)),
@@ -306,10 +346,6 @@ async fn send(upstream: &Upstream, local: Option<&Local>, mut request: Request<U
             }
         }
     };
-    // Origin form (`/path?query`), as the pooled client sends over HTTP/1.1: the target's bytes are shared.
-    if let Some(target) = request.uri().path_and_query().cloned() {
-        *request.uri_mut() = Uri::from(target);
-    }
     let sent = sender.try_send_request(request);
     local.put_back(sender);
     // Until the answer's head is here, a failure or a timeout leaves the connection in an unknown state: it is closed
@@ -328,18 +364,9 @@ async fn send(upstream: &Upstream, local: Option<&Local>, mut request: Request<U
         }
         Err(mut e) => match e.take_message() {
             // Never written (the upstream had closed the kept-alive connection): safe to send again, on the pool.
-            Some(mut request) => {
+            Some(request) => {
                 drop(guard);
-                if let Some(target) = request.uri().path_and_query().cloned() {
-                    let mut parts = http::uri::Parts::default();
-                    (parts.scheme, parts.authority, parts.path_and_query) =
-                        (Some(upstream.config.scheme.clone()), Some(authority.clone()), Some(target));
-                    match Uri::from_parts(parts) {
-                        Ok(uri) => *request.uri_mut() = uri,
-                        Err(e) => return Ok(Err(e.into())),
-                    }
-                }
-                pooled(upstream, request, deadline).await
+                Box::pin(pooled_instead(upstream, request, deadline)).await
             }
             None => Ok(Err(e.into_error().into())),
         },
@@ -387,7 +414,19 @@ pub struct Local {
     open: AtomicBool,
     /// The timer of the proxy's `timeout` for this connection's requests, made once and moved only when it fires
     /// (see [`Local::poll_deadline`]).
-    timer: Mutex<Option<Pin<Box<tokio::time::Sleep>>>>,
+    timer: Mutex<Option<Timer>>,
+    /// The `X-Forwarded-For` value of a request that brings none: the client's address, which is the same for every
+    /// request of the connection, written once (a request then clones it: a reference count).
+    forwarded_for: OnceLock<(std::net::IpAddr, Option<HeaderValue>)>,
+}
+
+/// The connection's timer for the proxy's `timeout` (see [`Local::poll_deadline`]).
+struct Timer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// The waker the sleep holds since it was last polled pending: a tokio timer keeps it until it fires, so polling
+    /// it again for the same task would only check its state and register that waker again (two polls per proxied
+    /// request, about 230 instructions).
+    waker: Option<std::task::Waker>,
 }
 
 #[derive(Default)]
@@ -430,6 +469,13 @@ impl Local {
             Some(sender) => Ok(Some(sender)),
             None => Err(()),
         }
+    }
+
+    /// The `X-Forwarded-For` value for a request from `ip` that carries none (see [`Local::forwarded_for`]'s field).
+    fn forwarded_for(&self, ip: std::net::IpAddr) -> Option<HeaderValue> {
+        let (made_for, value) = self.forwarded_for.get_or_init(|| (ip, forwarded_for(None, ip)));
+        // Always the connection's peer; checked all the same, so that a caller's mistake costs a copy, not a lie.
+        if *made_for == ip { value.clone() } else { forwarded_for(None, ip) }
     }
 
     fn put_back(&self, sender: http1::SendRequest<UpstreamBody>) {
@@ -476,12 +522,19 @@ impl Local {
     /// (about 1,100 instructions of each proxied request; BENCHMARKS.md, issue 14).
     fn poll_deadline(&self, deadline: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
         let mut timer = self.timer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let timer =
+            timer.get_or_insert_with(|| Timer { sleep: Box::pin(tokio::time::sleep_until(deadline)), waker: None });
         // Set for a later deadline (a request with a longer timeout before this one): it would wake too late.
-        if sleep.deadline() > deadline {
-            sleep.as_mut().reset(deadline);
+        if timer.sleep.deadline() > deadline {
+            timer.sleep.as_mut().reset(deadline);
+            timer.waker = None;
         }
-        if sleep.as_mut().poll(cx).is_pending() {
+        // Still waiting, and it will wake this task: nothing to do.
+        if timer.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && !timer.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        if timer.sleep.as_mut().poll(cx).is_pending() {
+            timer.waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -489,8 +542,13 @@ impl Local {
         }
         // It fired for an earlier request's deadline: moved to this one, and polled to be woken by then (ready only
         // once this deadline has passed too).
-        sleep.as_mut().reset(deadline);
-        sleep.as_mut().poll(cx)
+        timer.sleep.as_mut().reset(deadline);
+        timer.waker = None;
+        let polled = timer.sleep.as_mut().poll(cx);
+        if polled.is_pending() {
+            timer.waker = Some(cx.waker().clone());
+        }
+        polled
     }
 }
 
@@ -528,7 +586,8 @@ impl<F: Future> Future for Driven<F> {
 }
 
 /// `X-Forwarded-For` (the peer appended), `-Proto` and `-Host` (set by the first proxy, kept after), and `Via`.
-fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, https: bool, host: Option<&HeaderValue>, version: Version) {
+fn add_forwarded(headers: &mut HeaderMap, client: Downstream<'_>, host: Option<&HeaderValue>, version: Version) {
+    let Downstream { peer, https, local, .. } = client;
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XHOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -541,7 +600,7 @@ fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, https: bool, host: O
             }
         }
         Entry::Vacant(none) => {
-            if let Some(value) = forwarded_for(None, peer.ip()) {
+            if let Some(value) = local.forwarded_for(peer.ip()) {
                 none.insert(value);
             }
         }

@@ -248,17 +248,24 @@ async fn answer(
         parts.headers.entry(SEC_WEBSOCKET_KEY).or_insert(HeaderValue::from_static("rfc8441"));
     }
     probe.routing();
-    let (mut response, pending) = {
+    let (mut response, pending, proxy_to) = {
         let view = RequestView { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body, peer };
-        match route(live, &view, probe).await {
+        // A statement of its own, so that the router's guard is not held across the store's await.
+        let store = live.state().filter(|_| live.router().needs_shared(view.uri.path()));
+        // Only the shared store's path awaits: the others are routed without a future of their own, whose output
+        // (the answer) would be moved once more.
+        let routed = match store {
+            Some(store) => Box::pin(route_shared(live, store, &view, probe)).await,
+            None => route(live, &view, probe),
+        };
+        match routed {
             Ok(routed) => routed,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         }
     };
     if response.extensions().get::<WsStart>().is_some() {
         *upgrade = parts.extensions.remove::<OnUpgrade>();
     }
-    let proxy_to = response.extensions_mut().remove::<proxy::ProxyTo>();
     if let Some(pending) = pending {
         response = Box::pin(pending.finish(response)).await;
     }
@@ -276,38 +283,44 @@ async fn answer(
     // The connection's own upstream connection serves a kept-alive HTTP/1.1 connection, one request at a time. A
     // last request (`Connection: close`) goes to the pool, whose connection outlives this one for the next client;
     // HTTP/2 carries requests side by side, which one upstream HTTP/1.1 connection cannot.
-    let keep_alive = parts.version == Version::HTTP_11
+    let own = parts.version == Version::HTTP_11
         && !parts.headers.get_all(CONNECTION).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    let local = Some(local).filter(|_| keep_alive);
-    Box::pin(proxy::forward(to, parts, upstream_body, read, peer, served.options.tls.is_some(), local)).await
+    let client = proxy::Downstream { peer, https: served.options.tls.is_some(), local, own };
+    Box::pin(proxy::forward(to, parts, upstream_body, read, client)).await
 }
 
-/// The routing step, one for both stores: the OpenAPI checks, then the router's answer, recorded. A path with a
-/// stateful route goes through the shared state store when there is one (`[server] state`), in the request's
-/// partition; any other request is answered in process, as without a store. Err: the checks refused the request.
+/// What the routing step gives: the answer, the work it still awaits, and where it goes when it is proxied.
+type Routed = (Response<Body>, Option<Pending>, Option<proxy::ProxyTo>);
+
+/// The routing step with the shared state store (`[server] state`), for a path with a stateful route: the OpenAPI
+/// checks, then the router's answer in the request's partition, recorded. Err: the checks refused the request (boxed:
+/// the rare path pays for the allocation).
 /// The router is let go of before the answer's own waits (a delay, a file read, an upstream).
-async fn route(
+async fn route_shared(
     live: &Live,
+    store: &crate::route::state::RemoteState,
     view: &RequestView<'_>,
     probe: &mut Probe<'_>,
-) -> Result<(Response<Body>, Option<Pending>), Response<Body>> {
-    // A statement of its own, so that the router's guard is not held across the store's await below.
-    let store = live.state().filter(|_| live.router().needs_shared(view.uri.path()));
-    if let Some(store) = store {
-        // The store is awaited: the router is held as an `Arc`, not as a guard.
-        let router = live.load_full();
-        let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
-        let partition = router.isolate_id(view);
-        let partition = partition.as_deref().unwrap_or(crate::route::state::DEFAULT_PARTITION);
-        let answer = Box::pin(router.respond_shared(view, store, partition)).await;
-        probe.answered_checked(&router, view, &answer, violations);
-        return Ok((answer.response, answer.pending));
-    }
+) -> Result<Routed, Box<Response<Body>>> {
+    // The store is awaited: the router is held as an `Arc`, not as a guard.
+    let router = live.load_full();
+    let violations = check_openapi(&router, view, probe)?;
+    let partition = router.isolate_id(view);
+    let partition = partition.as_deref().unwrap_or(crate::route::state::DEFAULT_PARTITION);
+    // Not boxed again: the caller boxes this whole future.
+    let answer = router.respond_shared(view, store, partition).await;
+    probe.answered_checked(&router, view, &answer, violations);
+    Ok((answer.response, answer.pending, answer.proxy))
+}
+
+/// The routing step in process (any request without a shared store, or to a path without stateful routes): the
+/// OpenAPI checks, then the router's answer, recorded. Err: the checks refused the request (boxed, as above).
+fn route(live: &Live, view: &RequestView<'_>, probe: &mut Probe<'_>) -> Result<Routed, Box<Response<Body>>> {
     let router = live.router();
-    let violations = check_openapi(&router, view, probe).map_err(|refused| *refused)?;
+    let violations = check_openapi(&router, view, probe)?;
     let answer = router.respond(view);
     probe.answered_checked(&router, view, &answer, violations);
-    Ok((answer.response, answer.pending))
+    Ok((answer.response, answer.pending, answer.proxy))
 }
 
 /// `[server] openapi_validate`: checks the request against its operation before any route answers, with
@@ -323,7 +336,7 @@ fn check_openapi(
     let operation = found.json["operation"].as_str().unwrap_or("");
     if found.enforce {
         tracing::info!("{method} {path} refused ({}): it does not fit {operation}: {}", found.status, found.summary());
-        let answer = crate::route::Answer { response: found.response(), route: None, pending: None };
+        let answer = crate::route::Answer { response: found.response(), route: None, pending: None, proxy: None };
         probe.answered_checked(router, view, &answer, Some(found.json.clone()));
         return Err(Box::new(answer.response));
     }

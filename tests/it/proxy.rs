@@ -379,6 +379,45 @@ async fn kept_alive_requests_from_an_ipv6_peer_get_the_forwarding_headers() {
     assert_eq!(sent["x-forwarded-host"], "front.example");
     assert_eq!(sent["x-kept"], "yes");
     assert!(!sent.contains_key("connection") && !sent.contains_key("keep-alive"), "{sent:?}");
+    // And again without: the connection's own `X-Forwarded-For` (made once per connection) is the peer alone, not
+    // what the request before sent.
+    let sent = echo(client.get(&url).send().await.unwrap()).await;
+    assert_eq!(sent["x-forwarded-for"], "::1", "{sent:?}");
+}
+
+/// An upstream's `Connection` header is about its own connection, so it is not passed on: an upstream that answers
+/// `Connection: close` (and closes) leaves the client's kept-alive connection open for its next request, whose
+/// answer carries no `Connection` header either. (The header alone, with no other hop-by-hop header, takes the
+/// shortest way out of the answer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_connection_close_does_not_close_the_clients_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut head, mut buf) = (Vec::new(), [0u8; 1024]);
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+                let _ = stream.write_all(answer).await;
+            });
+        }
+    });
+    let bin = Bin::start(&format!("[server]\nproxy = \"http://{up}\"\n"));
+    let mut client = TcpStream::connect(bin.addr).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for n in 1..=3 {
+        client.write_all(b"GET /a HTTP/1.1\r\nHost: front.example\r\n\r\n").await.unwrap();
+        let res = crate::support::http::read_response(&mut client, deadline).await;
+        let res = res.unwrap_or_else(|| panic!("request {n}: the connection closed before an answer"));
+        assert_eq!((res.status, res.text().as_str()), (200, "ok"), "request {n}");
+        assert_eq!(res.header("connection"), None, "request {n}: {:?}", res.headers);
+    }
 }
 
 /// A kept-alive client connection's requests share one timer for the proxy's `timeout` (moved only when it fires):
