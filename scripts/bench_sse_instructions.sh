@@ -5,6 +5,7 @@
 #
 #   scripts/bench_sse_instructions.sh NAME hotroute BIN   # BIN --threads 1
 #   scripts/bench_sse_instructions.sh NAME floor          # examples/sse_floor.rs --threads 1
+#   scripts/bench_sse_instructions.sh NAME hyperfloor     # examples/hyper_sse_floor.rs --threads 1
 #
 # The server runs under callgrind twice, for STREAMS (default 10) streams of SHORT_EVENTS (100) and then of
 # LONG_EVENTS (300) events every 10 ms (the client is examples/sse_bench.rs); the difference of the two totals over
@@ -16,14 +17,15 @@ set -euo pipefail
 NAME=$1; KIND=$2; shift 2
 cd "$(dirname "$0")/.."
 target_dir="${CARGO_TARGET_DIR:-target}"
-cargo build --quiet --profile release --example sse_bench --example sse_floor
+cargo build --quiet --profile release --example sse_bench --example sse_floor --example hyper_sse_floor
 OUT=${KEEP:-$(mktemp -d)}; mkdir -p "$OUT"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$OUT"' EXIT
 floor=()
 case $KIND in
   hotroute) BIN=$(realpath "$1") ;;
   floor) BIN=$(realpath "$target_dir/release/examples/sse_floor"); floor=(--floor) ;;
-  *) echo "unknown kind $KIND (hotroute or floor)" >&2; exit 2 ;;
+  hyperfloor) BIN=$(realpath "$target_dir/release/examples/hyper_sse_floor"); floor=(--floor) ;;
+  *) echo "unknown kind $KIND (hotroute, floor or hyperfloor)" >&2; exit 2 ;;
 esac
 STREAMS=${STREAMS:-10}
 total() {

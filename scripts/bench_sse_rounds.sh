@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Alternated rounds of the SSE benchmark (issue 16): each round runs every server once, in turn, under the same
 # client (examples/sse_bench.rs), holding the machine's bench lock for each run when BENCH_LOCK names one. Servers:
-# `floor` (examples/sse_floor.rs, the least a tokio server does) and each hotroute binary given as NAME=PATH.
+# `floor` (examples/sse_floor.rs, the least a tokio server does), `hyper` (examples/hyper_sse_floor.rs, the least a
+# hyper 1 server does; FLOORS=floor leaves it out) and each hotroute binary given as NAME=PATH.
 # ROUNDS (default 3); MODE: `default` (unpinned, each server with its default runtime), `threads1` (unpinned, each
 # server with a current-thread runtime), `pin` (server on CPU 0, client on CPU 1, one thread each). Extra arguments
 # go to the client. Prints one summary line per run, then the raw lines.
@@ -10,10 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir="${CARGO_TARGET_DIR:-target}"
-cargo build --quiet --profile release --bin hotroute --example sse_bench --example sse_floor
+cargo build --quiet --profile release --bin hotroute --example sse_bench --example sse_floor --example hyper_sse_floor
 client="$target_dir/release/examples/sse_bench"
-servers=(floor)
-declare -A bins=([floor]="$(realpath "$target_dir/release/examples/sse_floor")")
+read -r -a servers <<<"${FLOORS:-floor hyper}"
+declare -A bins=([floor]="$(realpath "$target_dir/release/examples/sse_floor")"
+                 [hyper]="$(realpath "$target_dir/release/examples/hyper_sse_floor")")
 extra=()
 for arg in "$@"; do
     case "$arg" in
@@ -34,7 +36,8 @@ esac
 for round in $(seq 1 "${ROUNDS:-3}"); do
     for name in "${servers[@]}"; do
         floor=()
-        if [ "$name" = floor ]; then floor=(--floor); fi
+        # Both floors take the floor's arguments (no route file).
+        if [ "$name" = floor ] || [ "$name" = hyper ]; then floor=(--floor); fi
         out="$("${lock[@]}" "${pin[@]}" "$client" --bin "${bins[$name]}" --streams 1000 --events 300 --interval-ms 10 \
             "${floor[@]}" "${mode[@]}" "${extra[@]}")"
         load="$(cut -d' ' -f1 /proc/loadavg)"
