@@ -201,6 +201,15 @@ fn cpu_ticks(pid: &str) -> u64 {
     field(11) + field(12)
 }
 
+/// A process's minor page faults (`/proc/PID/stat` field 10): pages the kernel had to map (and zero) on first touch,
+/// which an allocator that hands memory back to the system at once pays for again on every reuse.
+fn minor_faults(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    // After the name: state is field 3, so minflt (10) is at 7.
+    rest.split_whitespace().nth(7).and_then(|f| f.parse().ok()).unwrap_or(0)
+}
+
 /// How long a process's threads have waited for a CPU while runnable, in nanoseconds (the second field of each
 /// `/proc/PID/task/TID/schedstat`): on a busy machine, the time an event was due but its sender or reader was not
 /// running.
@@ -294,6 +303,7 @@ async fn run(a: Args) {
     let started = Instant::now();
     let cpu_from = (cpu_ticks(&pid.to_string()), cpu_ticks("self"));
     let waited_from = (run_delay_ns(&pid.to_string()), run_delay_ns("self"));
+    let faults_from = minor_faults(&pid.to_string());
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..a.streams {
         tasks.spawn(stream(addr, (a.events, a.interval), opened_tx.clone()));
@@ -321,6 +331,7 @@ async fn run(a: Args) {
     let took = started.elapsed();
     let cpu_to = (cpu_ticks(&pid.to_string()), cpu_ticks("self"));
     let waited_to = (run_delay_ns(&pid.to_string()), run_delay_ns("self"));
+    let faults = minor_faults(&pid.to_string()).saturating_sub(faults_from);
     late.sort_unstable();
     late_own.sort_unstable();
     let per_stream = (during.saturating_sub(before)) as f64 / a.streams as f64;
@@ -365,6 +376,7 @@ async fn run(a: Args) {
         if a.server_cpus.is_empty() { "any" } else { &a.server_cpus },
         if a.server_threads == 0 { "default".to_string() } else { a.server_threads.to_string() },
     );
+    println!("server minor page faults: {faults} ({:.3} per event)", faults as f64 / late.len().max(1) as f64);
     // Summed over threads: a process with two threads waiting at once counts twice.
     let waited = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6 / wall;
     println!(

@@ -47,9 +47,10 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
         kib="$(sed -n 's/.*: \([0-9.]*\) KiB per stream/\1/p' <<<"$out")"
         # hotroute's own count of when events left it (not the floor's: it has no metrics).
         left="$(sed -n 's/^leaving the server.*<= 5 ms \([0-9.]*%\).*; p99 \(.*\)$/, left the server within 5 ms: \1, p99 \2/p' <<<"$out")"
+        faults="$(sed -n 's/^server minor page faults: .*(\([0-9.]*\) per event)/\1/p' <<<"$out")"
         cpu="$(sed -n 's/.*% of a core (\([0-9.]*\) us per event), client \([0-9]*\)% (\([0-9.]*\) us per event).*/\1 \3/p' <<<"$out")"
-        printf 'round %s %-6s mode %-8s load %s: p99 vs server schedule %s ms (fixed %s), all in %s s, server %s us/event, client %s us/event, %s KiB/stream%s\n' \
-            "$round" "$name" "${MODE:-default}" "$load" "$p99" "$p99_fixed" "$all_in" "${cpu% *}" "${cpu#* }" "$kib" "$left"
+        printf 'round %s %-6s mode %-8s load %s: p99 vs server schedule %s ms (fixed %s), all in %s s, server %s us/event, client %s us/event, %s KiB/stream, %s page faults/event%s\n' \
+            "$round" "$name" "${MODE:-default}" "$load" "$p99" "$p99_fixed" "$all_in" "${cpu% *}" "${cpu#* }" "$kib" "$faults" "$left"
         echo "$out" | sed 's/^/    /' >&2
     done
 done

@@ -156,22 +156,67 @@ enum Import {
     },
 }
 
-/// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e` of mimalloc 2.x, which libmimalloc-sys does not
-/// name). The default, 10 ms, defers returning freed memory to the OS until the thread that freed it allocates
-/// again: tokio workers that go quiet after a spike never do, and RSS stayed at its peak (1000 almost-sent 1 MiB
-/// bodies: 1046 MiB, still 1046 MiB after they closed). 0 purges at once: 37 MiB after the same spike.
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+/// Handing freed memory back to the system: mimalloc's purge delay and each worker's collection when it goes idle.
+///
+/// mimalloc returns an emptied page to the system (a purge) once its purge delay has passed, and a thread's own pages
+/// only when that thread allocates, frees or collects. Workers that go quiet after a spike do none of that: 1000 clients
+/// each holding a 1 MiB body left 290 MiB behind after they had gone. Purging at once (a delay of 0, the setting before
+/// this) did not give those pages back either (180 to 220 MiB stayed), and it made every reuse of a page a page fault:
+/// a proxied request paid 0.35 of them, 7% of its CPU (BENCHMARKS.md, issue 14). So the delay stays mimalloc's (1 s),
+/// and a worker that parks (has nothing to do) collects its pages, forced, at most once a second; one that parks again
+/// within the second owes a collection, and a watcher thread wakes the runtime once a second until none is owed.
+mod memory {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
 
-unsafe extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    /// At most one forced collection per worker this often (each costs a walk over the worker's pages, and pages
+    /// purged then fault in again when reused).
+    const EVERY: Duration = Duration::from_secs(1);
+
+    unsafe extern "C" {
+        fn mi_collect(force: bool);
+    }
+
+    /// A worker parked without collecting: the watcher wakes the runtime so that it does.
+    static OWED: AtomicBool = AtomicBool::new(false);
+
+    thread_local! {
+        static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+
+    /// tokio's `on_thread_park`: the worker has nothing to do.
+    pub(super) fn on_park() {
+        let now = Instant::now();
+        if LAST.get().is_some_and(|last| now.duration_since(last) < EVERY) {
+            OWED.store(true, Ordering::Relaxed);
+            return;
+        }
+        LAST.set(Some(now));
+        // SAFETY: mimalloc's collection of the calling thread's own heap; it takes no pointers.
+        unsafe { mi_collect(true) };
+    }
+
+    /// Starts the watcher: once a second, while a collection is owed, it gives each worker an empty task, after which
+    /// a worker parks again and collects. Best effort: tokio chooses which parked workers wake.
+    pub(super) fn watch(runtime: tokio::runtime::Handle, workers: usize) {
+        let watcher = std::thread::Builder::new().name("hotroute-memory".into()).spawn(move || {
+            loop {
+                std::thread::sleep(EVERY);
+                if OWED.swap(false, Ordering::Relaxed) {
+                    for _ in 0..workers {
+                        drop(runtime.spawn(async {}));
+                    }
+                }
+            }
+        });
+        if let Err(e) = watcher {
+            tracing::debug!("no memory watcher thread: {e}; memory freed after a spike may stay with the process");
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    // An explicit MIMALLOC_PURGE_DELAY still wins, for measuring.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one of mimalloc's integer options; mimalloc reads it on each purge decision.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-    }
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Schema) => {
@@ -376,11 +421,14 @@ fn serve_live(args: ServeArgs, live: Arc<Live>) -> anyhow::Result<()> {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = runtime
+        .on_thread_park(memory::on_park)
         // The default stack: templates render on threads of their own with a big stack (see
         // hotroute::WORKER_STACK); giving it to every worker and blocking-pool thread cost GiBs of address space.
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let workers = args.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), usize::from);
+    memory::watch(runtime.handle().clone(), workers);
     let options = ServeOptions::from_config(live.router().server());
     let grace = options.limits.grace;
     // Without this, a soft limit of 1024 open files would refuse clients long before max_connections.

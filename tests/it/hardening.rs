@@ -703,6 +703,59 @@ async fn memory_stays_flat_while_clients_try_to_send_a_gibibyte_each() {
     assert!(grew < 32 * 1024, "peak memory grew by {grew} KiB while 4 clients streamed at a 1 MiB limit");
 }
 
+/// The binary gives memory back once a spike is over: its workers go quiet after the clients leave, and
+/// (main.rs, `memory`) collect what they freed instead of keeping it at the spike's height.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_held_for_a_spike_of_bodies_goes_back_to_the_system_after_it() {
+    const CLIENTS: usize = 300;
+    const BODY: usize = 1 << 20;
+    let bin = wire::Bin::start(&format!(
+        "[server]\nmax_body = \"2MiB\"\nmax_connections = {}\n\n[[route]]\npath = \"/up\"\nmethod = \"POST\"\nbody = \"ok\"\n",
+        CLIENTS + 50
+    ));
+    assert_eq!(get(bin.addr, "/up").await.status, 405, "warm-up request");
+    let before = bin.proc_status_kib("VmRSS");
+    // Each client sends all of its body but the last byte, so that the server holds it.
+    let mut clients = Vec::new();
+    let head = format!("POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: {BODY}\r\n\r\n");
+    let chunk = vec![b'x'; 64 * 1024];
+    for _ in 0..CLIENTS {
+        let mut c = TcpStream::connect(bin.addr).await.unwrap();
+        c.write_all(head.as_bytes()).await.unwrap();
+        let mut left = BODY - 1;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            // A server that stopped reading (its body budget full) leaves this client waiting like the rest.
+            match tokio::time::timeout(Duration::from_secs(2), c.write_all(&chunk[..n])).await {
+                Ok(written) => written.unwrap(),
+                Err(_) => break,
+            }
+            left -= n;
+        }
+        clients.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = bin.proc_status_kib("VmRSS");
+    assert!(held > before + 100 * 1024, "the spike did not happen: RSS {before} KiB before, {held} KiB during");
+    drop(clients);
+    // The workers collect at most once a second each; a few seconds bound it.
+    let deadline = secs(10);
+    let mut after = held;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = bin.proc_status_kib("VmRSS");
+        if after < before + 32 * 1024 {
+            break;
+        }
+    }
+    eprintln!("RSS {before} KiB before, {held} KiB during the spike, {after} KiB after it");
+    assert!(
+        after < before + 32 * 1024,
+        "RSS {before} KiB before the spike, {held} KiB during it, still {after} KiB 10 s after the clients left"
+    );
+    assert_eq!(get(bin.addr, "/up").await.status, 405, "the server stopped answering after the spike");
+}
+
 fn nested_value_template(rounds: usize) -> String {
     // Each round wraps the value in 50 more lists: a value nested up to 50 * rounds deep, as far as the fuel allows.
     format!(
