@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::Value;
 
 /// How a redacted value is written.
@@ -390,40 +390,69 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names and values, without hashing or parsing any: a proxy calls this twice per request, and
     // most requests carry none of them. Removing by a name string parses and hashes it each time (about 6,500
     // instructions per proxied request for the ten lookups; BENCHMARKS.md, issue 14).
-    let (mut connection, mut others) = (false, false);
+    let mut found = HopByHop::default();
     for (name, value) in headers.iter() {
+        found.see(name, value);
+    }
+    let _ = found.strip(headers);
+}
+
+/// What a pass over a header map found of its hop-by-hop headers, for a caller that walks the headers for other
+/// reasons too (the proxy's request: one pass finds these, the loop's `Via` and the forwarding headers).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HopByHop {
+    /// A `Connection` header.
+    connection: bool,
+    /// A hop-by-hop header besides a `Connection` of `keep-alive` or `close` (rare).
+    others: bool,
+}
+
+impl HopByHop {
+    /// Notes the header `name: value`; true when it is a hop-by-hop header.
+    #[inline]
+    pub fn see(&mut self, name: &HeaderName, value: &HeaderValue) -> bool {
         if name == http::header::CONNECTION {
-            connection = true;
-            // A name besides `keep-alive` and `close` is a header to remove too (rare: found below).
-            others |= value.as_bytes().split(|&b| b == b',').any(|token| !is_keep_alive_or_close(token));
+            self.connection = true;
+            // A name besides `keep-alive` and `close` is a header to remove too (rare: found in `strip`).
+            self.others |= value.as_bytes().split(|&b| b == b',').any(|token| !is_keep_alive_or_close(token));
+            true
         } else if is_hop_by_hop(name) {
-            others = true;
+            self.others = true;
+            true
+        } else {
+            false
         }
     }
-    if !others {
-        // The usual hop-by-hop header: an upstream's `Connection: keep-alive` on every answer. One removal by
-        // http's own name (no list, no allocation).
-        if connection {
-            headers.remove(http::header::CONNECTION);
+
+    /// Removes from `headers` (the map whose every header was [`HopByHop::see`]n) what was found. True when headers
+    /// named by `Connection` were removed too (besides the hop-by-hop ones every proxy knows).
+    pub fn strip(self, headers: &mut HeaderMap) -> bool {
+        if !self.others {
+            // The usual hop-by-hop header: an upstream's `Connection: keep-alive` on every answer. One removal by
+            // http's own name (no list, no allocation).
+            if self.connection {
+                headers.remove(http::header::CONNECTION);
+            }
+            return false;
         }
-        return;
-    }
-    let mut found: Vec<HeaderName> = headers.keys().filter(|name| is_hop_by_hop(name)).cloned().collect();
-    found.extend(
-        headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            // `keep-alive` (removed above) and `close` (no header's name) are the usual values: not parsed.
-            .filter(|name| {
-                !name.eq_ignore_ascii_case("close") && !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-            })
-            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
-    );
-    for name in found {
-        headers.remove(name);
+        let mut found: Vec<HeaderName> = headers.keys().filter(|name| is_hop_by_hop(name)).cloned().collect();
+        found.extend(
+            headers
+                .get_all(http::header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                // `keep-alive` (removed above) and `close` (no header's name) are the usual values: not parsed.
+                .filter(|name| {
+                    !name.eq_ignore_ascii_case("close") && !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+                })
+                .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
+        );
+        for name in found {
+            headers.remove(name);
+        }
+        true
     }
 }
 

@@ -1,7 +1,7 @@
 //! Forwarding to an upstream: `proxy` routes and `[server] proxy`, the fallback for requests no route answers.
 //!
 //! The router decides *where* (a [`ProxyTo`] in its [`crate::route::Answer`], with the path sent upstream); the
-//! pipeline calls [`forward`] with the request's body, streamed when the route could be chosen without reading it.
+//! pipeline calls [`prepare`] and [`exchange`] with the request's body, streamed when the route could be chosen without reading it.
 //! Bodies go through as streams both ways, so memory stays at a few chunks per exchange whatever their size.
 //!
 //! One pooled client (hyper-util's, HTTP/1.1 and HTTP/2 chosen by ALPN) per TLS setting, shared by every route and
@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{Entry, HOST, HeaderName, HeaderValue};
+use http::header::{HOST, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
@@ -41,7 +41,7 @@ use crate::config::MatchConfig;
 use crate::config::proxy::{ProxyConfig, ProxyRoute};
 use crate::config::tls::Pem;
 pub use crate::import::record::strip_hop_by_hop;
-use crate::import::record::{self, Exchange, Recorder, Redaction};
+use crate::import::record::{self, Exchange, HopByHop, Recorder, Redaction};
 use crate::route::respond::{self, Body};
 
 /// The error type of bodies sent upstream.
@@ -72,8 +72,9 @@ pub struct Upstream {
 pub struct ProxyTo {
     /// The upstream.
     pub upstream: Arc<Upstream>,
-    /// The path and query sent upstream.
-    pub target: String,
+    /// The path and query sent upstream; none when they are the request's own, which are then sent as they came
+    /// (shared, not copied: the usual `[server] proxy` without a `base` path or a rewrite).
+    pub target: Option<String>,
 }
 
 impl Upstream {
@@ -103,8 +104,15 @@ impl Upstream {
         &self.url
     }
 
-    /// The path and query to send upstream for a request to `uri`, whose route captured `params`.
-    pub(crate) fn target(&self, uri: &Uri, params: &[(&str, &str)]) -> String {
+    /// The path and query to send upstream for a request to `uri`, whose route captured `params`; none when they are
+    /// `uri`'s own.
+    pub(crate) fn target(&self, uri: &Uri, params: &[(&str, &str)]) -> Option<String> {
+        if self.config.base.is_empty()
+            && self.config.rewrite.is_none()
+            && uri.path_and_query().is_some_and(|pq| pq.as_str().starts_with('/'))
+        {
+            return None;
+        }
         let rewritten = self.config.rewrite.as_ref().map(|rewrite| {
             let mut out = rewrite.clone();
             for (name, value) in params {
@@ -127,7 +135,7 @@ impl Upstream {
             target.push('?');
             target.push_str(query);
         }
-        target
+        Some(target)
     }
 }
 
@@ -162,38 +170,63 @@ pub struct Downstream<'a> {
     pub https: bool,
     /// The client connection's own upstream connection and per-connection values.
     pub local: &'a Local,
-    /// Whether the request may take the connection's own upstream connection: a kept-alive HTTP/1.1 request (a last
-    /// request goes to the pool, whose connection outlives this one; HTTP/2 carries requests side by side).
+    /// Whether the request may take the connection's own upstream connection: an HTTP/1.1 request (HTTP/2 carries
+    /// requests side by side). A last one (`Connection: close`) is kept off it by [`prepare`], which sees the headers.
     pub own: bool,
 }
 
-/// Forwards a request to `to`: `parts` as the client sent them, `body` streamed or read (`read` when read, which a
-/// recording upstream writes with the answer), from `client`. The client connection's own upstream connection is used
-/// for a cleartext upstream when `client.own` (else the pooled client). Every failure is an answer: 508 on a loop, 502
-/// when the upstream cannot be reached or breaks off, 504 when its head takes longer than the timeout.
-pub async fn forward(
+/// A request made ready for its upstream by [`prepare`], to be sent by [`exchange`].
+pub struct Prepared<'a> {
+    request: Request<UpstreamBody>,
+    upstream: Arc<Upstream>,
+    /// The connection's own upstream connection, when the request takes it.
+    local: Option<&'a Local>,
+    /// Boxed: a recording upstream is rare, and the exchange's future (moved into a box per request) would carry its
+    /// 250 bytes for every request.
+    recording: Option<Box<(Arc<Mutex<Recorder>>, Exchange)>>,
+}
+
+/// Makes a request ready to be forwarded to `to`: `parts` as the client sent them, `body` streamed or read (`read` when
+/// read, which a recording upstream writes with the answer), from `client`; [`exchange`] then sends it. The client
+/// connection's own upstream connection is used for a cleartext upstream when `client.own` (else the pooled client).
+/// Err: the answer when it cannot go (boxed, as it is rare): 508 on a loop, 502 for a target no URL can carry.
+///
+/// This half awaits nothing, and is apart from the future [`exchange`] makes, which the pipeline moves into a box per
+/// request: that future holds the upstream request alone, not also the client's request head and the state of the
+/// header rewriting (which made one `forward` future of 3.3 KB; BENCHMARKS.md, issue 14).
+pub fn prepare<'a>(
     to: ProxyTo,
     parts: http::request::Parts,
     body: UpstreamBody,
     read: Option<Bytes>,
-    client: Downstream<'_>,
-) -> Response<Body> {
+    client: Downstream<'a>,
+) -> Result<Prepared<'a>, Box<Response<Body>>> {
     let config = &to.upstream.config;
     let method = parts.method.clone();
-    let token = via_token();
-    let looped = parts.headers.get_all(http::header::VIA).iter().any(|v| v.to_str().is_ok_and(|v| v.contains(token)));
-    if looped {
+    // One pass over the client's headers finds all the proxy needs of them (a loop, hop-by-hop headers, `Connection:
+    // close`, the forwarding headers sent): a lookup each cost a hash of the name and a probe (BENCHMARKS.md, issue 14).
+    let mut seen = Seen::of(&parts.headers);
+    if seen.looped {
         let text = format!(
-            "508 loop detected: this request already passed through this hotroute ({token} in Via) on its way to {}\n\
+            "508 loop detected: this request already passed through this hotroute ({} in Via) on its way to {}\n\
              make the proxy's upstream another server than hotroute itself\n",
+            via_token(),
             config.url
         );
-        return respond::text(StatusCode::LOOP_DETECTED, text, &method);
+        return Err(Box::new(respond::text(StatusCode::LOOP_DETECTED, text, &method)));
     }
-    let local = Some(client.local).filter(|_| client.own && config.scheme == Scheme::HTTP);
-    // The target's bytes become the URI's as they are (no copy). The connection's own upstream connection takes the
-    // origin form (`/path?query`, as the pooled client sends over HTTP/1.1), so only the pool's URL is absolute.
-    let uri = match PathAndQuery::from_maybe_shared(Bytes::from(to.target)) {
+    // A last request (`Connection: close`) goes to the pool, whose connection outlives this one for the next client.
+    let own = client.own && !seen.close;
+    let local = Some(client.local).filter(|_| own && config.scheme == Scheme::HTTP);
+    let target = match to.target {
+        // The target's bytes become the URI's as they are (no copy).
+        Some(target) => PathAndQuery::from_maybe_shared(Bytes::from(target)),
+        // The client's own path and query, shared as hyper parsed it: not copied, not parsed again.
+        None => Ok(parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"))),
+    };
+    // The connection's own upstream connection takes the origin form (`/path?query`, as the pooled client sends over
+    // HTTP/1.1), so only the pool's URL is absolute.
+    let uri = match target {
         Ok(target) if local.is_some() => Ok(Uri::from(target)),
         Ok(target) => absolute(config, target),
         Err(e) => Err(http::Error::from(e)),
@@ -206,11 +239,11 @@ pub async fn forward(
                  `path` rewrite: a capture may hold characters a URL cannot carry\n",
                 config.url
             );
-            return respond::text(StatusCode::BAD_GATEWAY, text, &method);
+            return Err(Box::new(respond::text(StatusCode::BAD_GATEWAY, text, &method)));
         }
     };
     let recording = match (&to.upstream.recorder, read) {
-        (Some(recorder), Some(request_body)) if method != http::Method::HEAD => Some((
+        (Some(recorder), Some(request_body)) if method != http::Method::HEAD => Some(Box::new((
             recorder.clone(),
             Exchange {
                 method: method.clone(),
@@ -221,11 +254,14 @@ pub async fn forward(
                 headers: HeaderMap::new(),
                 body: Bytes::new(),
             },
-        )),
+        ))),
         _ => None,
     };
     let mut headers = parts.headers;
-    strip_hop_by_hop(&mut headers);
+    if seen.hop.strip(&mut headers) {
+        // A `Connection` header named others, which are gone now (rare): what the pass saw of them is looked at again.
+        seen = Seen::of(&headers);
+    }
     // One lookup of `Host`: the upstream's goes in as the client's comes out (`insert` replaces every value sent).
     let client_host = match (config.preserve_host, &to.upstream.host) {
         (true, _) => headers.get(HOST).cloned(),
@@ -241,12 +277,22 @@ pub async fn forward(
     {
         headers.insert(HOST, host);
     }
-    add_forwarded(&mut headers, client, client_host.as_ref(), parts.version);
+    add_forwarded(&mut headers, client, client_host.as_ref(), parts.version, seen);
     let mut request = Request::new(body);
-    *request.method_mut() = method.clone();
+    *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    let upstream = to.upstream.clone();
+    Ok(Prepared { request, upstream: to.upstream, local, recording })
+}
+
+/// Sends the request [`prepare`]d and gives the upstream's answer, on its way to the
+/// client as it comes; 502 when the upstream cannot be reached or breaks off, 504 when its head takes longer than the
+/// timeout.
+pub async fn exchange(prepared: Prepared<'_>) -> Response<Body> {
+    let Prepared { request, upstream, local, recording } = prepared;
+    // For the answers made here (a `HEAD` gets no body); a standard method is a copy, not an allocation.
+    let method = request.method().clone();
+    let config = &upstream.config;
     let answer = send(&upstream, local, request, config.timeout).await;
     let response = match answer {
         Err(_) => {
@@ -269,14 +315,15 @@ pub async fn forward(
     };
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
-    for (name, value) in &to.upstream.headers {
+    for (name, value) in &upstream.headers {
         head.headers.insert(name.clone(), value.clone());
     }
     // The timeout bounds each wait for the upstream's next bytes too, not only the head.
     let body = Idle::new(body, config.timeout, "the upstream");
     let body = match recording {
         None => Body::stream(body.boxed()),
-        Some((recorder, mut exchange)) => {
+        Some(recording) => {
+            let (recorder, mut exchange) = *recording;
             (exchange.status, exchange.headers) = (head.status, head.headers.clone());
             let tee = Tee { inner: body, kept: Vec::new(), over: false, exchange: Some(exchange), recorder };
             Body::stream(tee.boxed())
@@ -322,29 +369,15 @@ struct TimedOut;
 /// request.
 async fn send(upstream: &Upstream, local: Option<&Local>, request: Request<UpstreamBody>, limit: Duration) -> Sent {
     let deadline = tokio::time::Instant::now() + limit;
-    let authority = &upstream.config.authority;
-    let (local, taken) = match local.map(|local| (local, local.take_sender(authority))) {
-        Some((local, Ok(taken))) => (local, taken),
+    let Some(local) = local else { return Box::pin(pooled(upstream, request, deadline)).await };
+    let mut sender = match local.take_sender(&upstream.config.authority) {
+        Ok(Some(sender)) => sender,
+        Ok(None) => match Box::pin(connect_own(upstream, local, deadline)).await {
+            Ok(sender) => sender,
+            Err(failed) => return failed,
+        },
         // Busy (a pipelining client's previous answer is still coming).
-        Some((_, Err(()))) => return Box::pin(pooled_instead(upstream, request, deadline)).await,
-        None => return Box::pin(pooled(upstream, request, deadline)).await,
-    };
-    let mut sender = match taken {
-        Some(sender) => sender,
-        None => {
-            let made = Box::pin(tokio::time::timeout_at(deadline, async {
-                let stream = connect(authority).await?;
-                Ok::<_, BoxError>(http1::handshake(TokioIo::new(stream)).await?)
-            }));
-            match made.await {
-                Err(_) => return Err(TimedOut),
-                Ok(Err(e)) => return Ok(Err(e)),
-                Ok(Ok((sender, conn))) => {
-                    local.install(authority.clone(), conn);
-                    sender
-                }
-            }
-        }
+        Err(()) => return Box::pin(pooled_instead(upstream, request, deadline)).await,
     };
     let sent = sender.try_send_request(request);
     local.put_back(sender);
@@ -357,21 +390,42 @@ async fn send(upstream: &Upstream, local: Option<&Local>, request: Request<Upstr
         Poll::Ready(answer) => Poll::Ready(Ok(answer)),
         Poll::Pending => local.poll_deadline(deadline, cx).map(|()| Err(TimedOut)),
     });
-    match answer.await? {
+    let request = match answer.await? {
         Ok(response) => {
             std::mem::forget(guard);
-            Ok(Ok(response))
+            return Ok(Ok(response));
         }
         Err(mut e) => match e.take_message() {
             // Never written (the upstream had closed the kept-alive connection): safe to send again, on the pool.
-            Some(request) => {
-                drop(guard);
-                Box::pin(pooled_instead(upstream, request, deadline)).await
-            }
-            None => Ok(Err(e.into_error().into())),
+            Some(request) => request,
+            None => return Ok(Err(e.into_error().into())),
         },
+    };
+    drop(guard);
+    Box::pin(pooled_instead(upstream, request, deadline)).await
+}
+
+/// Connects the client connection's own upstream connection (the first request of a connection, or one after the
+/// upstream closed it): its sender, or why there is none. Boxed by [`send`]: this rare path's state would otherwise
+/// be carried by every request's future.
+async fn connect_own(upstream: &Upstream, local: &Local, deadline: tokio::time::Instant) -> Result<Sender, Sent> {
+    let authority = &upstream.config.authority;
+    let made = tokio::time::timeout_at(deadline, async {
+        let stream = connect(authority).await?;
+        Ok::<_, BoxError>(http1::handshake(TokioIo::new(stream)).await?)
+    });
+    match made.await {
+        Err(_) => Err(Err(TimedOut)),
+        Ok(Err(e)) => Err(Ok(Err(e))),
+        Ok(Ok((sender, conn))) => {
+            local.install(authority.clone(), conn);
+            Ok(sender)
+        }
     }
 }
+
+/// The sending half of an upstream connection of a client connection's own.
+type Sender = http1::SendRequest<UpstreamBody>;
 
 /// Sends `request` on the pooled client, bounded by `deadline`.
 async fn pooled(upstream: &Upstream, request: Request<UpstreamBody>, deadline: tokio::time::Instant) -> Sent {
@@ -585,29 +639,79 @@ impl<F: Future> Future for Driven<F> {
     }
 }
 
-/// `X-Forwarded-For` (the peer appended), `-Proto` and `-Host` (set by the first proxy, kept after), and `Via`.
-fn add_forwarded(headers: &mut HeaderMap, client: Downstream<'_>, host: Option<&HeaderValue>, version: Version) {
-    let Downstream { peer, https, local, .. } = client;
-    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-    const XHOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-    // Each header through one `entry`: one hash of its name instead of a lookup and then an insertion (this runs for
-    // every proxied request).
-    match headers.entry(XFF) {
-        Entry::Occupied(mut before) => {
-            if let Some(value) = forwarded_for(before.get().to_str().ok(), peer.ip()) {
-                before.insert(value);
+const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+const XPROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const XHOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What the proxy needs of a request's headers, found in one pass over them (see [`Seen::of`]).
+#[derive(Default)]
+struct Seen {
+    /// A `Via` names this process: the request has been through it already.
+    looped: bool,
+    /// A `Connection: close`: the client's last request.
+    close: bool,
+    /// The hop-by-hop headers, to be removed.
+    hop: HopByHop,
+    /// The first `X-Forwarded-For` value sent (a reference count).
+    forwarded_for: Option<HeaderValue>,
+    /// Whether an `X-Forwarded-Proto` was sent.
+    proto: bool,
+    /// Whether an `X-Forwarded-Host` was sent.
+    forwarded_host: bool,
+}
+
+impl Seen {
+    fn of(headers: &HeaderMap) -> Seen {
+        let mut seen = Seen::default();
+        // Names are compared, never hashed: a standard name against a custom one differs at the first comparison.
+        for (name, value) in headers {
+            if name == XFF {
+                if seen.forwarded_for.is_none() {
+                    seen.forwarded_for = Some(value.clone());
+                }
+            } else if name == XPROTO {
+                seen.proto = true;
+            } else if name == XHOST {
+                seen.forwarded_host = true;
+            } else if name == http::header::VIA {
+                seen.looped |= value.to_str().is_ok_and(|v| v.contains(via_token()));
+            } else if seen.hop.see(name, value) && name == http::header::CONNECTION {
+                seen.close |=
+                    value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
             }
         }
-        Entry::Vacant(none) => {
+        seen
+    }
+}
+
+/// `X-Forwarded-For` (the peer appended), `-Proto` and `-Host` (set by the first proxy, kept after), and `Via`.
+/// `seen` tells which were sent: an absent one is appended (a hash of its name and a probe), without the lookup an
+/// `entry` makes first.
+fn add_forwarded(
+    headers: &mut HeaderMap,
+    client: Downstream<'_>,
+    host: Option<&HeaderValue>,
+    version: Version,
+    seen: Seen,
+) {
+    let Downstream { peer, https, local, .. } = client;
+    match seen.forwarded_for {
+        Some(before) => {
+            if let Some(value) = forwarded_for(before.to_str().ok(), peer.ip()) {
+                headers.insert(XFF, value);
+            }
+        }
+        None => {
             if let Some(value) = local.forwarded_for(peer.ip()) {
-                none.insert(value);
+                headers.append(XFF, value);
             }
         }
     }
-    headers.entry(PROTO).or_insert(HeaderValue::from_static(if https { "https" } else { "http" }));
-    if let (Some(host), Entry::Vacant(none)) = (host, headers.entry(XHOST)) {
-        none.insert(host.clone());
+    if !seen.proto {
+        headers.append(XPROTO, HeaderValue::from_static(if https { "https" } else { "http" }));
+    }
+    if let (Some(host), false) = (host, seen.forwarded_host) {
+        headers.append(XHOST, host.clone());
     }
     if let Some(via) = via_value(version) {
         headers.append(http::header::VIA, via.clone());

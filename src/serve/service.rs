@@ -115,7 +115,8 @@ impl Pipeline {
             let mut response = answer(served, *peer, req, admin, &mut probe, &mut upgrade, local).await;
             add_server_headers(&mut response, &live.router().server().headers);
             let log = probe.websocket();
-            let mut response = trigger.check(probe.finish(response))?;
+            probe.finish(&response);
+            let mut response = trigger.check(response)?;
             if response.extensions_mut().remove::<Linger>().is_some() {
                 activity.linger();
             }
@@ -280,13 +281,16 @@ async fn answer(
         Some(incoming) => (proxy::streamed_body(incoming, limits.body_timeout), None),
         None => (proxy::full_body(body.clone()), Some(body)),
     };
-    // The connection's own upstream connection serves a kept-alive HTTP/1.1 connection, one request at a time. A
-    // last request (`Connection: close`) goes to the pool, whose connection outlives this one for the next client;
-    // HTTP/2 carries requests side by side, which one upstream HTTP/1.1 connection cannot.
-    let own = parts.version == Version::HTTP_11
-        && !parts.headers.get_all(CONNECTION).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    // The connection's own upstream connection serves a kept-alive HTTP/1.1 connection, one request at a time (a last
+    // request, `Connection: close`, is told by `prepare`'s one pass over the headers); HTTP/2 carries requests side by
+    // side, which one upstream HTTP/1.1 connection cannot.
+    let own = parts.version == Version::HTTP_11;
     let client = proxy::Downstream { peer, https: served.options.tls.is_some(), local, own };
-    Box::pin(proxy::forward(to, parts, upstream_body, read, client)).await
+    // Made ready here, without a future: the box then holds the upstream request and the exchange's state alone.
+    match proxy::prepare(to, parts, upstream_body, read, client) {
+        Ok(prepared) => Box::pin(proxy::exchange(prepared)).await,
+        Err(refused) => *refused,
+    }
 }
 
 /// What the routing step gives: the answer, the work it still awaits, and where it goes when it is proxied.
