@@ -289,11 +289,14 @@ pub fn prepare<'a>(
 /// client as it comes; 502 when the upstream cannot be reached or breaks off, 504 when its head takes longer than the
 /// timeout.
 pub async fn exchange(prepared: Prepared<'_>) -> Response<Body> {
-    let Prepared { request, upstream, local, recording } = prepared;
+    // The fields are used where they are, not moved into locals: a local would be a second copy of the request in this
+    // future, which the pipeline moves into a box per request (a future over 1 KB also takes mimalloc's slower path).
     // For the answers made here (a `HEAD` gets no body); a standard method is a copy, not an allocation.
-    let method = request.method().clone();
+    let method = prepared.request.method().clone();
+    let timeout = prepared.upstream.config.timeout;
+    let answer = send(&prepared.upstream, prepared.local, prepared.request, timeout).await;
+    let (upstream, recording) = (&prepared.upstream, prepared.recording);
     let config = &upstream.config;
-    let answer = send(&upstream, local, request, config.timeout).await;
     let response = match answer {
         Err(_) => {
             let text = format!(
@@ -370,10 +373,12 @@ struct TimedOut;
 async fn send(upstream: &Upstream, local: Option<&Local>, request: Request<UpstreamBody>, limit: Duration) -> Sent {
     let deadline = tokio::time::Instant::now() + limit;
     let Some(local) = local else { return Box::pin(pooled(upstream, request, deadline)).await };
-    let mut sender = match local.take_sender(&upstream.config.authority) {
-        Ok(Some(sender)) => sender,
-        Ok(None) => match Box::pin(connect_own(upstream, local, deadline)).await {
-            Ok(sender) => sender,
+    let (mut sender, request) = match local.take_sender(&upstream.config.authority) {
+        Ok(Some(sender)) => (sender, request),
+        // No connection yet, or a closed one: made now. The request goes into the box and comes back out, so that
+        // this future keeps no copy of it across the wait.
+        Ok(None) => match Box::pin(connect_own(upstream, local, request, deadline)).await {
+            Ok(made) => made,
             Err(failed) => return failed,
         },
         // Busy (a pipelining client's previous answer is still coming).
@@ -406,9 +411,14 @@ async fn send(upstream: &Upstream, local: Option<&Local>, request: Request<Upstr
 }
 
 /// Connects the client connection's own upstream connection (the first request of a connection, or one after the
-/// upstream closed it): its sender, or why there is none. Boxed by [`send`]: this rare path's state would otherwise
-/// be carried by every request's future.
-async fn connect_own(upstream: &Upstream, local: &Local, deadline: tokio::time::Instant) -> Result<Sender, Sent> {
+/// upstream closed it): its sender and `request` back, or why there is none. Boxed by [`send`]: this rare path's state
+/// would otherwise be carried by every request's future.
+async fn connect_own(
+    upstream: &Upstream,
+    local: &Local,
+    request: Request<UpstreamBody>,
+    deadline: tokio::time::Instant,
+) -> Result<(Sender, Request<UpstreamBody>), Sent> {
     let authority = &upstream.config.authority;
     let made = tokio::time::timeout_at(deadline, async {
         let stream = connect(authority).await?;
@@ -419,7 +429,7 @@ async fn connect_own(upstream: &Upstream, local: &Local, deadline: tokio::time::
         Ok(Err(e)) => Err(Ok(Err(e))),
         Ok(Ok((sender, conn))) => {
             local.install(authority.clone(), conn);
-            Ok(sender)
+            Ok((sender, request))
         }
     }
 }

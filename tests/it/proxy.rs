@@ -338,6 +338,26 @@ proxy = {{ url = "http://{up}", preserve_host = true }}
     assert_eq!(echo["headers"]["host"], "front.example");
 }
 
+/// Headers the client names in `Connection` are hop-by-hop and go before the forwarding headers are set: the proxy's
+/// one pass over the request's headers (which also notes the forwarding headers sent) looks again once they are gone,
+/// so a client cannot keep the proxy from writing `X-Forwarded-*` by sending its own and naming them there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_named_in_connection_are_set_by_the_proxy() {
+    let up = upstream(None).await;
+    let bin = Bin::start(&format!("[server]\nproxy = \"http://{up}\"\n"));
+    let request = "GET /named?q=1 HTTP/1.1\r\nHost: front.example\r\n\
+                   Connection: close, x-forwarded-for, X-Forwarded-Proto, x-forwarded-host\r\n\
+                   X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\n\r\n";
+    let (status, _, body) = raw(bin.addr, request).await;
+    assert_eq!(status, 200, "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["target"], "/named?q=1");
+    let sent = echo["headers"].as_object().unwrap();
+    assert_eq!(sent.get("x-forwarded-for").and_then(|v| v.as_str()), Some("127.0.0.1"), "{sent:?}");
+    assert_eq!(sent.get("x-forwarded-proto").and_then(|v| v.as_str()), Some("http"), "{sent:?}");
+    assert_eq!(sent.get("x-forwarded-host").and_then(|v| v.as_str()), Some("front.example"), "{sent:?}");
+}
+
 /// The kept-alive path (no `Connection` header: the client connection's own upstream connection, and no hop-by-hop
 /// header to strip) sets the forwarding headers as the other path does: `X-Forwarded-For` made or appended (an IPv6
 /// peer written as such), `-Proto` and `-Host` kept when the client sent them, `Host` replaced.
