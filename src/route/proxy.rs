@@ -204,7 +204,8 @@ pub fn prepare<'a>(
     let config = &to.upstream.config;
     let method = parts.method.clone();
     // One pass over the client's headers finds all the proxy needs of them (a loop, hop-by-hop headers, `Connection:
-    // close`, the forwarding headers sent): a lookup each cost a hash of the name and a probe (BENCHMARKS.md, issue 14).
+    // close`, the forwarding headers sent): a lookup each cost a hash of the name and a probe (BENCHMARKS.md,
+    // issue 14).
     let mut seen = Seen::of(&parts.headers);
     if seen.looped {
         let text = format!(
@@ -288,51 +289,55 @@ pub fn prepare<'a>(
 /// Sends the request [`prepare`]d and gives the upstream's answer, on its way to the
 /// client as it comes; 502 when the upstream cannot be reached or breaks off, 504 when its head takes longer than the
 /// timeout.
-pub async fn exchange(prepared: Prepared<'_>) -> Response<Body> {
-    // The fields are used where they are, not moved into locals: a local would be a second copy of the request in this
-    // future, which the pipeline moves into a box per request (a future over 1 KB also takes mimalloc's slower path).
-    // For the answers made here (a `HEAD` gets no body); a standard method is a copy, not an allocation.
-    let method = prepared.request.method().clone();
-    let timeout = prepared.upstream.config.timeout;
-    let answer = send(&prepared.upstream, prepared.local, prepared.request, timeout).await;
-    let (upstream, recording) = (&prepared.upstream, prepared.recording);
-    let config = &upstream.config;
-    let response = match answer {
-        Err(_) => {
-            let text = format!(
-                "504 the upstream {} did not answer within {:?}\nraise the proxy's timeout, e.g. proxy = {{ url = \"{}\", \
-                 timeout = \"60s\" }}\n",
-                config.url, config.timeout, config.url
-            );
-            return respond::text(StatusCode::GATEWAY_TIMEOUT, text, &method);
+pub fn exchange(prepared: Prepared<'_>) -> impl Future<Output = Response<Body>> + Send + '_ {
+    // An `async move` block rather than an `async fn`: a function's future moves its argument into a local of its own
+    // first (the request twice in the future); a block uses what it captured in place.
+    async move {
+        // The fields are used where they are, not moved into locals: a local would be a second copy of the request in
+        // this future, which the pipeline moves into a box per request (a future over 1 KB also takes mimalloc's
+        // slower path). The method, for the answers made here (a `HEAD` gets no body): a standard one is a copy.
+        let method = prepared.request.method().clone();
+        let timeout = prepared.upstream.config.timeout;
+        let answer = send(&prepared.upstream, prepared.local, prepared.request, timeout).await;
+        let (upstream, recording) = (&prepared.upstream, prepared.recording);
+        let config = &upstream.config;
+        let response = match answer {
+            Err(_) => {
+                let text = format!(
+                    "504 the upstream {} did not answer within {:?}\nraise the proxy's timeout, e.g. proxy = {{ url = \
+                     \"{}\", timeout = \"60s\" }}\n",
+                    config.url, config.timeout, config.url
+                );
+                return respond::text(StatusCode::GATEWAY_TIMEOUT, text, &method);
+            }
+            Ok(Err(e)) => {
+                let text = format!(
+                    "502 cannot get an answer from the upstream {}: {}\ncheck that it runs and that `proxy` names it\n",
+                    config.url,
+                    error_chain(&*e)
+                );
+                return respond::text(StatusCode::BAD_GATEWAY, text, &method);
+            }
+            Ok(Ok(response)) => response,
+        };
+        let (mut head, body) = response.into_parts();
+        strip_hop_by_hop(&mut head.headers);
+        for (name, value) in &upstream.headers {
+            head.headers.insert(name.clone(), value.clone());
         }
-        Ok(Err(e)) => {
-            let text = format!(
-                "502 cannot get an answer from the upstream {}: {}\ncheck that it runs and that `proxy` names it\n",
-                config.url,
-                error_chain(&*e)
-            );
-            return respond::text(StatusCode::BAD_GATEWAY, text, &method);
-        }
-        Ok(Ok(response)) => response,
-    };
-    let (mut head, body) = response.into_parts();
-    strip_hop_by_hop(&mut head.headers);
-    for (name, value) in &upstream.headers {
-        head.headers.insert(name.clone(), value.clone());
+        // The timeout bounds each wait for the upstream's next bytes too, not only the head.
+        let body = Idle::new(body, config.timeout, "the upstream");
+        let body = match recording {
+            None => Body::stream(body.boxed()),
+            Some(recording) => {
+                let (recorder, mut exchange) = *recording;
+                (exchange.status, exchange.headers) = (head.status, head.headers.clone());
+                let tee = Tee { inner: body, kept: Vec::new(), over: false, exchange: Some(exchange), recorder };
+                Body::stream(tee.boxed())
+            }
+        };
+        Response::from_parts(head, body)
     }
-    // The timeout bounds each wait for the upstream's next bytes too, not only the head.
-    let body = Idle::new(body, config.timeout, "the upstream");
-    let body = match recording {
-        None => Body::stream(body.boxed()),
-        Some(recording) => {
-            let (recorder, mut exchange) = *recording;
-            (exchange.status, exchange.headers) = (head.status, head.headers.clone());
-            let tee = Tee { inner: body, kept: Vec::new(), over: false, exchange: Some(exchange), recorder };
-            Body::stream(tee.boxed())
-        }
-    };
-    Response::from_parts(head, body)
 }
 
 /// The absolute URL of `target` at `config`'s upstream, as the pooled client wants it (scheme and authority are
