@@ -289,6 +289,7 @@ pub fn prepare<'a>(
 /// Sends the request [`prepare`]d and gives the upstream's answer, on its way to the
 /// client as it comes; 502 when the upstream cannot be reached or breaks off, 504 when its head takes longer than the
 /// timeout.
+#[allow(clippy::manual_async_fn, reason = "an `async fn` keeps a second copy of its argument in its future")]
 pub fn exchange(prepared: Prepared<'_>) -> impl Future<Output = Response<Body>> + Send + '_ {
     // An `async move` block rather than an `async fn`: a function's future moves its argument into a local of its own
     // first (the request twice in the future); a block uses what it captured in place.
