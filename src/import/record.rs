@@ -424,8 +424,9 @@ impl HopByHop {
         }
     }
 
-    /// Removes from `headers` (the map whose every header was [`HopByHop::see`]n) what was found. True when headers
-    /// named by `Connection` were removed too (besides the hop-by-hop ones every proxy knows).
+    /// Removes from `headers` (the map whose every header was [`HopByHop::see`]n) what was found. True when it took
+    /// the long way (a hop-by-hop header besides a `Connection` of `keep-alive` or `close`), which also removes the
+    /// headers a `Connection` names: any header may then be gone.
     pub fn strip(self, headers: &mut HeaderMap) -> bool {
         if !self.others {
             // The usual hop-by-hop header: an upstream's `Connection: keep-alive` on every answer. One removal by

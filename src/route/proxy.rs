@@ -1,8 +1,9 @@
 //! Forwarding to an upstream: `proxy` routes and `[server] proxy`, the fallback for requests no route answers.
 //!
 //! The router decides *where* (a [`ProxyTo`] in its [`crate::route::Answer`], with the path sent upstream); the
-//! pipeline calls [`prepare`] and [`exchange`] with the request's body, streamed when the route could be chosen without reading it.
-//! Bodies go through as streams both ways, so memory stays at a few chunks per exchange whatever their size.
+//! pipeline calls [`prepare`] and [`exchange`] with the request's body, streamed when the route could be chosen
+//! without reading it. Bodies go through as streams both ways, so memory stays at a few chunks per exchange whatever
+//! their size.
 //!
 //! One pooled client (hyper-util's, HTTP/1.1 and HTTP/2 chosen by ALPN) per TLS setting, shared by every route and
 //! every reload of the process, so keep-alive connections to an upstream survive a reload.
@@ -260,7 +261,8 @@ pub fn prepare<'a>(
     };
     let mut headers = parts.headers;
     if seen.hop.strip(&mut headers) {
-        // A `Connection` header named others, which are gone now (rare): what the pass saw of them is looked at again.
+        // The long way (rare): a `Connection` header may have named others, which are gone now, so what the pass saw
+        // is looked at again.
         seen = Seen::of(&headers);
     }
     // One lookup of `Host`: the upstream's goes in as the client's comes out (`insert` replaces every value sent).
@@ -286,9 +288,8 @@ pub fn prepare<'a>(
     Ok(Prepared { request, upstream: to.upstream, local, recording })
 }
 
-/// Sends the request [`prepare`]d and gives the upstream's answer, on its way to the
-/// client as it comes; 502 when the upstream cannot be reached or breaks off, 504 when its head takes longer than the
-/// timeout.
+/// Sends the request [`prepare`]d and gives the upstream's answer, on its way to the client as it comes; 502 when the
+/// upstream cannot be reached or breaks off, 504 when its head takes longer than the timeout.
 #[allow(clippy::manual_async_fn, reason = "an `async fn` keeps a second copy of its argument in its future")]
 pub fn exchange(prepared: Prepared<'_>) -> impl Future<Output = Response<Body>> + Send + '_ {
     // An `async move` block rather than an `async fn`: a function's future moves its argument into a local of its own
