@@ -17,7 +17,8 @@ set -euo pipefail
 NAME=$1; KIND=$2; shift 2
 cd "$(dirname "$0")/.."
 target_dir="${CARGO_TARGET_DIR:-target}"
-cargo build --quiet --profile release --example sse_bench --example sse_floor --example hyper_sse_floor
+# NO_BUILD=1 skips building the client and the floors (already built, e.g. while the source is being edited).
+[ -n "${NO_BUILD:-}" ] || cargo build --quiet --profile release --example sse_bench --example sse_floor --example hyper_sse_floor
 OUT=${KEEP:-$(mktemp -d)}; mkdir -p "$OUT"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$OUT"' EXIT
 floor=()

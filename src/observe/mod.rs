@@ -79,7 +79,10 @@ fn raw_fd<T>(_: &T) -> i32 {
 }
 
 /// A client connection's socket, traced when `--trace` is on.
+///
+/// In declaration order (`repr(C)`): the socket and the trace switch, which every read and write reads, first.
 #[derive(Debug)]
+#[repr(C)]
 pub struct ObservedStream {
     inner: TcpStream,
     trace: Option<Arc<ConnTrace>>,

@@ -474,15 +474,19 @@ async fn connect(authority: &Authority) -> Result<tokio::net::TcpStream, std::io
 type LocalConn = http1::Connection<TokioIo<tokio::net::TcpStream>, UpstreamBody>;
 
 /// A client connection's own upstream connection (HTTP/1.1, cleartext), driven by the client connection's task
-/// ([`Local::drive`]): a request then goes upstream and its answer comes back without waking another task, taking
+/// ([`Local::poll_conn`]): a request then goes upstream and its answer comes back without waking another task, taking
 /// a shared lock or spawning anything. One at most per client connection (so bounded by `max_connections`), made on
 /// the first proxied request and closed with the client connection.
+///
+/// `repr(C)` with `open` first: the connection's state holds it right after the fields a wake reads, so that a
+/// connection that never proxies reads its flag in the same cache line (see `serve::io::Activity`).
 #[derive(Default)]
+#[repr(C)]
 pub struct Local {
-    /// Only the client connection's task uses it, so the lock is never contended: it is there to make it `Sync`.
-    slot: Mutex<Slot>,
     /// Whether `slot` holds a connection: a client connection that never proxies polls no lock at all.
     open: AtomicBool,
+    /// Only the client connection's task uses it, so the lock is never contended: it is there to make it `Sync`.
+    slot: Mutex<Slot>,
     /// The timer of the proxy's `timeout` for this connection's requests, made once and moved only when it fires
     /// (see [`Local::poll_deadline`]).
     timer: Mutex<Option<Timer>>,
@@ -515,12 +519,6 @@ impl std::fmt::Debug for Local {
 }
 
 impl Local {
-    /// Runs `connection` (a client connection's future) with this upstream connection polled in the same task.
-    pub fn drive<F: Future>(self: Arc<Self>, connection: F) -> impl Future<Output = F::Output> {
-        // Boxed (once per connection) to be polled without `unsafe` pinning.
-        Driven { local: self, connection: Box::pin(connection) }
-    }
-
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -560,8 +558,10 @@ impl Local {
         drop(old);
     }
 
-    /// Polls the connection; one that has ended (closed by either side, or broken) is let go of.
-    fn poll_conn(&self, cx: &mut Context<'_>) {
+    /// Polls the connection; one that has ended (closed by either side, or broken) is let go of. The client
+    /// connection's task calls it around each poll of the client connection, so that the upstream connection is
+    /// driven by the same task.
+    pub(crate) fn poll_conn(&self, cx: &mut Context<'_>) {
         // Relaxed: written and read by the client connection's task only (the atomic is for `Sync`, not for order).
         if !self.open.load(Ordering::Relaxed) {
             return;
@@ -631,28 +631,6 @@ impl Drop for Abandon<'_> {
         let old = std::mem::take(&mut *self.0.slot());
         self.0.open.store(false, Ordering::Relaxed);
         drop(old);
-    }
-}
-
-/// A client connection's future and its upstream connection, polled together (see [`Local::drive`]).
-struct Driven<F> {
-    local: Arc<Local>,
-    connection: Pin<Box<F>>,
-}
-
-impl<F: Future> Future for Driven<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
-        // Upstream first (an answer that came in is handed over), then the client side (which writes it, and may send
-        // the next request), then upstream again (which writes that request now rather than at the next wake-up).
-        this.local.poll_conn(cx);
-        let polled = this.connection.as_mut().poll(cx);
-        if polled.is_pending() {
-            this.local.poll_conn(cx);
-        }
-        polled
     }
 }
 

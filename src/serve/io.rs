@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -31,16 +31,16 @@ use hyper_util::server::graceful::GracefulConnection;
 
 use crate::config::Fault;
 use crate::observe::ObservedStream;
+use crate::route::proxy::Local;
 
 /// A connection's I/O: the observed socket with its fault switch and its watchdogs.
 pub(crate) fn wrap(
     stream: ObservedStream,
-    trigger: Trigger,
     activity: Arc<Activity>,
     idle_timeout: Duration,
     write_timeout: Duration,
 ) -> Guarded<ObservedStream> {
-    Guarded::new(stream, trigger, activity, idle_timeout, write_timeout)
+    Guarded::new(stream, activity, idle_timeout, write_timeout)
 }
 
 /// The bytes a `garbage` fault sends: not an HTTP status line, with a NUL and bytes that are not UTF-8.
@@ -51,23 +51,19 @@ pub const GARBAGE: &[u8] = b"\x00\xff\xfe garbage from hotroute: this is not HTT
 #[error("fault injected by the route: {0}")]
 pub struct FaultError(pub Fault);
 
-/// One connection's fault switch, shared by its service (which arms it) and its I/O (which acts on it).
-#[derive(Debug, Clone, Default)]
-pub struct Trigger(Arc<AtomicU8>);
+/// One connection's fault switch, shared by its service (which arms it) and its I/O (which acts on it): the
+/// connection's [`Activity`], whose `fault` it is.
+#[derive(Debug, Clone)]
+pub struct Trigger(Arc<Activity>);
 
 impl Trigger {
+    /// The fault switch of `activity`'s connection.
+    pub(crate) fn new(activity: &Arc<Activity>) -> Self {
+        Trigger(activity.clone())
+    }
+
     fn arm(&self, fault: Fault) {
-        self.0.store(fault.code(), Ordering::Release);
-    }
-
-    /// Whether a fault is armed: one load, for the checks on every read and write.
-    #[inline]
-    fn is_armed(&self) -> bool {
-        self.0.load(Ordering::Acquire) != 0
-    }
-
-    fn armed(&self) -> Option<Fault> {
-        Fault::from_code(self.0.load(Ordering::Acquire))
+        self.0.fault.store(fault.code(), Ordering::Release);
     }
 
     /// Passes `response` on, or, when it carries a [`Fault`], arms the connection and fails the request.
@@ -110,38 +106,50 @@ impl Socket for ObservedStream {
 /// keep its socket busy but ask nothing of the server. And it is busy while a request is in flight, even when nothing
 /// crosses it: a `delay` of an hour is an answer on its way, not silence.
 ///
-/// Laid out in declaration order (`repr(C)`), the fields read on every wake of a connection that sends a stream
-/// first, so that they share as few cache lines as they can: with 1,000 streams the connections' state does not stay
-/// in the CPU's caches between two events, and each line a wake touches is a miss (BENCHMARKS.md, issue 16).
+/// Laid out in declaration order (`repr(C)`) and on a cache line of its own (`align(64)`: the `Arc`'s counts, which a
+/// wake does not touch, sit in the 64 bytes before it), with the fields every wake of a connection that sends a
+/// stream reads or writes in that first line: with 1,000 streams the connections' state does not stay in the CPU's
+/// caches between two events, and each line a wake touches is a miss (BENCHMARKS.md, issue 16). The proxy's
+/// per-connection [`Local`] follows, its "has an upstream connection" flag first.
 #[derive(Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Activity {
-    /// Requests whose service has started and whose response body hyper has not yet dropped.
-    in_flight: AtomicUsize,
+    /// Requests whose service has started and whose response body hyper has not yet dropped. 32 bits, like
+    /// `sending` (bounded by `max_concurrent_streams` and the pipelining hyper allows): the 8 bytes saved put
+    /// `local`'s flag in the first line.
+    in_flight: AtomicU32,
     /// Response bodies handed to hyper and not yet finished (how many are in `bodies`, read without the lock).
-    sending: AtomicUsize,
+    sending: AtomicU32,
     /// The clock of the one body in flight on most connections, kept out of `bodies` (see [`Activity::sending`]),
     /// and here rather than in an allocation of its own: one cache line less per wake.
     slot: AtomicU64,
-    /// When `in_flight` last went to 0 (or the connection was accepted), in [`now_ms`] milliseconds.
-    idle_since: AtomicU64,
     /// When hyper's wait for the next HTTP/1 request head times out (`header_read_timeout`), in [`now_ms`]
     /// milliseconds; `u64::MAX` when it is not waiting. Set through [`HeadTimer`], watched by [`Guarded`].
     head_deadline: AtomicU64,
+    /// The connection task's waker, for the changes here that must wake it (eviction, going idle, a streamed body
+    /// that has its next chunk, see [`Sending::body_waker`]). Lock-free: [`Graceful`] registers it before each poll
+    /// of the connection, and a read that waits outside that poll (a TLS handshake, an upgraded connection's task)
+    /// registers it too.
+    waker: futures_util::task::AtomicWaker,
     /// Whether a body uses `slot`.
     slot_taken: AtomicBool,
-    /// Set by the accept loop: close this connection as soon as it is idle, to admit a new one.
-    evicted: AtomicBool,
     /// The server is shutting down: finish what is in flight, then close (see [`Graceful`]).
     shutdown: AtomicBool,
     /// The socket woke the task for reading since its last read waited (see [`ReadWake`]).
     read_woken: AtomicBool,
+    /// The connection's fault (see [`Trigger`]): a [`Fault`]'s code, 0 for none. Here rather than in an allocation
+    /// of its own: every read and write checks it.
+    fault: AtomicU8,
+    /// Set by the accept loop: close this connection as soon as it is idle, to admit a new one.
+    evicted: AtomicBool,
     /// An answer went out before its request body was read: close by draining (see [`Activity::linger`]).
     linger: AtomicBool,
-    /// The connection task's waker, for the changes above that must wake it (eviction, going idle).
-    /// Lock-free: [`Graceful`] registers it before each poll of the connection, and a read that waits outside that
-    /// poll (a TLS handshake, an upgraded connection's task) registers it too.
-    waker: futures_util::task::AtomicWaker,
+    /// [`Guarded`]'s watchdog timer fired since it was last armed (see [`DeadlineWake`]).
+    deadline_fired: AtomicBool,
+    /// The connection's own upstream connection for the proxy, polled by [`Graceful`] with the connection.
+    pub(crate) local: Local,
+    /// When `in_flight` last went to 0 (or the connection was accepted), in [`now_ms`] milliseconds.
+    idle_since: AtomicU64,
     /// For each body but the one in `slot`, when hyper last took a chunk of it (or it started), in [`now_ms`]
     /// milliseconds. Each body has its own clock: a client cannot keep a stalled stream alive by opening new ones.
     bodies: Mutex<Vec<Arc<AtomicU64>>>,
@@ -176,8 +184,8 @@ impl Activity {
     pub(crate) fn new() -> Arc<Self> {
         let now = now_ms();
         Arc::new(Activity {
-            in_flight: AtomicUsize::new(0),
-            sending: AtomicUsize::new(0),
+            in_flight: AtomicU32::new(0),
+            sending: AtomicU32::new(0),
             idle_since: AtomicU64::new(now),
             bodies: Mutex::default(),
             slot: AtomicU64::new(now),
@@ -188,7 +196,21 @@ impl Activity {
             shutdown: AtomicBool::new(false),
             read_woken: AtomicBool::new(false),
             head_deadline: AtomicU64::new(u64::MAX),
+            fault: AtomicU8::new(0),
+            deadline_fired: AtomicBool::new(false),
+            local: Local::default(),
         })
+    }
+
+    /// Whether a fault is armed (see [`Trigger`]): one load, for the checks on every read and write.
+    #[inline]
+    fn fault_armed(&self) -> bool {
+        self.fault.load(Ordering::Acquire) != 0
+    }
+
+    /// The fault armed, if any.
+    fn fault(&self) -> Option<Fault> {
+        Fault::from_code(self.fault.load(Ordering::Acquire))
     }
 
     /// A request has started on this connection; it is in flight until the returned guard drops (keep it in the
@@ -342,6 +364,26 @@ impl std::task::Wake for ReadWake {
     }
 }
 
+/// Wakes the connection's task when [`Guarded`]'s watchdog timer fires, and marks that it did: a check before it
+/// fires then reads that flag, in the line of [`Activity`] it reads anyway, instead of asking the timer (a tokio
+/// timer entry in an allocation of its own: a cache miss per event of a stream, BENCHMARKS.md, issue 16).
+#[derive(Debug)]
+struct DeadlineWake {
+    task: Waker,
+    activity: Arc<Activity>,
+}
+
+impl std::task::Wake for DeadlineWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.activity.deadline_fired.store(true, Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
+
 /// Wakes the connection's task for a body that had nothing to send, and marks when (see [`Sending::body_waker`]).
 struct BodyWake {
     task: Waker,
@@ -442,23 +484,31 @@ impl ConnectionCap {
     }
 }
 
-/// A connection served until the server shuts down, then told to finish gracefully (hyper's
-/// `graceful_shutdown`: HTTP/1 closes after the response in flight, HTTP/2 sends GOAWAY).
-///
-/// hyper-util's `GracefulShutdown` does the same by polling a `watch` channel's receiver beside the connection on
-/// every wake-up: 2% of `/hello`'s instructions (BENCHMARKS.md, issue 20). Here the signal is a flag on the
-/// connection's [`Activity`], read with one atomic load per poll, and the connection task is woken through the
-/// waker the watchdogs already keep.
-pub(crate) struct Graceful<C> {
-    conn: Pin<Box<C>>,
-    activity: Arc<Activity>,
-    told: bool,
+pin_project_lite::pin_project! {
+    /// A connection served until the server shuts down, then told to finish gracefully (hyper's
+    /// `graceful_shutdown`: HTTP/1 closes after the response in flight, HTTP/2 sends GOAWAY).
+    ///
+    /// hyper-util's `GracefulShutdown` does the same by polling a `watch` channel's receiver beside the connection on
+    /// every wake-up: 2% of `/hello`'s instructions (BENCHMARKS.md, issue 20). Here the signal is a flag on the
+    /// connection's [`Activity`], read with one atomic load per poll, and the connection task is woken through the
+    /// waker the watchdogs already keep.
+    ///
+    /// The connection is held inline (pinned in place), not boxed, and the proxy's upstream connection for it
+    /// ([`Local`], in the same [`Activity`]) is polled here too: the connection task's future is this value, so a wake
+    /// goes from the task to hyper's connection without a pointer to another allocation (each one a cache miss per wake
+    /// with 1,000 streams, BENCHMARKS.md, issue 16).
+    pub(crate) struct Graceful<C> {
+        #[pin]
+        conn: C,
+        activity: Arc<Activity>,
+        told: bool,
+    }
 }
 
 impl<C: GracefulConnection> Graceful<C> {
     /// Serves `conn`, watching `activity` for the shutdown signal.
     pub(crate) fn new(conn: C, activity: Arc<Activity>) -> Self {
-        Graceful { conn: Box::pin(conn), activity, told: false }
+        Graceful { conn, activity, told: false }
     }
 }
 
@@ -466,21 +516,31 @@ impl<C: GracefulConnection> Future for Graceful<C> {
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if !this.told && this.activity.shutdown.load(Ordering::Relaxed) {
-            this.told = true;
+        let mut this = self.project();
+        let activity: &Arc<Activity> = this.activity;
+        // Upstream first (an answer that came in is handed over), then the client side (which writes it, and may
+        // send the next request), then upstream again (which writes that request now rather than at the next wake).
+        // A connection that never proxied reads one flag, in the line the wake reads anyway.
+        activity.local.poll_conn(cx);
+        if !*this.told && activity.shutdown.load(Ordering::Relaxed) {
+            *this.told = true;
             this.conn.as_mut().graceful_shutdown();
         }
         // Registered here too (cheap: the same waker is not cloned again), so that the shutdown wakes a connection
         // that has not read yet, or whose waker a wake took.
-        this.activity.register(cx);
+        activity.register(cx);
         // hyper asks its timer for the header-read timeout while the connection is polled, and the connection's
         // reads skip registering the waker registered just above: this tells both whose connection it is (see
         // [`HeadTimer`] and [`Guarded`]'s `poll_read`). A pointer, not a clone of the `Arc`: two atomic operations
         // less per poll; `this.activity` keeps it alive for the whole poll, and the guard clears it even if the poll
         // panics.
-        let _current = Current::set(&this.activity);
-        this.conn.as_mut().poll(cx)
+        let current = Current::set(activity);
+        let polled = this.conn.poll(cx);
+        drop(current);
+        if polled.is_pending() {
+            activity.local.poll_conn(cx);
+        }
+        polled
     }
 }
 
@@ -638,24 +698,31 @@ const LINGER_BYTES: u64 = 64 << 20;
 ///
 /// Once the connection's [`Trigger`] is armed, every read and write fails, and the drop does what the fault asks (see
 /// the module's documentation).
+///
+/// Laid out in declaration order (`repr(C)`), what a read or write of a stream's event reads first: it sits inside
+/// hyper's connection, and with 1,000 streams each cache line a wake touches is a miss (BENCHMARKS.md, issue 16).
 #[derive(Debug)]
+#[repr(C)]
 pub struct Guarded<S: Socket> {
-    io: S,
-    trigger: Trigger,
+    /// The connection's state, its fault switch ([`Trigger`]) included.
     activity: Arc<Activity>,
-    idle_ms: u64,
     write_ms: u64,
-    /// The next idle or stalled-response deadline, and when it is set for (in [`now_ms`] milliseconds).
-    deadline: Pin<Box<Sleep>>,
     deadline_at: Option<u64>,
-    write: Watchdog,
-    /// Bytes dropped so far by a lingering close, once it started (its deadline is then `deadline`).
-    drained: Option<u64>,
     /// The waker the socket's reads are polled with (see [`ReadWake`]) and the task's waker it wraps: made once per
     /// task, not per read.
     read_wake: Option<(Waker, Waker)>,
+    /// The waker `deadline` is polled with by [`Guarded::check`] (see [`DeadlineWake`]) and the task's waker it
+    /// wraps: made once per task.
+    deadline_wake: Option<(Waker, Waker)>,
     /// The last read of the socket waited, and the socket has not woken its [`ReadWake`] since.
     read_waiting: bool,
+    io: S,
+    write: Watchdog,
+    idle_ms: u64,
+    /// The next idle or stalled-response deadline, and when it is set for (in [`now_ms`] milliseconds).
+    deadline: Pin<Box<Sleep>>,
+    /// Bytes dropped so far by a lingering close, once it started (its deadline is then `deadline`).
+    drained: Option<u64>,
 }
 
 /// The earlier of two deadlines in [`now_ms`] milliseconds, `u64::MAX` standing for none.
@@ -666,22 +733,16 @@ fn earlier(a: u64, b: u64) -> u64 {
 
 impl<S: Socket> Guarded<S> {
     /// Wraps `io`. Must be called inside a tokio runtime (the watchdogs are tokio timers).
-    pub(crate) fn new(
-        io: S,
-        trigger: Trigger,
-        activity: Arc<Activity>,
-        idle_timeout: Duration,
-        write_timeout: Duration,
-    ) -> Self {
+    pub(crate) fn new(io: S, activity: Arc<Activity>, idle_timeout: Duration, write_timeout: Duration) -> Self {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Guarded {
             io,
-            trigger,
             activity,
             idle_ms: ms(idle_timeout),
             write_ms: ms(write_timeout),
             deadline: Box::pin(tokio::time::sleep(idle_timeout)),
             deadline_at: None,
+            deadline_wake: None,
             write: Watchdog::new(write_timeout, "the client read nothing"),
             drained: None,
             read_wake: None,
@@ -692,10 +753,10 @@ impl<S: Socket> Guarded<S> {
     /// The error every read and write gets once the connection's fault is armed.
     #[inline]
     fn refused(&self) -> Option<io::Error> {
-        if !self.trigger.is_armed() {
+        if !self.activity.fault_armed() {
             return None;
         }
-        self.trigger.armed().map(|f| io::Error::other(FaultError(f)))
+        self.activity.fault().map(|f| io::Error::other(FaultError(f)))
     }
 
     /// A read from the socket itself (no watchdog), refused once a fault is armed.
@@ -720,7 +781,7 @@ impl<S: Socket> Guarded<S> {
     /// (a future is ready again only after a wake). Only when nothing observes the socket: a traced read
     /// goes through the trace, which writes every wait.
     fn read_waited(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.trigger.is_armed() || self.io.bare().is_none() {
+        if self.activity.fault_armed() || self.io.bare().is_none() {
             self.read_waiting = false;
             return self.read_socket(cx, buf);
         }
@@ -816,7 +877,11 @@ impl<S: Socket> Guarded<S> {
             if at == NONE {
                 return None;
             }
-            if self.deadline_at.is_some_and(|armed| armed <= at) && !self.deadline.is_elapsed() {
+            // Armed for this deadline or an earlier one, not fired, and it wakes this task: nothing to do.
+            if self.deadline_at.is_some_and(|armed| armed <= at)
+                && !a.deadline_fired.load(Ordering::Acquire)
+                && self.deadline_wake.as_ref().is_some_and(|(task, _)| task.will_wake(cx.waker()))
+            {
                 return None;
             }
             let now = now_ms();
@@ -841,9 +906,18 @@ impl<S: Socket> Guarded<S> {
                 return Some(io::Error::new(io::ErrorKind::TimedOut, message));
             }
             // `at` is still ahead: arm the timer for it (the clocks differ, so convert through "how long from now").
+            let task = cx.waker();
+            if !self.deadline_wake.as_ref().is_some_and(|(known, _)| known.will_wake(task)) {
+                let wake = Arc::new(DeadlineWake { task: task.clone(), activity: self.activity.clone() });
+                self.deadline_wake = Some((task.clone(), Waker::from(wake)));
+            }
+            let Some((_, waker)) = &self.deadline_wake else { return None };
+            // Cleared before the timer is armed: its firing from here on is seen by the next check (a stale one
+            // only sends that check the long way, here).
+            self.activity.deadline_fired.store(false, Ordering::Release);
             self.deadline.as_mut().reset(Instant::now() + Duration::from_millis(at.saturating_sub(now)));
             self.deadline_at = Some(at);
-            if self.deadline.as_mut().poll(cx).is_pending() {
+            if self.deadline.as_mut().poll(&mut Context::from_waker(waker)).is_pending() {
                 return None;
             }
             self.deadline_at = None;
@@ -855,7 +929,7 @@ impl<S: Socket> Guarded<S> {
 impl<S: Socket> Drop for Guarded<S> {
     fn drop(&mut self) {
         let Some(tcp) = self.io.tcp() else { return };
-        match self.trigger.armed() {
+        match self.activity.fault() {
             None | Some(Fault::Close) => {}
             Some(Fault::Reset) => {
                 if let Err(e) = tcp.set_zero_linger() {
@@ -875,11 +949,13 @@ impl<S: Socket> Drop for Guarded<S> {
 
 /// A deadline that starts when an operation first waits, and is cleared when one completes.
 #[derive(Debug)]
+#[repr(C)]
 struct Watchdog {
+    /// First: the one field a write that does not wait reads.
+    armed: bool,
     after: Duration,
     what: &'static str,
     sleep: Pin<Box<Sleep>>,
-    armed: bool,
 }
 
 impl Watchdog {
@@ -1012,6 +1088,7 @@ impl<S: Socket> AsyncWrite for Guarded<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     /// A task's waker that counts its wakes.
     struct Count(AtomicUsize);
@@ -1020,6 +1097,17 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// What a wake of a connection reads of its `Activity` is in its first cache line: the fields before `local`
+    /// and `local`'s flag (its first field), with the `Arc`'s counts in the line before.
+    #[test]
+    fn a_wake_reads_one_line_of_the_connection_state() {
+        assert_eq!(std::mem::align_of::<Activity>(), 64);
+        assert!(std::mem::offset_of!(Activity, local) < 64, "local's flag is past the first line");
+        assert!(std::mem::offset_of!(Activity, idle_since) >= 64, "a field no wake reads is in the first line");
+        let activity = Activity::new();
+        assert_eq!(Arc::as_ptr(&activity) as usize % 64, 0, "the state does not start a cache line");
     }
 
     /// A timed stream polls its body once per event: the waker handed to it must be made once per body, not once
@@ -1094,12 +1182,12 @@ mod tests {
     }
 
     /// A connected pair of loopback sockets: the server's side under [`Guarded`] and the client's.
-    async fn pair(trigger: Trigger) -> (Guarded<Bare>, TcpStream) {
+    async fn pair(activity: Arc<Activity>) -> (Guarded<Bare>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let secs = Duration::from_secs(30);
-        (Guarded::new(Bare(server), trigger, Activity::new(), secs, secs), client)
+        (Guarded::new(Bare(server), activity, secs, secs), client)
     }
 
     /// The one I/O layer reads and writes the bare TCP stream (the `Bare` socket's own `AsyncRead`/`AsyncWrite`
@@ -1107,8 +1195,9 @@ mod tests {
     #[tokio::test]
     async fn an_untraced_socket_is_read_and_written_directly_until_a_fault_is_armed() {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let trigger = Trigger::default();
-        let (mut io, mut client) = pair(trigger.clone()).await;
+        let activity = Activity::new();
+        let trigger = Trigger::new(&activity);
+        let (mut io, mut client) = pair(activity).await;
         client.write_all(b"ping").await.unwrap();
         let mut got = [0u8; 4];
         io.read_exact(&mut got).await.unwrap();
@@ -1129,7 +1218,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_that_waited_waits_for_the_socket_to_wake_the_task() {
         use tokio::io::AsyncWriteExt as _;
-        let (mut io, mut client) = pair(Trigger::default()).await;
+        let (mut io, mut client) = pair(Activity::new()).await;
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let task = Waker::from(count.clone());
         let mut cx = Context::from_waker(&task);
@@ -1205,7 +1294,7 @@ mod tests {
     async fn small_vectored_writes_go_out_as_one_plain_write() {
         use tokio::io::AsyncWriteExt as _;
         let secs = Duration::from_secs(5);
-        let mut io = Guarded::new(Record::default(), Trigger::default(), Activity::new(), secs, secs);
+        let mut io = Guarded::new(Record::default(), Activity::new(), secs, secs);
         let event = [io::IoSlice::new(b"c\r\n"), io::IoSlice::new(b"data: tick\n\n"), io::IoSlice::new(b"\r\n")];
         assert_eq!(io.write_vectored(&event).await.unwrap(), 17);
         let big = vec![b'x'; 16 * 1024];

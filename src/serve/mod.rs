@@ -244,18 +244,10 @@ impl Server {
             tracing::trace!(%peer, "connection accepted");
             let mut stream = observer.accepted(stream, peer, served.live().metrics());
             // A route's `fault` arms the trigger; the connection's I/O then breaks the connection as asked.
-            let trigger = io::Trigger::default();
+            let trigger = io::Trigger::new(&activity);
             let permit = Arc::new(permit);
-            let local = Arc::new(crate::route::proxy::Local::default());
-            let pipeline = service::Pipeline::new(
-                served.clone(),
-                stream.conn(),
-                trigger.clone(),
-                peer,
-                activity.clone(),
-                permit.clone(),
-                local.clone(),
-            );
+            let pipeline =
+                service::Pipeline::new(served.clone(), stream.conn(), trigger, peer, activity.clone(), permit.clone());
             let builder = builder.clone();
             let tls = tls.clone();
             if let Some(tls) = &tls {
@@ -267,10 +259,8 @@ impl Server {
                 let service = service_fn(move |req| pipeline.call(req));
                 let served = match tls {
                     None => {
-                        let io = TokioIo::new(io::wrap(stream, trigger, activity.clone(), idle_timeout, write_timeout));
-                        local
-                            .drive(io::Graceful::new(builder.serve_connection_with_upgrades(io, service), activity))
-                            .await
+                        let io = TokioIo::new(io::wrap(stream, activity.clone(), idle_timeout, write_timeout));
+                        io::Graceful::new(builder.serve_connection_with_upgrades(io, service), activity).await
                     }
                     Some(tls) => {
                         // The handshake is bounded like a request head: a client that connects and says nothing,
@@ -278,10 +268,10 @@ impl Server {
                         if let tls::Sniffed::Refused = tls::sniff(&mut stream, peer, header_read_timeout).await {
                             return;
                         }
-                        let io = io::wrap(stream, trigger, activity.clone(), idle_timeout, write_timeout);
+                        let io = io::wrap(stream, activity.clone(), idle_timeout, write_timeout);
                         let Some(io) = tls.accept(io, peer, header_read_timeout).await else { return };
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                        local.drive(io::Graceful::new(conn, activity)).await
+                        io::Graceful::new(conn, activity).await
                     }
                 };
                 if let Err(e) = served {

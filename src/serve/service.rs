@@ -80,8 +80,6 @@ struct ConnState {
     /// The connection's slot under `max_connections`: a WebSocket conversation holds it too, as it outlives hyper's
     /// connection.
     permit: Arc<OwnedSemaphorePermit>,
-    /// The connection's own upstream connection for the proxy, driven by the connection's task (see `serve`).
-    local: Arc<proxy::Local>,
 }
 
 impl Pipeline {
@@ -92,9 +90,8 @@ impl Pipeline {
         peer: SocketAddr,
         activity: Arc<Activity>,
         permit: Arc<OwnedSemaphorePermit>,
-        local: Arc<proxy::Local>,
     ) -> Self {
-        Pipeline(Arc::new(ConnState { served, conn, trigger, peer, activity, permit, local }))
+        Pipeline(Arc::new(ConnState { served, conn, trigger, peer, activity, permit }))
     }
 
     /// Answers `req`; an error (a route's fault) makes hyper drop the connection unanswered.
@@ -105,7 +102,9 @@ impl Pipeline {
         // One reference count per request; the future owns it, as hyper requires.
         let this = self.0.clone();
         async move {
-            let ConnState { served, conn, trigger, peer, activity, permit, local } = &*this;
+            let ConnState { served, conn, trigger, peer, activity, permit } = &*this;
+            // The connection's own upstream connection for the proxy, driven by the connection's task (see `serve`).
+            let local = &activity.local;
             // In flight from here until hyper drops the response body (or this future, if the client goes away).
             let busy = activity.begin();
             let (live, options) = (&served.live, &served.options);
