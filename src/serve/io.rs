@@ -135,7 +135,7 @@ pub(crate) struct Activity {
     slot_taken: AtomicBool,
     /// The server is shutting down: finish what is in flight, then close (see [`Graceful`]).
     shutdown: AtomicBool,
-    /// The socket woke the task for reading since its last read waited (see [`ReadWake`]).
+    /// The socket woke the task for reading since its last read waited (see [`FlagWake`]).
     read_woken: AtomicBool,
     /// The connection's fault (see [`Trigger`]): a [`Fault`]'s code, 0 for none. Here rather than in an allocation
     /// of its own: every read and write checks it.
@@ -144,7 +144,7 @@ pub(crate) struct Activity {
     evicted: AtomicBool,
     /// An answer went out before its request body was read: close by draining (see [`Activity::linger`]).
     linger: AtomicBool,
-    /// [`Guarded`]'s watchdog timer fired since it was last armed (see [`DeadlineWake`]).
+    /// [`Guarded`]'s watchdog timer fired since it was last armed (see [`FlagWake`]).
     deadline_fired: AtomicBool,
     /// The connection's own upstream connection for the proxy, polled by [`Graceful`] with the connection.
     pub(crate) local: Local,
@@ -344,42 +344,37 @@ impl Sending {
     }
 }
 
-/// Wakes the connection's task for its socket's read side, and marks that it did (see [`Guarded`]'s `poll_read`).
-#[derive(Debug)]
-struct ReadWake {
-    task: Waker,
-    /// Whose `read_woken` to set: a flag in the `Activity` the read's watchdog reads anyway, not one in this
-    /// allocation, which the read that skips the socket then does not touch.
-    activity: Arc<Activity>,
+/// Which flag of the connection's [`Activity`] a [`FlagWake`] sets.
+#[derive(Debug, Clone, Copy)]
+enum Woken {
+    /// `read_woken`: the socket woke the task for reading (see [`Guarded`]'s `poll_read`).
+    Read,
+    /// `deadline_fired`: [`Guarded`]'s watchdog timer fired (see [`Guarded::check`]).
+    Deadline,
 }
 
-impl std::task::Wake for ReadWake {
+/// Wakes the connection's task and marks what woke it, for the socket's reads and for the watchdog's timer. The flag
+/// is in the line of [`Activity`] its reader reads anyway, not in this allocation: a check before the wake then asks
+/// neither the socket nor the timer (a tokio timer entry in an allocation of its own), which would cost a cache miss
+/// per event of a stream (BENCHMARKS.md, issue 16).
+#[derive(Debug)]
+struct FlagWake {
+    task: Waker,
+    activity: Arc<Activity>,
+    woken: Woken,
+}
+
+impl std::task::Wake for FlagWake {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.activity.read_woken.store(true, Ordering::Release);
-        self.task.wake_by_ref();
-    }
-}
-
-/// Wakes the connection's task when [`Guarded`]'s watchdog timer fires, and marks that it did: a check before it
-/// fires then reads that flag, in the line of [`Activity`] it reads anyway, instead of asking the timer (a tokio
-/// timer entry in an allocation of its own: a cache miss per event of a stream, BENCHMARKS.md, issue 16).
-#[derive(Debug)]
-struct DeadlineWake {
-    task: Waker,
-    activity: Arc<Activity>,
-}
-
-impl std::task::Wake for DeadlineWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.activity.deadline_fired.store(true, Ordering::Release);
+        let flag = match self.woken {
+            Woken::Read => &self.activity.read_woken,
+            Woken::Deadline => &self.activity.deadline_fired,
+        };
+        flag.store(true, Ordering::Release);
         self.task.wake_by_ref();
     }
 }
@@ -708,13 +703,13 @@ pub struct Guarded<S: Socket> {
     activity: Arc<Activity>,
     write_ms: u64,
     deadline_at: Option<u64>,
-    /// The waker the socket's reads are polled with (see [`ReadWake`]) and the task's waker it wraps: made once per
+    /// The waker the socket's reads are polled with (see [`FlagWake`]) and the task's waker it wraps: made once per
     /// task, not per read.
     read_wake: Option<(Waker, Waker)>,
-    /// The waker `deadline` is polled with by [`Guarded::check`] (see [`DeadlineWake`]) and the task's waker it
+    /// The waker `deadline` is polled with by [`Guarded::check`] (see [`FlagWake`]) and the task's waker it
     /// wraps: made once per task.
     deadline_wake: Option<(Waker, Waker)>,
-    /// The last read of the socket waited, and the socket has not woken its [`ReadWake`] since.
+    /// The last read of the socket waited, and the socket has not woken its [`FlagWake`] since.
     read_waiting: bool,
     io: S,
     write: Watchdog,
@@ -777,7 +772,7 @@ impl<S: Socket> Guarded<S> {
     /// hyper polls the socket for reading on every wake of a connection, also while it sends a response (to see a
     /// client that closes): a stream of events pays for a read poll per event (tokio's readiness check and its waker
     /// registration under a lock), which answers `Pending` each time. The socket's reads get their own waker
-    /// ([`ReadWake`]), which marks that the socket woke the task: until it does, a read has nothing new to find
+    /// ([`FlagWake`]), which marks that the socket woke the task: until it does, a read has nothing new to find
     /// (a future is ready again only after a wake). Only when nothing observes the socket: a traced read
     /// goes through the trace, which writes every wait.
     fn read_waited(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
@@ -788,7 +783,7 @@ impl<S: Socket> Guarded<S> {
         let task = cx.waker();
         let known = self.read_wake.as_ref().is_some_and(|(t, _)| t.will_wake(task));
         if !known {
-            let wake = Arc::new(ReadWake { task: task.clone(), activity: self.activity.clone() });
+            let wake = Arc::new(FlagWake { task: task.clone(), activity: self.activity.clone(), woken: Woken::Read });
             self.read_wake = Some((task.clone(), Waker::from(wake)));
             self.read_waiting = false;
         }
@@ -908,7 +903,8 @@ impl<S: Socket> Guarded<S> {
             // `at` is still ahead: arm the timer for it (the clocks differ, so convert through "how long from now").
             let task = cx.waker();
             if !self.deadline_wake.as_ref().is_some_and(|(known, _)| known.will_wake(task)) {
-                let wake = Arc::new(DeadlineWake { task: task.clone(), activity: self.activity.clone() });
+                let wake =
+                    Arc::new(FlagWake { task: task.clone(), activity: self.activity.clone(), woken: Woken::Deadline });
                 self.deadline_wake = Some((task.clone(), Waker::from(wake)));
             }
             let Some((_, waker)) = &self.deadline_wake else { return None };
