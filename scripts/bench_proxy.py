@@ -91,38 +91,41 @@ def hotroute(bin_path, routes):
 
 
 def cpu_ticks(pid):
-    """User + system CPU time of `pid` and its children's processes (an nginx master's worker), in clock ticks."""
+    """User and system CPU time of `pid` and its children's processes (an nginx master's worker), in clock ticks."""
     pids = [pid]
     try:
         pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         pass
-    total = 0
+    user = system = 0
     for p in pids:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except (OSError, IndexError, ValueError):
             pass
-    return total
+    return user, system
 
 
 def wrk(url, duration, connections, close=False, pid=None):
-    """Requests per second, and the CPU µs per request of `pid` (the server measured) when given."""
+    """Requests per second, and the CPU µs per request of `pid` (the server measured) when given, as (total, user,
+    system)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url]
     if close:
         cmd[1:1] = ["-H", "Connection: close"]
-    before = cpu_ticks(pid) if pid else 0
+    before = cpu_ticks(pid) if pid else (0, 0)
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
-    used = (cpu_ticks(pid) - before) if pid else 0
+    after = cpu_ticks(pid) if pid else (0, 0)
+    user, system = after[0] - before[0], after[1] - before[1]
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     n = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         print(f"  {url}: {errors.group(1)} non-2xx answers", file=sys.stderr)
     requests = int(n.group(1)) if n else 0
-    cpu_us = used / os.sysconf("SC_CLK_TCK") * 1e6 / requests if requests and pid else float("nan")
-    return (float(m.group(1)) if m else 0.0), cpu_us
+    per = 1e6 / os.sysconf("SC_CLK_TCK") / requests if requests and pid else float("nan")
+    return (float(m.group(1)) if m else 0.0), ((user + system) * per, user * per, system * per)
 
 
 def stop(proc):
@@ -141,12 +144,14 @@ def compare(name, a, b, args, close=False, base=None, pids=None, floor=None):
     pids = pids or {}
     runs = {"a": [], "b": [], "base": [], "floor": []}
     cpu = {"a": [], "b": [], "base": [], "floor": []}
+    split = {"a": [], "b": [], "base": [], "floor": []}
     for _ in range(args.rounds):
         for key, url in (("a", a), ("b", b), ("base", base), ("floor", floor)):
             if url:
                 rps, us = wrk(url, args.duration, args.connections, close, pids.get(key))
                 runs[key].append(rps)
-                cpu[key].append(round(us, 1))
+                cpu[key].append(round(us[0], 1))
+                split[key].append(us[1:])
     if pids:
         ratios = [x / y for x, y in zip(runs["a"], runs["b"]) if y]
         print(f"{name}: per-round hotroute/nginx {[round(r, 2) for r in ratios]}", file=sys.stderr)
@@ -162,6 +167,10 @@ def compare(name, a, b, args, close=False, base=None, pids=None, floor=None):
             print(f"{name}: per-round hotroute/floor {[round(r, 2) for r in ratios]}", file=sys.stderr)
         print(f"{name}: CPU µs per request (median; rounds): " + ", ".join(
             f"{k} {statistics.median(v):.1f} {v}" for k, v in cpu.items() if v), file=sys.stderr)
+        # The kernel's part (two sockets' syscalls, wake-ups) and the process's own part move differently.
+        print(f"{name}: user / system µs per request (medians): " + ", ".join(
+            f"{k} {statistics.median(u for u, _ in v):.1f} / {statistics.median(s for _, s in v):.1f}"
+            for k, v in split.items() if v), file=sys.stderr)
     ha, nb = statistics.median(runs["a"]), statistics.median(runs["b"])
     ratio = ha / nb if nb else float("nan")
     print(f"{name}: hotroute {ha:.0f} req/s, nginx {nb:.0f} req/s, ratio {ratio:.2f} (rounds {runs})", file=sys.stderr)
