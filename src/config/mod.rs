@@ -826,6 +826,79 @@ fn foreign_param(path: &str) -> Option<(&str, String)> {
     })
 }
 
+/// Why no client could ever send a request for `path`, and what to write instead: a query or fragment written in
+/// the path (the router sees the path alone, and clients never send a fragment), or a `.`/`..` segment (clients
+/// remove those before sending, RFC 3986 section 5.2.4). Such a route would load and never answer.
+fn unreachable_path(path: &str) -> Option<(String, String)> {
+    if let Some(at) = path.find(['?', '#']) {
+        let (before, after) = path.split_at(at);
+        if after.starts_with('#') {
+            return Some((
+                format!("route path `{path}` has a fragment `{after}`, which clients never send to the server"),
+                format!("remove it: \"{before}\""),
+            ));
+        }
+        let query = after[1..].split('#').next().unwrap_or_default();
+        let pairs: Option<Vec<String>> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').map(|(k, v)| format!("{} = {}", toml_key(k), toml_quoted(v))))
+            .collect();
+        let help = match pairs {
+            Some(pairs) if !pairs.is_empty() => {
+                format!(
+                    "write `path = \"{before}\"` and match the query with `match = {{ query = {{ {} }} }}`",
+                    pairs.join(", ")
+                )
+            }
+            _ => format!(
+                "write `path = \"{before}\"`, and `match = {{ query = {{ NAME = \"VALUE\" }} }}` to match the query"
+            ),
+        };
+        return Some((
+            format!("route path `{path}` holds a query (`{after}`): a route's path never includes the query"),
+            help,
+        ));
+    }
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        // What a client sends for it: each `.` dropped, each `..` with the segment before it.
+        let mut kept: Vec<&str> = Vec::new();
+        let segments: Vec<&str> = path[1..].split('/').collect();
+        for (i, seg) in segments.iter().enumerate() {
+            match *seg {
+                "." | ".." if i + 1 == segments.len() => {
+                    if *seg == ".." {
+                        kept.pop();
+                    }
+                    kept.push("");
+                }
+                "." => {}
+                ".." => {
+                    kept.pop();
+                }
+                seg => kept.push(seg),
+            }
+        }
+        return Some((
+            format!("route path `{path}` has a `.` or `..` segment, which clients remove before they send a request"),
+            format!("write the path as clients send it: \"/{}\"", kept.join("/")),
+        ));
+    }
+    None
+}
+
+/// `key` as a TOML key: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare { key.to_owned() } else { toml_quoted(key) }
+}
+
+/// A query component decoded as `match = { query = ... }` compares it (`+` is a space), as a TOML string.
+fn toml_quoted(component: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(&component.replace('+', " ")).decode_utf8_lossy().into_owned();
+    toml::Value::String(decoded).to_string()
+}
+
 /// Collects every problem in one pass, so that a user sees them all at once.
 struct Checker<'a> {
     source: &'a Source,
@@ -1004,6 +1077,8 @@ impl Checker<'_> {
                 format!("route path `{path}` does not start with `/`"),
                 "write it from the root, e.g. \"/hello\" or \"/users/{id}\"",
             );
+        } else if let Some((message, help)) = unreachable_path(path) {
+            self.error(spec.path.span(), message, &help);
         } else if let Some((seg, right)) = foreign_param(path) {
             // Refused rather than taken as aliases: `:` and `*` are legal in a literal path, and a pattern that
             // means one thing here and another in the user's last framework should be said, not guessed.

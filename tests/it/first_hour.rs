@@ -286,6 +286,43 @@ fn colon_and_star_parameters_are_refused_with_the_right_syntax() {
     assert!(run(&["check"], dir.path()).status.success());
 }
 
+/// A query, a fragment or a `.`/`..` segment in `path` made a route that loaded and could never answer: the router
+/// sees the path alone, clients never send the fragment, and they remove dot segments before sending.
+#[test]
+fn a_route_path_no_client_can_request_is_refused_saying_what_to_write() {
+    let check = |path: &str| {
+        let dir = routes_dir(&format!("[[route]]\npath = \"{path}\"\nbody = \"x\"\n"));
+        let out = run(&["check"], dir.path());
+        assert_eq!(out.status.code(), Some(1), "{path}: {}", stderr(&out));
+        stderr(&out)
+    };
+    let text = check("/search?q=a+b&page=2");
+    assert!(text.contains("route path `/search?q=a+b&page=2` holds a query"), "{text}");
+    assert!(text.contains("routes.toml:2:8"), "{text}");
+    assert!(
+        text.contains("help: write `path = \"/search\"` and match the query with `match = { query = { q = \"a b\", page = \"2\" } }`"),
+        "{text}"
+    );
+    let text = check("/a?debug");
+    assert!(text.contains("help: write `path = \"/a\"`, and `match = { query = { NAME = \"VALUE\" } }`"), "{text}");
+    let text = check("/docs#intro");
+    assert!(
+        text.contains("has a fragment `#intro`, which clients never send")
+            && text.contains("help: remove it: \"/docs\""),
+        "{text}"
+    );
+    let text = check("/a/../b");
+    assert!(
+        text.contains("has a `.` or `..` segment") && text.contains("help: write the path as clients send it: \"/b\""),
+        "{text}"
+    );
+    let text = check("/a/./b/.");
+    assert!(text.contains("clients send it: \"/a/b/\""), "{text}");
+    // The suggested form loads and answers the request the path meant.
+    let dir = routes_dir("[[route]]\npath = \"/search\"\nmatch = { query = { q = \"a b\", page = \"2\" } }\n");
+    assert!(run(&["check"], dir.path()).status.success());
+}
+
 #[test]
 fn a_delay_with_another_unit_lists_only_the_allowed_units() {
     let text = load_error("[[route]]\npath = \"/a\"\ndelay = \"5 parsecs\"\n");
