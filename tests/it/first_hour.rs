@@ -372,6 +372,34 @@ async fn a_faulted_request_is_recorded_as_a_fault_not_as_200() {
     s.stop().await;
 }
 
+/// A route written `/café` or `/hello world` loaded and answered only a client that sent the raw bytes: every real
+/// client percent-encodes the path (reqwest and browsers as `%C3%A9`, curl as `%c3%a9`), and got a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_path_with_non_ascii_or_spaces_answers_the_percent_encoded_request() {
+    let dir = routes_dir(
+        "[[route]]\npath = \"/café\"\nbody = \"café\"\n\n[[route]]\npath = \"/hello world/{name}\"\nbody = \"hi\"\n\n\
+         [[route]]\npath = \"/{{v}}/ü\"\nbody = \"braces\"\n",
+    );
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[]);
+    let base = format!("http://{}", server.addr);
+    let c = reqwest::Client::new();
+    for (path, body) in [("/café", "café"), ("/hello world/ada", "hi"), ("/{v}/ü", "braces")] {
+        let response = c.get(format!("{base}{path}")).send().await.unwrap();
+        let sent = response.url().path().to_owned();
+        assert_eq!(response.status(), 200, "{path} sent as {sent}");
+        assert_eq!(response.text().await.unwrap(), body, "{path} sent as {sent}");
+    }
+    // curl's form (lower-case hex), and the raw bytes, which the route answered before.
+    for target in ["/caf%c3%a9", "/caf%C3%A9", "/café", "/%7bv%7d/%c3%bc"] {
+        let answer = request(server.addr, &format!("GET {target} HTTP/1.1"), "");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{target}: {answer}");
+    }
+    // The route keeps its path as written in the listings.
+    let routes = request(server.addr, "GET /__admin/routes HTTP/1.1", "");
+    assert!(routes.contains("\"path\":\"/café\""), "{routes}");
+    server.finish();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_headers_are_on_hotroutes_own_answers_too() {
     let s = TestServer::start(
