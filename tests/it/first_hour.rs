@@ -183,6 +183,20 @@ fn an_all_interfaces_listen_prints_a_url_a_client_can_use() {
     assert!(err.contains(&format!("serving on all interfaces (0.0.0.0:{port})")), "{err}");
 }
 
+/// `--openapi missing.yaml` was reported as `([server] openapi)`, sending the user to a route file that names none.
+#[test]
+fn a_missing_openapi_document_is_named_by_where_it_was_given() {
+    let dir = routes_dir(HELLO);
+    let out = run(&["--port", "0", "--openapi", "missing.yaml"], dir.path());
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("error: OpenAPI document `missing.yaml` (--openapi): cannot read"), "{text}");
+    assert!(!text.contains("[server] openapi"), "{text}");
+    let dir = routes_dir(&format!("[server]\nopenapi = \"missing.yaml\"\n\n{HELLO}"));
+    let text = stderr(&run(&["check"], dir.path()));
+    assert!(text.contains("missing.yaml` ([server] openapi): cannot read"), "{text}");
+}
+
 #[test]
 fn the_coverage_error_puts_the_os_error_before_the_help() {
     let dir = routes_dir(HELLO);
