@@ -337,6 +337,18 @@ fn a_route_path_no_client_can_request_is_refused_saying_what_to_write() {
     assert!(run(&["check"], dir.path()).status.success());
 }
 
+/// `include = ["routes.d/"]` (a folder written with its slash, as shells complete it) suggested `"routes.d//*.toml"`.
+#[test]
+fn an_included_folder_written_with_its_slash_gets_a_pattern_without_a_double_slash() {
+    let dir = routes_dir(&format!("include = [\"routes.d/\"]\n{HELLO}"));
+    std::fs::create_dir(dir.path().join("routes.d")).unwrap();
+    let out = run(&["check"], dir.path());
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("include `routes.d/` is a folder"), "{text}");
+    assert!(text.contains("e.g. \"routes.d/*.toml\""), "{text}");
+}
+
 #[test]
 fn a_delay_with_another_unit_lists_only_the_allowed_units() {
     let text = load_error("[[route]]\npath = \"/a\"\ndelay = \"5 parsecs\"\n");
