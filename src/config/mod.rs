@@ -887,6 +887,16 @@ fn unreachable_path(path: &str) -> Option<(String, String)> {
     None
 }
 
+/// Why a route written with `path` as it is would not load (a query, a fragment, a `.`/`..` segment, another router's
+/// parameter syntax), for code that writes route files from requests (`hotroute record`) and must not write one.
+pub(crate) fn refused_path(path: &str) -> Option<String> {
+    unreachable_path(path).map(|(message, _)| message).or_else(|| {
+        foreign_param(path).map(|(seg, _)| {
+            format!("route path `{path}` writes a parameter as `{seg}`, which hotroute reads as literal text")
+        })
+    })
+}
+
 /// `key` as a TOML key: bare when it can be, quoted otherwise.
 fn toml_key(key: &str) -> String {
     let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
