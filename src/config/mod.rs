@@ -663,11 +663,19 @@ fn read_route_file(path: &Path, inputs: &mut Inputs) -> Result<String, LoadError
         };
         LoadError::file(path, format!("cannot read route file `{}`: {e}", path.display()), help)
     })?;
-    String::from_utf8(bytes).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(e.as_bytes());
         let message = format!("route file `{}` is not UTF-8 text", path.display());
         LoadError::at(path, &text, at..at + 1, message, Some("save the file as UTF-8"))
+    });
+    // The byte-order mark some editors write (Windows Notepad) is no text: left in, it would count as a column of
+    // line 1 and shift the caret under an error there by one.
+    text.map(|mut text| {
+        if text.starts_with('\u{feff}') {
+            text.drain(..'\u{feff}'.len_utf8());
+        }
+        text
     })
 }
 

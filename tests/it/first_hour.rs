@@ -337,6 +337,22 @@ fn a_route_path_no_client_can_request_is_refused_saying_what_to_write() {
     assert!(run(&["check"], dir.path()).status.success());
 }
 
+/// A route file saved by Windows Notepad starts with a byte-order mark: the mark counted as a column of line 1, so an
+/// error there was said one column off (`1:4` for `[[routes]]`) and its caret sat one place right of the key.
+#[test]
+fn a_byte_order_mark_does_not_shift_the_place_of_an_error_on_the_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routes.toml"), "\u{feff}[[routes]]\r\npath = \"/a\"\r\n").unwrap();
+    let out = run(&["check"], dir.path());
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("--> routes.toml:1:3\n"), "{text}");
+    assert!(text.contains("\n1 | [[routes]]\n  |   ^^^^^^\n"), "{text}");
+    // With the typo fixed, the same file (mark and CRLF line ends) loads.
+    std::fs::write(dir.path().join("routes.toml"), "\u{feff}[[route]]\r\npath = \"/a\"\r\n").unwrap();
+    assert!(run(&["check"], dir.path()).status.success());
+}
+
 /// `include = ["routes.d/"]` (a folder written with its slash, as shells complete it) suggested `"routes.d//*.toml"`.
 #[test]
 fn an_included_folder_written_with_its_slash_gets_a_pattern_without_a_double_slash() {
