@@ -1068,6 +1068,15 @@ impl Checker<'_> {
                 );
                 continue;
             };
+            if n == http::header::TRANSFER_ENCODING {
+                // hyper frames the body itself: with this header, HTTP/1.1 clients got no answer at all.
+                self.error(
+                    name.span(),
+                    "a `transfer-encoding` header on an answer breaks it: HTTP/1.1 clients get no answer at all",
+                    "remove it: hotroute frames the body itself (`content-length`, or chunks for a `stream`)",
+                );
+                continue;
+            }
             let Ok(v) = HeaderValue::from_str(value.get_ref()) else {
                 self.error(
                     value.span(),
@@ -1079,6 +1088,28 @@ impl Checker<'_> {
             map.insert(n, v);
         }
         map
+    }
+
+    /// A 1xx status is interim (RFC 9110 section 15.2): it cannot end an answer, and hyper answered 500 instead.
+    fn interim_status(&mut self, span: Range<usize>, code: StatusCode) {
+        self.error(
+            span,
+            format!("`{}` is an interim status (1xx), which cannot be the answer to a request", code.as_u16()),
+            "use a final status from 200 to 999, e.g. 200 or 204",
+        );
+    }
+
+    /// A 204 or 304 answer has no body (RFC 9110 sections 6.4.1 and 15.4.5): with one, HTTP/1.1 clients were sent
+    /// its `content-length` and no bytes, and HTTP/2 clients had the stream reset. `span` is the body key's.
+    fn bodiless(&mut self, status: StatusCode, body: &BodyConfig, span: Option<Range<usize>>) {
+        let empty = matches!(body, BodyConfig::Fixed(b) if b.is_empty());
+        if let (false, Some(span), StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) = (empty, span, status) {
+            self.error(
+                span,
+                format!("a `{}` answer has no body, so this one would never reach a client", status.as_u16()),
+                "remove the body, or use a status that has one, e.g. 200",
+            );
+        }
     }
 
     fn route(&mut self, spanned: &Spanned<RouteSpec>, server_headers: &HeaderMap) -> Option<RouteConfig> {
@@ -1118,16 +1149,21 @@ impl Checker<'_> {
         let status = match &spec.status {
             None => StatusCode::OK,
             Some(s) => match s.get_ref() {
-                StatusSpec::Code(code) => {
-                    u16::try_from(*code).ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or_else(|| {
+                StatusSpec::Code(code) => match u16::try_from(*code).ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+                    Some(code) if code.is_informational() => {
+                        self.interim_status(s.span(), code);
+                        StatusCode::OK
+                    }
+                    Some(code) => code,
+                    None => {
                         self.error(
                             s.span(),
                             format!("`{code}` is not an HTTP status code"),
-                            "use a number from 100 to 999, e.g. 200, 404 or 503",
+                            "use a number from 200 to 999, e.g. 200, 404 or 503",
                         );
                         StatusCode::OK
-                    })
-                }
+                    }
+                },
                 StatusSpec::Template(text) if text.trim().parse::<i64>().is_ok() => {
                     self.error(
                         s.span(),
@@ -1160,6 +1196,8 @@ impl Checker<'_> {
         }
 
         let (body, content_type) = self.body(spec.body.as_ref(), spec.json.as_ref(), spec.file.as_ref(), spec.template);
+        let body_span = spec.body.as_ref().map(Spanned::span).or_else(|| spec.json.as_ref().map(Spanned::span));
+        self.bodiless(status, &body, body_span.or_else(|| spec.file.as_ref().map(Spanned::span)));
         if let Some(ct) = content_type
             && !headers.contains_key(CONTENT_TYPE)
             && let Ok(v) = HeaderValue::from_str(&ct)

@@ -580,13 +580,69 @@ async fn status_can_be_a_template_and_url_path_is_the_path_without_the_query() {
     assert_eq!(c.get(s.url("/only")).send().await.unwrap().status(), 202);
     let res = c.get(s.url("/bad?s=204")).send().await.unwrap();
     assert_eq!(res.status(), 204);
-    for bad in ["/bad?s=abc", "/bad?s=99", "/bad?s=600"] {
+    for bad in ["/bad?s=abc", "/bad?s=99", "/bad?s=103", "/bad?s=600"] {
         let res = c.get(s.url(bad)).send().await.unwrap();
         assert_eq!(res.status(), 500, "{bad}");
         let text = res.text().await.unwrap();
-        assert!(text.contains("which is not a status code from 100 to 599"), "{text}");
+        assert!(text.contains("which is not a final status code from 200 to 599"), "{text}");
     }
     s.stop().await;
+}
+
+/// Three answers that loaded and never reached a client whole: a 1xx status (hyper answered a bare 500), a 204 or
+/// 304 with a body (HTTP/1.1 clients were sent its length and no bytes, HTTP/2 clients had the stream reset), a
+/// `transfer-encoding` header (HTTP/1.1 clients got an empty reply). Each is now a load error at its key.
+#[test]
+fn an_answer_no_client_could_receive_is_a_load_error_at_its_key() {
+    let dir = routes_dir(
+        "[[route]]\npath = \"/hints\"\nstatus = 103\n\n\
+         [[route]]\npath = \"/deleted\"\nmethod = \"DELETE\"\nstatus = 204\njson = { ok = true }\n\n\
+         [[route]]\npath = \"/cached\"\nsequence = [{ body = \"fresh\" }, { status = 304, body = \"stale\" }]\n\n\
+         [[route]]\npath = \"/chunked\"\nbody = \"x\"\nheaders = { Transfer-Encoding = \"chunked\" }\n",
+    );
+    let out = run(&["check"], dir.path());
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("error: `103` is an interim status (1xx), which cannot be the answer to a request"),
+        "{text}"
+    );
+    assert!(text.contains("routes.toml:3:10") && text.contains("help: use a final status from 200 to 999"), "{text}");
+    assert!(text.contains("error: a `204` answer has no body, so this one would never reach a client"), "{text}");
+    assert!(text.contains("routes.toml:9:8"), "{text}");
+    assert!(text.contains("error: a `304` answer has no body") && text.contains("routes.toml:13:56"), "{text}");
+    assert!(text.contains("error: a `transfer-encoding` header on an answer breaks it"), "{text}");
+    assert!(text.contains("routes.toml:18:13") && text.contains("help: remove it: hotroute frames the body"), "{text}");
+    assert!(text.contains("4 errors in the route file"), "{text}");
+    // A 204 without a body, or with an empty one, is fine.
+    let dir =
+        routes_dir("[[route]]\npath = \"/a\"\nstatus = 204\n\n[[route]]\npath = \"/b\"\nstatus = 204\nbody = \"\"\n");
+    assert!(run(&["check"], dir.path()).status.success());
+}
+
+/// A status template that renders 204 on a route with a body: the body is dropped, so that HTTP/1.1 clients are
+/// not told a length that never comes and HTTP/2 clients get the answer instead of a reset stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_template_rendering_204_sends_no_body_on_http1_and_http2() {
+    let dir = routes_dir("[[route]]\npath = \"/t\"\ntemplate = true\nstatus = \"{{ query.s }}\"\nbody = \"x\"\n");
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[]);
+    let answer = request(server.addr, "GET /t?s=204 HTTP/1.1", "");
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    assert!(!answer.to_ascii_lowercase().contains("content-length: 1"), "{answer}");
+    let frames = crate::support::h2::h2_exchange(
+        server.addr,
+        &crate::support::h2::request_headers(false, "/t?s=204"),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(!frames.iter().any(|f| f.0 == crate::support::h2::RST_STREAM), "{frames:?}");
+    assert!(
+        frames.iter().any(|f| f.0 == crate::support::h2::HEADERS && f.1 & crate::support::h2::END_STREAM != 0),
+        "{frames:?}"
+    );
+    // Other statuses keep the body.
+    assert!(request(server.addr, "GET /t?s=200 HTTP/1.1", "").ends_with("\r\n\r\nx"));
+    server.finish();
 }
 
 #[test]
