@@ -282,3 +282,26 @@ async fn a_path_no_route_can_hold_is_left_out_of_the_recording_and_the_file_stil
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 }
+
+/// A browser's HAR file holds the cached body of a `304` (and a `204` may come with one): written as the route's
+/// body, it made the imported file fail to load, since a 204 or 304 answer has no body.
+#[test]
+fn a_304_with_a_cached_body_in_a_har_file_imports_without_the_body() {
+    const HAR_304: &str = r#"{"log": {"version": "1.2", "creator": {"name": "WebInspector", "version": "537.36"}, "entries": [
+      {"startedDateTime": "2026-11-30T04:00:01.000Z", "time": 5, "cache": {}, "timings": {},
+       "request": {"method": "GET", "url": "https://api.example.com/logo.svg", "httpVersion": "http/2.0", "headers": [],
+                   "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0},
+       "response": {"status": 304, "statusText": "", "httpVersion": "http/2.0", "headers": [{"name": "etag", "value": "\"v1\""}],
+                    "cookies": [], "content": {"size": 6, "mimeType": "image/svg+xml", "text": "<svg/>"},
+                    "redirectURL": "", "headersSize": -1, "bodySize": 0}}]}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("session.har"), HAR_304).unwrap();
+    let hotroute =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_hotroute")).current_dir(dir.path()).args(args).output();
+    let import = hotroute(&["import", "har", "session.har", "-o", "routes.toml"]).unwrap();
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let text = std::fs::read_to_string(dir.path().join("routes.toml")).unwrap();
+    assert!(text.contains("status = 304") && text.contains("etag") && !text.contains("<svg/>"), "{text}");
+    let check = hotroute(&["check", "routes.toml"]).unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}
