@@ -804,6 +804,30 @@ fn common_mistake(raw: &str, text: &str, span: Range<usize>) -> Option<(String, 
             ));
         }
     }
+    // The reverse: `query = { page = 2 }`, `headers = { x-retry = 3 }`, `body = true`: a number or boolean where text
+    // goes, which serde words as "invalid type: integer `2`, expected a string".
+    if let Some(rest) = raw.strip_prefix("invalid type: ")
+        && let Some((kind, rest)) = rest.split_once(" `")
+        && let Some((literal, "expected a string")) = rest.split_once("`, ")
+        && let Some(kind) = match kind {
+            "integer" | "floating point" => Some("a number"),
+            "boolean" => Some("a boolean"),
+            _ => None,
+        }
+    {
+        let before = text.get(..span.start)?.trim_end().strip_suffix('=')?.trim_end();
+        let key = match before.strip_suffix(['"', '\'']) {
+            // A quoted key may hold spaces: `"x retry" = 3`.
+            Some(open) => open.rfind(['"', '\'']).map_or(open, |i| &open[i + 1..]),
+            None => before.rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',').next()?,
+        };
+        let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let key = if bare { key.to_owned() } else { toml::Value::String(key.to_owned()).to_string() };
+        return Some((
+            format!("`{key} = {literal}` is {kind}, but `{key}` takes text"),
+            format!("add quotes: `{key} = \"{literal}\"`"),
+        ));
+    }
     None
 }
 

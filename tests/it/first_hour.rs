@@ -256,6 +256,23 @@ fn a_quoted_status_says_it_is_a_number() {
     assert!(text.contains("routes.toml:3:10"), "{text}");
 }
 
+/// `query = { page = 2 }` is the first match a newcomer writes; it said "invalid type: integer `2`, expected a
+/// string" and "change the value to the type the message names".
+#[test]
+fn a_number_or_boolean_where_text_goes_says_add_quotes() {
+    let dir = routes_dir("[[route]]\npath = \"/a\"\nmatch = { query = { page = 2 } }\n");
+    let text = stderr(&run(&["check"], dir.path()));
+    assert!(text.contains("error: `page = 2` is a number, but `page` takes text"), "{text}");
+    assert!(text.contains("routes.toml:3:28") && text.contains("help: add quotes: `page = \"2\"`"), "{text}");
+    let text = load_error("[[route]]\npath = \"/a\"\n[route.headers]\n\"x retry\" = true\n");
+    assert!(
+        text.contains("`\"x retry\" = true` is a boolean") && text.contains("add quotes: `\"x retry\" = \"true\"`"),
+        "{text}"
+    );
+    let text = load_error("[[route]]\npath = \"/a\"\nbody = 4.5\n");
+    assert!(text.contains("`body = 4.5` is a number, but `body` takes text"), "{text}");
+}
+
 #[test]
 fn misspelt_keys_get_the_nearest_known_key() {
     let text = load_error("[[routes]]\npath = \"/a\"\n");
