@@ -459,6 +459,19 @@ async fn a_route_path_with_non_ascii_or_spaces_answers_the_percent_encoded_reque
     server.finish();
 }
 
+/// `//users` (a doubled slash, as a base URL ending in `/` joined with `/users` gives) got a 404 naming the route
+/// with "the path has an extra segment ``": an empty name between backticks.
+#[test]
+fn a_double_slash_is_named_in_the_near_miss_404() {
+    let dir = routes_dir("[[route]]\npath = \"/users\"\nbody = \"u\"\n");
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[]);
+    let answer = request(server.addr, "GET //users HTTP/1.1", "");
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(answer.contains("GET /users (routes.toml:1): the path has a double `/` (an empty segment)"), "{answer}");
+    assert!(!answer.contains("``"), "{answer}");
+    server.finish();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_headers_are_on_hotroutes_own_answers_too() {
     let s = TestServer::start(
