@@ -183,6 +183,27 @@ fn an_all_interfaces_listen_prints_a_url_a_client_can_use() {
     assert!(err.contains(&format!("serving on all interfaces (0.0.0.0:{port})")), "{err}");
 }
 
+/// `proxy = "http://localhost:99999"` (a typo in the port) loaded, and every request then got "502 ... Connection
+/// refused", as if the upstream were down; `hotroute record --upstream` the same.
+#[test]
+fn a_proxy_url_with_a_port_out_of_range_is_refused_at_load() {
+    let dir = routes_dir("[server]\nproxy = \"http://127.0.0.1:99999\"\n");
+    let out = run(&["check"], dir.path());
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("proxy: `http://127.0.0.1:99999` has the port `99999`, which is no TCP port"), "{text}");
+    assert!(text.contains("routes.toml:2:9") && text.contains("help: use a port from 1 to 65535"), "{text}");
+    let out = run(&["record", "--upstream", "http://127.0.0.1:80800", "--port", "0"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has the port `80800`, which is no TCP port"), "{}", stderr(&out));
+    // An IPv6 host with or without a port, and an empty port (the default, RFC 3986), are fine.
+    for url in ["http://[::1]:8080/v1", "http://[::1]", "http://127.0.0.1:/"] {
+        let dir = routes_dir(&format!("[server]\nproxy = \"{url}\"\n"));
+        let out = run(&["check"], dir.path());
+        assert!(out.status.success(), "{url}: {}", stderr(&out));
+    }
+}
+
 /// `--openapi missing.yaml` was reported as `([server] openapi)`, sending the user to a route file that names none.
 #[test]
 fn a_missing_openapi_document_is_named_by_where_it_was_given() {
