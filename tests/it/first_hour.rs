@@ -480,6 +480,18 @@ async fn a_route_path_with_non_ascii_or_spaces_answers_the_percent_encoded_reque
     server.finish();
 }
 
+/// `{{ path.name }}` gave the segment as the client escaped it (`Jos%C3%A9%20Ada`), while `query.<name>` is decoded.
+#[test]
+fn a_path_parameter_in_a_template_is_decoded_like_a_query_parameter() {
+    let dir = routes_dir(
+        "[[route]]\npath = \"/users/{name}\"\ntemplate = true\njson = { name = \"{{ path.name }}\", q = \"{{ query.q }}\" }\n",
+    );
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[]);
+    let answer = request(server.addr, "GET /users/Jos%C3%A9%20Ada?q=Jos%C3%A9%20Ada HTTP/1.1", "");
+    assert!(answer.ends_with(r#"{"name":"José Ada","q":"José Ada"}"#), "{answer}");
+    server.finish();
+}
+
 /// `//users` (a doubled slash, as a base URL ending in `/` joined with `/users` gives) got a 404 naming the route
 /// with "the path has an extra segment ``": an empty name between backticks.
 #[test]
