@@ -480,7 +480,8 @@ impl Router {
             });
         }
         // A catch-all needs at least one character, so `/docs/{*rest}` alone would answer 404 for `/docs/`: a `dir`
-        // route also takes its bare prefix (the folder's `index.html`), unless a route of the file has that path.
+        // route also takes its bare prefix (the folder's `index.html`) and the prefix without its slash (a redirect),
+        // unless a route of the file has that path.
         for &ci in &config_index {
             let rc = &config.routes[ci];
             let Some(prefix) = rc
@@ -495,6 +496,14 @@ impl Router {
             if let (false, Some(&entry)) = (by_path.contains_key(prefix), by_path.get(rc.path.as_str())) {
                 // A clash with another pattern (e.g. `/docs/{page}`) leaves that one in charge: not an error.
                 let _ = tree.insert(prefix.to_owned(), entry);
+            }
+            // The folder named without its slash (`/docs`, as a user types it) redirects to `/docs/`, like any folder
+            // below it: without this it was a 404.
+            let bare = prefix.trim_end_matches('/');
+            if let (false, false, Some(&entry)) =
+                (bare.is_empty(), by_path.contains_key(bare), by_path.get(rc.path.as_str()))
+            {
+                let _ = tree.insert(bare.to_owned(), entry);
             }
         }
         // Clients percent-encode a path's non-ASCII characters, spaces and braces before sending it (browsers,
@@ -973,8 +982,10 @@ impl Router {
         let req = data.view;
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
-            let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
-            let dir = Some(Box::new(DirRequest::new(Arc::clone(dir), rest, req)));
+            let rest = param.as_deref().and_then(|p| params.get(p));
+            // No capture for a catch-all route, and no slash: the folder's bare name, an alias made at load.
+            let bare = param.is_some() && rest.is_none() && !req.uri.path().ends_with('/');
+            let dir = Some(Box::new(DirRequest::new(Arc::clone(dir), rest.unwrap_or(""), req).bare(bare)));
             let pending = Pending { delay: reply.delay, dir, shape: script.shape };
             return (reply.head(), Some(pending), None);
         }

@@ -614,6 +614,33 @@ async fn a_dir_catch_all_answers_its_bare_prefix_and_a_fallback_answers_unknown_
     s.stop().await;
 }
 
+/// `localhost:3000/docs` for a `dir` route at `/docs/{*rest}` (the address a user types) was a 404 "the route wants
+/// more after `/docs/`", though README says a folder named without its slash redirects to it.
+#[test]
+fn a_dir_routes_folder_named_without_its_slash_redirects_to_it() {
+    let dir = routes_dir(
+        "[[route]]\npath = \"/docs/{*rest}\"\ndir = \"docs\"\n\n\
+         [[route]]\npath = \"/app/{*rest}\"\ndir = \"app\"\nfallback = \"index.html\"\n\n\
+         [[route]]\npath = \"/plain\"\ndir = \"docs\"\n",
+    );
+    for folder in ["docs", "app"] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+        std::fs::write(dir.path().join(folder).join("index.html"), format!("<h1>{folder}</h1>")).unwrap();
+    }
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[]);
+    for (target, location) in [("/docs", "/docs/"), ("/docs?x=1", "/docs/?x=1"), ("/app", "/app/")] {
+        let answer = request(server.addr, &format!("GET {target} HTTP/1.1"), "");
+        assert!(answer.starts_with("HTTP/1.1 301"), "{target}: {answer}");
+        assert!(answer.contains(&format!("\r\nlocation: {location}\r\n")), "{target}: {answer}");
+    }
+    let answer = request(server.addr, "GET /docs/ HTTP/1.1", "");
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("<h1>docs</h1>"), "{answer}");
+    // A `dir` route without a catch-all answers its own path, as before.
+    let answer = request(server.addr, "GET /plain HTTP/1.1", "");
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("<h1>docs</h1>"), "{answer}");
+    server.finish();
+}
+
 #[test]
 fn a_fallback_is_checked_at_load() {
     let dir = routes_dir("[[route]]\npath = \"/app/{*rest}\"\ndir = \"app\"\nfallback = \"nope.html\"\n");
