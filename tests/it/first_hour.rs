@@ -91,6 +91,24 @@ fn log_level_takes_a_level_or_a_filter_directive() {
     assert!(stderr(&out).contains("unknown log level `loud`"), "{}", stderr(&out));
 }
 
+/// A `RUST_LOG` exported for another program (`myapp=debug`, common in a Rust developer's shell) silenced every log
+/// line of hotroute, a broken save's error too; one that does not parse silenced everything without a word.
+#[test]
+fn a_rust_log_for_another_program_does_not_silence_hotroute() {
+    let dir = routes_dir(HELLO);
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[("RUST_LOG", "myapp=debug")]);
+    let log = server.finish();
+    assert!(log.contains("INFO serving routes=1"), "{log}");
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[("RUST_LOG", "=[")]);
+    let log = server.finish();
+    assert!(log.contains("WARN RUST_LOG `=[` is not a log filter"), "{log}");
+    assert!(log.contains("logging at --log-level info instead") && log.contains("INFO serving routes=1"), "{log}");
+    // RUST_LOG still wins where it speaks of hotroute.
+    let server = Running::start(&["--port", "0", "--no-watch"], dir.path(), &[("RUST_LOG", "hotroute=warn")]);
+    let log = server.finish();
+    assert!(!log.contains("INFO"), "{log}");
+}
+
 #[test]
 fn a_startup_error_says_error_once() {
     let dir = routes_dir("[[route]]\npath = \"/a\"\nstauts = 200\n");
