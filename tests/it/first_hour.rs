@@ -409,6 +409,33 @@ fn a_byte_order_mark_does_not_shift_the_place_of_an_error_on_the_first_line() {
     assert!(run(&["check"], dir.path()).status.success());
 }
 
+/// The same mark at the start of a document to import: a YAML OpenAPI document said "more than one document", a
+/// WireMock mapping and a HAR file "expected value at line 1 column 1", for files that look fine in any editor.
+#[test]
+fn documents_with_a_byte_order_mark_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("\u{feff}{text}")).unwrap();
+    };
+    write(
+        "openapi.yaml",
+        "openapi: 3.0.0\ninfo: { title: t, version: '1' }\npaths:\n  /p:\n    get:\n      responses:\n        \
+         '200': { description: ok, content: { application/json: { example: { a: 1 } } } }\n",
+    );
+    write("wm/mappings/a.json", r#"{"request": {"url": "/a"}, "response": {"status": 200, "body": "a"}}"#);
+    write("s.har", r#"{"log": {"version": "1.2", "creator": {"name": "x", "version": "1"}, "entries": []}}"#);
+    for (args, want) in [
+        (["import", "openapi", "openapi.yaml"], "openapi.yaml: 1 route"),
+        (["import", "wiremock", "wm"], "wm: 1 route"),
+        (["import", "har", "s.har"], "s.har: 0 routes"),
+    ] {
+        let out = run(&args, dir.path());
+        assert!(out.status.success() && stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+}
+
 /// `include = ["routes.d/"]` (a folder written with its slash, as shells complete it) suggested `"routes.d//*.toml"`.
 #[test]
 fn an_included_folder_written_with_its_slash_gets_a_pattern_without_a_double_slash() {
