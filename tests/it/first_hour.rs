@@ -409,10 +409,11 @@ fn a_byte_order_mark_does_not_shift_the_place_of_an_error_on_the_first_line() {
     assert!(run(&["check"], dir.path()).status.success());
 }
 
-/// The same mark at the start of a document to import: a YAML OpenAPI document said "more than one document", a
-/// WireMock mapping and a HAR file "expected value at line 1 column 1", for files that look fine in any editor.
+/// The same mark at the start of a document to import or of a resource's data file: a YAML OpenAPI document said
+/// "more than one document", a WireMock mapping, a HAR file and a data file "expected value at line 1 column 1", for
+/// files that look fine in any editor.
 #[test]
-fn documents_with_a_byte_order_mark_import() {
+fn documents_and_data_files_with_a_byte_order_mark_load() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| {
         let path = dir.path().join(name);
@@ -426,6 +427,11 @@ fn documents_with_a_byte_order_mark_import() {
     );
     write("wm/mappings/a.json", r#"{"request": {"url": "/a"}, "response": {"status": 200, "body": "a"}}"#);
     write("s.har", r#"{"log": {"version": "1.2", "creator": {"name": "x", "version": "1"}, "entries": []}}"#);
+    // A resource's data file too, read when the routes load.
+    write("users.json", r#"[{"id": 1, "name": "Ada"}]"#);
+    std::fs::write(dir.path().join("routes.toml"), "[[resource]]\npath = \"/users\"\ndata = \"users.json\"\n").unwrap();
+    let out = run(&["check"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
     for (args, want) in [
         (["import", "openapi", "openapi.yaml"], "openapi.yaml: 1 route"),
         (["import", "wiremock", "wm"], "wm: 1 route"),
