@@ -281,6 +281,8 @@ fn import_har(
     redact_json: &[String],
 ) -> ExitCode {
     let imported = (|| {
+        // Before the body files are written beside it.
+        keep_hand_written(output)?;
         let redaction = hotroute::import::record::Redaction::with(redact, redact_json)?;
         // Body files go beside the output, or (on standard output) in the current folder, named after the HAR file.
         let (folder, stem) = match output {
@@ -299,6 +301,26 @@ fn import_openapi(spec: &std::path::Path, output: Option<&std::path::Path>) -> E
     write_imported(spec, output, hotroute::import::openapi_file(spec).map_err(Into::into))
 }
 
+/// Refuses an `-o FILE` that holds something an importer did not write: `hotroute import ... -o routes.toml` replaced
+/// a hand-written route file without a word. A file an import or a recording wrote (its first line says so) may be
+/// written again, so that an import can be refreshed.
+fn keep_hand_written(output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(path) = output else { return Ok(()) };
+    let Ok(text) = std::fs::read(path) else { return Ok(()) };
+    let text = String::from_utf8_lossy(&text[..text.len().min(64)]);
+    let ours = ["# Imported by `hotroute import", "# Recorded by hotroute"].iter().any(|p| text.starts_with(p));
+    if text.trim().is_empty() || ours {
+        return Ok(());
+    }
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    anyhow::bail!(
+        "`{}` exists and was not written by `hotroute import`: it is left as it is\n  help: write to another file, \
+         e.g. `-o imported.toml`, and add it to your route file with `include = [\"imported.toml\"]`; or remove \
+         `{name}` first",
+        path.display()
+    )
+}
+
 /// Writes an importer's route file to `output` (standard output without one) and its warnings to stderr.
 fn write_imported(
     spec: &std::path::Path,
@@ -312,6 +334,10 @@ fn write_imported(
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = keep_hand_written(output) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     for note in &imported.notes {
         eprintln!("warning: {note}");
     }

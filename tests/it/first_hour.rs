@@ -442,6 +442,29 @@ fn documents_and_data_files_with_a_byte_order_mark_load() {
     }
 }
 
+/// `hotroute import openapi spec.yaml -o routes.toml` replaced a hand-written routes.toml without a word. It is now
+/// left as it is, with the way out; a file an import wrote may be written again (a refreshed import).
+#[test]
+fn an_import_does_not_overwrite_a_hand_written_route_file() {
+    let dir = routes_dir(HELLO);
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        "openapi: 3.0.0\ninfo: { title: t, version: '1' }\npaths:\n  /p:\n    get:\n      responses:\n        \
+         '200': { description: ok }\n",
+    )
+    .unwrap();
+    let out = run(&["import", "openapi", "spec.yaml", "-o", "routes.toml"], dir.path());
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("error: `routes.toml` exists and was not written by `hotroute import`"), "{text}");
+    assert!(text.contains("help: write to another file, e.g. `-o imported.toml`"), "{text}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("routes.toml")).unwrap(), HELLO);
+    for _ in 0..2 {
+        let out = run(&["import", "openapi", "spec.yaml", "-o", "imported.toml"], dir.path());
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
 /// `include = ["routes.d/"]` (a folder written with its slash, as shells complete it) suggested `"routes.d//*.toml"`.
 #[test]
 fn an_included_folder_written_with_its_slash_gets_a_pattern_without_a_double_slash() {
