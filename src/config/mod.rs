@@ -821,12 +821,28 @@ fn common_mistake(raw: &str, text: &str, span: Range<usize>) -> Option<(String, 
             Some(open) => open.rfind(['"', '\'']).map_or(open, |i| &open[i + 1..]),
             None => before.rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',').next()?,
         };
+        // A duration or a rate is a string with a unit: the quoted number alone would be refused next.
+        let unit = match key {
+            "delay" | "grace" | "timeout" => Some(("a duration", "ms\"` or `\"{literal}s")),
+            k if k.ends_with("_timeout") => Some(("a duration", "ms\"` or `\"{literal}s")),
+            "throttle" => Some(("a rate", "KiB/s")),
+            _ => None,
+        };
         let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         let key = if bare { key.to_owned() } else { toml::Value::String(key.to_owned()).to_string() };
-        return Some((
-            format!("`{key} = {literal}` is {kind}, but `{key}` takes text"),
-            format!("add quotes: `{key} = \"{literal}\"`"),
-        ));
+        return Some(match unit {
+            Some((what, unit)) => (
+                format!("`{key} = {literal}` is {kind}, but `{key}` is {what}: text with its unit"),
+                format!(
+                    "write it in quotes with its unit, e.g. `{key} = \"{literal}{}\"`",
+                    unit.replace("{literal}", literal)
+                ),
+            ),
+            None => (
+                format!("`{key} = {literal}` is {kind}, but `{key}` takes text"),
+                format!("add quotes: `{key} = \"{literal}\"`"),
+            ),
+        });
     }
     None
 }

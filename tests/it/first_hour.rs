@@ -308,6 +308,10 @@ fn a_number_or_boolean_where_text_goes_says_add_quotes() {
         text.contains("`\"x retry\" = true` is a boolean") && text.contains("add quotes: `\"x retry\" = \"true\"`"),
         "{text}"
     );
+    // A duration or a rate gets its unit in the example, since the quoted number alone would be refused next.
+    let text = load_error("[[route]]\npath = \"/a\"\ndelay = 300\n");
+    assert!(text.contains("`delay = 300` is a number, but `delay` is a duration: text with its unit"), "{text}");
+    assert!(text.contains("help: write it in quotes with its unit, e.g. `delay = \"300ms\"` or `\"300s\"`"), "{text}");
     let text = load_error("[[route]]\npath = \"/a\"\nbody = 4.5\n");
     assert!(text.contains("`body = 4.5` is a number, but `body` takes text"), "{text}");
 }
