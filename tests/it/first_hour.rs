@@ -446,6 +446,42 @@ fn documents_and_data_files_with_a_byte_order_mark_load() {
     }
 }
 
+/// A WireMock stub with a `Transfer-Encoding` header or a `204` with a body, and a Mockoon environment with a
+/// `Transfer-Encoding` header: imported as routes whose answers never reached a client whole (an empty reply, a
+/// reset HTTP/2 stream). The header and the body are left out, so the routes load and answer.
+#[test]
+fn imported_stubs_leave_out_what_would_break_their_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mappings")).unwrap();
+    std::fs::write(
+        dir.path().join("mappings/a.json"),
+        r#"{"mappings": [
+            {"request": {"method": "GET", "url": "/a"}, "response": {"status": 200, "body": "a", "headers": {"Transfer-Encoding": "chunked"}}},
+            {"request": {"method": "DELETE", "url": "/b"}, "response": {"status": 204, "body": "gone"}}]}"#,
+    )
+    .unwrap();
+    let out = run(&["import", "wiremock", ".", "-o", "wm.toml"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a `204` answer has no body; the stub's body is left out"), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("wm.toml")).unwrap();
+    assert!(!text.contains("transfer-encoding") && !text.contains("gone") && !text.contains("# [[route]]"), "{text}");
+    std::fs::write(
+        dir.path().join("env.json"),
+        r#"{"uuid": "u", "name": "Env", "port": 3001, "endpointPrefix": "",
+            "headers": [{"key": "Transfer-Encoding", "value": "chunked"}, {"key": "X-Env", "value": "1"}],
+            "routes": [{"uuid": "r", "type": "http", "method": "get", "endpoint": "a", "responses": [
+                {"uuid": "x", "body": "a", "statusCode": 200, "headers": [], "bodyType": "INLINE", "rules": [],
+                 "rulesOperator": "OR", "default": true}]}]}"#,
+    )
+    .unwrap();
+    let out = run(&["import", "mockoon", "env.json", "-o", "mk.toml"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in ["wm.toml", "mk.toml"] {
+        let out = run(&["check", file], dir.path());
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+    }
+}
+
 /// `hotroute import openapi spec.yaml -o routes.toml` replaced a hand-written routes.toml without a word. It is now
 /// left as it is, with the way out; a file an import wrote may be written again (a refreshed import).
 #[test]
