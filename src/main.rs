@@ -48,7 +48,7 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     coverage: Option<PathBuf>,
     /// Log level for stderr: error, warn, info, debug, trace or off, or a filter like `hotroute=debug`; RUST_LOG
-    /// takes precedence.
+    /// takes precedence where it names a level for hotroute.
     #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_log_level)]
     log_level: String,
     /// Write one access-log line per request to stderr (also `[server] log_requests = true`).
@@ -281,6 +281,8 @@ fn import_har(
     redact_json: &[String],
 ) -> ExitCode {
     let imported = (|| {
+        // Before the body files are written beside it.
+        keep_hand_written(output)?;
         let redaction = hotroute::import::record::Redaction::with(redact, redact_json)?;
         // Body files go beside the output, or (on standard output) in the current folder, named after the HAR file.
         let (folder, stem) = match output {
@@ -299,6 +301,26 @@ fn import_openapi(spec: &std::path::Path, output: Option<&std::path::Path>) -> E
     write_imported(spec, output, hotroute::import::openapi_file(spec).map_err(Into::into))
 }
 
+/// Refuses an `-o FILE` that holds something an importer did not write: `hotroute import ... -o routes.toml` replaced
+/// a hand-written route file without a word. A file an import or a recording wrote (its first line says so) may be
+/// written again, so that an import can be refreshed.
+fn keep_hand_written(output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(path) = output else { return Ok(()) };
+    let Ok(text) = std::fs::read(path) else { return Ok(()) };
+    let text = String::from_utf8_lossy(&text[..text.len().min(64)]);
+    let ours = ["# Imported by `hotroute import", "# Recorded by hotroute"].iter().any(|p| text.starts_with(p));
+    if text.trim().is_empty() || ours {
+        return Ok(());
+    }
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    anyhow::bail!(
+        "`{}` exists and was not written by `hotroute import`: it is left as it is\n  help: write to another file, \
+         e.g. `-o imported.toml`, and add it to your route file with `include = [\"imported.toml\"]`; or remove \
+         `{name}` first",
+        path.display()
+    )
+}
+
 /// Writes an importer's route file to `output` (standard output without one) and its warnings to stderr.
 fn write_imported(
     spec: &std::path::Path,
@@ -312,6 +334,10 @@ fn write_imported(
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = keep_hand_written(output) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     for note in &imported.notes {
         eprintln!("warning: {note}");
     }
@@ -639,8 +665,7 @@ fn shutdown_signal(grace: std::time::Duration) -> anyhow::Result<impl std::futur
 }
 
 fn init_logging(level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (filter, warning) = log_filter(std::env::var("RUST_LOG").ok().as_deref(), level);
     // Through the same bounded queue as the access log: a stderr nobody reads must not block a worker.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -649,6 +674,37 @@ fn init_logging(level: &str) {
         .with_ansi(colour_stderr())
         .with_timer(MillisUtc)
         .init();
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// The log filter: `RUST_LOG` wins where it says something about hotroute; `--log-level` (already checked) covers
+/// the rest. A `RUST_LOG` exported for another program (`myapp=debug`) silenced every line of hotroute, its errors
+/// too, and one that does not parse silenced everything; the latter is said.
+fn log_filter(env: Option<&str>, level: &str) -> (tracing_subscriber::EnvFilter, Option<String>) {
+    use tracing_subscriber::EnvFilter;
+    let Some(env) = env.filter(|e| !e.trim().is_empty()) else { return (EnvFilter::new(level), None) };
+    let filter = match EnvFilter::builder().parse(env) {
+        Ok(filter) => filter,
+        Err(e) => {
+            let warning = format!("RUST_LOG `{env}` is not a log filter ({e}); logging at --log-level {level} instead");
+            return (EnvFilter::new(level), Some(warning));
+        }
+    };
+    // A directive applies to hotroute when it is a bare level, or its target is a prefix of hotroute's targets
+    // (EnvFilter matches targets by prefix), or it has no target (`[span]=debug`).
+    let applies = |directive: &str| {
+        let directive = directive.trim();
+        let target = directive.split(['[', '=']).next().unwrap_or_default().trim();
+        let bare_level = !directive.contains('=') && LOG_LEVELS.contains(&target.to_ascii_lowercase().as_str());
+        bare_level || target.is_empty() || "hotroute".starts_with(target) || target.starts_with("hotroute::")
+    };
+    if env.split(',').filter(|d| !d.trim().is_empty()).any(applies) {
+        return (filter, None);
+    }
+    let filter = level.split(',').filter_map(|d| d.trim().parse().ok()).fold(filter, EnvFilter::add_directive);
+    (filter, None)
 }
 
 /// Colour codes only where a person reads them: stderr is a terminal, `NO_COLOR` is unset or empty

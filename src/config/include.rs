@@ -58,7 +58,10 @@ pub(super) fn add_included(
                 out.errors.push(if literal.is_dir() {
                     error(
                         format!("include `{rel}` is a folder"),
-                        &format!("include the route files in it with a pattern, e.g. \"{rel}/*.toml\""),
+                        &format!(
+                            "include the route files in it with a pattern, e.g. \"{}/*.toml\"",
+                            rel.trim_end_matches('/')
+                        ),
                     )
                 } else {
                     error(

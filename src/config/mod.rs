@@ -663,11 +663,19 @@ fn read_route_file(path: &Path, inputs: &mut Inputs) -> Result<String, LoadError
         };
         LoadError::file(path, format!("cannot read route file `{}`: {e}", path.display()), help)
     })?;
-    String::from_utf8(bytes).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(e.as_bytes());
         let message = format!("route file `{}` is not UTF-8 text", path.display());
         LoadError::at(path, &text, at..at + 1, message, Some("save the file as UTF-8"))
+    });
+    // The byte-order mark some editors write (Windows Notepad) is no text: left in, it would count as a column of
+    // line 1 and shift the caret under an error there by one.
+    text.map(|mut text| {
+        if text.starts_with('\u{feff}') {
+            text.drain(..'\u{feff}'.len_utf8());
+        }
+        text
     })
 }
 
@@ -796,6 +804,46 @@ fn common_mistake(raw: &str, text: &str, span: Range<usize>) -> Option<(String, 
             ));
         }
     }
+    // The reverse: `query = { page = 2 }`, `headers = { x-retry = 3 }`, `body = true`: a number or boolean where text
+    // goes, which serde words as "invalid type: integer `2`, expected a string".
+    if let Some(rest) = raw.strip_prefix("invalid type: ")
+        && let Some((kind, rest)) = rest.split_once(" `")
+        && let Some((literal, "expected a string")) = rest.split_once("`, ")
+        && let Some(kind) = match kind {
+            "integer" | "floating point" => Some("a number"),
+            "boolean" => Some("a boolean"),
+            _ => None,
+        }
+    {
+        let before = text.get(..span.start)?.trim_end().strip_suffix('=')?.trim_end();
+        let key = match before.strip_suffix(['"', '\'']) {
+            // A quoted key may hold spaces: `"x retry" = 3`.
+            Some(open) => open.rfind(['"', '\'']).map_or(open, |i| &open[i + 1..]),
+            None => before.rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',').next()?,
+        };
+        // A duration or a rate is a string with a unit: the quoted number alone would be refused next.
+        let unit = match key {
+            "delay" | "grace" | "timeout" => Some(("a duration", "ms\"` or `\"{literal}s")),
+            k if k.ends_with("_timeout") => Some(("a duration", "ms\"` or `\"{literal}s")),
+            "throttle" => Some(("a rate", "KiB/s")),
+            _ => None,
+        };
+        let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let key = if bare { key.to_owned() } else { toml::Value::String(key.to_owned()).to_string() };
+        return Some(match unit {
+            Some((what, unit)) => (
+                format!("`{key} = {literal}` is {kind}, but `{key}` is {what}: text with its unit"),
+                format!(
+                    "write it in quotes with its unit, e.g. `{key} = \"{literal}{}\"`",
+                    unit.replace("{literal}", literal)
+                ),
+            ),
+            None => (
+                format!("`{key} = {literal}` is {kind}, but `{key}` takes text"),
+                format!("add quotes: `{key} = \"{literal}\"`"),
+            ),
+        });
+    }
     None
 }
 
@@ -824,6 +872,89 @@ fn foreign_param(path: &str) -> Option<(&str, String)> {
             seg.strip_prefix('*').filter(|n| ident(n)).map(|name| (seg, format!("{{*{name}}}")))
         }
     })
+}
+
+/// Why no client could ever send a request for `path`, and what to write instead: a query or fragment written in
+/// the path (the router sees the path alone, and clients never send a fragment), or a `.`/`..` segment (clients
+/// remove those before sending, RFC 3986 section 5.2.4). Such a route would load and never answer.
+fn unreachable_path(path: &str) -> Option<(String, String)> {
+    if let Some(at) = path.find(['?', '#']) {
+        let (before, after) = path.split_at(at);
+        if after.starts_with('#') {
+            return Some((
+                format!("route path `{path}` has a fragment `{after}`, which clients never send to the server"),
+                format!("remove it: \"{before}\""),
+            ));
+        }
+        let query = after[1..].split('#').next().unwrap_or_default();
+        let pairs: Option<Vec<String>> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').map(|(k, v)| format!("{} = {}", toml_key(k), toml_quoted(v))))
+            .collect();
+        let help = match pairs {
+            Some(pairs) if !pairs.is_empty() => {
+                format!(
+                    "write `path = \"{before}\"` and match the query with `match = {{ query = {{ {} }} }}`",
+                    pairs.join(", ")
+                )
+            }
+            _ => format!(
+                "write `path = \"{before}\"`, and `match = {{ query = {{ NAME = \"VALUE\" }} }}` to match the query"
+            ),
+        };
+        return Some((
+            format!("route path `{path}` holds a query (`{after}`): a route's path never includes the query"),
+            help,
+        ));
+    }
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        // What a client sends for it: each `.` dropped, each `..` with the segment before it.
+        let mut kept: Vec<&str> = Vec::new();
+        let segments: Vec<&str> = path[1..].split('/').collect();
+        for (i, seg) in segments.iter().enumerate() {
+            match *seg {
+                "." | ".." if i + 1 == segments.len() => {
+                    if *seg == ".." {
+                        kept.pop();
+                    }
+                    kept.push("");
+                }
+                "." => {}
+                ".." => {
+                    kept.pop();
+                }
+                seg => kept.push(seg),
+            }
+        }
+        return Some((
+            format!("route path `{path}` has a `.` or `..` segment, which clients remove before they send a request"),
+            format!("write the path as clients send it: \"/{}\"", kept.join("/")),
+        ));
+    }
+    None
+}
+
+/// Why a route written with `path` as it is would not load (a query, a fragment, a `.`/`..` segment, another router's
+/// parameter syntax), for code that writes route files from requests (`hotroute record`) and must not write one.
+pub(crate) fn refused_path(path: &str) -> Option<String> {
+    unreachable_path(path).map(|(message, _)| message).or_else(|| {
+        foreign_param(path).map(|(seg, _)| {
+            format!("route path `{path}` writes a parameter as `{seg}`, which hotroute reads as literal text")
+        })
+    })
+}
+
+/// `key` as a TOML key: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare { key.to_owned() } else { toml_quoted(key) }
+}
+
+/// A query component decoded as `match = { query = ... }` compares it (`+` is a space), as a TOML string.
+fn toml_quoted(component: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(&component.replace('+', " ")).decode_utf8_lossy().into_owned();
+    toml::Value::String(decoded).to_string()
 }
 
 /// Collects every problem in one pass, so that a user sees them all at once.
@@ -977,6 +1108,15 @@ impl Checker<'_> {
                 );
                 continue;
             };
+            if n == http::header::TRANSFER_ENCODING {
+                // hyper frames the body itself: with this header, HTTP/1.1 clients got no answer at all.
+                self.error(
+                    name.span(),
+                    "a `transfer-encoding` header on an answer breaks it: HTTP/1.1 clients get no answer at all",
+                    "remove it: hotroute frames the body itself (`content-length`, or chunks for a `stream`)",
+                );
+                continue;
+            }
             let Ok(v) = HeaderValue::from_str(value.get_ref()) else {
                 self.error(
                     value.span(),
@@ -988,6 +1128,28 @@ impl Checker<'_> {
             map.insert(n, v);
         }
         map
+    }
+
+    /// A 1xx status is interim (RFC 9110 section 15.2): it cannot end an answer, and hyper answered 500 instead.
+    fn interim_status(&mut self, span: Range<usize>, code: StatusCode) {
+        self.error(
+            span,
+            format!("`{}` is an interim status (1xx), which cannot be the answer to a request", code.as_u16()),
+            "use a final status from 200 to 999, e.g. 200 or 204",
+        );
+    }
+
+    /// A 204 or 304 answer has no body (RFC 9110 sections 6.4.1 and 15.4.5): with one, HTTP/1.1 clients were sent
+    /// its `content-length` and no bytes, and HTTP/2 clients had the stream reset. `span` is the body key's.
+    fn bodiless(&mut self, status: StatusCode, body: &BodyConfig, span: Option<Range<usize>>) {
+        let empty = matches!(body, BodyConfig::Fixed(b) if b.is_empty());
+        if let (false, Some(span), StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) = (empty, span, status) {
+            self.error(
+                span,
+                format!("a `{}` answer has no body, so this one would never reach a client", status.as_u16()),
+                "remove the body, or use a status that has one, e.g. 200",
+            );
+        }
     }
 
     fn route(&mut self, spanned: &Spanned<RouteSpec>, server_headers: &HeaderMap) -> Option<RouteConfig> {
@@ -1004,6 +1166,8 @@ impl Checker<'_> {
                 format!("route path `{path}` does not start with `/`"),
                 "write it from the root, e.g. \"/hello\" or \"/users/{id}\"",
             );
+        } else if let Some((message, help)) = unreachable_path(path) {
+            self.error(spec.path.span(), message, &help);
         } else if let Some((seg, right)) = foreign_param(path) {
             // Refused rather than taken as aliases: `:` and `*` are legal in a literal path, and a pattern that
             // means one thing here and another in the user's last framework should be said, not guessed.
@@ -1025,16 +1189,21 @@ impl Checker<'_> {
         let status = match &spec.status {
             None => StatusCode::OK,
             Some(s) => match s.get_ref() {
-                StatusSpec::Code(code) => {
-                    u16::try_from(*code).ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or_else(|| {
+                StatusSpec::Code(code) => match u16::try_from(*code).ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+                    Some(code) if code.is_informational() => {
+                        self.interim_status(s.span(), code);
+                        StatusCode::OK
+                    }
+                    Some(code) => code,
+                    None => {
                         self.error(
                             s.span(),
                             format!("`{code}` is not an HTTP status code"),
-                            "use a number from 100 to 999, e.g. 200, 404 or 503",
+                            "use a number from 200 to 999, e.g. 200, 404 or 503",
                         );
                         StatusCode::OK
-                    })
-                }
+                    }
+                },
                 StatusSpec::Template(text) if text.trim().parse::<i64>().is_ok() => {
                     self.error(
                         s.span(),
@@ -1067,6 +1236,8 @@ impl Checker<'_> {
         }
 
         let (body, content_type) = self.body(spec.body.as_ref(), spec.json.as_ref(), spec.file.as_ref(), spec.template);
+        let body_span = spec.body.as_ref().map(Spanned::span).or_else(|| spec.json.as_ref().map(Spanned::span));
+        self.bodiless(status, &body, body_span.or_else(|| spec.file.as_ref().map(Spanned::span)));
         if let Some(ct) = content_type
             && !headers.contains_key(CONTENT_TYPE)
             && let Ok(v) = HeaderValue::from_str(&ct)

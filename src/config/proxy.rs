@@ -99,6 +99,11 @@ pub struct ProxyConfig {
 
 type Report<'a> = dyn FnMut(Range<usize>, String, &str) + 'a;
 
+/// The port written in `authority` (`host:port`, `[v6]:port`), or none (`host:` is the default port, RFC 3986).
+fn port_text(authority: &str) -> Option<&str> {
+    authority.rsplit_once(':').map(|(_, port)| port).filter(|port| !port.is_empty() && !port.ends_with(']'))
+}
+
 /// Checks `proxy`; `route_path` is the route's path (none for `[server] proxy`), whose captures `path` may use.
 pub(crate) fn from_spec(
     spec: &Spanned<ProxySpec>,
@@ -158,6 +163,16 @@ pub(crate) fn from_spec(
             Some(a) if a.as_str().contains('@') => fail(
                 format!("proxy: `{}` holds user information", table.url),
                 "give the URL without `user@`; send credentials as headers",
+            ),
+            // `http::Uri` takes any digits as the port (`:99999`), which then fails at each request as "connection
+            // refused" to another port.
+            Some(a) if port_text(a.as_str()).is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) => fail(
+                format!(
+                    "proxy: `{}` has the port `{}`, which is no TCP port",
+                    table.url,
+                    port_text(a.as_str()).unwrap_or_default()
+                ),
+                "use a port from 1 to 65535, e.g. \"http://127.0.0.1:8080\"",
             ),
             Some(a) => authority = Some(a.clone()),
             None => fail(format!("proxy: `{}` has no host", table.url), url_help),

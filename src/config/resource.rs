@@ -298,6 +298,8 @@ fn span_of<T>(spanned: &Spanned<T>) -> std::ops::Range<usize> {
 
 /// Parses a data file as JSON; a syntax error points at its line and column in that file.
 pub(crate) fn parse_json(file: &Path, bytes: &[u8]) -> Result<Value, LoadError> {
+    // A byte-order mark (Windows editors write one) is no JSON: "expected value at line 1 column 1" otherwise.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     serde_json::from_slice(bytes).map_err(|e| {
         let text = String::from_utf8_lossy(bytes);
         let at = offset_of(&text, e.line(), e.column());

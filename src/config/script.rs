@@ -117,7 +117,7 @@ pub struct GraphqlSpec {
 pub struct SequenceItemSpec {
     /// Response status code.
     #[serde(default)]
-    #[schemars(with = "Option<u16>", range(min = 100, max = 999))]
+    #[schemars(with = "Option<u16>", range(min = 200, max = 999))]
     pub status: Option<Spanned<u16>>,
     /// Response headers, added to the route's.
     #[serde(default)]
@@ -151,7 +151,7 @@ pub struct SequenceItemSpec {
 pub struct NotFoundSpec {
     /// Response status code (default 404).
     #[serde(default)]
-    #[schemars(with = "Option<u16>", range(min = 100, max = 999))]
+    #[schemars(with = "Option<u16>", range(min = 200, max = 999))]
     pub status: Option<Spanned<u16>>,
     /// Response headers.
     #[serde(default)]
@@ -538,14 +538,21 @@ impl Checker<'_> {
     fn status(&mut self, spec: Option<&Spanned<u16>>, default: StatusCode) -> StatusCode {
         match spec {
             None => default,
-            Some(s) => StatusCode::from_u16(*s.get_ref()).unwrap_or_else(|_| {
-                self.error(
-                    s.span(),
-                    format!("`{}` is not an HTTP status code", s.get_ref()),
-                    "use a number from 100 to 999, e.g. 200, 404 or 503",
-                );
-                default
-            }),
+            Some(s) => match StatusCode::from_u16(*s.get_ref()) {
+                Ok(code) if code.is_informational() => {
+                    self.interim_status(s.span(), code);
+                    default
+                }
+                Ok(code) => code,
+                Err(_) => {
+                    self.error(
+                        s.span(),
+                        format!("`{}` is not an HTTP status code", s.get_ref()),
+                        "use a number from 200 to 999, e.g. 200, 404 or 503",
+                    );
+                    default
+                }
+            },
         }
     }
 
@@ -878,6 +885,8 @@ impl Checker<'_> {
             header_templates.extend(own_templates);
         }
         let (body, content_type) = self.body(parts.body, parts.json, parts.file, template);
+        let body_span = parts.body.map(Spanned::span).or_else(|| parts.json.map(Spanned::span));
+        self.bodiless(parts.status, &body, body_span.or_else(|| parts.file.map(Spanned::span)));
         if let Some(ct) = content_type
             && !parts.headers.keys().any(|k| k.get_ref().eq_ignore_ascii_case("content-type"))
             && let Ok(v) = HeaderValue::from_str(&ct)

@@ -71,7 +71,9 @@ pub fn har_file(har: &Path, out_dir: &Path, stem: &str, redaction: Redaction) ->
     let name = har.display().to_string();
     let bytes = super::record::read_bounded(har, MAX_DOCUMENT)
         .map_err(|reason| ImportError::Open { file: name.clone(), reason })?;
-    let doc: Har = serde_json::from_slice(&bytes).map_err(|e| ImportError::NotOpenApi {
+    // A byte-order mark is no JSON: "expected value at line 1 column 1" otherwise.
+    let json = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let doc: Har = serde_json::from_slice(json).map_err(|e| ImportError::NotOpenApi {
         name: name.clone(),
         reason: format!(
             "not a HAR file: {e}\nhelp: a HAR file is JSON with `log.entries`, as the browser's network panel saves it \

@@ -82,7 +82,8 @@ fn header_list(v: Option<&Value>) -> Vec<(String, String)> {
         .into_iter()
         .flatten()
         .filter_map(|h| Some((h.get("key")?.as_str()?.to_owned(), h.get("value")?.as_str()?.to_owned())))
-        .filter(|(k, _)| !k.is_empty())
+        // hotroute frames the body itself; a `transfer-encoding` header on an answer is a load error.
+        .filter(|(k, _)| !k.is_empty() && !k.eq_ignore_ascii_case("transfer-encoding"))
         .collect()
 }
 

@@ -37,6 +37,8 @@ fn parse(text: &str, name: &str) -> Result<Value, ImportError> {
     if text.len() > MAX_DOCUMENT {
         return Err(ImportError::TooLarge { name: name.into(), size: text.len(), limit: MAX_DOCUMENT });
     }
+    // A byte-order mark (Windows editors write one) made a YAML document "more than one document".
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
         return serde_json::from_str(text)

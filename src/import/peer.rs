@@ -354,6 +354,8 @@ pub(super) fn parse_json(text: &str, name: &str, what: &str) -> Result<Value, Im
     if text.len() > super::MAX_DOCUMENT {
         return Err(ImportError::TooLarge { name: name.into(), size: text.len(), limit: super::MAX_DOCUMENT });
     }
+    // A byte-order mark (Windows editors write one) is no JSON: "expected value at line 1 column 1" otherwise.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     serde_json::from_str(text).map_err(|e| ImportError::Malformed {
         name: format!("{name}:{}:{}", e.line(), e.column()),
         reason: format!("not valid JSON: {e}\nhelp: {what} is a JSON file; fix its syntax at this place"),

@@ -176,7 +176,8 @@ impl Recorder {
     }
 
     /// Adds `exchange` unless an identical request was recorded; writes the file when it adds. Returns whether it
-    /// did. A `HEAD` request, a `1xx` answer and a path under `/__admin/` are not recorded.
+    /// did. A `HEAD` request, a `1xx` answer, a path under `/__admin/` and a path no route could hold as written
+    /// (`/a/../b`, `/:id`) are not recorded.
     pub fn add(&mut self, ex: &Exchange) -> Result<bool, RecordError> {
         let added = self.push(ex)?;
         if added {
@@ -196,6 +197,12 @@ impl Recorder {
             || ex.path.starts_with("/__admin/")
             || self.seen.contains(&key)
         {
+            return Ok(false);
+        }
+        // A path that a route cannot hold as sent (`/a/../b`, `/:id` from a raw client) would make the whole file fail
+        // to load: that one exchange is left out, and said.
+        if let Some(why) = crate::config::refused_path(&ex.path) {
+            tracing::warn!("not recorded: {} {}: {why}", ex.method, ex.path);
             return Ok(false);
         }
         let n = self.entries.len() + 1;
@@ -320,7 +327,8 @@ impl Recorder {
     /// The answer's body as `json`, `body` or `file`.
     fn body(&self, ex: &Exchange, n: usize, t: &mut String) -> Result<(), RecordError> {
         let bytes = &ex.body;
-        if bytes.is_empty() {
+        // A 204 or 304 has no body (a HAR file may hold a cached one for a 304): a route with one does not load.
+        if bytes.is_empty() || matches!(ex.status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
             return Ok(());
         }
         if let Ok(mut value) = serde_json::from_slice::<Value>(bytes) {

@@ -549,6 +549,10 @@ fn response(
                 }
                 other => other.to_string(),
             };
+            // hotroute frames the body itself; a `transfer-encoding` header on an answer is a load error.
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                continue;
+            }
             headers.insert(name.to_ascii_lowercase(), tx_as(&value, false).into());
         }
     }
@@ -615,6 +619,10 @@ fn response(
                 Err(why) => notes.route(r, &body_at("bodyFileName"), format!("{why}; answers with no body")),
             },
         }
+    }
+    // A 204 or 304 has no body (WireMock's Jetty sends none either), and a route with one does not load.
+    if matches!(status, 204 | 304) && ["body", "json"].into_iter().filter_map(|k| r.table.remove(k)).count() > 0 {
+        notes.route(r, at, format!("a `{status}` answer has no body; the stub's body is left out"));
     }
     if !headers.is_empty() {
         r.table.insert("headers".into(), headers.into());

@@ -480,7 +480,8 @@ impl Router {
             });
         }
         // A catch-all needs at least one character, so `/docs/{*rest}` alone would answer 404 for `/docs/`: a `dir`
-        // route also takes its bare prefix (the folder's `index.html`), unless a route of the file has that path.
+        // route also takes its bare prefix (the folder's `index.html`) and the prefix without its slash (a redirect),
+        // unless a route of the file has that path.
         for &ci in &config_index {
             let rc = &config.routes[ci];
             let Some(prefix) = rc
@@ -495,6 +496,29 @@ impl Router {
             if let (false, Some(&entry)) = (by_path.contains_key(prefix), by_path.get(rc.path.as_str())) {
                 // A clash with another pattern (e.g. `/docs/{page}`) leaves that one in charge: not an error.
                 let _ = tree.insert(prefix.to_owned(), entry);
+            }
+            // The folder named without its slash (`/docs`, as a user types it) redirects to `/docs/`, like any folder
+            // below it: without this it was a 404.
+            let bare = prefix.trim_end_matches('/');
+            if let (false, false, Some(&entry)) =
+                (bare.is_empty(), by_path.contains_key(bare), by_path.get(rc.path.as_str()))
+            {
+                let _ = tree.insert(bare.to_owned(), entry);
+            }
+        }
+        // Clients percent-encode a path's non-ASCII characters, spaces and braces before sending it (browsers,
+        // reqwest and Python in upper-case hex, curl in lower case): a route written `/café` also answers
+        // `/caf%C3%A9` and `/caf%c3%a9`. The route keeps its path as written (listings, the 404) and still answers a
+        // client that sends the raw bytes.
+        for &ci in &config_index {
+            let rc = &config.routes[ci];
+            let (Some(upper), Some(&entry)) = (as_sent(&rc.path), by_path.get(rc.path.as_str())) else { continue };
+            let lower = lower_hex(&upper);
+            for encoded in [upper, lower] {
+                if !by_path.contains_key(encoded.as_str()) {
+                    // A clash with another pattern (a route written in the encoded form) leaves that one in charge.
+                    let _ = tree.insert(encoded, entry);
+                }
             }
         }
         let not_found = match &config.server.not_found {
@@ -958,8 +982,10 @@ impl Router {
         let req = data.view;
         let reply = script.pick(count);
         if let (Some((dir, param)), None) = (&script.dir, reply.fault) {
-            let rest = param.as_deref().and_then(|p| params.get(p)).unwrap_or("");
-            let dir = Some(Box::new(DirRequest::new(Arc::clone(dir), rest, req)));
+            let rest = param.as_deref().and_then(|p| params.get(p));
+            // No capture for a catch-all route, and no slash: the folder's bare name, an alias made at load.
+            let bare = param.is_some() && rest.is_none() && !req.uri.path().ends_with('/');
+            let dir = Some(Box::new(DirRequest::new(Arc::clone(dir), rest.unwrap_or(""), req).bare(bare)));
             let pending = Pending { delay: reply.delay, dir, shape: script.shape };
             return (reply.head(), Some(pending), None);
         }
@@ -1249,6 +1275,58 @@ fn build_responder(rc: &RouteConfig, templates: &mut Templates, config: &Config)
         proxy,
         shape,
     })))
+}
+
+/// `path` as clients send it, or none when they send it as written: the characters of a URL path that the WHATWG URL
+/// standard percent-encodes (controls, space, `"`, `<`, `>`, `` ` ``, `{`, `}` and every non-ASCII character), in
+/// upper-case hex, outside `{param}` captures; `{{` and `}}` are literal braces.
+fn as_sent(path: &str) -> Option<String> {
+    const SENT_ENCODED: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`').add(b'{').add(b'}');
+    let needs = |c: char| !c.is_ascii() || c.is_ascii_control() || matches!(c, ' ' | '"' | '<' | '>' | '`');
+    if !path.chars().any(needs) && !path.contains("{{") && !path.contains("}}") {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len() * 3);
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("{{") {
+            out.push_str("%7B");
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("}}") {
+            out.push_str("%7D");
+            rest = after;
+        } else if rest.starts_with('{') {
+            // A capture, copied as is: its name is not part of what the client sends.
+            let end = rest.find('}').map_or(rest.len(), |i| i + 1);
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+        } else {
+            // Up to the next brace (a lone `}` is refused by the router before this, so `end` is past the start).
+            let end = rest.find(['{', '}']).filter(|&i| i > 0).unwrap_or(rest.len());
+            out.extend(percent_encoding::utf8_percent_encode(&rest[..end], SENT_ENCODED));
+            rest = &rest[end..];
+        }
+    }
+    (out != path).then_some(out)
+}
+
+/// `encoded` with the hex digits of each `%XX` in lower case.
+fn lower_hex(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut digits = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            digits = 2;
+            out.push(c);
+        } else if digits > 0 {
+            digits -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The key of a resource's route: what coverage and sequences key on for ordinary routes.

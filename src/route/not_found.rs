@@ -165,6 +165,10 @@ fn one_off(request: &[&str], pattern: &[Seg]) -> Option<(u8, String)> {
                     (true, true) if matches!(&pattern[skip], Seg::Literal(s) if s.is_empty()) => {
                         "the route ends with `/`, the path does not".to_owned()
                     }
+                    (false, _) if request[skip].is_empty() => "the path has a double `/` (an empty segment)".to_owned(),
+                    (true, _) if matches!(&pattern[skip], Seg::Literal(s) if s.is_empty()) => {
+                        "the route has a double `/` (an empty segment), the path does not".to_owned()
+                    }
                     (false, _) => format!("the path has an extra segment `{}`", request[skip]),
                     (true, _) => format!("the path lacks the segment `{}`", pattern[skip].show()),
                 },
@@ -204,6 +208,8 @@ mod tests {
         assert_eq!(near(&["/users/"], "/users")[0].1, "the route ends with `/`, the path does not");
         assert_eq!(near(&["/api/users"], "/users")[0].1, "the path lacks the segment `api`");
         assert_eq!(near(&["/users"], "/v1/users")[0].1, "the path has an extra segment `v1`");
+        assert_eq!(near(&["/users"], "//users")[0].1, "the path has a double `/` (an empty segment)");
+        assert_eq!(near(&["/a//b"], "/a/b")[0].1, "the route has a double `/` (an empty segment), the path does not");
         assert_eq!(near(&["/files/{*rest}"], "/file/a/b")[0].1, "the path has `file` where the route has `files`");
         assert_eq!(near(&["/files/{*rest}"], "/files/")[0].1, "the route wants more after `/files/`");
         assert_eq!(near(&["/files/{*rest}"], "/files")[0].1, "the route wants more after `/files/`");

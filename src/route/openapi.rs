@@ -57,7 +57,9 @@ pub(crate) fn add_spec(
         let (message, help) = text.split_once("\nhelp: ").unwrap_or((&text, "fix the document and save it again"));
         // The importer's messages start with the document's name, which this one already gives.
         let message = message.strip_prefix(&format!("{}: ", path.display())).unwrap_or(message);
-        let message = format!("OpenAPI document `{}` ([server] openapi): {message}", path.display());
+        // Named by where the user gave it, so that they know which to fix.
+        let given = if cli.is_some() { "--openapi" } else { "[server] openapi" };
+        let message = format!("OpenAPI document `{}` ({given}): {message}", path.display());
         LoadErrors(vec![LoadError::file(&path, message, help)])
     })?;
     for note in &imported.notes {

@@ -32,7 +32,7 @@ pub(crate) struct Reply {
     status: StatusCode,
     headers: HeaderMap,
     header_templates: Vec<(HeaderName, Compiled)>,
-    /// `status` as a template, rendered per request to a code from 100 to 599.
+    /// `status` as a template, rendered per request to a final code from 200 to 599.
     status_template: Option<Compiled>,
     body: ReplyBody,
     needs: Needs,
@@ -149,10 +149,10 @@ impl Reply {
         let status = match &self.status_template {
             None => self.status,
             Some(_) => match rendered.next() {
-                Some(Ok(text)) => match text.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c)) {
+                Some(Ok(text)) => match text.trim().parse::<u16>().ok().filter(|c| (200..=599).contains(c)) {
                     Some(code) => StatusCode::from_u16(code).unwrap_or(self.status),
                     None => {
-                        let why = format!("status rendered {text:?}, which is not a status code from 100 to 599");
+                        let why = format!("status rendered {text:?}, which is not a final status code from 200 to 599");
                         return render_error(location, &why, method);
                     }
                 },
@@ -186,6 +186,13 @@ impl Reply {
                 Some(Err(e)) => return render_error(location, &e.to_string(), method),
                 None => return render_error(location, "the body was not rendered", method),
             },
+        };
+        // A status template that rendered 204 or 304 sends no body (RFC 9110): with one, HTTP/1.1 clients were sent
+        // its length and no bytes, and HTTP/2 clients had the stream reset. (A literal status with a body is a load
+        // error.)
+        let body = match status {
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED if self.status_template.is_some() => Bytes::new(),
+            _ => body,
         };
         respond::with_body(status, headers, body, method)
     }

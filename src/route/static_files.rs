@@ -68,6 +68,8 @@ pub struct DirRequest {
     if_modified_since: Option<HeaderValue>,
     range: Option<HeaderValue>,
     if_range: Option<HeaderValue>,
+    /// The request named the route's folder without its slash (`/docs` for `/docs/{*rest}`): it is redirected.
+    bare: bool,
 }
 
 impl DirRequest {
@@ -85,7 +87,15 @@ impl DirRequest {
             if_modified_since: h.get(IF_MODIFIED_SINCE).cloned(),
             range: h.get(RANGE).cloned(),
             if_range: h.get(IF_RANGE).cloned(),
+            bare: false,
         }
+    }
+
+    /// Marks a request for the route's folder named without its slash (`/docs` for `/docs/{*rest}`), which is
+    /// redirected to the folder (`/docs/`) like any folder below it.
+    pub fn bare(mut self, bare: bool) -> Self {
+        self.bare = bare;
+        self
     }
 
     /// Answers with the file, keeping the status and headers of `head` (the route's own, CORS) where they apply.
@@ -144,7 +154,9 @@ impl DirRequest {
         match tokio::fs::metadata(&target).await {
             Ok(m) if m.is_file() => Found::File(target),
             Ok(m) if m.is_dir() => {
-                if !self.rest.is_empty() && !self.rest.ends_with('/') {
+                // A folder named without its slash, the route's own (`/docs` for `/docs/{*rest}`) too: relative links
+                // in its `index.html` resolve against the folder only with the slash.
+                if self.bare || (!self.rest.is_empty() && !self.rest.ends_with('/')) {
                     return Found::Folder;
                 }
                 match self.inside(&target.join("index.html")).await {

@@ -472,7 +472,11 @@ type Maker = fn(&Vars<'_, '_>) -> Value;
 /// its bit in [`Needs`] (at most 16).
 const VARS: &[(&str, Maker)] = &[
     ("method", |v| Value::from(v.req.view.method.as_str())),
-    ("path", |v| Value::from_object(Pairs(v.params.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect()))),
+    // Decoded like `query`: `/users/Jos%C3%A9` gives `José`, as the user wrote it, not as the client escaped it.
+    ("path", |v| {
+        let decoded = |raw: &str| Value::from(percent_encoding::percent_decode_str(raw).decode_utf8_lossy().as_ref());
+        Value::from_object(Pairs(v.params.iter().map(|(k, v)| ((*k).to_owned(), decoded(v))).collect()))
+    }),
     ("url", |v| {
         let uri = v.req.view.uri;
         Value::from(uri.path_and_query().map_or_else(|| uri.path(), |pq| pq.as_str()))

@@ -669,7 +669,7 @@ fn bad_limit_values_are_load_errors_naming_the_setting() {
         ("header_read_timeout = \"soon\"", "not a duration for `header_read_timeout`"),
         ("body_timeout = \"10\"", "not a duration for `body_timeout`"),
         ("grace = \"0s\"", "`grace` cannot be zero"),
-        ("idle_timeout = 5", "invalid type"),
+        ("idle_timeout = 5", "e.g. `idle_timeout = \"5ms\"` or `\"5s\"`"),
     ];
     for (line, expected) in bad {
         let toml = format!("[server]\n{line}\n");

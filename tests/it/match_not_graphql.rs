@@ -172,7 +172,7 @@ fn bad_not_graphql_values_are_load_errors_with_line_and_column() {
         ("{ not = { not = { query = { a = \"1\" } } } }", "a `not` inside `not` is not allowed", "3:25"),
         ("{ not = { chance = 0.5 } }", "`chance` inside `not` is not allowed", "3:28"),
         ("{ not = {} }", "the `match` table has no conditions", "3:17"),
-        ("{ not = { query = { a = 1 } } }", "invalid type: integer `1`, expected a string", "3:33"),
+        ("{ not = { query = { a = 1 } } }", "`a = 1` is a number, but `a` takes text", "3:33"),
         ("{ not = { quer = { a = \"1\" } } }", "unknown field `quer`", "3:19"),
         ("{ graphql = { operation = \"Get User\" } }", "`Get User` is not a GraphQL operation name", "3:35"),
         ("{ graphql = { variables = 3 } }", "`variables` is not a table", "3:35"),

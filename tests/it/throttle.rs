@@ -173,7 +173,7 @@ fn bad_throttle_and_cut_after_are_load_errors_with_line_and_column() {
         ("throttle = \"64KiB\"", "`64KiB` is not a rate: it has no `/s`", "4:12"),
         ("throttle = \"ten/s\"", "`ten/s` is not a rate", "4:12"),
         ("throttle = \"1B/s\"", "below 16", "4:12"),
-        ("throttle = 5", "invalid type", "4:12"),
+        ("throttle = 5", "`throttle = 5` is a number, but `throttle` is a rate", "4:12"),
         ("cut_after = \"ten\"", "`ten` is not a size for `cut_after`", "4:13"),
         ("cut_after = -1", "a size cannot be negative", "4:13"),
         ("cut_after = 10\nfault = \"reset\"", "a route with a `fault` sends no body", "4:13"),
