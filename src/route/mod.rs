@@ -784,13 +784,20 @@ impl Router {
                 Answer { response, route: Some(route), pending: None, proxy: None }
             }
             Selected::Scripted { route, script, params, part } => {
-                let count = match part.as_deref() {
-                    None => route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1,
-                    Some(part) => part.next_count(route.key),
+                // HEAD is safe (RFC 9110, 9.2.1): it gets what the next GET would get and moves nothing, so that a
+                // monitor or a link checker does not change what the next GET answers. Checked here, on the
+                // scripted path only: plain routes do not pay for it.
+                let head = req.method == Method::HEAD;
+                let count = if head {
+                    peek_count(route, part.as_deref())
+                } else {
+                    next_count(route, part.as_deref())
                 };
                 let (response, pending, proxy) = self.scripted(route, script, &params, &data, part.as_deref(), count);
                 // After the answer is made: its templates see the state the request matched in.
-                if let Some(sc) = &script.scenario {
+                if let Some(sc) = &script.scenario
+                    && !head
+                {
                     sc.advance_in(part.as_deref());
                 }
                 Answer { response, route: Some(route), pending, proxy }
@@ -942,8 +949,9 @@ impl Router {
                 }
             }
             Selected::Scripted { route, script, params, part } => {
+                // HEAD moves nothing (see `Router::route`): in the store, one read and no write.
+                let head = req.method == Method::HEAD;
                 let count = if script.shared {
-                    let scenario = script.scenario.as_ref().and_then(RouteScenario::move_spec);
                     let own;
                     let counter = if partition == state::DEFAULT_PARTITION {
                         script.counter.get_or_init(|| store.counter(partition, route.key))
@@ -951,15 +959,20 @@ impl Router {
                         own = store.counter(partition, route.key);
                         &own
                     };
-                    match store.count(partition, counter, scenario).await {
+                    let counted = if head {
+                        store.peek(counter).await
+                    } else {
+                        let scenario = script.scenario.as_ref().and_then(RouteScenario::move_spec);
+                        store.count(partition, counter, scenario).await
+                    };
+                    match counted {
                         Ok(count) => count.max(1),
                         Err(e) => return unavailable(req, Some(route), &e),
                     }
+                } else if head {
+                    peek_count(route, part.as_deref())
                 } else {
-                    match part.as_deref() {
-                        None => route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1,
-                        Some(part) => part.next_count(route.key),
-                    }
+                    next_count(route, part.as_deref())
                 };
                 let seen = states.as_ref().or(part.as_deref());
                 let (response, pending, proxy) = self.scripted(route, script, &params, &data, seen, count);
@@ -1173,6 +1186,23 @@ impl Router {
 const CA_HELP: &str = "give a PEM file of CA certificates (`-----BEGIN CERTIFICATE-----` blocks) as proxy.ca";
 
 /// `insecure = true` is said at every load: a setting that turns certificate checks off should not go unnoticed.
+/// Counts one more answer of a scripted route, in the request's partition (the route's own counter when none): the
+/// answer's 1-based count.
+fn next_count(route: &Route, part: Option<&Partition>) -> u64 {
+    match part {
+        None => route.stats.answers.fetch_add(1, Ordering::Relaxed) + 1,
+        Some(part) => part.next_count(route.key),
+    }
+}
+
+/// The count the next answer of a scripted route would get, without counting it (for a `HEAD`).
+fn peek_count(route: &Route, part: Option<&Partition>) -> u64 {
+    match part {
+        None => route.stats.answers.load(Ordering::Relaxed).saturating_add(1),
+        Some(part) => part.peek_count(route.key),
+    }
+}
+
 fn warn_insecure(p: &crate::config::proxy::ProxyConfig, at: &str) {
     if p.insecure {
         tracing::warn!("{at}: proxy to {} does not verify the upstream's certificate (insecure = true)", p.url);

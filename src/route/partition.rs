@@ -49,6 +49,12 @@ impl Partition {
         *n
     }
 
+    /// The count the next answer of the route with `key` would get, without counting it (for a `HEAD`, which
+    /// moves nothing).
+    pub(crate) fn peek_count(&self, key: u64) -> u64 {
+        locked(&self.counts).get(&key).copied().unwrap_or(0).saturating_add(1)
+    }
+
     /// The state of scenario `name` in this partition, if it moved from its start.
     pub(crate) fn scenario(&self, name: &str) -> Option<Arc<String>> {
         locked(&self.scenarios).get(name).cloned()

@@ -288,6 +288,19 @@ impl RemoteState {
         self.run("counting a route's answer", async move { invocation.invoke_async::<u64>(&mut conn).await }).await
     }
 
+    /// The count the next answer of the route whose counter is `counter` would get (1 for the first), without
+    /// counting it or moving a scenario: one `GET`, for a `HEAD` request, which must leave the state as it was.
+    pub async fn peek(&self, counter: &Counter) -> Result<u64, StateError> {
+        let mut conn = self.conn.clone();
+        // Made here rather than kept with the counter: `HEAD` is rare, and every counter would pay for it.
+        let mut get = redis::cmd("GET");
+        get.arg(&counter.key);
+        let now = self
+            .run("reading a route's answer count", async move { get.query_async::<Option<u64>>(&mut conn).await })
+            .await?;
+        Ok(now.unwrap_or(0).saturating_add(1))
+    }
+
     /// The states of scenarios `names`, in order (none: never moved, so in the start state).
     pub async fn scenario_states(&self, partition: &str, names: &[&str]) -> Result<Vec<Option<String>>, StateError> {
         if names.is_empty() {
