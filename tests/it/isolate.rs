@@ -1,7 +1,7 @@
 //! `[server] isolate` against the real binary: 8 parallel clients running the same stateful flow (a sequence, a
 //! scenario, a resource write) on one server, each with its own id, never see each other; requests without the id
 //! share the default partition; `GET /__admin/requests?isolate=ID` and `POST /__admin/reset?isolate=ID`; query and
-//! cookie keys; a bad setting is a load error.
+//! cookie keys; a `HEAD` that moves nothing in its partition; a bad setting is a load error.
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -172,6 +172,39 @@ fn reset_with_isolate_resets_only_that_partition() {
     assert_eq!(c.post(bin.url("/__admin/reset")).header("x-hotroute", "1").send().unwrap().status(), 200);
     assert_eq!(get(&c, &bin, "/flaky", Some("b")).0, 503);
     assert_eq!(get(&c, &bin, "/users/2", Some("b")).0, 404);
+}
+
+#[test]
+fn a_head_in_a_partition_moves_nothing_there() {
+    let routes = format!(
+        "{ROUTES}\n[[route]]\npath = \"/door\"\nscenario = \"door\"\nnext_state = \"open\"\ntemplate = true\n\
+         headers = {{ x-door = \"{{{{ scenario.door }}}}\" }}\nbody = \"was {{{{ scenario.door }}}}\"\n"
+    );
+    let running = Bin::start(&routes);
+    let bin = Server(running.addr);
+    let c = client();
+    let head = |path: &str, id: &str, name: &str| {
+        let r = c.head(bin.url(path)).header("x-test-id", id).send().unwrap();
+        (r.status().as_u16(), r.headers()[name].to_str().unwrap().to_owned())
+    };
+    // The first item's status and length ("first"), twice: the HEADs did not count.
+    assert_eq!(head("/flaky", "a", "content-length"), (503, "5".into()));
+    assert_eq!(head("/flaky", "a", "content-length"), (503, "5".into()));
+    assert_eq!(get(&c, &bin, "/flaky", Some("a")), (503, "first".into()));
+    assert_eq!(head("/flaky", "a", "content-length"), (200, "6".into()), "the HEAD sees the partition's next item");
+    assert_eq!(get(&c, &bin, "/flaky", Some("a")), (200, "second".into()));
+    assert_eq!(head("/count", "a", "content-length").0, 200);
+    assert_eq!(get(&c, &bin, "/count", Some("a")).1, "1");
+    // A route whose answer moves its scenario: the HEAD sees the state and leaves it.
+    assert_eq!(head("/door", "a", "x-door"), (200, "started".into()));
+    assert_eq!(head("/door", "a", "x-door"), (200, "started".into()));
+    assert_eq!(get(&c, &bin, "/door", Some("a")).1, "was started");
+    assert_eq!(head("/door", "a", "x-door"), (200, "open".into()), "the GET moved it");
+    // Another partition and the default one were not touched.
+    assert_eq!(get(&c, &bin, "/flaky", Some("b")), (503, "first".into()));
+    assert_eq!(get(&c, &bin, "/door", Some("b")).1, "was started");
+    assert_eq!(get(&c, &bin, "/flaky", None), (503, "first".into()));
+    assert_eq!(get(&c, &bin, "/door", None).1, "was started");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! `sequence`, `repeat`, `count` across reloads, and `delay`.
+//! `sequence`, `repeat`, `count` across reloads, `delay`, and `HEAD`, which gets what the next `GET` would get and
+//! moves nothing.
 
 use crate::common;
 
@@ -140,6 +141,75 @@ async fn sequence_items_have_their_own_delay() {
     assert_eq!(answers(&s, "/warmup", 1).await[0].1, "cold");
     assert!(t.elapsed() >= Duration::from_secs(1));
     assert_eq!(answers(&s, "/warmup", 1).await[0].1, "warm");
+    s.stop().await;
+}
+
+const HEAD_SAFE: &str = r#"
+[[route]]
+path = "/seq"
+sequence = [
+  { body = "one", headers = { x-item = "1" } },
+  { status = 202, body = "two!", headers = { x-item = "2" } },
+]
+
+[[route]]
+path = "/count"
+template = true
+headers = { x-count = "{{ count }}" }
+body = "{{ count }}"
+
+# Answers once: the second answer is a 404.
+[[route]]
+path = "/once"
+template = true
+status = "{{ 200 if count == 1 else 404 }}"
+body = "{{ 'here' if count == 1 else 'gone' }}"
+"#;
+
+/// A HEAD's status and the header `name` (and that it has no body).
+async fn head(s: &TestServer, path: &str, name: &str) -> (u16, String) {
+    let res = client().head(s.url(path)).send().await.unwrap();
+    let status = res.status().as_u16();
+    let value = res.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert_eq!(res.bytes().await.unwrap().len(), 0, "a HEAD answer has no body");
+    (status, value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_gets_the_headers_of_the_next_sequence_item_and_moves_nothing() {
+    let s = TestServer::start(HEAD_SAFE).await;
+    // A monitor's HEADs, however many, leave the first item for the first GET.
+    for _ in 0..3 {
+        assert_eq!(head(&s, "/seq", "x-item").await, (200, "1".into()));
+    }
+    let res = client().head(s.url("/seq")).send().await.unwrap();
+    assert_eq!(res.headers()["content-length"], "3", "the length of the body the GET gets");
+    assert_eq!(answers(&s, "/seq", 1).await, [(200, "one".into())], "the HEADs did not move the sequence");
+    assert_eq!(head(&s, "/seq", "x-item").await, (202, "2".into()), "the HEAD sees the next item");
+    let res = client().head(s.url("/seq")).send().await.unwrap();
+    assert_eq!(res.headers()["content-length"], "4");
+    assert_eq!(answers(&s, "/seq", 2).await, [(202, "two!".into()), (202, "two!".into())]);
+    assert_eq!(s.live.router().routes()[0].count(), Some(3), "only the three GETs counted");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_sees_the_count_the_next_get_gets_and_does_not_count() {
+    let s = TestServer::start(HEAD_SAFE).await;
+    assert_eq!(head(&s, "/count", "x-count").await, (200, "1".into()));
+    assert_eq!(head(&s, "/count", "x-count").await, (200, "1".into()));
+    assert_eq!(answers(&s, "/count", 2).await, [(200, "1".into()), (200, "2".into())]);
+    assert_eq!(head(&s, "/count", "x-count").await, (200, "3".into()));
+    assert_eq!(answers(&s, "/count", 1).await, [(200, "3".into())]);
+
+    // A route that answers once still answers the HEAD (not 404), and then the one GET.
+    assert_eq!(head(&s, "/once", "content-length").await, (200, "4".into()));
+    assert_eq!(answers(&s, "/once", 2).await, [(200, "here".into()), (404, "gone".into())]);
+    assert_eq!(head(&s, "/once", "content-length").await.0, 404, "after its answer, the HEAD sees the 404 too");
+
+    // The journal still has the HEADs: they happened.
+    let heads = s.mock().requests().iter().filter(|r| r.method() == "HEAD").count();
+    assert_eq!(heads, 5);
     s.stop().await;
 }
 

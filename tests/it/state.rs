@@ -2,7 +2,7 @@
 //! names the states, `scenario.<name>` in templates, the admin endpoints (list, set, reset), a reload that keeps the
 //! states of scenarios that still exist, and the load errors of the new keys. Runtime routes over HTTP: added,
 //! overriding the file's, listed with their origin, removed, surviving reloads, refused with line and column.
-//! `POST /__admin/reset`.
+//! `POST /__admin/reset`. A `HEAD` leaves every scenario where it was.
 
 use crate::common;
 
@@ -207,6 +207,57 @@ fn reset_restores_the_journal_sequences_and_scenarios() {
     assert_eq!(s.state("todo"), "started");
     assert_eq!(s.get("/flaky").0, 503, "the sequence starts over");
     assert_eq!(items(&s.get("/todo").1), 1);
+}
+
+const DOOR: &str = r#"
+[[route]]
+path = "/door"
+scenario = "door"
+state = "started"
+next_state = "open"
+headers = { x-door = "opening" }
+body = "opening"
+
+[[route]]
+path = "/door"
+scenario = "door"
+state = "open"
+headers = { x-door = "open" }
+body = "already open"
+"#;
+
+/// A HEAD's status and `x-door` header.
+fn head_door(s: &Running, path: &str) -> (u16, String) {
+    let res = s.client.head(s.url(path)).send().unwrap();
+    let door = res.headers().get("x-door").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (res.status().as_u16(), door)
+}
+
+#[test]
+fn a_head_on_a_route_that_moves_its_scenario_leaves_the_state_where_it_was() {
+    let s = Running::start(DOOR);
+    for _ in 0..3 {
+        assert_eq!(head_door(&s, "/door"), (200, "opening".into()), "the HEAD gets what the next GET would");
+    }
+    assert_eq!(s.state("door"), "started", "HEAD is safe: the scenario did not move");
+    assert_eq!(s.get("/door"), (200, "opening".into()));
+    assert_eq!(s.state("door"), "open", "the GET moved it");
+    assert_eq!(head_door(&s, "/door"), (200, "open".into()));
+    assert_eq!(s.get("/door"), (200, "already open".into()));
+
+    // Runtime routes go through the same code.
+    let runtime = DOOR.replace("/door", "/gate").replace("\"door\"", "\"gate\"");
+    assert_eq!(add(&s, &runtime).0, 200);
+    assert_eq!(head_door(&s, "/gate"), (200, "opening".into()));
+    assert_eq!(s.state("gate"), "started");
+    assert_eq!(s.get("/gate"), (200, "opening".into()));
+    assert_eq!(s.state("gate"), "open");
+
+    // The journal still records the HEADs: they happened.
+    let (_, journal) = s.get("/__admin/requests");
+    let journal: serde_json::Value = serde_json::from_str(&journal).unwrap();
+    let heads = journal["requests"].as_array().unwrap().iter().filter(|r| r["method"] == "HEAD").count();
+    assert_eq!(heads, 5, "{journal}");
 }
 
 #[test]
