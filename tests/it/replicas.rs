@@ -6,7 +6,7 @@
 //! front of the three, as a round-robin load balancer, shows the deployment shape end to end. With `isolate`, each
 //! partition counts and moves apart in Redis; `openapi_validate` and WebSocket upgrades hold on that path too. A
 //! `[[resource]]` keeps its items in Redis: written on one replica, read, changed and deleted on the others, with
-//! generated ids unique across them.
+//! generated ids unique across them. A `HEAD` reads the count and the scenario and writes neither.
 //!
 //! Without `redis-server` on the PATH these tests say so loudly on stderr and pass (they cannot run).
 
@@ -264,6 +264,53 @@ fn a_scenario_moved_on_one_replica_is_seen_on_the_others_and_the_admin_api_sees_
     let reset = client.post(servers[0].url("/__admin/reset")).header("x-hotroute", "1").send().unwrap();
     assert_eq!(reset.status().as_u16(), 200);
     assert_eq!(get(&client, &servers[2].url("/todo")).1, "one item");
+}
+
+#[test]
+fn a_head_on_one_replica_moves_nothing_in_redis_and_the_next_get_on_another_gets_the_first_item() {
+    let Some(redis) = Redis::start() else { return };
+    let routes = r#"
+[[route]]
+path = "/seq"
+sequence = [{ body = "one", headers = { x-item = "1" } }, { body = "two", headers = { x-item = "2" } }]
+
+[[route]]
+path = "/door"
+scenario = "door"
+next_state = "open"
+template = true
+headers = { x-door = "{{ scenario.door }}" }
+body = "was {{ scenario.door }}"
+"#;
+    let servers = replicas(2, &shared(&redis, "isolate = \"header:x-test-id\"", routes));
+    let client = client();
+    let head = |server: &Bin, path: &str, id: Option<&str>, name: &str| {
+        let mut req = client.head(server.url(path));
+        if let Some(id) = id {
+            req = req.header("x-test-id", id);
+        }
+        let res = req.send().expect("the server answers");
+        (res.status().as_u16(), res.headers()[name].to_str().unwrap().to_owned())
+    };
+    for id in [None, Some("w1")] {
+        // The first item and the start state, on both replicas, however often: the HEADs moved nothing.
+        for server in [&servers[0], &servers[1], &servers[0]] {
+            assert_eq!(head(server, "/seq", id, "x-item"), (200, "1".into()), "{id:?}");
+            assert_eq!(head(server, "/door", id, "x-door"), (200, "started".into()), "{id:?}");
+        }
+    }
+    // A peek is a read: no counter and no scenario key was written.
+    assert_eq!(redis.command(&["KEYS", "*:count:*"]), "*0", "a HEAD wrote a counter");
+    assert_eq!(redis.command(&["KEYS", "*:scenario:*"]), "*0", "a HEAD moved a scenario");
+    for id in [None, Some("w1")] {
+        assert_eq!(get_as(&client, &servers[1], "/seq", id), "one", "{id:?}");
+        assert_eq!(head(&servers[0], "/seq", id, "x-item"), (200, "2".into()), "the HEAD sees the next item: {id:?}");
+        assert_eq!(get_as(&client, &servers[0], "/seq", id), "two", "{id:?}");
+        assert_eq!(get_as(&client, &servers[1], "/door", id), "was started", "{id:?}");
+        assert_eq!(head(&servers[0], "/door", id, "x-door"), (200, "open".into()), "the GET moved it: {id:?}");
+    }
+    // The GETs did write: the keys the HEADs left alone are these.
+    assert_eq!(redis.command(&["KEYS", "*:scenario:*"]), "*2");
 }
 
 /// Polls `url` (a journal) until `done` holds for its requests, for up to 10 s; returns them.
