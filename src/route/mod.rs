@@ -788,11 +788,7 @@ impl Router {
                 // monitor or a link checker does not change what the next GET answers. Checked here, on the
                 // scripted path only: plain routes do not pay for it.
                 let head = req.method == Method::HEAD;
-                let count = if head {
-                    peek_count(route, part.as_deref())
-                } else {
-                    next_count(route, part.as_deref())
-                };
+                let count = if head { peek_count(route, part.as_deref()) } else { next_count(route, part.as_deref()) };
                 let (response, pending, proxy) = self.scripted(route, script, &params, &data, part.as_deref(), count);
                 // After the answer is made: its templates see the state the request matched in.
                 if let Some(sc) = &script.scenario

@@ -61,7 +61,7 @@ mod reload;
 mod reload_safety;
 // Replicas sharing state through a real Redis: sequences, scenarios, the journal, outages, nginx in front.
 mod replicas;
-// `sequence`, `repeat`, `count` across reloads, and `delay`.
+// `sequence`, `repeat`, `count` across reloads, `delay`, and a `HEAD` that moves none of them.
 mod sequence;
 // `[[resource]]`: a json-server style REST collection, persisted, reloaded, in the admin API; its load errors.
 mod resources;
