@@ -786,14 +786,14 @@ impl Router {
             Selected::Scripted { route, script, params, part } => {
                 // HEAD is safe (RFC 9110, 9.2.1): it gets what the next GET would get and moves nothing, so that a
                 // monitor or a link checker does not change what the next GET answers. Checked here, on the
-                // scripted path only: plain routes do not pay for it.
-                let head = req.method == Method::HEAD;
-                let count = if head { peek_count(route, part.as_deref()) } else { next_count(route, part.as_deref()) };
+                // scripted path only, and answered out of line: plain routes do not pay for it.
+                if req.method == Method::HEAD {
+                    return self.scripted_head(route, script, &params, &data, part.as_deref());
+                }
+                let count = next_count(route, part.as_deref());
                 let (response, pending, proxy) = self.scripted(route, script, &params, &data, part.as_deref(), count);
                 // After the answer is made: its templates see the state the request matched in.
-                if let Some(sc) = &script.scenario
-                    && !head
-                {
+                if let Some(sc) = &script.scenario {
                     sc.advance_in(part.as_deref());
                 }
                 Answer { response, route: Some(route), pending, proxy }
@@ -975,6 +975,24 @@ impl Router {
                 Answer { response, route: Some(route), pending, proxy }
             }
         }
+    }
+
+    /// A scripted route's answer to a `HEAD`: the answer the next `GET` would get (the count it would get, the
+    /// scenario states as they are), and nothing moved. Kept out of line and cold: HEAD is rare, and the code of
+    /// the common request stays as small as it was.
+    #[cold]
+    #[inline(never)]
+    fn scripted_head<'r>(
+        &'r self,
+        route: &'r Route,
+        script: &'r Script,
+        params: &matchit::Params<'_, '_>,
+        data: &RequestData<'_>,
+        part: Option<&Partition>,
+    ) -> Answer<'r> {
+        let count = peek_count(route, part);
+        let (response, pending, proxy) = self.scripted(route, script, params, data, part, count);
+        Answer { response, route: Some(route), pending, proxy }
     }
 
     /// Renders a scripted route's answer number `count`; its templates see the scenario states of `part` (the
