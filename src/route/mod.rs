@@ -1199,7 +1199,6 @@ impl Router {
 
 const CA_HELP: &str = "give a PEM file of CA certificates (`-----BEGIN CERTIFICATE-----` blocks) as proxy.ca";
 
-/// `insecure = true` is said at every load: a setting that turns certificate checks off should not go unnoticed.
 /// Counts one more answer of a scripted route, in the request's partition (the route's own counter when none): the
 /// answer's 1-based count.
 fn next_count(route: &Route, part: Option<&Partition>) -> u64 {
@@ -1217,6 +1216,7 @@ fn peek_count(route: &Route, part: Option<&Partition>) -> u64 {
     }
 }
 
+/// `insecure = true` is said at every load: a setting that turns certificate checks off should not go unnoticed.
 fn warn_insecure(p: &crate::config::proxy::ProxyConfig, at: &str) {
     if p.insecure {
         tracing::warn!("{at}: proxy to {} does not verify the upstream's certificate (insecure = true)", p.url);
